@@ -1,0 +1,140 @@
+//! Parsing of the attribute's arguments: `#[rpc_method(name = "getBuild", perm = "admin")]`.
+
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
+
+use crate::errors::Errors;
+
+/// The keys the attribute understands, in the order error messages list them.
+const VALID_KEYS: &[&str] = &["name", "perm"];
+
+/// The parsed arguments; every field is optional.
+#[derive(Default)]
+pub(crate) struct MethodArgs {
+    /// `name = "..."`: the XML-RPC method name.
+    pub name: Option<LitStr>,
+    /// `perm = "..."`: the permission a caller needs.
+    pub perm: Option<LitStr>,
+}
+
+/// Parses the attribute's token stream, recording every problem in `errors` and
+/// keeping whatever was valid, so that all mistakes are reported in one compile.
+pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> MethodArgs {
+    let mut args = MethodArgs::default();
+    let metas = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens) {
+        Ok(metas) => metas,
+        Err(err) => {
+            errors.push(err);
+            return args;
+        }
+    };
+    for meta in metas {
+        let key = match meta.path().get_ident() {
+            Some(ident) => ident.to_string(),
+            None => {
+                errors.push(unknown_key(&meta, &path_text(meta.path())));
+                continue;
+            }
+        };
+        let slot = match key.as_str() {
+            "name" => &mut args.name,
+            "perm" => &mut args.perm,
+            _ => {
+                errors.push(unknown_key(meta.path(), &key));
+                continue;
+            }
+        };
+        if slot.is_some() {
+            errors.push(syn::Error::new_spanned(
+                meta.path(),
+                format!("duplicate key `{key}`: give it once"),
+            ));
+            continue;
+        }
+        match string_value(&meta, &key) {
+            Ok(lit) => match validate(&key, &lit) {
+                Ok(()) => *slot = Some(lit),
+                Err(err) => errors.push(err),
+            },
+            Err(err) => errors.push(err),
+        }
+    }
+    args
+}
+
+fn unknown_key(tokens: impl quote::ToTokens, key: &str) -> syn::Error {
+    let valid = VALID_KEYS
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    syn::Error::new_spanned(
+        tokens,
+        format!("unknown key `{key}` in #[rpc_method]; valid keys: {valid}"),
+    )
+}
+
+fn path_text(path: &syn::Path) -> String {
+    quote::quote!(#path).to_string().replace(' ', "")
+}
+
+/// Requires `key = "literal"`; the span of any error is the offending value (or the
+/// key when there is no value at all).
+fn string_value(meta: &Meta, key: &str) -> syn::Result<LitStr> {
+    let example = match key {
+        "name" => "name = \"getBuild\"",
+        _ => "perm = \"admin\"",
+    };
+    match meta {
+        Meta::NameValue(nv) => match &nv.value {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(lit), ..
+            }) => Ok(lit.clone()),
+            other => Err(syn::Error::new_spanned(
+                other,
+                format!("`{key}` must be a string literal, e.g. `{example}`"),
+            )),
+        },
+        _ => Err(syn::Error::new_spanned(
+            meta,
+            format!("expected `{example}`"),
+        )),
+    }
+}
+
+/// Checks the literal's content: XML-RPC method names are restricted to a known
+/// character set, and an empty permission would silently mean "anyone".
+fn validate(key: &str, lit: &LitStr) -> syn::Result<()> {
+    let value = lit.value();
+    match key {
+        "name" => {
+            if value.is_empty() {
+                return Err(syn::Error::new(lit.span(), "the method name must not be empty"));
+            }
+            if let Some(bad) = value.chars().find(|c| !is_method_name_char(*c)) {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "`{bad}` cannot appear in an XML-RPC method name \
+                         (allowed: letters, digits, `_`, `.`, `:`, `/`)"
+                    ),
+                ));
+            }
+        }
+        _ => {
+            if value.trim().is_empty() {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    "the permission must not be empty; omit `perm` for a method anyone may call",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The characters the XML-RPC specification allows in a method name.
+fn is_method_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '/')
+}
