@@ -1,0 +1,81 @@
+//! [`MethodCall`] and [`MethodResponse`]: the two messages of XML-RPC.
+
+use crate::{Fault, Struct, Value};
+
+/// The member koji's client adds to a trailing struct to mark it as keyword arguments.
+pub const STARSTAR: &str = "__starstar";
+
+/// A `<methodCall>`: a method name and positional parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MethodCall {
+    /// The `<methodName>`.
+    pub method_name: String,
+    /// The `<params>`, in order.
+    pub params: Vec<Value>,
+}
+
+impl MethodCall {
+    /// A call of `method_name` with `params`.
+    pub fn new(method_name: impl Into<String>, params: Vec<Value>) -> Self {
+        MethodCall {
+            method_name: method_name.into(),
+            params,
+        }
+    }
+
+    /// Splits off koji's keyword arguments: if the last parameter is a struct whose
+    /// `__starstar` member is `true`, removes it from `params` and returns its other members.
+    ///
+    /// ```
+    /// use hub_xmlrpc::{MethodCall, Struct, Value};
+    /// let mut kw = Struct::new();
+    /// kw.insert("owner", "alice");
+    /// kw.insert("__starstar", true);
+    /// let mut call = MethodCall::new("listBuilds", vec![Value::Int(1), Value::Struct(kw)]);
+    /// let named = call.split_kwargs().unwrap();
+    /// assert_eq!(call.params, vec![Value::Int(1)]);
+    /// assert_eq!(named.get("owner"), Some(&Value::from("alice")));
+    /// assert_eq!(named.len(), 1);
+    /// ```
+    pub fn split_kwargs(&mut self) -> Option<Struct> {
+        match self.params.last() {
+            Some(Value::Struct(s)) if s.get(STARSTAR) == Some(&Value::Bool(true)) => {}
+            _ => return None,
+        }
+        match self.params.pop() {
+            Some(Value::Struct(mut s)) => {
+                s.remove(STARSTAR);
+                Some(s)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A `<methodResponse>`: one value, or a fault.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MethodResponse {
+    /// `<params><param><value>`.
+    Success(Value),
+    /// `<fault>`.
+    Fault(Fault),
+}
+
+impl MethodResponse {
+    /// The value, or the fault as an error.
+    pub fn into_result(self) -> Result<Value, Fault> {
+        match self {
+            MethodResponse::Success(v) => Ok(v),
+            MethodResponse::Fault(f) => Err(f),
+        }
+    }
+}
+
+impl From<Result<Value, Fault>> for MethodResponse {
+    fn from(r: Result<Value, Fault>) -> Self {
+        match r {
+            Ok(v) => MethodResponse::Success(v),
+            Err(f) => MethodResponse::Fault(f),
+        }
+    }
+}
