@@ -1,27 +1,219 @@
 //! The writer: [`MethodCall`], values and faults to bytes.
+//!
+//! Compact output (no indentation), `<string>` always spelled out, integers as `<int>`
+//! when they fit in 32 bits and `<i8>` otherwise (koji's rule), `<nil/>` for `Nil`.
+//! Text escapes `&`, `<`, `>` and writes `\r` and other control characters as character
+//! references so they survive a round trip. Nesting is walked with an explicit stack, so
+//! a deep value cannot overflow the call stack.
+
+use base64::Engine as _;
 
 use crate::{Fault, MethodCall, Value};
 
+const DECL: &[u8] = b"<?xml version=\"1.0\"?>\n";
+
 /// Appends a `<methodCall>` document to `out`.
+///
+/// ```
+/// use hub_xmlrpc::{write_call, MethodCall, Value};
+/// let mut out = Vec::new();
+/// write_call(&MethodCall::new("echo", vec![Value::from("hello")]), &mut out);
+/// assert!(out.ends_with(b"<methodName>echo</methodName><params><param><value><string>hello</string></value></param></params></methodCall>"));
+/// ```
 pub fn write_call(call: &MethodCall, out: &mut Vec<u8>) {
-    let _ = (call, out);
-    todo!()
+    out.reserve(DECL.len() + 64 + call.method_name.len() + 48 * call.params.len());
+    out.extend_from_slice(DECL);
+    out.extend_from_slice(b"<methodCall><methodName>");
+    escape(&call.method_name, out);
+    out.extend_from_slice(b"</methodName><params>");
+    for p in &call.params {
+        out.extend_from_slice(b"<param>");
+        value(p, out);
+        out.extend_from_slice(b"</param>");
+    }
+    out.extend_from_slice(b"</params></methodCall>");
 }
 
 /// Appends a successful `<methodResponse>` carrying `value` to `out`.
-pub fn write_response(value: &Value, out: &mut Vec<u8>) {
-    let _ = (value, out);
-    todo!()
+pub fn write_response(v: &Value, out: &mut Vec<u8>) {
+    out.reserve(DECL.len() + 96);
+    out.extend_from_slice(DECL);
+    out.extend_from_slice(b"<methodResponse><params><param>");
+    value(v, out);
+    out.extend_from_slice(b"</param></params></methodResponse>");
 }
 
 /// Appends a fault `<methodResponse>` to `out`.
 pub fn write_fault(fault: &Fault, out: &mut Vec<u8>) {
-    let _ = (fault, out);
-    todo!()
+    out.reserve(DECL.len() + 192 + fault.message.len());
+    out.extend_from_slice(DECL);
+    out.extend_from_slice(
+        b"<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>",
+    );
+    out.extend_from_slice(itoa::Buffer::new().format(fault.code).as_bytes());
+    out.extend_from_slice(
+        b"</int></value></member><member><name>faultString</name><value><string>",
+    );
+    escape(&fault.message, out);
+    out.extend_from_slice(
+        b"</string></value></member></struct></value></fault></methodResponse>",
+    );
 }
 
-/// Appends a document whose root is one `<value>` (the counterpart of [`parse_value`](crate::parse_value)).
-pub fn write_value(value: &Value, out: &mut Vec<u8>) {
-    let _ = (value, out);
-    todo!()
+/// Appends a document whose root is one `<value>` (the counterpart of
+/// [`parse_value`](crate::parse_value)).
+pub fn write_value(v: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(DECL);
+    value(v, out);
+}
+
+/// One open container while writing.
+enum Open<'a> {
+    Array(std::slice::Iter<'a, Value>),
+    Struct(std::slice::Iter<'a, (String, Value)>),
+}
+
+/// Writes `<value>...</value>` for `v`, walking nested containers without recursion.
+pub(crate) fn value(v: &Value, out: &mut Vec<u8>) {
+    let mut stack: Vec<Open<'_>> = Vec::new();
+    let mut cur = v;
+    loop {
+        match cur {
+            Value::Array(items) => {
+                out.extend_from_slice(b"<value><array><data>");
+                stack.push(Open::Array(items.iter()));
+            }
+            Value::Struct(s) => {
+                out.extend_from_slice(b"<value><struct>");
+                stack.push(Open::Struct(s.iter()));
+            }
+            scalar => {
+                out.extend_from_slice(b"<value>");
+                write_scalar(scalar, out);
+                out.extend_from_slice(b"</value>");
+                if let Some(Open::Struct(_)) = stack.last() {
+                    out.extend_from_slice(b"</member>");
+                }
+            }
+        }
+        // Find the next value to write, closing the containers that are done.
+        loop {
+            let Some(top) = stack.last_mut() else { return };
+            match top {
+                Open::Array(it) => {
+                    if let Some(v) = it.next() {
+                        cur = v;
+                        break;
+                    }
+                }
+                Open::Struct(it) => {
+                    if let Some((name, v)) = it.next() {
+                        out.extend_from_slice(b"<member><name>");
+                        escape(name, out);
+                        out.extend_from_slice(b"</name>");
+                        cur = v;
+                        break;
+                    }
+                }
+            }
+            match stack.pop() {
+                Some(Open::Array(_)) => out.extend_from_slice(b"</data></array></value>"),
+                _ => out.extend_from_slice(b"</struct></value>"),
+            }
+            if let Some(Open::Struct(_)) = stack.last() {
+                out.extend_from_slice(b"</member>");
+            }
+        }
+    }
+}
+
+fn write_scalar(v: &Value, out: &mut Vec<u8>) {
+    match v {
+        Value::Int(i) => {
+            let mut buf = itoa::Buffer::new();
+            if i32::try_from(*i).is_ok() {
+                out.extend_from_slice(b"<int>");
+                out.extend_from_slice(buf.format(*i).as_bytes());
+                out.extend_from_slice(b"</int>");
+            } else {
+                out.extend_from_slice(b"<i8>");
+                out.extend_from_slice(buf.format(*i).as_bytes());
+                out.extend_from_slice(b"</i8>");
+            }
+        }
+        Value::Bool(b) => out.extend_from_slice(if *b {
+            b"<boolean>1</boolean>"
+        } else {
+            b"<boolean>0</boolean>"
+        }),
+        Value::String(s) => {
+            out.extend_from_slice(b"<string>");
+            escape(s, out);
+            out.extend_from_slice(b"</string>");
+        }
+        Value::Double(d) => {
+            out.extend_from_slice(b"<double>");
+            write_double(*d, out);
+            out.extend_from_slice(b"</double>");
+        }
+        Value::DateTime(dt) => {
+            let mut buf = [0u8; 40];
+            let n = dt.write_to(&mut buf);
+            out.extend_from_slice(b"<dateTime.iso8601>");
+            out.extend_from_slice(&buf[..n]);
+            out.extend_from_slice(b"</dateTime.iso8601>");
+        }
+        Value::Base64(bytes) => {
+            out.extend_from_slice(b"<base64>");
+            let start = out.len();
+            let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+            out.resize(start + len, 0);
+            let n = base64::engine::general_purpose::STANDARD
+                .encode_slice(bytes, &mut out[start..])
+                .unwrap_or(0);
+            out.truncate(start + n);
+            out.extend_from_slice(b"</base64>");
+        }
+        Value::Nil => out.extend_from_slice(b"<nil/>"),
+        Value::Array(_) | Value::Struct(_) => {}
+    }
+}
+
+fn write_double(d: f64, out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    if d.is_finite() && d.fract() == 0.0 && d.abs() < 1e15 {
+        // Integral: `1.0`, as Python's repr writes it.
+        let _ = write!(out, "{d:.1}");
+    } else {
+        // Shortest representation that reads back to the same bits.
+        let _ = write!(out, "{d}");
+    }
+}
+
+/// Escapes text content: `&`, `<`, `>`, and control characters other than tab and
+/// newline (as character references).
+pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let rep: &[u8] = match b {
+            b'&' => b"&amp;",
+            b'<' => b"&lt;",
+            b'>' => b"&gt;",
+            b'\t' | b'\n' => continue,
+            0..=0x1f => {
+                out.extend_from_slice(&bytes[start..i]);
+                out.extend_from_slice(b"&#");
+                out.extend_from_slice(itoa::Buffer::new().format(b).as_bytes());
+                out.push(b';');
+                start = i + 1;
+                continue;
+            }
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(rep);
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
 }
