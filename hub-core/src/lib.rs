@@ -7,6 +7,8 @@
 //! - `lifecycle`: what every request goes through, from setup to teardown.
 
 pub mod context;
+mod introspection;
+pub mod params;
 pub mod registry;
 
 pub use context::Context;

@@ -4,6 +4,9 @@
 //! CONTRACT (shared by hub-macros, the engine and the lifecycle; change only together):
 //! the types in this file above the `Registry` section.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -98,28 +101,507 @@ inventory::collect!(MethodDef);
 
 // ---- Registry (owned by the registry work; the engine only calls `get`) ----
 
-/// The methods a server serves.
-#[derive(Debug, Default)]
-pub struct Registry {}
+/// A blocking method registered at run time.
+type BlockingFn = dyn Fn(&Context, Params) -> Result<Value, RpcError> + Send + Sync;
+/// An async method registered at run time.
+type AsyncFn = dyn Fn(Arc<Context>, Params) -> BoxFuture<Result<Value, RpcError>> + Send + Sync;
 
-// The engine relies on exactly this surface of the registry (the registry work
-// provides the bodies and everything else: builder, inventory collection,
-// duplicate detection, built-in introspection methods):
-//
-//   impl Registry {
-//       /// Every `#[rpc_method]` in the binary plus the built-ins; errors on duplicates.
-//       pub fn from_inventory() -> Result<Registry, RegistryError>;
-//       pub fn builder() -> RegistryBuilder;      // run-time registration
-//       pub fn get(&self, name: &str) -> Option<&Arc<Method>>;
-//       pub fn names(&self) -> impl Iterator<Item = &str>;
-//   }
-//   impl Method {
-//       pub fn name(&self) -> &str;
-//       pub fn perm(&self) -> Option<&str>;
-//       pub fn is_blocking(&self) -> bool;
-//       /// Runs the handler on the calling thread (an async one is driven to completion
-//       /// only if it is ready; callers use `call_async` for those).
-//       pub fn call_blocking(&self, ctx: &Context, params: Params) -> Result<Value, RpcError>;
-//       /// Runs the handler as a future (a blocking one runs inline when polled).
-//       pub fn call_async(&self, ctx: Arc<Context>, params: Params) -> BoxFuture<Result<Value, RpcError>>;
-//   }
+/// Where a method was declared (`#[rpc_method]`) or registered (run time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Origin {
+    /// The source file.
+    pub file: &'static str,
+    /// The line in that file.
+    pub line: u32,
+}
+
+impl Origin {
+    /// The location of the caller of a `#[track_caller]` function.
+    #[track_caller]
+    fn caller() -> Self {
+        let location = std::panic::Location::caller();
+        Origin {
+            file: location.file(),
+            line: location.line(),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file, self.line)
+    }
+}
+
+/// One parameter as introspection describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// The parameter's name, also its keyword-argument name.
+    pub name: Cow<'static, str>,
+    /// The XML-RPC type (`int`, `struct`, `any`, ...).
+    pub xmlrpc_type: Cow<'static, str>,
+    /// The Rust type as written (`"Value"` for run-time methods that did not say).
+    pub rust_type: Cow<'static, str>,
+    /// May be omitted by the caller.
+    pub optional: bool,
+}
+
+/// How a [`Method`] runs.
+#[derive(Clone)]
+enum Call {
+    /// Declared with `#[rpc_method]`.
+    Static(Handler),
+    /// A blocking closure registered at run time.
+    Blocking(Arc<BlockingFn>),
+    /// An async closure registered at run time.
+    Async(Arc<AsyncFn>),
+}
+
+/// One method of a [`Registry`]: its description and the code that runs it.
+///
+/// Methods declared with `#[rpc_method]` come from [`MethodDef`]s; run-time ones
+/// are built with [`Method::blocking`] or [`Method::asynchronous`] and described
+/// with the `with_*` methods.
+pub struct Method {
+    name: Cow<'static, str>,
+    doc: Cow<'static, str>,
+    params: Vec<ParamInfo>,
+    returns: Cow<'static, str>,
+    perm: Option<Cow<'static, str>>,
+    call: Call,
+    origin: Origin,
+}
+
+impl fmt::Debug for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Method")
+            .field("name", &self.name)
+            .field("signature", &self.signature())
+            .field("perm", &self.perm)
+            .field("blocking", &self.is_blocking())
+            .field("origin", &self.origin)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Method {
+    /// The method an `#[rpc_method]` declared.
+    pub fn from_def(def: &'static MethodDef) -> Self {
+        Method {
+            name: Cow::Borrowed(def.name),
+            doc: Cow::Borrowed(def.doc),
+            params: def
+                .params
+                .iter()
+                .map(|param| ParamInfo {
+                    name: Cow::Borrowed(param.name),
+                    xmlrpc_type: Cow::Borrowed((param.xmlrpc_type)()),
+                    rust_type: Cow::Borrowed(param.rust_type),
+                    optional: param.optional,
+                })
+                .collect(),
+            returns: Cow::Borrowed((def.returns)()),
+            perm: def.perm.map(Cow::Borrowed),
+            call: Call::Static(def.handler),
+            origin: Origin {
+                file: def.file,
+                line: def.line,
+            },
+        }
+    }
+
+    /// A blocking method running `handler`; it takes the raw [`Params`] (decode
+    /// them with [`Args`](crate::params::Args)). Its origin is the caller's location.
+    #[track_caller]
+    pub fn blocking<F>(name: impl Into<Cow<'static, str>>, handler: F) -> Self
+    where
+        F: Fn(&Context, Params) -> Result<Value, RpcError> + Send + Sync + 'static,
+    {
+        Self::new(
+            name.into(),
+            Call::Blocking(Arc::new(handler)),
+            Origin::caller(),
+        )
+    }
+
+    /// An async method running the future `handler` returns. Its origin is the
+    /// caller's location.
+    #[track_caller]
+    pub fn asynchronous<F, Fut>(name: impl Into<Cow<'static, str>>, handler: F) -> Self
+    where
+        F: Fn(Arc<Context>, Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        let boxed =
+            move |ctx: Arc<Context>, params: Params| -> BoxFuture<Result<Value, RpcError>> {
+                Box::pin(handler(ctx, params))
+            };
+        Self::new(name.into(), Call::Async(Arc::new(boxed)), Origin::caller())
+    }
+
+    fn new(name: Cow<'static, str>, call: Call, origin: Origin) -> Self {
+        Method {
+            name,
+            doc: Cow::Borrowed(""),
+            params: Vec::new(),
+            returns: Cow::Borrowed("any"),
+            perm: None,
+            call,
+            origin,
+        }
+    }
+
+    /// Sets the help text.
+    pub fn with_doc(mut self, doc: impl Into<Cow<'static, str>>) -> Self {
+        self.doc = doc.into();
+        self
+    }
+
+    /// Appends a required parameter of the given XML-RPC type (for introspection;
+    /// the handler decodes what it gets).
+    pub fn with_param(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        xmlrpc_type: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        self.push_param(name.into(), xmlrpc_type.into(), false);
+        self
+    }
+
+    /// Appends an optional parameter (it must come after the required ones).
+    pub fn with_optional_param(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        xmlrpc_type: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        self.push_param(name.into(), xmlrpc_type.into(), true);
+        self
+    }
+
+    fn push_param(
+        &mut self,
+        name: Cow<'static, str>,
+        xmlrpc_type: Cow<'static, str>,
+        optional: bool,
+    ) {
+        self.params.push(ParamInfo {
+            name,
+            xmlrpc_type,
+            rust_type: Cow::Borrowed("Value"),
+            optional,
+        });
+    }
+
+    /// Sets the XML-RPC type of the result (default `"any"`).
+    pub fn with_returns(mut self, xmlrpc_type: impl Into<Cow<'static, str>>) -> Self {
+        self.returns = xmlrpc_type.into();
+        self
+    }
+
+    /// Requires a permission of callers.
+    pub fn with_perm(mut self, perm: impl Into<Cow<'static, str>>) -> Self {
+        self.perm = Some(perm.into());
+        self
+    }
+
+    /// The XML-RPC method name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The help text (possibly empty).
+    pub fn doc(&self) -> &str {
+        &self.doc
+    }
+
+    /// The permission a caller needs, if any.
+    pub fn perm(&self) -> Option<&str> {
+        self.perm.as_deref()
+    }
+
+    /// The parameters, the context excluded.
+    pub fn params(&self) -> &[ParamInfo] {
+        &self.params
+    }
+
+    /// The XML-RPC type of the result.
+    pub fn returns(&self) -> &str {
+        &self.returns
+    }
+
+    /// Where the method was declared or registered.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// `true` if the method may block and must run on the worker pool; `false` for
+    /// async methods, which run on an IO unit.
+    pub fn is_blocking(&self) -> bool {
+        match &self.call {
+            Call::Static(Handler::Blocking(_)) | Call::Blocking(_) => true,
+            Call::Static(Handler::Async(_)) | Call::Async(_) => false,
+        }
+    }
+
+    /// The full signature: the result type, then every parameter's type.
+    pub fn signature(&self) -> Vec<&str> {
+        std::iter::once(self.returns())
+            .chain(self.params.iter().map(|param| &*param.xmlrpc_type))
+            .collect()
+    }
+
+    /// One signature per accepted number of arguments, shortest first: optional
+    /// parameters may be left off the end.
+    pub fn signatures(&self) -> Vec<Vec<&str>> {
+        let full = self.signature();
+        let required = self
+            .params
+            .iter()
+            .take_while(|param| !param.optional)
+            .count();
+        (required..=self.params.len())
+            .map(|arity| full[..=arity].to_vec())
+            .collect()
+    }
+
+    /// Koji's argument description: `(build_id, strict=None)`.
+    pub fn argdesc(&self) -> String {
+        let args: Vec<String> = self
+            .params
+            .iter()
+            .map(|param| {
+                if param.optional {
+                    format!("{}=None", param.name)
+                } else {
+                    param.name.to_string()
+                }
+            })
+            .collect();
+        format!("({})", args.join(", "))
+    }
+
+    /// Runs the method on the calling thread.
+    ///
+    /// Only blocking methods can run this way: an async method needs an
+    /// `Arc<Context>` (use [`call_async`](Self::call_async)), and gets a fault
+    /// saying so.
+    pub fn call_blocking(&self, ctx: &Context, params: Params) -> Result<Value, RpcError> {
+        match &self.call {
+            Call::Static(Handler::Blocking(handler)) => handler(ctx, params),
+            Call::Blocking(handler) => handler(ctx, params),
+            Call::Static(Handler::Async(_)) | Call::Async(_) => Err(RpcError::Fault(Fault::new(
+                crate::params::ENCODE_FAULT_CODE,
+                format!(
+                    "method `{}` is async and cannot run as a blocking call",
+                    self.name
+                ),
+            ))),
+        }
+    }
+
+    /// Runs the method as a future; a blocking method runs inline when polled.
+    pub fn call_async(
+        &self,
+        ctx: Arc<Context>,
+        params: Params,
+    ) -> BoxFuture<Result<Value, RpcError>> {
+        match &self.call {
+            Call::Static(Handler::Async(handler)) => handler(ctx, params),
+            Call::Async(handler) => handler(ctx, params),
+            Call::Static(Handler::Blocking(handler)) => {
+                let handler = *handler;
+                Box::pin(async move { handler(&ctx, params) })
+            }
+            Call::Blocking(handler) => {
+                let handler = Arc::clone(handler);
+                Box::pin(async move { handler(&ctx, params) })
+            }
+        }
+    }
+}
+
+/// The methods a server serves, by name.
+///
+/// ```
+/// # use hub_core::registry::Registry;
+/// let registry = Registry::from_inventory().expect("no two methods share a name");
+/// assert!(registry.get("system.listMethods").is_some());
+/// ```
+#[derive(Debug, Default)]
+pub struct Registry {
+    methods: BTreeMap<String, Arc<Method>>,
+}
+
+impl Registry {
+    /// Every `#[rpc_method]` linked into the binary, plus the built-in introspection
+    /// methods. Two methods with one name are an error naming both locations.
+    pub fn from_inventory() -> Result<Registry, RegistryError> {
+        Registry::builder().with_inventory().build()
+    }
+
+    /// A builder for run-time registration; it starts with the built-in
+    /// introspection methods only ([`RegistryBuilder::with_inventory`] adds the
+    /// declared ones).
+    pub fn builder() -> RegistryBuilder {
+        RegistryBuilder {
+            methods: crate::introspection::builtins(),
+        }
+    }
+
+    /// The method called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Method>> {
+        self.methods.get(name)
+    }
+
+    /// The method names, sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.methods.keys().map(String::as_str)
+    }
+
+    /// The methods, sorted by name.
+    pub fn methods(&self) -> impl Iterator<Item = &Arc<Method>> {
+        self.methods.values()
+    }
+
+    /// The number of methods.
+    pub fn len(&self) -> usize {
+        self.methods.len()
+    }
+
+    /// `true` if there is no method at all.
+    pub fn is_empty(&self) -> bool {
+        self.methods.is_empty()
+    }
+}
+
+/// Collects methods, then checks that no name is taken twice.
+///
+/// ```
+/// # use hub_core::registry::{Method, Registry};
+/// # use hub_xmlrpc::Value;
+/// let registry = Registry::builder()
+///     .with_inventory()
+///     .method(Method::blocking("plugin.ping", |_ctx, _params| Ok(Value::from("pong"))).with_returns("string"))
+///     .build()?;
+/// assert_eq!(registry.get("plugin.ping").map(|m| m.signature()), Some(vec!["string"]));
+/// # Ok::<(), hub_core::registry::RegistryError>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RegistryBuilder {
+    methods: Vec<Method>,
+}
+
+impl RegistryBuilder {
+    /// Adds every `#[rpc_method]` linked into the binary.
+    pub fn with_inventory(mut self) -> Self {
+        self.methods.extend(
+            inventory::iter::<MethodDef>
+                .into_iter()
+                .map(Method::from_def),
+        );
+        self
+    }
+
+    /// Adds one method.
+    pub fn method(mut self, method: Method) -> Self {
+        self.methods.push(method);
+        self
+    }
+
+    /// Adds a blocking method with no description; shorthand for
+    /// `.method(Method::blocking(name, handler))`.
+    #[track_caller]
+    pub fn blocking<F>(self, name: impl Into<Cow<'static, str>>, handler: F) -> Self
+    where
+        F: Fn(&Context, Params) -> Result<Value, RpcError> + Send + Sync + 'static,
+    {
+        let method = Method::blocking(name, handler);
+        self.method(method)
+    }
+
+    /// Adds an async method with no description; shorthand for
+    /// `.method(Method::asynchronous(name, handler))`.
+    #[track_caller]
+    pub fn asynchronous<F, Fut>(self, name: impl Into<Cow<'static, str>>, handler: F) -> Self
+    where
+        F: Fn(Arc<Context>, Params) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        let method = Method::asynchronous(name, handler);
+        self.method(method)
+    }
+
+    /// The registry, or an error listing every name taken more than once with all
+    /// the places that take it.
+    pub fn build(self) -> Result<Registry, RegistryError> {
+        let mut origins: BTreeMap<String, Vec<Origin>> = BTreeMap::new();
+        for method in &self.methods {
+            origins
+                .entry(method.name.to_string())
+                .or_default()
+                .push(method.origin);
+        }
+        let duplicates: Vec<DuplicateMethod> = origins
+            .into_iter()
+            .filter(|(_, origins)| origins.len() > 1)
+            .map(|(name, mut origins)| {
+                // Link order is not stable: sort so the message is.
+                origins.sort();
+                DuplicateMethod { name, origins }
+            })
+            .collect();
+        if !duplicates.is_empty() {
+            return Err(RegistryError { duplicates });
+        }
+        let methods = self
+            .methods
+            .into_iter()
+            .map(|method| (method.name.to_string(), Arc::new(method)))
+            .collect();
+        Ok(Registry { methods })
+    }
+}
+
+/// A method name taken more than once, and everywhere it is taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateMethod {
+    /// The XML-RPC method name.
+    pub name: String,
+    /// The declarations or registrations, sorted.
+    pub origins: Vec<Origin>,
+}
+
+/// Why a registry could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError {
+    duplicates: Vec<DuplicateMethod>,
+}
+
+impl RegistryError {
+    /// The names taken more than once, sorted by name.
+    pub fn duplicates(&self) -> &[DuplicateMethod] {
+        &self.duplicates
+    }
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, duplicate) in self.duplicates.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            let places: Vec<String> = duplicate.origins.iter().map(ToString::to_string).collect();
+            write!(
+                f,
+                "method `{}` is defined {} times: at {}",
+                duplicate.name,
+                duplicate.origins.len(),
+                places.join(" and at ")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RegistryError {}

@@ -110,7 +110,10 @@ fn validate(key: &str, lit: &LitStr) -> syn::Result<()> {
     match key {
         "name" => {
             if value.is_empty() {
-                return Err(syn::Error::new(lit.span(), "the method name must not be empty"));
+                return Err(syn::Error::new(
+                    lit.span(),
+                    "the method name must not be empty",
+                ));
             }
             if let Some(bad) = value.chars().find(|c| !is_method_name_char(*c)) {
                 return Err(syn::Error::new(
