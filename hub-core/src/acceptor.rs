@@ -1,0 +1,133 @@
+//! The acceptor: owns the listener (SO_REUSEADDR, backlog 1024), deals accepted connections
+//! round robin to the units, refuses connections past `max_connections` with a `503`.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::server::Shared;
+use crate::unit::Unit;
+
+/// Binds `addr` with address reuse on and a backlog of 1024.
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Accepts until shutdown, then drops the listener and hangs up on the units (which then
+/// drain). Runs on the acceptor thread's runtime.
+pub(crate) async fn run(
+    listener: TcpListener,
+    units: Vec<Unit>,
+    shared: Arc<Shared>,
+) -> Vec<JoinHandle<()>> {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("cannot register listener: {e}");
+            shared.shutdown.shutdown();
+            return hang_up(units);
+        }
+    };
+    let counters = &shared.stats.counters;
+    let max = shared.config.max_connections as u64;
+    let mut next = 0;
+    loop {
+        let accepted = tokio::select! {
+            () = shared.shutdown.wait() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                counters.accept_failures.fetch_add(1, Relaxed);
+                tracing::warn!("accept failed: {e}");
+                // Out of descriptors and the like: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let held = counters.connections_held.fetch_add(1, Relaxed) + 1;
+        if held > max {
+            counters.connections_held.fetch_sub(1, Relaxed);
+            counters.connections_rejected.fetch_add(1, Relaxed);
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        counters.connections_accepted.fetch_add(1, Relaxed);
+        let handoff = stream.into_std().map(|s| (s, peer));
+        let sent = match handoff {
+            Ok(h) => units[next].tx.send(h).is_ok(),
+            Err(e) => {
+                tracing::warn!(%peer, "cannot hand off connection: {e}");
+                false
+            }
+        };
+        if !sent {
+            counters.connections_held.fetch_sub(1, Relaxed);
+        }
+        next = (next + 1) % units.len();
+    }
+    drop(listener);
+    hang_up(units)
+}
+
+/// Closes the hand-off channels (each unit then drains) and keeps the threads to join.
+fn hang_up(units: Vec<Unit>) -> Vec<JoinHandle<()>> {
+    units.into_iter().map(|u| u.thread).collect()
+}
+
+/// The whole answer to a connection over `max_connections`.
+const CANNED: &str = "HTTP/1.1 503 Service Unavailable\r\n\
+    Retry-After: 1\r\n\
+    Content-Type: text/plain; charset=utf-8\r\n\
+    Content-Length: 33\r\n\
+    Connection: close\r\n\
+    \r\n\
+    server busy: too many connections";
+
+/// Answers a connection over `max_connections` with `503` and closes it.
+///
+/// This is the one place that writes HTTP by hand: the connection is refused before it ever
+/// reaches hyper (handing it to a unit is exactly what over-capacity must avoid), so a fixed
+/// canned response is written on the raw socket. What the client already sent is read and
+/// discarded briefly after our half-close, so closing does not reset the connection before the
+/// client reads the answer.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    let work = async {
+        stream.write_all(CANNED.as_bytes()).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0usize;
+        while drained < 64 * 1024 {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        io::Result::Ok(())
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), work).await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn canned_length_matches() {
+        let (head, body) = super::CANNED.split_once("\r\n\r\n").expect("head");
+        assert!(
+            head.contains(&format!("Content-Length: {}\r\n", body.len())),
+            "{head}"
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! Server configuration: a TOML file (every key optional) or the [`crate::server::ServerBuilder`].
+//!
+//! Every option has a default, documented on its field; a file holding only `workers = 2` is
+//! valid. Unknown keys and bad values are startup errors that name the key.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Every engine option. Field names are the TOML keys.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on, `IP:PORT`. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// IO threads, each a single-threaded tokio runtime driving its connections.
+    /// Default: the number of CPUs, at most 4.
+    pub io_units: usize,
+    /// Worker threads running blocking handlers. Default 20 (phxrpc's `MaxThreads`).
+    pub workers: usize,
+    /// Connections held at once; past it a new connection is answered `503` and closed.
+    /// Default 100000.
+    pub max_connections: usize,
+    /// Blocking jobs waiting for a worker (one queue for the whole server); past it a request is
+    /// answered `503`. Default 20480 (phxrpc's `MaxQueueLength`).
+    pub max_queue_length: usize,
+    /// A blocking job that waited longer than this for a worker is answered `503` without being
+    /// executed. Default 500.
+    pub max_queue_wait_ms: u64,
+    /// QoS: when the average queue wait exceeds this, the fast-reject probability grows.
+    /// Default 20.
+    pub fast_reject_threshold_ms: u64,
+    /// QoS: percentage points the fast-reject probability moves per adjustment (1..=99).
+    /// Default 5.
+    pub fast_reject_adjust_rate: u32,
+    /// Bounds reading one request (headers, then body) and idle keep-alive. Default 30000.
+    pub socket_timeout_ms: u64,
+    /// Largest request body in bytes; larger ones are answered `413`. Default 4 MiB.
+    pub max_request_length: usize,
+    /// Paths that accept XML-RPC `POST`s. Default `["/", "/RPC2"]`.
+    pub rpc_paths: Vec<String>,
+    /// Seconds between `[SERVER_STAT]` log lines (only logged when there was traffic);
+    /// 0 disables them. Default 10.
+    pub stat_interval_secs: u64,
+    /// How long a graceful shutdown waits for in-flight requests. Default 10000.
+    pub drain_timeout_ms: u64,
+    /// Most calls in one `system.multicall`. Default 1000.
+    pub max_multicall_calls: usize,
+    /// Fault codes for the engine's own faults.
+    pub faults: FaultCodes,
+}
+
+/// The `[faults]` table: codes of the faults the server itself raises. Defaults follow the
+/// XML-RPC fault-code interoperability spec; a koji-compatible hub sets koji's codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultCodes {
+    /// The request is not well-formed XML. Default -32700.
+    pub not_well_formed: i32,
+    /// Well-formed XML, but not a valid XML-RPC call. Default -32600.
+    pub invalid_xmlrpc: i32,
+    /// No such method. Default -32601.
+    pub method_not_found: i32,
+    /// The arguments do not fit the method. Default -32602.
+    pub invalid_params: i32,
+    /// The handler panicked or the server failed. Default -32603.
+    pub internal_error: i32,
+    /// An application error without a code of its own. Default -32500.
+    pub application_error: i32,
+    /// A system-level refusal inside a call (e.g. a multicall entry refused). Default -32400.
+    pub system_error: i32,
+}
+
+impl Default for FaultCodes {
+    fn default() -> Self {
+        Self {
+            not_well_formed: -32700,
+            invalid_xmlrpc: -32600,
+            method_not_found: -32601,
+            invalid_params: -32602,
+            internal_error: -32603,
+            application_error: -32500,
+            system_error: -32400,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            io_units: cpus.clamp(1, 4),
+            workers: 20,
+            max_connections: 100_000,
+            max_queue_length: 20_480,
+            max_queue_wait_ms: 500,
+            fast_reject_threshold_ms: 20,
+            fast_reject_adjust_rate: 5,
+            socket_timeout_ms: 30_000,
+            max_request_length: 4 * 1024 * 1024,
+            rpc_paths: vec!["/".to_owned(), "/RPC2".to_owned()],
+            stat_interval_secs: 10,
+            drain_timeout_ms: 10_000,
+            max_multicall_calls: 1000,
+            faults: FaultCodes::default(),
+        }
+    }
+}
+
+/// A configuration that could not be used; the message names the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    message: String,
+}
+
+impl ConfigError {
+    /// An error about one key.
+    pub fn key(key: &str, problem: impl fmt::Display) -> Self {
+        Self {
+            message: format!("config key `{key}`: {problem}"),
+        }
+    }
+
+    fn other(message: String) -> Self {
+        Self { message }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses TOML text and validates it.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        // toml's messages name the offending key (`unknown field `x``, `... for key `workers``).
+        let config: Config =
+            toml::from_str(text).map_err(|e| ConfigError::other(format!("config: {e}")))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a TOML file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::other(format!("config {}: {e}", path.display())))?;
+        Self::from_toml(&text)
+    }
+
+    /// Checks values serde cannot: ranges and non-empty lists.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn at_least(key: &str, value: u64, min: u64) -> Result<(), ConfigError> {
+            if value < min {
+                return Err(ConfigError::key(
+                    key,
+                    format!("must be at least {min}, got {value}"),
+                ));
+            }
+            Ok(())
+        }
+        at_least("io_units", self.io_units as u64, 1)?;
+        at_least("workers", self.workers as u64, 1)?;
+        at_least("max_connections", self.max_connections as u64, 1)?;
+        at_least("max_queue_length", self.max_queue_length as u64, 1)?;
+        at_least("max_queue_wait_ms", self.max_queue_wait_ms, 1)?;
+        at_least("socket_timeout_ms", self.socket_timeout_ms, 1)?;
+        at_least("max_request_length", self.max_request_length as u64, 1)?;
+        at_least("max_multicall_calls", self.max_multicall_calls as u64, 1)?;
+        if !(1..=99).contains(&self.fast_reject_adjust_rate) {
+            return Err(ConfigError::key(
+                "fast_reject_adjust_rate",
+                format!("must be 1..=99, got {}", self.fast_reject_adjust_rate),
+            ));
+        }
+        if self.rpc_paths.is_empty() {
+            return Err(ConfigError::key("rpc_paths", "must hold at least one path"));
+        }
+        if let Some(bad) = self.rpc_paths.iter().find(|p| !p.starts_with('/')) {
+            return Err(ConfigError::key(
+                "rpc_paths",
+                format!("`{bad}` must start with `/`"),
+            ));
+        }
+        if self.io_units > 1024 || self.workers > 65_536 {
+            return Err(ConfigError::key(
+                if self.io_units > 1024 {
+                    "io_units"
+                } else {
+                    "workers"
+                },
+                "unreasonably large",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `socket_timeout_ms` as a duration.
+    pub fn socket_timeout(&self) -> Duration {
+        Duration::from_millis(self.socket_timeout_ms)
+    }
+
+    /// `max_queue_wait_ms` as a duration.
+    pub fn max_queue_wait(&self) -> Duration {
+        Duration::from_millis(self.max_queue_wait_ms)
+    }
+
+    /// `drain_timeout_ms` as a duration.
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_millis(self.drain_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_workers_is_valid() {
+        let c = Config::from_toml("workers = 2").expect("valid");
+        assert_eq!(c.workers, 2);
+        assert_eq!(c.max_queue_wait_ms, 500);
+        assert_eq!(c.rpc_paths, vec!["/", "/RPC2"]);
+        assert_eq!(c.faults.method_not_found, -32601);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml("wrokers = 2").expect_err("unknown");
+        assert!(e.to_string().contains("wrokers"), "{e}");
+        let e = Config::from_toml("[faults]\nnope = 1").expect_err("unknown");
+        assert!(e.to_string().contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = Config::from_toml("workers = \"many\"").expect_err("type");
+        assert!(e.to_string().contains("workers"), "{e}");
+        let e = Config::from_toml("workers = 0").expect_err("range");
+        assert!(e.to_string().contains("workers"), "{e}");
+        let e = Config::from_toml("listen = \"nowhere\"").expect_err("addr");
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::from_toml("fast_reject_adjust_rate = 100").expect_err("range");
+        assert!(e.to_string().contains("fast_reject_adjust_rate"), "{e}");
+    }
+
+    #[test]
+    fn faults_table() {
+        let c = Config::from_toml("[faults]\nmethod_not_found = 1000\ninvalid_params = 1019")
+            .expect("valid");
+        assert_eq!(c.faults.method_not_found, 1000);
+        assert_eq!(c.faults.invalid_params, 1019);
+        assert_eq!(c.faults.not_well_formed, -32700);
+    }
+}

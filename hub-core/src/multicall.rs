@@ -1,0 +1,104 @@
+//! `system.multicall`: many calls in one request, each isolated.
+//!
+//! Results come back in order: a success as a one-element array `[value]`, a failure as a
+//! struct `{faultCode, faultString}`. A nested `system.multicall` is refused for that entry
+//! only. Blocking entries go through the worker pool one after the other (so one batch holds at
+//! most one worker at a time and cannot starve other clients); async entries run inline. An
+//! entry refused by the queue answers the `system_error` fault; the others still run.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hub_xmlrpc::{Fault, MethodCall, Struct, Value};
+
+use crate::dispatch::{call_method, CallError};
+use crate::registry::Params;
+use crate::server::Shared;
+
+/// The wire name.
+pub const NAME: &str = "system.multicall";
+
+/// Runs a multicall whose single parameter is the array of calls.
+pub(crate) async fn run(
+    shared: &Arc<Shared>,
+    params: Params,
+    peer: Option<SocketAddr>,
+    headers: &http::HeaderMap,
+) -> Result<Value, CallError> {
+    let faults = shared.config.faults;
+    let mut positional = params.positional;
+    let calls =
+        match (positional.pop(), positional.is_empty(), &params.named) {
+            (Some(Value::Array(calls)), true, None) => calls,
+            _ => return Err(Fault::new(
+                faults.invalid_params,
+                "system.multicall takes one parameter: an array of {methodName, params} structs",
+            )
+            .into()),
+        };
+    let max = shared.config.max_multicall_calls;
+    if calls.len() > max {
+        return Err(Fault::new(
+            faults.invalid_params,
+            format!(
+                "system.multicall: {} calls, at most {max} allowed",
+                calls.len()
+            ),
+        )
+        .into());
+    }
+    let mut results = Vec::with_capacity(calls.len());
+    for entry in calls {
+        let outcome = match entry_call(entry, faults.invalid_params) {
+            Err(fault) => Err(CallError::Fault(fault)),
+            Ok(call) if call.method_name == NAME => Err(CallError::Fault(Fault::new(
+                faults.invalid_params,
+                "system.multicall may not be nested",
+            ))),
+            Ok(mut call) => {
+                let named = call.split_kwargs();
+                let params = Params {
+                    positional: call.params,
+                    named,
+                };
+                call_method(shared, call.method_name, params, peer, headers.clone()).await
+            }
+        };
+        results.push(match outcome {
+            Ok(v) => Value::Array(vec![v]),
+            Err(CallError::Fault(f)) => fault_struct(f),
+            Err(CallError::Refused(r)) => fault_struct(Fault::new(faults.system_error, r.reason())),
+        });
+    }
+    Ok(Value::Array(results))
+}
+
+/// Reads one `{methodName, params}` entry.
+fn entry_call(entry: Value, code: i32) -> Result<MethodCall, Fault> {
+    let Value::Struct(mut s) = entry else {
+        return Err(Fault::new(code, "multicall entry must be a struct"));
+    };
+    let name = match s.remove("methodName") {
+        Some(Value::String(n)) => n,
+        _ => {
+            return Err(Fault::new(
+                code,
+                "multicall entry needs a string methodName",
+            ))
+        }
+    };
+    let params = match s.remove("params") {
+        Some(Value::Array(p)) => p,
+        None => Vec::new(),
+        Some(_) => return Err(Fault::new(code, "multicall entry params must be an array")),
+    };
+    Ok(MethodCall::new(name, params))
+}
+
+/// A fault as a multicall result entry.
+fn fault_struct(f: Fault) -> Value {
+    let mut s = Struct::new();
+    s.insert("faultCode", Value::Int(i64::from(f.code)));
+    s.insert("faultString", Value::String(f.message));
+    Value::Struct(s)
+}

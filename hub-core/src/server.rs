@@ -1,0 +1,338 @@
+//! [`Server`]: builds the engine from a [`Config`] and a [`Registry`], starts its threads
+//! (acceptor, IO units, workers) and drains them on shutdown.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = hub_core::Server::builder().workers(4).listen("127.0.0.1:0".parse()?).build()?;
+//! server.run()?; // until SIGTERM or Ctrl-C, then drains
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hub_xmlrpc::Limits;
+
+use crate::config::{Config, ConfigError, FaultCodes};
+use crate::queue::JobQueue;
+use crate::registry::Registry;
+use crate::shutdown::ShutdownHandle;
+use crate::stats::{StatLine, Stats};
+
+/// What every part of a running server shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) limits: Limits,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) queue: Arc<JobQueue>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) shutdown: ShutdownHandle,
+    pub(crate) next_request_id: AtomicU64,
+}
+
+/// Why a server could not be built or started.
+#[derive(Debug)]
+pub enum ServerError {
+    /// A bad configuration; the message names the key.
+    Config(ConfigError),
+    /// The registry could not be built (e.g. duplicate method names).
+    Registry(String),
+    /// Binding the listener or starting a thread failed.
+    Io(io::Error),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Config(e) => e.fmt(f),
+            ServerError::Registry(e) => write!(f, "registry: {e}"),
+            ServerError::Io(e) => write!(f, "io: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<ConfigError> for ServerError {
+    fn from(e: ConfigError) -> Self {
+        ServerError::Config(e)
+    }
+}
+
+impl From<io::Error> for ServerError {
+    fn from(e: io::Error) -> Self {
+        ServerError::Io(e)
+    }
+}
+
+/// Sets every [`Config`] option in code; starts from the defaults (or a file).
+#[derive(Debug, Default)]
+#[must_use]
+pub struct ServerBuilder {
+    config: Config,
+    registry: Option<Arc<Registry>>,
+}
+
+macro_rules! setters {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty ),* $(,)?) => {
+        $( $(#[$doc])* pub fn $name(mut self, value: $ty) -> Self { self.config.$name = value; self } )*
+    };
+}
+
+impl ServerBuilder {
+    /// Replaces every option with `config`.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Loads every option from a TOML file.
+    pub fn config_file(self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        Ok(self.config(Config::from_file(path)?))
+    }
+
+    /// The methods to serve (default: [`Registry::from_inventory`]).
+    pub fn registry(mut self, registry: impl Into<Arc<Registry>>) -> Self {
+        self.registry = Some(registry.into());
+        self
+    }
+
+    setters! {
+        /// See [`Config::listen`].
+        listen: SocketAddr,
+        /// See [`Config::io_units`].
+        io_units: usize,
+        /// See [`Config::workers`].
+        workers: usize,
+        /// See [`Config::max_connections`].
+        max_connections: usize,
+        /// See [`Config::max_queue_length`].
+        max_queue_length: usize,
+        /// See [`Config::max_queue_wait_ms`].
+        max_queue_wait_ms: u64,
+        /// See [`Config::fast_reject_threshold_ms`].
+        fast_reject_threshold_ms: u64,
+        /// See [`Config::fast_reject_adjust_rate`].
+        fast_reject_adjust_rate: u32,
+        /// See [`Config::socket_timeout_ms`].
+        socket_timeout_ms: u64,
+        /// See [`Config::max_request_length`].
+        max_request_length: usize,
+        /// See [`Config::rpc_paths`].
+        rpc_paths: Vec<String>,
+        /// See [`Config::stat_interval_secs`].
+        stat_interval_secs: u64,
+        /// See [`Config::drain_timeout_ms`].
+        drain_timeout_ms: u64,
+        /// See [`Config::max_multicall_calls`].
+        max_multicall_calls: usize,
+        /// See [`Config::faults`].
+        faults: FaultCodes,
+    }
+
+    /// Validates the options and builds the server (nothing is bound yet).
+    pub fn build(self) -> Result<Server, ServerError> {
+        self.config.validate()?;
+        let registry = match self.registry {
+            Some(r) => r,
+            None => Arc::new(
+                Registry::from_inventory().map_err(|e| ServerError::Registry(e.to_string()))?,
+            ),
+        };
+        Ok(Server {
+            config: self.config,
+            registry,
+        })
+    }
+}
+
+/// A configured server, not yet started.
+#[derive(Debug)]
+pub struct Server {
+    config: Config,
+    registry: Arc<Registry>,
+}
+
+impl Server {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
+    /// The options in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts serving and blocks until SIGTERM or Ctrl-C, then drains and returns.
+    pub fn run(self) -> Result<(), ServerError> {
+        self.start_inner(true)?.wait();
+        Ok(())
+    }
+
+    /// Starts serving in background threads (no signal handling: stop it with
+    /// [`RunningServer::shutdown`]). The listener is bound when this returns.
+    pub fn start(self) -> Result<RunningServer, ServerError> {
+        self.start_inner(false)
+    }
+
+    /// Like [`Server::run`] but returns at once, with SIGTERM/Ctrl-C handling installed.
+    pub fn start_with_signals(self) -> Result<RunningServer, ServerError> {
+        self.start_inner(true)
+    }
+
+    fn start_inner(self, signals: bool) -> Result<RunningServer, ServerError> {
+        let config = self.config;
+        let listener = crate::acceptor::bind(config.listen)?;
+        let local_addr = listener.local_addr()?;
+        let names: Vec<&str> = self.registry.names().collect();
+        let stats = Arc::new(Stats::new(names));
+        let qos = crate::qos::Qos::new(
+            Duration::from_millis(config.fast_reject_threshold_ms),
+            config.fast_reject_adjust_rate,
+            Instant::now(),
+        );
+        let queue = Arc::new(JobQueue::new(
+            config.max_queue_length,
+            config.max_queue_wait(),
+            qos,
+            Arc::clone(&stats),
+        ));
+        let shutdown = ShutdownHandle::new();
+        let limits = Limits {
+            max_size: config.max_request_length,
+            ..Limits::DEFAULT
+        };
+        let shared = Arc::new(Shared {
+            config,
+            limits,
+            registry: self.registry,
+            queue: Arc::clone(&queue),
+            stats,
+            shutdown: shutdown.clone(),
+            next_request_id: AtomicU64::new(1),
+        });
+        let workers = crate::worker::spawn(shared.config.workers, &queue)?;
+        let units = (0..shared.config.io_units)
+            .map(|i| crate::unit::spawn(i, &shared))
+            .collect::<io::Result<Vec<_>>>()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let acceptor = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("hub-acceptor".to_owned())
+                .spawn(move || {
+                    rt.block_on(async move {
+                        if signals {
+                            let handle = shared.shutdown.clone();
+                            tokio::spawn(async move {
+                                crate::shutdown::signal().await;
+                                handle.shutdown();
+                            });
+                        }
+                        tokio::spawn(stat_lines(Arc::clone(&shared)));
+                        crate::acceptor::run(listener, units, shared).await
+                    })
+                })?
+        };
+        tracing::info!(%local_addr, "listening");
+        Ok(RunningServer {
+            local_addr,
+            shared,
+            acceptor: Some(acceptor),
+            workers,
+        })
+    }
+}
+
+/// Logs a `[SERVER_STAT]` line every `stat_interval_secs` while there is traffic.
+async fn stat_lines(shared: Arc<Shared>) {
+    let secs = shared.config.stat_interval_secs;
+    if secs == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut line = StatLine::default();
+    loop {
+        tick.tick().await;
+        if let Some(l) = line.next(&shared.stats) {
+            tracing::info!("{l}");
+        }
+    }
+}
+
+/// A server running in background threads.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addr: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<Vec<JoinHandle<()>>>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle that starts the graceful shutdown from anywhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shared.shutdown.clone()
+    }
+
+    /// The live statistics.
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Starts the graceful shutdown and waits for it to finish.
+    pub fn shutdown(self) {
+        self.shared.shutdown.shutdown();
+        self.wait();
+    }
+
+    /// Waits until the server has shut down (after a signal or a [`ShutdownHandle`]):
+    /// the acceptor stops, units drain their connections within `drain_timeout_ms`, then
+    /// the workers finish the jobs already queued (answered or skipped) and stop.
+    pub fn wait(mut self) {
+        let Some(acceptor) = self.acceptor.take() else {
+            return;
+        };
+        let units = acceptor.join().unwrap_or_default();
+        // The units' drain deadline starts when they see the acceptor hang up.
+        let deadline =
+            Instant::now() + self.shared.config.drain_timeout() + Duration::from_millis(200);
+        for unit in units {
+            join_until(unit, deadline);
+        }
+        self.shared.queue.stop_workers(self.workers.len(), deadline);
+        for w in std::mem::take(&mut self.workers) {
+            join_until(w, deadline);
+        }
+        tracing::info!("server stopped");
+    }
+}
+
+/// Joins `thread` if it finishes before `deadline`; otherwise leaves it detached.
+fn join_until<T>(thread: JoinHandle<T>, deadline: Instant) {
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            tracing::warn!(thread = ?thread.thread().name(), "still busy at the drain deadline");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let _ = thread.join();
+}

@@ -1,0 +1,159 @@
+//! The HTTP face of a unit: routes one hyper request and builds its response.
+//!
+//! - `POST` on an RPC path → XML-RPC (body bounded by `max_request_length` → `413`, and by
+//!   `socket_timeout_ms` → `408`);
+//! - any other method on an RPC path → `405` with `Allow: POST`;
+//! - `GET /metrics` → Prometheus text; `GET /healthz` → `200`, or `503` while draining;
+//! - anything else → `404`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use crate::dispatch::{handle_body, CallError};
+use crate::queue::Refusal;
+use crate::server::Shared;
+use crate::unit::ConnState;
+
+/// The response type of every route.
+pub(crate) type Resp = Response<Full<Bytes>>;
+
+const NOT_POST: &str = "This is an XML-RPC server. Only POST requests are accepted.\n";
+
+/// Serves one request. Never fails: every outcome is an HTTP answer.
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Resp, Infallible> {
+    let _flight = conn.begin();
+    let counters = &shared.stats.counters;
+    counters.requests_read.fetch_add(1, Relaxed);
+    let path = req.uri().path();
+    let resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
+        if req.method() == Method::POST {
+            rpc(&shared, peer, req).await
+        } else {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, NOT_POST);
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            r
+        }
+    } else if path == "/metrics" && req.method() == Method::GET {
+        let mut r = text(StatusCode::OK, shared.stats.prometheus());
+        r.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        );
+        r
+    } else if path == "/healthz" && req.method() == Method::GET {
+        if shared.shutdown.is_draining() {
+            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        } else {
+            text(StatusCode::OK, "ok\n")
+        }
+    } else {
+        text(StatusCode::NOT_FOUND, "not found\n")
+    };
+    counters.responses_written.fetch_add(1, Relaxed);
+    counters
+        .bytes_out
+        .fetch_add(resp.body().size_hint_exact(), Relaxed);
+    Ok(resp)
+}
+
+/// Reads the body within its limits, runs the call, encodes the answer.
+async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    let counters = &shared.stats.counters;
+    let max = shared.config.max_request_length;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        counters.too_large.fetch_add(1, Relaxed);
+        return closing(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request body too large\n",
+        ));
+    }
+    let (parts, body) = req.into_parts();
+    let deadline = tokio::time::Instant::now() + shared.config.socket_timeout();
+    let body = match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
+        Err(_) => {
+            counters.timeouts.fetch_add(1, Relaxed);
+            return closing(text(
+                StatusCode::REQUEST_TIMEOUT,
+                "request body timed out\n",
+            ));
+        }
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            counters.too_large.fetch_add(1, Relaxed);
+            return closing(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large\n",
+            ));
+        }
+        Ok(Err(_)) => {
+            counters.io_failures.fetch_add(1, Relaxed);
+            return closing(text(StatusCode::BAD_REQUEST, "request body unreadable\n"));
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    counters.bytes_in.fetch_add(body.len() as u64, Relaxed);
+    let mut out = Vec::with_capacity(256);
+    match handle_body(shared, &body, Some(peer), parts.headers).await {
+        Ok(v) => hub_xmlrpc::write_response(&v, &mut out),
+        Err(CallError::Fault(f)) => hub_xmlrpc::write_fault(&f, &mut out),
+        Err(CallError::Refused(r)) => return refused(r),
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(out)));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    resp
+}
+
+/// `503` + `Retry-After` for a refused job.
+pub(crate) fn refused(r: Refusal) -> Resp {
+    let mut resp = text(StatusCode::SERVICE_UNAVAILABLE, r.reason());
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Marks a response as the last on its connection (the request body was not fully read).
+fn closing(mut resp: Resp) -> Resp {
+    resp.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+trait ExactSize {
+    fn size_hint_exact(&self) -> u64;
+}
+
+impl ExactSize for Full<Bytes> {
+    fn size_hint_exact(&self) -> u64 {
+        use hyper::body::Body as _;
+        self.size_hint().exact().unwrap_or(0)
+    }
+}

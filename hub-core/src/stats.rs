@@ -1,0 +1,330 @@
+//! Counters, histograms, Prometheus text and the `[SERVER_STAT]` line.
+//!
+//! Everything on the hot path is a relaxed atomic add: no lock per request. Per-method slots
+//! are allocated once from the registry's names; calls to unknown names share one slot so a
+//! hostile client cannot grow the table.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).
+pub const BUCKETS_US: [u64; 16] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000,
+];
+
+/// A fixed-bucket latency histogram.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let i = BUCKETS_US.partition_point(|&b| b < us);
+        self.buckets[i].fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// Sum of observations, in microseconds.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Relaxed)
+    }
+
+    fn write_prometheus(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Relaxed);
+            let le = *bound as f64 / 1e6;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.buckets[BUCKETS_US.len()].load(Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
+        );
+        let sum = self.sum_us() as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {sum}");
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count());
+    }
+}
+
+/// Calls, faults and latency of one method.
+#[derive(Debug, Default)]
+pub struct MethodStats {
+    /// Calls dispatched.
+    pub calls: AtomicU64,
+    /// Calls that answered a fault.
+    pub faults: AtomicU64,
+    /// Handler time (queue wait excluded).
+    pub latency: Histogram,
+}
+
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident : $kind:literal ),* $(,)?) => {
+        /// The server-wide counters (phxrpc's set, named for Prometheus).
+        #[derive(Debug, Default)]
+        pub struct Counters { $( $(#[$doc])* pub $name: AtomicU64, )* }
+
+        /// A copy of [`Counters`] at one instant.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct Snapshot { $( $(#[$doc])* pub $name: u64, )* }
+
+        impl Counters {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> Snapshot {
+                Snapshot { $( $name: self.$name.load(Relaxed), )* }
+            }
+
+            fn write_prometheus(&self, out: &mut String) {
+                $(
+                    let v = self.$name.load(Relaxed);
+                    let suffix = if $kind == "counter" { "_total" } else { "" };
+                    let _ = writeln!(out, "# TYPE hub_{}{} {}", stringify!($name), suffix, $kind);
+                    let _ = writeln!(out, "hub_{}{} {}", stringify!($name), suffix, v);
+                )*
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connections open now.
+    connections_held: "gauge",
+    /// Connections accepted and handed to a unit.
+    connections_accepted: "counter",
+    /// Connections refused with `503` (over `max_connections`).
+    connections_rejected: "counter",
+    /// `accept` calls that failed.
+    accept_failures: "counter",
+    /// Requests whose head was read.
+    requests_read: "counter",
+    /// Responses handed to hyper for writing.
+    responses_written: "counter",
+    /// Request body bytes read.
+    bytes_in: "counter",
+    /// Response body bytes written.
+    bytes_out: "counter",
+    /// Connections that ended with a protocol or IO error (timeouts excluded).
+    io_failures: "counter",
+    /// Header, body or idle timeouts that cut a connection off.
+    timeouts: "counter",
+    /// Blocking jobs pushed onto the queue.
+    queue_pushes: "counter",
+    /// Blocking jobs taken by a worker.
+    queue_pops: "counter",
+    /// Requests refused by QoS fast reject.
+    fast_rejects: "counter",
+    /// Requests refused because the queue was full.
+    queue_full_rejects: "counter",
+    /// Jobs answered without running because they waited past `max_queue_wait_ms`.
+    queue_wait_drops: "counter",
+    /// Jobs skipped because their client had gone.
+    client_gone_skips: "counter",
+    /// Handlers that panicked.
+    panics: "counter",
+    /// Bodies refused with `413`.
+    too_large: "counter",
+}
+
+/// All statistics of one server.
+#[derive(Debug)]
+pub struct Stats {
+    /// Server-wide counters.
+    pub counters: Counters,
+    /// Time blocking jobs waited for a worker.
+    pub queue_wait: Histogram,
+    methods: HashMap<String, MethodStats>,
+    unknown: MethodStats,
+}
+
+impl Stats {
+    /// Allocates per-method slots for `names`.
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut methods: HashMap<String, MethodStats> = names
+            .into_iter()
+            .map(|n| (n.to_owned(), MethodStats::default()))
+            .collect();
+        methods.entry("system.multicall".to_owned()).or_default();
+        Self {
+            counters: Counters::default(),
+            queue_wait: Histogram::default(),
+            methods,
+            unknown: MethodStats::default(),
+        }
+    }
+
+    /// The slot for `method` (the shared "unknown" slot when it is not registered).
+    pub fn method(&self, method: &str) -> &MethodStats {
+        self.methods.get(method).unwrap_or(&self.unknown)
+    }
+
+    /// The Prometheus text exposition of everything.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::with_capacity(4096 + self.methods.len() * 2048);
+        self.counters.write_prometheus(&mut out);
+        out.push_str("# TYPE hub_queue_wait_seconds histogram\n");
+        self.queue_wait
+            .write_prometheus(&mut out, "hub_queue_wait_seconds", "");
+        let mut names: Vec<&String> = self.methods.keys().collect();
+        names.sort();
+        let all = names
+            .iter()
+            .map(|n| (escape(n), &self.methods[*n]))
+            .chain(std::iter::once(("(unknown)".to_owned(), &self.unknown)));
+        let all: Vec<_> = all.collect();
+        out.push_str("# TYPE hub_method_calls_total counter\n");
+        for (n, m) in &all {
+            let _ = writeln!(
+                out,
+                "hub_method_calls_total{{method=\"{n}\"}} {}",
+                m.calls.load(Relaxed)
+            );
+        }
+        out.push_str("# TYPE hub_method_faults_total counter\n");
+        for (n, m) in &all {
+            let _ = writeln!(
+                out,
+                "hub_method_faults_total{{method=\"{n}\"}} {}",
+                m.faults.load(Relaxed)
+            );
+        }
+        out.push_str("# TYPE hub_method_duration_seconds histogram\n");
+        for (n, m) in &all {
+            m.latency.write_prometheus(
+                &mut out,
+                "hub_method_duration_seconds",
+                &format!("method=\"{n}\""),
+            );
+        }
+        out
+    }
+
+    /// Total handler time so far, all methods, in microseconds.
+    pub fn handler_time_us(&self) -> (u64, u64) {
+        self.methods
+            .values()
+            .chain(std::iter::once(&self.unknown))
+            .fold((0, 0), |(c, s), m| {
+                (c + m.latency.count(), s + m.latency.sum_us())
+            })
+    }
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Produces the `[SERVER_STAT]` line for the interval since the previous call.
+#[derive(Debug, Default)]
+pub struct StatLine {
+    last: Snapshot,
+    last_wait: (u64, u64),
+    last_handler: (u64, u64),
+}
+
+impl StatLine {
+    /// The line for the last interval, or `None` when nothing happened in it.
+    pub fn next(&mut self, stats: &Stats) -> Option<String> {
+        let now = stats.counters.snapshot();
+        let wait = (stats.queue_wait.count(), stats.queue_wait.sum_us());
+        let handler = stats.handler_time_us();
+        let p = self.last;
+        let quiet = now.requests_read == p.requests_read
+            && now.connections_accepted == p.connections_accepted
+            && now.connections_rejected == p.connections_rejected;
+        let avg =
+            |(c, s): (u64, u64), (pc, ps): (u64, u64)| (s - ps).checked_div(c - pc).unwrap_or(0);
+        let line = format!(
+            "[SERVER_STAT] held={} accepted={} rejected={} reads={} writes={} bytes_in={} \
+             bytes_out={} io_failures={} timeouts={} queue_push={} queue_pop={} fast_rejects={} \
+             queue_full={} queue_wait_drops={} client_gone={} panics={} too_large={} \
+             queue_wait_avg_us={} handler_avg_us={}",
+            now.connections_held,
+            now.connections_accepted - p.connections_accepted,
+            now.connections_rejected - p.connections_rejected,
+            now.requests_read - p.requests_read,
+            now.responses_written - p.responses_written,
+            now.bytes_in - p.bytes_in,
+            now.bytes_out - p.bytes_out,
+            now.io_failures - p.io_failures,
+            now.timeouts - p.timeouts,
+            now.queue_pushes - p.queue_pushes,
+            now.queue_pops - p.queue_pops,
+            now.fast_rejects - p.fast_rejects,
+            now.queue_full_rejects - p.queue_full_rejects,
+            now.queue_wait_drops - p.queue_wait_drops,
+            now.client_gone_skips - p.client_gone_skips,
+            now.panics - p.panics,
+            now.too_large - p.too_large,
+            avg(wait, self.last_wait),
+            avg(handler, self.last_handler),
+        );
+        self.last = now;
+        self.last_wait = wait;
+        self.last_handler = handler;
+        (!quiet).then_some(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(50));
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_millis(3));
+        h.observe(Duration::from_secs(60));
+        let mut out = String::new();
+        h.write_prometheus(&mut out, "x", "");
+        assert!(out.contains("x_bucket{le=\"0.0001\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.005\"} 3\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 4\n"), "{out}");
+        assert!(out.contains("x_count{} 4\n"), "{out}");
+    }
+
+    #[test]
+    fn unknown_methods_share_a_slot_and_stat_line_is_quiet_without_traffic() {
+        let s = Stats::new(["echo"]);
+        s.method("nope").calls.fetch_add(1, Relaxed);
+        s.method("other").calls.fetch_add(1, Relaxed);
+        s.method("echo").calls.fetch_add(1, Relaxed);
+        let text = s.prometheus();
+        assert!(
+            text.contains("hub_method_calls_total{method=\"(unknown)\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hub_method_calls_total{method=\"echo\"} 1"),
+            "{text}"
+        );
+        let mut line = StatLine::default();
+        assert!(line.next(&s).is_none());
+        s.counters.requests_read.fetch_add(3, Relaxed);
+        let l = line.next(&s).expect("traffic");
+        assert!(l.contains("reads=3"), "{l}");
+        assert!(line.next(&s).is_none());
+    }
+}
