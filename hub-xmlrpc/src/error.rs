@@ -141,23 +141,40 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 /// Why a Rust value could not become a [`Value`](crate::Value) (e.g. a `u64` above
-/// `i64::MAX`, a map with non-string keys).
+/// `i64::MAX`, a map with non-string keys), and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodeError {
+    path: Vec<PathSegment>,
     message: String,
 }
 
 impl EncodeError {
     pub(crate) fn new(message: impl Into<String>) -> Self {
         EncodeError {
+            path: Vec::new(),
             message: message.into(),
         }
+    }
+
+    /// Prefixes the path with `segment` (a member name or an index).
+    pub fn at(mut self, segment: impl Into<PathSegment>) -> Self {
+        self.path.insert(0, segment.into());
+        self
+    }
+
+    /// The message without the path.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", path_string(&self.path), self.message)
+        }
     }
 }
 
@@ -167,6 +184,26 @@ impl serde::ser::Error for EncodeError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         EncodeError::new(msg.to_string())
     }
+}
+
+fn path_string(path: &[PathSegment]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        match seg {
+            PathSegment::Field(name) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(name);
+            }
+            PathSegment::Index(i) => {
+                s.push('[');
+                s.push_str(&i.to_string());
+                s.push(']');
+            }
+        }
+    }
+    s
 }
 
 /// One step of a [`DecodeError`]'s path: a struct member or an array index.
@@ -186,6 +223,11 @@ impl From<&str> for PathSegment {
 impl From<String> for PathSegment {
     fn from(s: String) -> Self {
         PathSegment::Field(s)
+    }
+}
+impl From<&String> for PathSegment {
+    fn from(s: &String) -> Self {
+        PathSegment::Field(s.clone())
     }
 }
 impl From<usize> for PathSegment {
@@ -247,23 +289,7 @@ impl DecodeError {
 
     /// The path as text, like `params[1].owner.name` (empty if none).
     pub fn path_string(&self) -> String {
-        let mut s = String::new();
-        for seg in &self.path {
-            match seg {
-                PathSegment::Field(name) => {
-                    if !s.is_empty() {
-                        s.push('.');
-                    }
-                    s.push_str(name);
-                }
-                PathSegment::Index(i) => {
-                    s.push('[');
-                    s.push_str(&i.to_string());
-                    s.push(']');
-                }
-            }
-        }
-        s
+        path_string(&self.path)
     }
 }
 
