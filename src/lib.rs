@@ -1,3 +1,211 @@
-//! `hub`: a framework for XML-RPC hub services.
+//! `hub`: a framework for XML-RPC hub services, in the manner of koji-hub.
+//!
+//! A method is a Rust function with an attribute. Its parameters are decoded
+//! from the call, its result encoded into the response, its doc comment becomes
+//! its help text, and it is registered at link time: there is no registration
+//! code to write and no table to keep in sync.
+//!
+//! # A guided tour
+//!
+//! ## 1. Declaring methods
+//!
+//! ```
+//! use hub::{rpc_method, Context, Fault};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! pub struct Build {
+//!     pub id: i64,
+//!     pub nvr: String,
+//! }
+//!
+//! /// Returns the build with this id.
+//! ///
+//! /// With `strict`, an unknown id is a fault instead of nil.
+//! #[rpc_method(name = "getBuild")]
+//! fn get_build(build_id: i64, strict: Option<bool>) -> Result<Option<Build>, Fault> {
+//!     if build_id == 1 {
+//!         return Ok(Some(Build { id: 1, nvr: "bash-5.2-1".into() }));
+//!     }
+//!     if strict.unwrap_or(false) {
+//!         return Err(Fault::new(1000, format!("no such build: {build_id}")));
+//!     }
+//!     Ok(None)
+//! }
+//!
+//! /// Who is asking: the first parameter may be the request's context.
+//! #[rpc_method(perm = "admin")]
+//! async fn whoami(ctx: &Context) -> String {
+//!     format!("{:?}", ctx.peer())
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! The rules, checked at compile time with an error on the offending token:
+//! - a free `fn` or `async fn`, not generic, not `const`/`unsafe`/`extern`;
+//! - an optional first parameter `&Context`;
+//! - every other parameter a plain name and an owned type that implements
+//!   `serde::Deserialize` (take `String`, not `&str`). Callers pass parameters
+//!   by position or, with koji's `__starstar` convention, by name; trailing
+//!   `Option<T>` parameters may be omitted;
+//! - a result that implements `serde::Serialize` (`()` and `None` answer nil), or
+//!   `Result<T, E>` with `E: Into<Fault>`: the fault keeps its own code.
+//!
+//! See [`rpc_method`] for the attribute's arguments.
+//!
+//! ## 2. The registry
+//!
+//! [`Registry::from_inventory`] collects every `#[rpc_method]` linked into the
+//! binary, plus the built-in introspection methods, and refuses two methods with
+//! one name, naming both source locations. The server does this at startup.
+//!
+//! ```
+//! use hub::{rpc_method, Registry};
+//!
+//! /// Adds two numbers.
+//! #[rpc_method]
+//! fn add(a: i64, b: i64) -> i64 {
+//!     a + b
+//! }
+//!
+//! let registry = Registry::from_inventory()?;
+//! let add = registry.get("add").expect("registered at link time");
+//! assert_eq!(add.signature(), ["int", "int", "int"]);
+//! assert_eq!(add.doc(), "Adds two numbers.");
+//! assert!(registry.names().any(|name| name == "system.listMethods"));
+//! # Ok::<(), hub::RegistryError>(())
+//! ```
+//!
+//! ## 3. Calling a method
+//!
+//! The engine calls methods through [`Method::call_blocking`] and
+//! [`Method::call_async`]; tests can do the same. Arguments arrive as
+//! [`Params`]: positional values and, optionally, keyword values.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use hub::{rpc_method, Context, Params, Registry, RpcError, Struct, Value};
+//!
+//! #[rpc_method]
+//! fn greet(name: String, punctuation: Option<String>) -> String {
+//!     format!("Hello, {name}{}", punctuation.unwrap_or_else(|| "!".into()))
+//! }
+//!
+//! let registry = Arc::new(Registry::from_inventory()?);
+//! let ctx = Context::new("greet", None, Default::default(), 1, registry.clone());
+//! let greet = registry.get("greet").expect("registered");
+//!
+//! let positional = Params { positional: vec![Value::from("koji")], named: None };
+//! assert_eq!(greet.call_blocking(&ctx, positional), Ok(Value::from("Hello, koji!")));
+//!
+//! let mut named = Struct::new();
+//! named.insert("punctuation", "?");
+//! let keyword = Params { positional: vec![Value::from("koji")], named: Some(named) };
+//! assert_eq!(greet.call_blocking(&ctx, keyword), Ok(Value::from("Hello, koji?")));
+//!
+//! let mistyped = Params { positional: vec![Value::from(7)], named: None };
+//! assert_eq!(
+//!     greet.call_blocking(&ctx, mistyped),
+//!     Err(RpcError::InvalidParams(
+//!         "params[0]: expected string, found int 7 (parameter `name`)".into()
+//!     )),
+//! );
+//! # Ok::<(), hub::RegistryError>(())
+//! ```
+//!
+//! ## 4. Registering at run time
+//!
+//! Plugins and generated APIs register closures through [`Registry::builder`];
+//! the same duplicate check applies, and such methods are described by the same
+//! introspection.
+//!
+//! ```
+//! use hub::{Method, Registry, Value};
+//!
+//! let registry = Registry::builder()
+//!     .with_inventory()
+//!     .method(
+//!         Method::blocking("plugin.version", |_ctx, _params| Ok(Value::from(3)))
+//!             .with_doc("The plugin's API version.")
+//!             .with_returns("int"),
+//!     )
+//!     .build()?;
+//! assert_eq!(registry.get("plugin.version").map(|m| m.signature()), Some(vec!["int"]));
+//! # Ok::<(), hub::RegistryError>(())
+//! ```
+//!
+//! ## 5. Introspection
+//!
+//! Every registry serves `system.listMethods`, `system.methodHelp` (koji's
+//! `name(args)` then `description: doc`), `system.methodSignature` (the result
+//! type then each parameter's type, one signature per accepted arity) and koji's
+//! `_listapi` (`{name, doc, argdesc, args}` per method).
+//!
+//! # Crates
+//! `hub` is the crate to depend on. It re-exports the codec ([`xmlrpc`]), the
+//! engine ([`core`]) and the attribute, and the code `#[rpc_method]` generates
+//! reaches them through `hub` alone.
+
 pub use hub_core as core;
 pub use hub_xmlrpc as xmlrpc;
+
+/// Makes a free `fn` or `async fn` an XML-RPC method, registered at link time.
+///
+/// # Arguments
+/// - `name = "getBuild"`: the XML-RPC method name (default: the function's name).
+///   Letters, digits, `_`, `.`, `:` and `/` only.
+/// - `perm = "admin"`: the permission a caller needs ([`Method::perm`]); the
+///   request lifecycle enforces it.
+///
+/// Unknown or repeated keys are errors that list the valid keys.
+///
+/// # What is generated
+/// The function itself is left as written, so it stays callable and testable.
+/// Beside it, in an anonymous `const _: () = { ... };`, the attribute adds a
+/// wrapper that decodes the parameters and encodes the result, a static table of
+/// the parameters, and an `inventory` submission of a [`MethodDef`] carrying the
+/// name, doc comment, parameter and result types, permission, and source location.
+///
+/// # Example
+/// ```
+/// use hub::{rpc_method, Context};
+///
+/// /// Says hello.
+/// #[rpc_method(name = "hello")]
+/// fn hello(_ctx: &Context) -> &'static str {
+///     "Hello World"
+/// }
+///
+/// // Still an ordinary function.
+/// # let registry = std::sync::Arc::new(hub::Registry::default());
+/// # let ctx = Context::new("hello", None, Default::default(), 0, registry);
+/// assert_eq!(hello(&ctx), "Hello World");
+/// ```
+#[doc(inline)]
+pub use hub_macros::rpc_method;
+
+pub use hub_core::params::Args;
+pub use hub_core::registry::{
+    DuplicateMethod, Handler, Method, MethodDef, Origin, ParamDef, ParamInfo, Params, Registry,
+    RegistryBuilder, RegistryError, RpcError,
+};
+pub use hub_core::Context;
+pub use hub_xmlrpc::{DateTime, Fault, Struct, Value};
+
+/// serde, for `#[derive(Serialize, Deserialize)]` on parameter and result types
+/// without a direct dependency (add `#[serde(crate = "hub::serde")]` to such derives).
+pub use serde;
+
+/// What `#[rpc_method]` expansions name. Not a public API: it may change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use hub_core::params::{
+        require_send, Args, DecodeParam, EncodeReturn, IntoRpcError, ProbeByDeserialize,
+        ProbeFallback, TypeProbe,
+    };
+    pub use hub_core::registry::{BoxFuture, Handler, MethodDef, ParamDef, Params, RpcError};
+    pub use hub_core::Context;
+    pub use hub_xmlrpc::Value;
+    pub use inventory;
+    pub use std::sync::Arc;
+}

@@ -18,8 +18,9 @@ pub(crate) fn collect(attrs: &[Attribute]) -> String {
             _ => None,
         })
         .flat_map(|chunk| {
+            // `split`, not `lines`: an empty `///` line must stay a blank line.
             chunk
-                .lines()
+                .split('\n')
                 .map(|line| line.strip_prefix(' ').unwrap_or(line).trim_end().to_owned())
                 .collect::<Vec<_>>()
         })
