@@ -1,0 +1,262 @@
+//! The request path over real loopback sockets: calls, faults, multicall, routes, metrics,
+//! and a real client (Python's `xmlrpc.client`).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{config, start, Conn};
+
+#[test]
+fn calls_faults_and_panics() {
+    let server = start(config());
+    let mut c = Conn::open(server.local_addr());
+    // async and blocking handlers, on one keep-alive connection
+    let r = c.call("echo", &["<string>hi</string>"]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type").as_deref(), Some("text/xml"));
+    assert!(r.body.contains("hi"), "{}", r.body);
+    let r = c.call("becho", &["<int>7</int>"]);
+    assert!(
+        r.body.contains("<int>7</int>") || r.body.contains("<i4>7</i4>"),
+        "{}",
+        r.body
+    );
+    // default fault codes
+    let r = c.call("nope", &[]);
+    assert!(
+        r.body.contains("-32601") && r.body.contains("nope"),
+        "{}",
+        r.body
+    );
+    let r = c.request("POST", "/RPC2", "<methodCall><methodName>x");
+    assert!(r.body.contains("-32700"), "{}", r.body);
+    let r = c.request("POST", "/", "<methodCall><bogus/></methodCall>");
+    assert!(r.body.contains("-32600"), "{}", r.body);
+    let r = c.call("sleep", &["<string>x</string>"]);
+    assert!(r.body.contains("-32602"), "{}", r.body);
+    let r = c.call("fail", &["<int>1005</int>"]);
+    assert!(
+        r.body.contains("1005") && r.body.contains("failed on purpose"),
+        "{}",
+        r.body
+    );
+    // panics answer an internal error and the workers live on (more panics than workers)
+    for _ in 0..4 {
+        let r = c.call("crash", &[]);
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains("-32603"), "{}", r.body);
+        assert!(
+            !r.body.contains("boom"),
+            "panic text must not leak: {}",
+            r.body
+        );
+        let r = c.call("acrash", &[]);
+        assert!(r.body.contains("-32603"), "{}", r.body);
+    }
+    let r = c.call("becho", &["<string>alive</string>"]);
+    assert!(r.body.contains("alive"), "{}", r.body);
+    // koji's keyword arguments reach the handler as `named`
+    let r = c.call(
+        "kw",
+        &[
+            "<struct><member><name>owner</name><value><string>alice</string></value></member>\
+           <member><name>__starstar</name><value><boolean>1</boolean></value></member></struct>",
+        ],
+    );
+    assert!(
+        r.body.contains("alice") && !r.body.contains("__starstar"),
+        "{}",
+        r.body
+    );
+    server.shutdown();
+}
+
+#[test]
+fn configured_fault_codes() {
+    let mut cfg = config();
+    cfg.faults.method_not_found = 1000;
+    cfg.faults.invalid_params = 1019;
+    let server = start(cfg);
+    let mut c = Conn::open(server.local_addr());
+    assert!(c.call("nope", &[]).body.contains("<int>1000</int>"));
+    assert!(c.call("sleep", &[]).body.contains("<int>1019</int>"));
+    server.shutdown();
+}
+
+#[test]
+fn multicall_in_order_and_isolated() {
+    let mut cfg = config();
+    cfg.max_multicall_calls = 5;
+    let server = start(cfg);
+    let mut c = Conn::open(server.local_addr());
+    let entry = |m: &str, p: &str| {
+        format!(
+            "<struct><member><name>methodName</name><value><string>{m}</string></value></member>\
+             <member><name>params</name><value><array><data>{p}</data></array></value></member></struct>"
+        )
+    };
+    let calls = [
+        entry("echo", "<value><string>first</string></value>"),
+        entry("fail", "<value><int>1004</int></value>"),
+        entry(
+            "system.multicall",
+            "<value><array><data></data></array></value>",
+        ),
+        entry("sleep", "<value><int>1</int></value>"),
+        entry("crash", ""),
+    ]
+    .concat();
+    let r = c.call(
+        "system.multicall",
+        &[
+            &format!("<array><data><value>{calls}</value></data></array>")
+                .replace("</struct><struct>", "</struct></value><value><struct>"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    let b = &r.body;
+    let first = b.find("first").expect(b);
+    let f1004 = b.find("1004").expect(b);
+    let nested = b.find("may not be nested").expect(b);
+    let slept = b.find("<int>1</int>").expect(b);
+    let crash = b.find("-32603").expect(b);
+    assert!(
+        first < f1004 && f1004 < nested && nested < slept && slept < crash,
+        "{b}"
+    );
+    assert!(b.contains("faultCode") && b.contains("faultString"), "{b}");
+    // over max_multicall_calls: the whole call is refused
+    let six = (0..6)
+        .map(|_| entry("echo", "<value><int>1</int></value>"))
+        .collect::<Vec<_>>();
+    let six = format!(
+        "<array><data><value>{}</value></data></array>",
+        six.join("</value><value>")
+    );
+    let r = c.call("system.multicall", &[&six]);
+    assert!(
+        r.body.contains("-32602") && r.body.contains("at most 5"),
+        "{}",
+        r.body
+    );
+    server.shutdown();
+}
+
+#[test]
+fn routes_405_404_healthz_metrics() {
+    let server = start(config());
+    let mut c = Conn::open(server.local_addr());
+    let r = c.request("GET", "/RPC2", "");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow").as_deref(), Some("POST"));
+    assert!(r.body.contains("Only POST"), "{}", r.body);
+    let r = c.request("PUT", "/", "x");
+    assert_eq!(r.status, 405);
+    assert_eq!(c.request("GET", "/elsewhere", "").status, 404);
+    let r = c.request("GET", "/healthz", "");
+    assert_eq!(r.status, 200);
+    for _ in 0..3 {
+        c.call("echo", &["<int>1</int>"]);
+    }
+    c.call("crash", &[]);
+    c.call("sleep", &["<int>1</int>"]);
+    let r = c.request("GET", "/metrics", "");
+    assert_eq!(r.status, 200);
+    let m = &r.body;
+    assert!(
+        m.contains("hub_method_calls_total{method=\"echo\"} 3"),
+        "{m}"
+    );
+    assert!(
+        m.contains("hub_method_faults_total{method=\"crash\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("hub_panics_total 1"), "{m}");
+    assert!(m.contains("hub_queue_pushes_total 2"), "{m}");
+    assert!(m.contains("hub_queue_pops_total 2"), "{m}");
+    assert!(m.contains("hub_connections_accepted_total 1"), "{m}");
+    assert!(m.contains("hub_connections_held 1"), "{m}");
+    assert!(
+        m.contains("hub_method_duration_seconds_count{method=\"echo\"} 3"),
+        "{m}"
+    );
+    let reads = server.stats().counters.snapshot().requests_read;
+    assert_eq!(reads, 10);
+    server.shutdown();
+}
+
+#[test]
+fn slow_blocking_does_not_delay_async_on_another_connection() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.io_units = 1; // same unit: the strictest case
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let slow = std::thread::spawn(move || {
+        let mut c = Conn::open(addr);
+        let t = Instant::now();
+        let r = c.call("sleep", &["<int>2000</int>"]);
+        (r.status, t.elapsed())
+    });
+    assert!(support::wait_until(Duration::from_secs(10), || {
+        server.stats().counters.snapshot().queue_pops >= 1
+    }));
+    let mut c = Conn::open(addr);
+    let t = Instant::now();
+    for i in 0..20 {
+        let r = c.call("echo", &[&format!("<int>{i}</int>")]);
+        assert_eq!(r.status, 200);
+    }
+    let fast = t.elapsed();
+    let (status, slow_took) = slow.join().unwrap();
+    assert_eq!(status, 200);
+    assert!(slow_took >= Duration::from_millis(1900), "{slow_took:?}");
+    // 20 async calls finished while the only worker was busy sleeping.
+    assert!(
+        fast < Duration::from_millis(1500),
+        "async calls waited: {fast:?}"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn python_xmlrpc_client() {
+    let server = start(config());
+    let url = format!("http://{}/RPC2", server.local_addr());
+    let script = r#"
+import sys, xmlrpc.client
+p = xmlrpc.client.ServerProxy(sys.argv[1], allow_none=True)
+assert p.echo({'a': [1, 2.5, 'x', None, True]}) == {'a': [1, 2.5, 'x', None, True]}
+assert p.becho(2**30) == 2**30
+try:
+    p.fail(1014)
+    raise SystemExit('no fault')
+except xmlrpc.client.Fault as f:
+    assert f.faultCode == 1014, f
+mc = xmlrpc.client.MultiCall(p)
+mc.echo('one'); mc.sleep(1); mc.nope()
+it = iter(mc())
+assert next(it) == 'one'
+assert next(it) == 1
+try:
+    next(it)
+    raise SystemExit('no fault')
+except xmlrpc.client.Fault as f:
+    assert f.faultCode == -32601, f
+print('ok')
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &url])
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim() == "ok",
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server.shutdown();
+}

@@ -1,0 +1,279 @@
+//! Refusals, limits, timeouts and graceful shutdown over real loopback sockets.
+//! Timing margins are generous: these run on a noisy 2-core machine.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use support::{config, start, wait_until, Conn};
+
+const LONG: Duration = Duration::from_secs(10);
+
+fn pops(s: &hub_core::RunningServer) -> u64 {
+    s.stats().counters.snapshot().queue_pops
+}
+
+fn pushes(s: &hub_core::RunningServer) -> u64 {
+    s.stats().counters.snapshot().queue_pushes
+}
+
+#[test]
+fn over_max_connections_answers_503() {
+    let mut cfg = config();
+    cfg.max_connections = 1;
+    let server = start(cfg);
+    let mut first = Conn::open(server.local_addr());
+    assert_eq!(first.call("echo", &["<int>1</int>"]).status, 200);
+    let mut second = Conn::open(server.local_addr());
+    second.send(
+        "POST",
+        "/RPC2",
+        &support::call_xml("echo", &["<int>2</int>"]),
+    );
+    let r = second
+        .read_response()
+        .expect("an answer, not a silent close");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert!(second.closed_within(LONG));
+    assert_eq!(server.stats().counters.snapshot().connections_rejected, 1);
+    // the held connection still works, and once it is gone a new one is accepted
+    assert_eq!(first.call("echo", &["<int>3</int>"]).status, 200);
+    drop(first);
+    assert!(wait_until(LONG, || server
+        .stats()
+        .counters
+        .snapshot()
+        .connections_held
+        == 0));
+    assert_eq!(
+        Conn::open(server.local_addr())
+            .call("echo", &["<int>4</int>"])
+            .status,
+        200
+    );
+    server.shutdown();
+}
+
+#[test]
+fn queue_full_answers_503() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.max_queue_length = 1;
+    cfg.max_queue_wait_ms = 60_000;
+    cfg.fast_reject_threshold_ms = 60_000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let busy =
+        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>800</int>"]).status);
+    assert!(wait_until(LONG, || pops(&server) == 1));
+    let queued =
+        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>1</int>"]).status);
+    assert!(wait_until(LONG, || pushes(&server) == 2));
+    let r = Conn::open(addr).call("sleep", &["<int>1</int>"]);
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert!(r.body.contains("queue full"), "{}", r.body);
+    // async methods are not queued: still served
+    assert_eq!(Conn::open(addr).call("echo", &["<int>1</int>"]).status, 200);
+    assert_eq!(busy.join().unwrap(), 200);
+    assert_eq!(queued.join().unwrap(), 200);
+    assert_eq!(server.stats().counters.snapshot().queue_full_rejects, 1);
+    server.shutdown();
+}
+
+#[test]
+fn queue_wait_drop_answers_503_without_running() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.max_queue_wait_ms = 100;
+    cfg.fast_reject_threshold_ms = 60_000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let busy =
+        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>700</int>"]).status);
+    assert!(wait_until(LONG, || pops(&server) == 1));
+    let before = support::COUNT_RUNS.load(Ordering::SeqCst);
+    let r = Conn::open(addr).call("count", &[]);
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("waited too long"), "{}", r.body);
+    assert_eq!(
+        support::COUNT_RUNS.load(Ordering::SeqCst),
+        before,
+        "dropped job ran"
+    );
+    assert_eq!(busy.join().unwrap(), 200);
+    assert_eq!(server.stats().counters.snapshot().queue_wait_drops, 1);
+    server.shutdown();
+}
+
+#[test]
+fn job_of_a_departed_client_is_not_run() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.max_queue_wait_ms = 60_000;
+    cfg.fast_reject_threshold_ms = 60_000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let busy =
+        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>700</int>"]).status);
+    assert!(wait_until(LONG, || pops(&server) == 1));
+    let before = support::COUNT_RUNS.load(Ordering::SeqCst);
+    {
+        let mut gone = Conn::open(addr);
+        gone.send("POST", "/RPC2", &support::call_xml("count", &[]));
+        assert!(wait_until(LONG, || pushes(&server) == 2));
+    } // the client hangs up while its job is queued
+    assert_eq!(busy.join().unwrap(), 200);
+    assert!(wait_until(LONG, || pops(&server) == 2));
+    assert_eq!(
+        support::COUNT_RUNS.load(Ordering::SeqCst),
+        before,
+        "abandoned job ran"
+    );
+    assert_eq!(server.stats().counters.snapshot().client_gone_skips, 1);
+    server.shutdown();
+}
+
+#[test]
+fn body_over_max_request_length_is_413() {
+    let mut cfg = config();
+    cfg.max_request_length = 1024;
+    let server = start(cfg);
+    // declared too large: refused before reading
+    let mut c = Conn::open(server.local_addr());
+    let big = support::call_xml("echo", &[&format!("<string>{}</string>", "x".repeat(2000))]);
+    let r = c.request("POST", "/RPC2", &big);
+    assert_eq!(r.status, 413);
+    // chunked, no length up front: refused while streaming
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    s.write_all(b"POST /RPC2 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .unwrap();
+    for _ in 0..3 {
+        s.write_all(format!("200\r\n{}\r\n", "y".repeat(512)).as_bytes())
+            .unwrap();
+    }
+    let _ = s.write_all(b"0\r\n\r\n");
+    let mut c = Conn::from_stream(s);
+    let r = c.read_response().expect("413");
+    assert_eq!(r.status, 413);
+    // a body under the limit, chunked, is fine
+    let mut s = TcpStream::connect(server.local_addr()).unwrap();
+    let body = support::call_xml("echo", &["<string>small</string>"]);
+    s.write_all(format!("POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n", body.len()).as_bytes()).unwrap();
+    let r = Conn::from_stream(s).read_response().expect("200");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("small"));
+    assert_eq!(server.stats().counters.snapshot().too_large, 2);
+    server.shutdown();
+}
+
+#[test]
+fn slow_headers_slow_body_and_idle_keepalive_are_cut_off() {
+    let mut cfg = config();
+    cfg.socket_timeout_ms = 300;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    // headers that never finish
+    let t = Instant::now();
+    let mut c = Conn::open(addr);
+    c.stream
+        .write_all(b"POST /RPC2 HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    assert!(c.closed_within(LONG), "dribbling headers not cut off");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    // a body that never finishes: 408
+    let mut c = Conn::open(addr);
+    c.stream
+        .write_all(b"POST /RPC2 HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n<method")
+        .unwrap();
+    let r = c.read_response().expect("408");
+    assert_eq!(r.status, 408);
+    assert!(c.closed_within(LONG));
+    // an idle keep-alive connection is closed
+    let mut c = Conn::open(addr);
+    assert_eq!(c.call("echo", &["<int>1</int>"]).status, 200);
+    let t = Instant::now();
+    assert!(c.closed_within(LONG), "idle keep-alive not closed");
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(server.stats().counters.snapshot().timeouts >= 3);
+    server.shutdown();
+}
+
+#[test]
+fn graceful_shutdown_answers_every_accepted_request() {
+    let mut cfg = config();
+    cfg.workers = 4;
+    cfg.drain_timeout_ms = 8000;
+    cfg.max_queue_wait_ms = 60_000;
+    cfg.fast_reject_threshold_ms = 60_000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let n = 12;
+    // 12 slow blocking calls in flight (read, queued or running) when shutdown starts
+    let clients: Vec<_> = (0..n)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Conn::open(addr);
+                let r = c.call("sleep", &["<int>300</int>"]);
+                (i, r.status, r.body)
+            })
+        })
+        .collect();
+    let mut idle = Conn::open(addr);
+    assert_eq!(idle.call("echo", &["<int>1</int>"]).status, 200);
+    assert!(wait_until(LONG, || pushes(&server) >= n));
+    let handle = server.shutdown_handle();
+    let t = Instant::now();
+    handle.shutdown();
+    // new connections are refused once the listener is gone
+    assert!(wait_until(LONG, || TcpStream::connect(addr).is_err()));
+    for c in clients {
+        let (i, status, body) = c.join().unwrap();
+        assert_eq!(status, 200, "client {i}: {body}");
+        assert!(body.contains("300"), "client {i}: {body}");
+    }
+    // the idle keep-alive connection is closed, not left hanging
+    assert!(idle.closed_within(LONG));
+    server.wait();
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
+
+#[test]
+fn healthz_is_503_while_draining() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let busy = std::thread::spawn(move || {
+        let mut c = Conn::open(addr);
+        let r = c.call("sleep", &["<int>600</int>"]);
+        // the connection that was in flight can still ask for health: pipelined after
+        (r.status, r.header("connection"))
+    });
+    assert!(wait_until(LONG, || pops(&server) == 1));
+    let mut probe = Conn::open(addr);
+    assert_eq!(probe.request("GET", "/healthz", "").status, 200);
+    server.shutdown_handle().shutdown();
+    // the probe connection was idle: it may be closed at once, or answer 503
+    probe.send("GET", "/healthz", "");
+    if let Some(r) = probe.read_response() {
+        assert_eq!(r.status, 503);
+    }
+    let (status, connection) = busy.join().unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(connection.as_deref(), Some("close"));
+    server.wait();
+}

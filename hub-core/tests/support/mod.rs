@@ -1,0 +1,242 @@
+//! Helpers for the engine's integration tests: a test registry, a server on an ephemeral
+//! port, and a tiny raw HTTP/1.1 client (tests only; the server side is hyper).
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hub_core::registry::Registry;
+use hub_core::{Config, RpcError, Server};
+use hub_xmlrpc::{Fault, Value};
+
+/// How many times `count` ran (shared across the test binary: compare differences).
+pub static COUNT_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+fn int_arg(p: &hub_core::Params) -> Result<i64, RpcError> {
+    match p.positional.first() {
+        Some(Value::Int(n)) => Ok(*n),
+        _ => Err(RpcError::InvalidParams("expected one int".into())),
+    }
+}
+
+/// echo (async), aecho-named blocking `becho`, sleep (blocking), count (blocking),
+/// crash (blocking panic), acrash (async panic), fail (fault), kw (async: echoes kwargs).
+pub fn registry() -> Arc<Registry> {
+    let r = Registry::builder()
+        .asynchronous("echo", |_ctx, p| async move {
+            p.positional
+                .into_iter()
+                .next()
+                .ok_or_else(|| RpcError::InvalidParams("echo takes one value".into()))
+        })
+        .blocking("becho", |_ctx, p| {
+            p.positional
+                .into_iter()
+                .next()
+                .ok_or_else(|| RpcError::InvalidParams("becho takes one value".into()))
+        })
+        .blocking("sleep", |_ctx, p| {
+            let ms = int_arg(&p)?;
+            std::thread::sleep(Duration::from_millis(ms as u64));
+            Ok(Value::Int(ms))
+        })
+        .blocking("count", |_ctx, _p| {
+            Ok(Value::Int(
+                COUNT_RUNS.fetch_add(1, Ordering::SeqCst) as i64 + 1,
+            ))
+        })
+        .blocking("crash", |_ctx, _p| panic!("boom"))
+        .asynchronous("acrash", |_ctx, _p| async move { panic!("async boom") })
+        .blocking("fail", |_ctx, p| {
+            Err(RpcError::Fault(Fault::new(
+                int_arg(&p)? as i32,
+                "failed on purpose",
+            )))
+        })
+        .asynchronous("kw", |_ctx, p| async move {
+            Ok(p.named.map(Value::Struct).unwrap_or(Value::Nil))
+        })
+        .build()
+        .unwrap();
+    Arc::new(r)
+}
+
+/// A config for tests: ephemeral port, quiet stats, short drain.
+pub fn config() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        io_units: 2,
+        workers: 2,
+        stat_interval_secs: 0,
+        drain_timeout_ms: 5000,
+        ..Config::default()
+    }
+}
+
+/// Starts a server with `config` and the test registry.
+pub fn start(config: Config) -> hub_core::RunningServer {
+    Server::builder()
+        .config(config)
+        .registry(registry())
+        .build()
+        .unwrap()
+        .start()
+        .unwrap()
+}
+
+/// An XML-RPC call body.
+pub fn call_xml(method: &str, params: &[&str]) -> String {
+    let params: String = params
+        .iter()
+        .map(|p| format!("<param><value>{p}</value></param>"))
+        .collect();
+    format!("<?xml version=\"1.0\"?><methodCall><methodName>{method}</methodName><params>{params}</params></methodCall>")
+}
+
+/// One HTTP response, read whole.
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// A raw keep-alive HTTP/1.1 connection.
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Conn {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, method: &str, path: &str, body: &str) {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.stream.write_all(req.as_bytes()).unwrap();
+    }
+
+    pub fn request(&mut self, method: &str, path: &str, body: &str) -> Resp {
+        self.send(method, path, body);
+        self.read_response().expect("a response")
+    }
+
+    pub fn call(&mut self, method: &str, params: &[&str]) -> Resp {
+        self.request("POST", "/RPC2", &call_xml(method, params))
+    }
+
+    /// Reads one response; `None` if the server closed the connection first.
+    pub fn read_response(&mut self) -> Option<Resp> {
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i;
+            }
+            if !self.fill() {
+                return None;
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+        let status = head.split(' ').nth(1)?.parse().ok()?;
+        let mut resp = Resp {
+            status,
+            head,
+            body: String::new(),
+        };
+        let len: usize = resp
+            .header("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let start = head_end + 4;
+        while self.buf.len() < start + len {
+            if !self.fill() {
+                return None;
+            }
+        }
+        resp.body = String::from_utf8_lossy(&self.buf[start..start + len]).into_owned();
+        self.buf.drain(..start + len);
+        Some(resp)
+    }
+
+    /// Whether the server closes the connection (EOF or reset) within `within`.
+    pub fn closed_within(&mut self, within: Duration) -> bool {
+        self.stream.set_read_timeout(Some(within)).unwrap();
+        let mut b = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+
+    fn fill(&mut self) -> bool {
+        let mut b = [0u8; 8192];
+        match self.stream.read(&mut b) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&b[..n]);
+                true
+            }
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Polls `cond` every 10 ms until it holds or `within` passes.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    cond()
+}
