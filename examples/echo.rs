@@ -1,0 +1,165 @@
+//! The echo server: phxrpc's sample counterpart and the benchmark's target.
+//!
+//! ```text
+//! cargo run --example echo -- [--listen ADDR] [--config PATH] [--handlers async|blocking]
+//! ```
+//!
+//! Methods: `echo(value)` returns its argument unchanged; `getBuild(id)` returns a fixed
+//! koji-like build struct; `sleep(ms)` blocks a worker for `ms` milliseconds; `fail(code,
+//! message)` answers that fault; `crash()` panics (the panic cage answers an internal-error
+//! fault); plus the built-in `system.*` methods. `--handlers` chooses whether `echo` and
+//! `getBuild` run as async handlers on the IO units (default) or as blocking handlers on the
+//! worker pool; their wire names are the same either way, so they are registered at run time.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub::core::{Config, Server};
+use hub::{rpc_method, Context, Fault, Method, Params, Registry, RpcError, Struct, Value};
+
+/// Blocks a worker thread for `ms` milliseconds, then returns `ms`.
+#[rpc_method]
+fn sleep(ms: i64) -> i64 {
+    std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
+    ms
+}
+
+/// Answers the fault `code` with `message`.
+#[rpc_method]
+fn fail(code: i32, message: String) -> Result<(), Fault> {
+    Err(Fault::new(code, message))
+}
+
+/// Panics, to show the panic cage.
+#[rpc_method]
+fn crash() -> Result<(), Fault> {
+    panic!("crash() was called")
+}
+
+/// `echo(value)`: the one argument, whatever its type.
+fn echo(params: Params) -> Result<Value, RpcError> {
+    let mut args = params.positional.into_iter();
+    match (args.next(), args.next(), params.named) {
+        (Some(v), None, None) => Ok(v),
+        _ => Err(RpcError::InvalidParams(
+            "echo takes exactly one argument: value".into(),
+        )),
+    }
+}
+
+/// `getBuild(id: int)`: a fixed build carrying `id`.
+fn get_build(params: Params) -> Result<Value, RpcError> {
+    let id = match (params.positional.as_slice(), &params.named) {
+        ([Value::Int(id)], None) => *id,
+        _ => {
+            return Err(RpcError::InvalidParams(
+                "getBuild takes exactly one argument: id (int)".into(),
+            ))
+        }
+    };
+    let mut s = Struct::new();
+    s.insert("id", id);
+    s.insert("name", "bash");
+    s.insert("version", "5.2.15");
+    s.insert("release", "3.fc40");
+    s.insert("state", 1);
+    s.insert("owner_name", "builder");
+    s.insert("volume_id_set", true);
+    s.insert("score", 0.5);
+    Ok(Value::Struct(s))
+}
+
+fn method(name: &'static str, f: fn(Params) -> Result<Value, RpcError>, blocking: bool) -> Method {
+    let m = if blocking {
+        Method::blocking(name, move |_ctx: &Context, p| f(p))
+    } else {
+        Method::asynchronous(name, move |_ctx: Arc<Context>, p| async move { f(p) })
+    };
+    m.with_doc(match name {
+        "echo" => "Returns its one argument unchanged, whatever its XML-RPC type.",
+        _ => "Returns a fixed build struct carrying the given id.",
+    })
+}
+
+struct Args {
+    listen: Option<String>,
+    config: Option<String>,
+    blocking: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        listen: None,
+        config: None,
+        blocking: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--listen" => args.listen = Some(value()?),
+            "--config" => args.config = Some(value()?),
+            "--handlers" => {
+                args.blocking = match value()?.as_str() {
+                    "async" => false,
+                    "blocking" => true,
+                    other => return Err(format!("--handlers: `{other}` is not async|blocking")),
+                }
+            }
+            "-h" | "--help" => {
+                return Err(
+                    "usage: echo [--listen ADDR] [--config PATH] [--handlers async|blocking]"
+                        .into(),
+                )
+            }
+            other => return Err(format!("unknown argument `{other}`")),
+        }
+    }
+    Ok(args)
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(listen) = &args.listen {
+        config.listen = listen
+            .parse()
+            .map_err(|e| format!("--listen `{listen}`: {e}"))?;
+    }
+    let registry = Registry::builder()
+        .with_inventory()
+        .method(method("echo", echo, args.blocking))
+        .method(method("getBuild", get_build, args.blocking))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let server = Server::builder()
+        .config(config)
+        .registry(registry)
+        .build()
+        .map_err(|e| e.to_string())?
+        .start_with_signals()
+        .map_err(|e| e.to_string())?;
+    println!("listening on http://{}", server.local_addr());
+    server.wait();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
