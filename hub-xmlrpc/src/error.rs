@@ -27,7 +27,7 @@ pub enum ParseErrorKind {
     /// A scalar whose text does not fit its type (`<int>x</int>`, `<boolean>2</boolean>`,
     /// bad base64 or dateTime).
     InvalidValue,
-    /// An integer beyond 64 bits (or a fault code beyond 32 bits).
+    /// An integer beyond 64 bits; the message names it (cut short).
     IntegerOverflow,
 }
 
