@@ -79,8 +79,8 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
     }
 }
 
-/// One `ParamDef` per decoded parameter. The type probe is spanned on the user's
-/// type so that an undecodable type is reported there.
+/// One `ParamDef` per decoded parameter. The type is probed without a trait bound,
+/// so that an undecodable type is reported once, by the decoding call.
 fn param_defs(sig: &MethodSig) -> Vec<TokenStream> {
     sig.params
         .iter()
@@ -89,7 +89,7 @@ fn param_defs(sig: &MethodSig) -> Vec<TokenStream> {
             let ty = &param.ty;
             let rust_type = type_text(ty);
             let optional = param.optional;
-            let xmlrpc_type = quote_spanned!(ty.span()=> <#ty as __hub::DecodeParam>::xmlrpc_type);
+            let xmlrpc_type = probe(ty);
             quote! {
                 __hub::ParamDef {
                     name: #name,
@@ -207,16 +207,27 @@ fn returns_fn(output: &Output) -> TokenStream {
         None => quote!("nil"),
         Some(ty) => match syntactic_type_name(ty) {
             Some(name) => quote!(#name),
-            None => quote! {
-                #[allow(unused_imports)]
-                use __hub::{ProbeByDeserialize as _, ProbeFallback as _};
-                (&__hub::TypeProbe::<#ty>::new()).xmlrpc_type()
-            },
+            None => {
+                let probe = probe(ty);
+                quote!((#probe)())
+            }
         },
     };
     quote! {
         fn __hub_returns() -> &'static str {
             #body
+        }
+    }
+}
+
+/// A `fn() -> &'static str` naming `ty`'s XML-RPC type: precise for types that
+/// implement `Deserialize`, `"any"` for the others (see `hub_core::params::TypeProbe`).
+fn probe(ty: &Type) -> TokenStream {
+    quote! {
+        || {
+            #[allow(unused_imports)]
+            use __hub::{ProbeByDeserialize as _, ProbeFallback as _};
+            (&__hub::TypeProbe::<#ty>::new()).xmlrpc_type()
         }
     }
 }

@@ -36,10 +36,15 @@ pub fn rpc_method(args: TokenStream, item: TokenStream) -> TokenStream {
     let args = attr::parse(args.into(), &mut errors);
     let sig = signature::analyze(&function.sig, &mut errors);
     match errors.finish() {
-        // The function is still emitted, so its uses don't add unrelated errors.
         Err(error) => {
             let error = error.into_compile_error();
-            quote!(#error #function).into()
+            // The function is still emitted, so that its uses add no unrelated
+            // errors; except a variadic one, which rustc would refuse again.
+            if function.sig.variadic.is_some() {
+                error.into()
+            } else {
+                quote!(#error #function).into()
+            }
         }
         Ok(()) => expand::expand(expand::Method {
             item: &function,

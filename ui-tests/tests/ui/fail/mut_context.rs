@@ -1,0 +1,8 @@
+use hub::{rpc_method, Context};
+
+#[rpc_method]
+fn touch(ctx: &mut Context) -> String {
+    ctx.method().to_owned()
+}
+
+fn main() {}

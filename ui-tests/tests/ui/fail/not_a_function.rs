@@ -1,0 +1,8 @@
+use hub::rpc_method;
+
+#[rpc_method]
+struct Build {
+    id: i64,
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use hub::rpc_method;
+
+#[rpc_method]
+fn ignore(_: i64) {}
+
+fn main() {}

@@ -1,0 +1,27 @@
+//! `name` and `perm`, and doc comments as help text.
+
+use hub::rpc_method;
+
+/// Gets a build.
+///
+/// Accepts an id.
+#[rpc_method(name = "build.get", perm = "admin")]
+fn get(build_id: i64) -> i64 {
+    build_id
+}
+
+#[rpc_method(perm = "repo")]
+fn regen_repo() {}
+
+fn main() {
+    let registry = hub::Registry::from_inventory().expect("no duplicates");
+    let get = registry.get("build.get").expect("registered under its XML-RPC name");
+    assert_eq!(get.perm(), Some("admin"));
+    assert_eq!(get.doc(), "Gets a build.\n\nAccepts an id.");
+    assert_eq!(get.argdesc(), "(build_id)");
+    assert!(registry.get("get").is_none());
+
+    let regen = registry.get("regen_repo").expect("registered under the function's name");
+    assert_eq!(regen.perm(), Some("repo"));
+    assert_eq!(regen.doc(), "");
+}
