@@ -1,6 +1,16 @@
 //! [`Server`]: builds the engine from a [`Config`] and a [`Registry`], starts its threads
 //! (acceptor, IO units, workers) and drains them on shutdown.
 //!
+//! A request's path: the acceptor thread accepts (or answers `503` over `max_connections`)
+//! and hands the socket round robin to an IO unit; the unit's hyper connection reads the
+//! head (`socket_timeout_ms`), `service` routes it and reads the body (`max_request_length`,
+//! `socket_timeout_ms`); `dispatch` parses the call, splits keyword arguments, looks the method
+//! up and makes its `Context`; an async method runs right there on the unit, a blocking one is
+//! queued (QoS fast reject, `max_queue_length`) for a worker thread, which skips it if the
+//! client left, answers `503` if it waited past `max_queue_wait_ms`, else runs it under
+//! `catch_unwind` and sends the result back on a oneshot; the unit encodes the value or fault
+//! and hyper writes it.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = hub_core::Server::builder().workers(4).listen("127.0.0.1:0".parse()?).build()?;
@@ -272,7 +282,8 @@ async fn stat_lines(shared: Arc<Shared>) {
     }
 }
 
-/// A server running in background threads.
+/// A server running in background threads. Dropping it starts a graceful shutdown
+/// (without waiting for it); call [`RunningServer::wait`] to wait.
 #[derive(Debug)]
 pub struct RunningServer {
     local_addr: SocketAddr,
@@ -322,6 +333,14 @@ impl RunningServer {
             join_until(w, deadline);
         }
         tracing::info!("server stopped");
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if self.acceptor.is_some() {
+            self.shared.shutdown.shutdown();
+        }
     }
 }
 
