@@ -5,6 +5,7 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{ItemFn, LitStr, Type};
 
@@ -26,7 +27,7 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
         .args
         .name
         .clone()
-        .unwrap_or_else(|| LitStr::new(&fn_ident.to_string(), fn_ident.span()));
+        .unwrap_or_else(|| LitStr::new(&fn_ident.unraw().to_string(), fn_ident.span()));
     let perm = match &method.args.perm {
         Some(perm) => quote!(::core::option::Option::Some(#perm)),
         None => quote!(::core::option::Option::None),
@@ -85,7 +86,8 @@ fn param_defs(sig: &MethodSig) -> Vec<TokenStream> {
     sig.params
         .iter()
         .map(|param| {
-            let name = param.ident.to_string();
+            // `r#type` is called `type` by callers.
+            let name = param.ident.unraw().to_string();
             let ty = &param.ty;
             let rust_type = type_text(ty);
             let optional = param.optional;

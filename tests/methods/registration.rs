@@ -71,3 +71,25 @@ fn the_function_stays_an_ordinary_function() {
     assert_eq!(get_build(1, None).ok().flatten(), Some(sample_build()));
     assert_eq!(crate::api::misc::hello(), "Hello World");
 }
+
+#[test]
+fn parameters_are_described_with_their_rust_and_xmlrpc_types() {
+    let registry = registry();
+    let list_builds = registry.get("listBuilds").expect("registered");
+    let described: Vec<(&str, &str, &str, bool)> = list_builds
+        .params()
+        .iter()
+        .map(|p| (&*p.name, &*p.rust_type, &*p.xmlrpc_type, p.optional))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            ("package", "String", "string", false),
+            ("limit", "Option<i32>", "int", true),
+            ("reverse", "Option<bool>", "boolean", true),
+        ]
+    );
+    let import = registry.get("importBuild").expect("registered");
+    assert_eq!(import.params()[0].rust_type, "BuildInfo");
+    assert_eq!(import.params()[0].xmlrpc_type, "struct");
+}

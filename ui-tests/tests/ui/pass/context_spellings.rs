@@ -1,4 +1,5 @@
-//! The context is recognised by any path ending in `Context`; bindings may be `mut`.
+//! The context is recognised by any path ending in `Context`; bindings may be
+//! `mut`; raw identifiers are named without `r#`.
 
 use hub::rpc_method;
 
@@ -26,4 +27,13 @@ fn main() {
     assert_eq!(params("full_path"), Some(0));
     assert_eq!(params("engine_path"), Some(1));
     assert_eq!(params("module_path"), Some(0));
+    let raw = registry.get("match").expect("registered without `r#`");
+    assert_eq!(raw.params()[0].name, "type");
+    assert_eq!(raw.params()[0].rust_type, "String");
+}
+
+/// Raw identifiers lose their `r#` on the wire.
+#[rpc_method]
+fn r#match(r#type: String) -> String {
+    r#type
 }
