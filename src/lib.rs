@@ -166,6 +166,10 @@ pub use hub_xmlrpc as xmlrpc;
 /// the parameters, and an `inventory` submission of a [`MethodDef`] carrying the
 /// name, doc comment, parameter and result types, permission, and source location.
 ///
+/// Methods declared in a library crate are registered only if the binary links
+/// that crate: rustc drops an `--extern` crate nothing refers to, and its
+/// methods with it. Refer to any item of it, or write `use that_crate as _;`.
+///
 /// # Example
 /// ```
 /// use hub::{rpc_method, Context};
