@@ -260,3 +260,42 @@ print('ok')
     );
     server.shutdown();
 }
+
+#[test]
+fn pipelining_and_expect_continue() {
+    let server = start(config());
+    let mut c = Conn::open(server.local_addr());
+    // two requests in one write: two answers, in order
+    let one = support::call_xml("becho", &["<string>one</string>"]);
+    let two = support::call_xml("echo", &["<string>two</string>"]);
+    let both = [&one, &two]
+        .iter()
+        .map(|b| {
+            format!(
+                "POST /RPC2 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{b}",
+                b.len()
+            )
+        })
+        .collect::<String>();
+    std::io::Write::write_all(&mut c.stream, both.as_bytes()).unwrap();
+    let r1 = c.read_response().unwrap();
+    let r2 = c.read_response().unwrap();
+    assert!(
+        r1.body.contains("one") && r2.body.contains("two"),
+        "{r1:?} {r2:?}"
+    );
+    // Expect: 100-continue: the interim answer comes before the body is sent
+    let body = support::call_xml("echo", &["<string>continued</string>"]);
+    let head = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    std::io::Write::write_all(&mut c.stream, head.as_bytes()).unwrap();
+    let interim = c.read_response().expect("100 Continue");
+    assert_eq!(interim.status, 100);
+    std::io::Write::write_all(&mut c.stream, body.as_bytes()).unwrap();
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("continued"), "{}", r.body);
+    server.shutdown();
+}
