@@ -41,7 +41,10 @@ fn build(i: i64) -> Value {
 
 fn cases() -> Vec<Case> {
     let mut echo = Vec::new();
-    write_call(&MethodCall::new("echo", vec![Value::from("hello")]), &mut echo);
+    write_call(
+        &MethodCall::new("echo", vec![Value::from("hello")]),
+        &mut echo,
+    );
 
     let mut builds = Vec::new();
     let mut big = Vec::new();
@@ -69,9 +72,21 @@ fn cases() -> Vec<Case> {
     write_response(&Value::Struct(s), &mut resp);
 
     vec![
-        Case { name: "a_echo_call", bytes: echo, is_call: true },
-        Case { name: "b_1mib_call", bytes: big, is_call: true },
-        Case { name: "c_struct8_response", bytes: resp, is_call: false },
+        Case {
+            name: "a_echo_call",
+            bytes: echo,
+            is_call: true,
+        },
+        Case {
+            name: "b_1mib_call",
+            bytes: big,
+            is_call: true,
+        },
+        Case {
+            name: "c_struct8_response",
+            bytes: resp,
+            is_call: false,
+        },
     ]
 }
 
@@ -110,7 +125,9 @@ fn dxr_decode(case: &Case) -> usize {
         return 0;
     };
     if case.is_call {
-        dxr::MethodCall::from_xml(text).map(|c| c.params.len()).unwrap_or(0)
+        dxr::MethodCall::from_xml(text)
+            .map(|c| c.params.len())
+            .unwrap_or(0)
     } else {
         dxr::MethodResponse::from_xml(text).map(|_| 1).unwrap_or(0)
     }
@@ -118,7 +135,11 @@ fn dxr_decode(case: &Case) -> usize {
 
 fn decode(c: &mut Criterion) {
     for case in cases() {
-        assert!(ours_decode(&case) > 0 && dxr_decode(&case) > 0, "{}", case.name);
+        assert!(
+            ours_decode(&case) > 0 && dxr_decode(&case) > 0,
+            "{}",
+            case.name
+        );
         let mut g = c.benchmark_group(format!("decode/{}", case.name));
         g.throughput(Throughput::Bytes(case.bytes.len() as u64));
         if case.bytes.len() > 100_000 {
@@ -172,8 +193,9 @@ fn encode(c: &mut Criterion) {
             else {
                 panic!("ours")
             };
-            let theirs = dxr::MethodResponse::from_xml(std::str::from_utf8(&case.bytes).expect("utf8"))
-                .expect("dxr");
+            let theirs =
+                dxr::MethodResponse::from_xml(std::str::from_utf8(&case.bytes).expect("utf8"))
+                    .expect("dxr");
             g.bench_function(BenchmarkId::from_parameter("hub"), |b| {
                 b.iter(|| {
                     let mut out = Vec::new();

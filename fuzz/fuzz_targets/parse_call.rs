@@ -6,7 +6,10 @@ use hub_xmlrpc::{parse_call, write_call, Limits};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_size: 1 << 20, max_depth: 64 };
+    let limits = Limits {
+        max_size: 1 << 20,
+        max_depth: 64,
+    };
     if let Ok(mut call) = parse_call(data, &limits) {
         let mut out = Vec::new();
         write_call(&call, &mut out);

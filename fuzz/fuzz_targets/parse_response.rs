@@ -6,7 +6,10 @@ use hub_xmlrpc::{parse_response, write_fault, write_response, Limits, MethodResp
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let limits = Limits { max_size: 1 << 20, max_depth: 64 };
+    let limits = Limits {
+        max_size: 1 << 20,
+        max_depth: 64,
+    };
     if let Ok(r) = parse_response(data, &limits) {
         let mut out = Vec::new();
         match &r {

@@ -224,9 +224,7 @@ impl<'de> de::Deserializer<'de> for Value {
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         match self {
             Value::Array(a) => visit_array(a, visitor, None),
-            Value::Base64(b) => {
-                visitor.visit_seq(de::value::SeqDeserializer::new(b.into_iter()))
-            }
+            Value::Base64(b) => visitor.visit_seq(de::value::SeqDeserializer::new(b.into_iter())),
             other => Err(mismatch("array", &other)),
         }
     }
@@ -282,21 +280,18 @@ impl<'de> de::Deserializer<'de> for Value {
                     None => Err(DecodeError::new("empty struct for an enum")),
                 }
             }
-            other => Err(mismatch("string (enum variant) or struct of one member", &other)),
+            other => Err(mismatch(
+                "string (enum variant) or struct of one member",
+                &other,
+            )),
         }
     }
 
-    fn deserialize_identifier<V: Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
+    fn deserialize_identifier<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         self.deserialize_string(visitor)
     }
 
-    fn deserialize_ignored_any<V: Visitor<'de>>(
-        self,
-        visitor: V,
-    ) -> Result<V::Value, DecodeError> {
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DecodeError> {
         drop(self);
         visitor.visit_unit()
     }

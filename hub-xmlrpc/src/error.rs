@@ -311,11 +311,17 @@ impl serde::de::Error for DecodeError {
     }
 
     fn invalid_type(unexp: serde::de::Unexpected<'_>, exp: &dyn serde::de::Expected) -> Self {
-        DecodeError::new(format!("expected {exp}, found {}", crate::de::describe_unexpected(&unexp)))
+        DecodeError::new(format!(
+            "expected {exp}, found {}",
+            crate::de::describe_unexpected(&unexp)
+        ))
     }
 
     fn invalid_value(unexp: serde::de::Unexpected<'_>, exp: &dyn serde::de::Expected) -> Self {
-        DecodeError::new(format!("invalid value {}, expected {exp}", crate::de::describe_unexpected(&unexp)))
+        DecodeError::new(format!(
+            "invalid value {}, expected {exp}",
+            crate::de::describe_unexpected(&unexp)
+        ))
     }
 
     fn missing_field(field: &'static str) -> Self {

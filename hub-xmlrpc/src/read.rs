@@ -14,8 +14,7 @@ use quick_xml::Reader;
 
 use crate::error::short;
 use crate::{
-    DateTime, Fault, Limits, MethodCall, MethodResponse, ParseError, ParseErrorKind, Struct,
-    Value,
+    DateTime, Fault, Limits, MethodCall, MethodResponse, ParseError, ParseErrorKind, Struct, Value,
 };
 
 use ParseErrorKind as K;
@@ -133,7 +132,9 @@ fn fault_of(v: Value) -> Result<Fault, &'static str> {
                 code = Some(i32::try_from(c).map_err(|_| "faultCode beyond 32 bits")?)
             }
             ("faultString", Value::String(m)) => message = Some(m),
-            ("faultCode" | "faultString", _) => return Err("faultCode must be int, faultString string"),
+            ("faultCode" | "faultString", _) => {
+                return Err("faultCode must be int, faultString string")
+            }
             _ => {}
         }
     }
@@ -213,10 +214,13 @@ impl<'a> Parser<'a> {
                 format!("{} bytes, limit {}", input.len(), limits.max_size),
             ));
         }
-        let text = std::str::from_utf8(input).map_err(|e| {
-            ParseError::new(K::InvalidUtf8, input, e.valid_up_to(), "")
-        })?;
-        let base = if input.starts_with(b"\xEF\xBB\xBF") { 3 } else { 0 };
+        let text = std::str::from_utf8(input)
+            .map_err(|e| ParseError::new(K::InvalidUtf8, input, e.valid_up_to(), ""))?;
+        let base = if input.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
         let mut reader = Reader::from_reader(&input[base..]);
         let config = reader.config_mut();
         config.check_end_names = true;
@@ -321,7 +325,10 @@ impl<'a> Parser<'a> {
             Tag::Start(n) if n == name => Ok(()),
             _ => Err(self.err(
                 K::InvalidXmlRpc,
-                format!("expected <{}> as the root element", String::from_utf8_lossy(name)),
+                format!(
+                    "expected <{}> as the root element",
+                    String::from_utf8_lossy(name)
+                ),
             )),
         }
     }
@@ -332,7 +339,11 @@ impl<'a> Parser<'a> {
             match self.event()? {
                 Event::Eof => return Ok(()),
                 Event::Text(t) if t.iter().all(|&b| is_xml_ws(b)) => {}
-                _ => return Err(self.err(K::InvalidXmlRpc, "trailing content after the root element")),
+                _ => {
+                    return Err(
+                        self.err(K::InvalidXmlRpc, "trailing content after the root element")
+                    )
+                }
             }
         }
     }
@@ -383,7 +394,9 @@ impl<'a> Parser<'a> {
         let Some(borrowed) = self.borrow(raw) else {
             // quick-xml only hands out slices of the input for a slice reader; be safe anyway.
             let s = std::str::from_utf8(raw).map_err(|_| self.err(K::InvalidUtf8, ""))?;
-            return Ok(Cow::Owned(self.unescape_str(s, self.pos, entities)?.into_owned()));
+            return Ok(Cow::Owned(
+                self.unescape_str(s, self.pos, entities)?.into_owned(),
+            ));
         };
         let at = borrowed.as_ptr() as usize - self.input.as_ptr() as usize;
         let s: &'a str = self
@@ -393,7 +406,12 @@ impl<'a> Parser<'a> {
         self.unescape_str(s, at, entities)
     }
 
-    fn unescape_str<'s>(&self, s: &'s str, at: usize, entities: bool) -> Result<Cow<'s, str>, ParseError> {
+    fn unescape_str<'s>(
+        &self,
+        s: &'s str,
+        at: usize,
+        entities: bool,
+    ) -> Result<Cow<'s, str>, ParseError> {
         if !needs_work(s.as_bytes(), entities) {
             return Ok(Cow::Borrowed(s));
         }
@@ -410,7 +428,9 @@ impl<'a> Parser<'a> {
                     .iter()
                     .take(12)
                     .position(|&x| x == b';')
-                    .ok_or_else(|| self.err_at(K::NotWellFormed, at + i, "'&' not followed by a reference"))?;
+                    .ok_or_else(|| {
+                        self.err_at(K::NotWellFormed, at + i, "'&' not followed by a reference")
+                    })?;
                 let name = &rest[..semi];
                 let ch = match name {
                     b"amp" => '&',
@@ -418,17 +438,17 @@ impl<'a> Parser<'a> {
                     b"gt" => '>',
                     b"quot" => '"',
                     b"apos" => '\'',
-                    [b'#', b'x', hex @ ..] => char_ref(hex, 16)
-                        .ok_or_else(|| self.err_at(K::NotWellFormed, at + i, "bad character reference"))?,
-                    [b'#', dec @ ..] => char_ref(dec, 10)
-                        .ok_or_else(|| self.err_at(K::NotWellFormed, at + i, "bad character reference"))?,
-                    _ => {
-                        return Err(self.err_at(
-                            K::EntityRefused,
-                            at + i,
-                            "only &amp; &lt; &gt; &quot; &apos; and character references are allowed",
-                        ))
-                    }
+                    [b'#', b'x', hex @ ..] => char_ref(hex, 16).ok_or_else(|| {
+                        self.err_at(K::NotWellFormed, at + i, "bad character reference")
+                    })?,
+                    [b'#', dec @ ..] => char_ref(dec, 10).ok_or_else(|| {
+                        self.err_at(K::NotWellFormed, at + i, "bad character reference")
+                    })?,
+                    _ => return Err(self.err_at(
+                        K::EntityRefused,
+                        at + i,
+                        "only &amp; &lt; &gt; &quot; &apos; and character references are allowed",
+                    )),
                 };
                 out.push(ch);
                 i += semi + 2;
@@ -576,7 +596,10 @@ impl<'a> Parser<'a> {
                 Event::Eof => return Err(self.err(K::NotWellFormed, "unexpected end of document")),
                 _ => return Err(self.err(K::NotWellFormed, "unexpected markup")),
             };
-            if untyped.as_deref().is_some_and(|s| !s.bytes().all(is_xml_ws)) {
+            if untyped
+                .as_deref()
+                .is_some_and(|s| !s.bytes().all(is_xml_ws))
+            {
                 return Err(self.err(K::InvalidXmlRpc, "text beside a type element in <value>"));
             }
             let scalar = match name {
@@ -617,7 +640,11 @@ impl<'a> Parser<'a> {
                 }
             };
             let at = self.pos;
-            let text = if empty { Cow::Borrowed("") } else { self.text()? };
+            let text = if empty {
+                Cow::Borrowed("")
+            } else {
+                self.text()?
+            };
             let v = self.scalar(scalar, text, at)?;
             self.end()?; // </value>
             return Ok(Opened::Scalar(v));
@@ -673,9 +700,9 @@ impl<'a> Parser<'a> {
 fn needs_work(b: &[u8], entities: bool) -> bool {
     let amp = if entities { b'&' } else { 0 };
     b.chunks(16).any(|chunk| {
-        chunk
-            .iter()
-            .fold(false, |acc, &c| acc | (c == amp) | ((c < 0x20) & (c != b'\t') & (c != b'\n')))
+        chunk.iter().fold(false, |acc, &c| {
+            acc | (c == amp) | ((c < 0x20) & (c != b'\t') & (c != b'\n'))
+        })
     })
 }
 
@@ -707,14 +734,22 @@ fn parse_int(s: &str) -> Result<i64, bool> {
         let d = i64::from(d - b'0');
         v = v
             .checked_mul(10)
-            .and_then(|v| if neg { v.checked_sub(d) } else { v.checked_add(d) })
+            .and_then(|v| {
+                if neg {
+                    v.checked_sub(d)
+                } else {
+                    v.checked_add(d)
+                }
+            })
             .ok_or(true)?;
     }
     Ok(v)
 }
 
 fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    use base64::engine::{general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig};
+    use base64::engine::{
+        general_purpose::GeneralPurpose, DecodePaddingMode, GeneralPurposeConfig,
+    };
     const ENGINE: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),

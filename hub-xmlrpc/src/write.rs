@@ -55,9 +55,7 @@ pub fn write_fault(fault: &Fault, out: &mut Vec<u8>) {
         b"</int></value></member><member><name>faultString</name><value><string>",
     );
     escape(&fault.message, out);
-    out.extend_from_slice(
-        b"</string></value></member></struct></value></fault></methodResponse>",
-    );
+    out.extend_from_slice(b"</string></value></member></struct></value></fault></methodResponse>");
 }
 
 /// Appends a document whose root is one `<value>` (the counterpart of

@@ -23,7 +23,11 @@ fn fixtures() -> Vec<(String, Vec<u8>, Json)> {
         }
         let xml = std::fs::read(&path).expect("read xml");
         let json = std::fs::read_to_string(path.with_extension("json")).expect("read json");
-        let name = path.file_stem().expect("stem").to_string_lossy().into_owned();
+        let name = path
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
         out.push((name, xml, serde_json::from_str(&json).expect("json")));
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -32,7 +36,10 @@ fn fixtures() -> Vec<(String, Vec<u8>, Json)> {
 }
 
 fn typed(j: &Json) -> Value {
-    let (tag, v) = j.as_object().and_then(|o| o.iter().next()).expect("typed value");
+    let (tag, v) = j
+        .as_object()
+        .and_then(|o| o.iter().next())
+        .expect("typed value");
     match tag.as_str() {
         "nil" => Value::Nil,
         "boolean" => Value::Bool(v.as_bool().expect("bool")),
@@ -68,7 +75,12 @@ fn typed(j: &Json) -> Value {
 fn expected_call(j: &Json) -> MethodCall {
     MethodCall {
         method_name: j["method"].as_str().expect("method").to_owned(),
-        params: j["params"].as_array().expect("params").iter().map(typed).collect(),
+        params: j["params"]
+            .as_array()
+            .expect("params")
+            .iter()
+            .map(typed)
+            .collect(),
     }
 }
 
@@ -87,12 +99,12 @@ fn expected_response(j: &Json) -> MethodResponse {
 fn every_fixture_parses_to_what_python_marshalled() {
     for (name, xml, json) in fixtures() {
         if json.get("method").is_some() {
-            let call = parse_call(&xml, &Limits::default())
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let call =
+                parse_call(&xml, &Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(call, expected_call(&json), "{name}");
         } else {
-            let resp = parse_response(&xml, &Limits::default())
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let resp =
+                parse_response(&xml, &Limits::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(resp, expected_response(&json), "{name}");
         }
     }
@@ -105,7 +117,11 @@ fn every_fixture_round_trips_through_our_writer() {
         if json.get("method").is_some() {
             let call = parse_call(&xml, &Limits::default()).expect("parse");
             write_call(&call, &mut out);
-            assert_eq!(parse_call(&out, &Limits::default()).expect("reparse"), call, "{name}");
+            assert_eq!(
+                parse_call(&out, &Limits::default()).expect("reparse"),
+                call,
+                "{name}"
+            );
         } else {
             match parse_response(&xml, &Limits::default()).expect("parse") {
                 MethodResponse::Success(v) => {

@@ -57,8 +57,14 @@ fn deep_nesting_is_refused_without_overflowing_the_stack() {
     assert_short(&e);
 
     // Even with no depth limit, parsing is iterative: no stack overflow.
-    let deep = parse_call(xml.as_bytes(), &Limits { max_depth: usize::MAX, ..Limits::default() })
-        .expect("iterative parser");
+    let deep = parse_call(
+        xml.as_bytes(),
+        &Limits {
+            max_depth: usize::MAX,
+            ..Limits::default()
+        },
+    )
+    .expect("iterative parser");
     // Dropping 10,000 nested Vecs recurses in Drop; keep it off this thread's stack.
     std::thread::Builder::new()
         .stack_size(64 << 20)
@@ -89,10 +95,15 @@ fn depth_limit_is_exact() {
         }
         xml
     };
-    let limits = Limits { max_depth: 3, ..Limits::default() };
+    let limits = Limits {
+        max_depth: 3,
+        ..Limits::default()
+    };
     assert!(parse_value(nest(3).as_bytes(), &limits).is_ok());
     assert_eq!(
-        parse_value(nest(4).as_bytes(), &limits).expect_err("4").kind(),
+        parse_value(nest(4).as_bytes(), &limits)
+            .expect_err("4")
+            .kind(),
         ParseErrorKind::TooDeep
     );
 }
@@ -103,11 +114,17 @@ fn oversize_is_refused_before_parsing() {
     let e = call_err(big.as_bytes());
     assert_eq!(e.kind(), ParseErrorKind::TooLarge);
     assert_short(&e);
-    let small = Limits { max_size: 10, ..Limits::default() };
+    let small = Limits {
+        max_size: 10,
+        ..Limits::default()
+    };
     assert_eq!(
-        parse_call(b"<methodCall><methodName>m</methodName></methodCall>", &small)
-            .expect_err("small")
-            .kind(),
+        parse_call(
+            b"<methodCall><methodName>m</methodName></methodCall>",
+            &small
+        )
+        .expect_err("small")
+        .kind(),
         ParseErrorKind::TooLarge
     );
 }
@@ -122,7 +139,10 @@ fn invalid_utf8_is_refused() {
     assert_eq!(e.fault_code(), -32702);
     assert_short(&e);
     // Overlong encodings and lone continuation bytes too.
-    assert_eq!(call_err(b"<methodCall>\xC0\xAF</methodCall>").kind(), ParseErrorKind::InvalidUtf8);
+    assert_eq!(
+        call_err(b"<methodCall>\xC0\xAF</methodCall>").kind(),
+        ParseErrorKind::InvalidUtf8
+    );
     assert_eq!(call_err(b"\x80").kind(), ParseErrorKind::InvalidUtf8);
 }
 
@@ -135,7 +155,10 @@ fn nul_and_control_characters_are_refused() {
     let e = call_err(b"<methodCall><methodName>m\0</methodName></methodCall>");
     assert_eq!(e.kind(), ParseErrorKind::NotWellFormed);
     let e = call_err(b"<methodCall>\0<methodName>m</methodName></methodCall>");
-    assert!(matches!(e.kind(), ParseErrorKind::InvalidXmlRpc | ParseErrorKind::NotWellFormed));
+    assert!(matches!(
+        e.kind(),
+        ParseErrorKind::InvalidXmlRpc | ParseErrorKind::NotWellFormed
+    ));
 }
 
 #[test]
@@ -144,7 +167,10 @@ fn trailing_garbage_and_second_roots_are_refused() {
         let xml = format!("<methodCall><methodName>m</methodName></methodCall>{tail}");
         let e = call_err(xml.as_bytes());
         assert!(
-            matches!(e.kind(), ParseErrorKind::InvalidXmlRpc | ParseErrorKind::NotWellFormed),
+            matches!(
+                e.kind(),
+                ParseErrorKind::InvalidXmlRpc | ParseErrorKind::NotWellFormed
+            ),
             "{tail}: {e}"
         );
     }
@@ -190,7 +216,10 @@ fn truncations_of_every_fixture_never_panic() {
             let call = parse_call(head, &Limits::default());
             let resp = parse_response(head, &Limits::default());
             if !xml[cut..].iter().all(u8::is_ascii_whitespace) {
-                assert!(call.is_err() && resp.is_err(), "{path:?} cut at {cut} accepted");
+                assert!(
+                    call.is_err() && resp.is_err(),
+                    "{path:?} cut at {cut} accepted"
+                );
             }
             // Flipping a byte neither.
             let mut flipped = xml.clone();
@@ -208,7 +237,10 @@ fn many_members_parse_in_linear_time() {
     // A struct of 100,000 members, many repeated names: no quadratic blow-up.
     let mut xml = String::from("<value><struct>");
     for i in 0..100_000 {
-        xml.push_str(&format!("<member><name>m{}</name><value><int>{i}</int></value></member>", i % 50_000));
+        xml.push_str(&format!(
+            "<member><name>m{}</name><value><int>{i}</int></value></member>",
+            i % 50_000
+        ));
     }
     xml.push_str("</struct></value>");
     let start = std::time::Instant::now();

@@ -1,8 +1,8 @@
 //! Calls, responses and faults: every form, parsed and written.
 
 use hub_xmlrpc::{
-    parse_call, parse_response, write_call, write_fault, write_response, Fault, Limits,
-    MethodCall, MethodResponse, ParseErrorKind, Struct, Value,
+    parse_call, parse_response, write_call, write_fault, write_response, Fault, Limits, MethodCall,
+    MethodResponse, ParseErrorKind, Struct, Value,
 };
 
 fn call(xml: &str) -> MethodCall {
@@ -28,9 +28,20 @@ fn call_forms() {
         echo
     );
     let none = MethodCall::new("system.listMethods", vec![]);
-    assert_eq!(call("<methodCall><methodName>system.listMethods</methodName><params/></methodCall>"), none);
-    assert_eq!(call("<methodCall><methodName>system.listMethods</methodName><params></params></methodCall>"), none);
-    assert_eq!(call("<methodCall><methodName>system.listMethods</methodName></methodCall>"), none);
+    assert_eq!(
+        call("<methodCall><methodName>system.listMethods</methodName><params/></methodCall>"),
+        none
+    );
+    assert_eq!(
+        call(
+            "<methodCall><methodName>system.listMethods</methodName><params></params></methodCall>"
+        ),
+        none
+    );
+    assert_eq!(
+        call("<methodCall><methodName>system.listMethods</methodName></methodCall>"),
+        none
+    );
     // Apache ws-xmlrpc: namespace declaration and ex: types.
     assert_eq!(
         call("<methodCall xmlns:ex=\"http://ws.apache.org/xmlrpc/namespaces/extensions\"><methodName>m</methodName><params><param><value><ex:nil/></value></param><param><value><ex:i8>5000000000</ex:i8></value></param></params></methodCall>"),
@@ -40,17 +51,33 @@ fn call_forms() {
 
 #[test]
 fn malformed_calls() {
-    assert_eq!(call_err("<methodCall><params/></methodCall>"), ParseErrorKind::InvalidXmlRpc);
-    assert_eq!(call_err("<methodCall></methodCall>"), ParseErrorKind::InvalidXmlRpc);
-    assert_eq!(call_err("<methodCall/>"), ParseErrorKind::InvalidXmlRpc);
-    assert_eq!(call_err("<methodCall><methodName></methodName></methodCall>"), ParseErrorKind::InvalidXmlRpc);
-    assert_eq!(call_err("<methodResponse><params/></methodResponse>"), ParseErrorKind::InvalidXmlRpc);
     assert_eq!(
-        call_err("<methodCall><methodName>m</methodName><params><param></param></params></methodCall>"),
+        call_err("<methodCall><params/></methodCall>"),
         ParseErrorKind::InvalidXmlRpc
     );
     assert_eq!(
-        call_err("<methodCall><methodName>m</methodName><params><value>1</value></params></methodCall>"),
+        call_err("<methodCall></methodCall>"),
+        ParseErrorKind::InvalidXmlRpc
+    );
+    assert_eq!(call_err("<methodCall/>"), ParseErrorKind::InvalidXmlRpc);
+    assert_eq!(
+        call_err("<methodCall><methodName></methodName></methodCall>"),
+        ParseErrorKind::InvalidXmlRpc
+    );
+    assert_eq!(
+        call_err("<methodResponse><params/></methodResponse>"),
+        ParseErrorKind::InvalidXmlRpc
+    );
+    assert_eq!(
+        call_err(
+            "<methodCall><methodName>m</methodName><params><param></param></params></methodCall>"
+        ),
+        ParseErrorKind::InvalidXmlRpc
+    );
+    assert_eq!(
+        call_err(
+            "<methodCall><methodName>m</methodName><params><value>1</value></params></methodCall>"
+        ),
         ParseErrorKind::InvalidXmlRpc
     );
     assert_eq!(
@@ -61,16 +88,29 @@ fn malformed_calls() {
         call_err("<methodCall><methodName>m</methodName></methodCall><methodCall/>"),
         ParseErrorKind::InvalidXmlRpc
     );
-    assert_eq!(call_err("<methodCall><methodName>m</methodName></methodCall>junk"), ParseErrorKind::InvalidXmlRpc);
-    assert_eq!(call_err("<methodCall><methodName>m</methodName></methodCall"), ParseErrorKind::NotWellFormed);
-    assert_eq!(call_err("<methodCall><methodName>m</methodName></methodcall>"), ParseErrorKind::NotWellFormed);
+    assert_eq!(
+        call_err("<methodCall><methodName>m</methodName></methodCall>junk"),
+        ParseErrorKind::InvalidXmlRpc
+    );
+    assert_eq!(
+        call_err("<methodCall><methodName>m</methodName></methodCall"),
+        ParseErrorKind::NotWellFormed
+    );
+    assert_eq!(
+        call_err("<methodCall><methodName>m</methodName></methodcall>"),
+        ParseErrorKind::NotWellFormed
+    );
     assert_eq!(call_err(""), ParseErrorKind::NotWellFormed);
     assert_eq!(call_err("hello"), ParseErrorKind::NotWellFormed);
 }
 
 #[test]
 fn not_well_formed_and_invalid_are_told_apart() {
-    let e = parse_call(b"<methodCall><methodName>m</methodName>", &Limits::default()).expect_err("x");
+    let e = parse_call(
+        b"<methodCall><methodName>m</methodName>",
+        &Limits::default(),
+    )
+    .expect_err("x");
     assert!(e.is_not_well_formed());
     assert_eq!(e.fault_code(), -32700);
     let e = parse_call(b"<methodCall><params/></methodCall>", &Limits::default()).expect_err("x");
@@ -118,7 +158,10 @@ fn responses_and_faults() {
 #[test]
 fn written_messages_are_exact() {
     let mut out = Vec::new();
-    write_call(&MethodCall::new("echo", vec![Value::from("hello")]), &mut out);
+    write_call(
+        &MethodCall::new("echo", vec![Value::from("hello")]),
+        &mut out,
+    );
     assert_eq!(
         String::from_utf8(out).expect("utf8"),
         "<?xml version=\"1.0\"?>\n<methodCall><methodName>echo</methodName><params><param><value><string>hello</string></value></param></params></methodCall>"

@@ -2,8 +2,8 @@
 //! is not equal to itself) and through every message form.
 
 use hub_xmlrpc::{
-    parse_call, parse_response, parse_value, write_call, write_fault, write_response,
-    write_value, DateTime, Fault, Limits, MethodCall, MethodResponse, Struct, Value,
+    parse_call, parse_response, parse_value, write_call, write_fault, write_response, write_value,
+    DateTime, Fault, Limits, MethodCall, MethodResponse, Struct, Value,
 };
 use proptest::prelude::*;
 

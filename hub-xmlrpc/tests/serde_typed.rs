@@ -40,7 +40,10 @@ fn sample() -> Build {
     Build {
         id: 7,
         nvr: "bash-5.2-1".into(),
-        owner: Owner { id: 1, name: "alice".into() },
+        owner: Owner {
+            id: 1,
+            name: "alice".into(),
+        },
         state: State::Complete,
         tags: vec!["f40".into(), "f41".into()],
         task: None,
@@ -61,14 +64,20 @@ fn a_user_struct_maps_to_the_expected_value() {
     let names: Vec<&str> = s.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,
-        ["id", "nvr", "owner", "state", "tags", "task", "score", "log", "created", "extra", "pair", "ok", "initial"]
+        [
+            "id", "nvr", "owner", "state", "tags", "task", "score", "log", "created", "extra",
+            "pair", "ok", "initial"
+        ]
     );
     assert_eq!(s.get("id"), Some(&Value::Int(7)));
     assert_eq!(s.get("state"), Some(&Value::from("complete")));
     assert_eq!(s.get("task"), Some(&Value::Nil));
     assert_eq!(s.get("log"), Some(&Value::Base64(b"\x00\xffbin".to_vec())));
     assert!(matches!(s.get("created"), Some(Value::DateTime(_))));
-    assert_eq!(s.get("pair"), Some(&Value::Array(vec![Value::Int(3), Value::from("three")])));
+    assert_eq!(
+        s.get("pair"),
+        Some(&Value::Array(vec![Value::Int(3), Value::from("three")]))
+    );
     assert_eq!(s.get("initial"), Some(&Value::from("b")));
     assert!(matches!(s.get("extra"), Some(Value::Struct(_))));
 }
@@ -100,10 +109,17 @@ fn errors_name_the_path_and_quote_short() {
         }
     }
     let e = from_value::<Build>(v).expect_err("mistyped").in_param(1);
-    assert_eq!(e.to_string(), r#"params[1].owner.id: expected int, found string "x""#);
+    assert_eq!(
+        e.to_string(),
+        r#"params[1].owner.id: expected int, found string "x""#
+    );
 
     let e = from_value::<Vec<Owner>>(Value::Array(vec![
-        to_value(&Owner { id: 1, name: "a".into() }).expect("encode"),
+        to_value(&Owner {
+            id: 1,
+            name: "a".into(),
+        })
+        .expect("encode"),
         Value::Struct(Struct::new()),
     ]))
     .expect_err("missing");
@@ -121,11 +137,17 @@ fn integers_are_range_checked() {
     assert_eq!(e.to_string(), "int 5000000000 does not fit in i32");
     assert!(from_value::<u8>(Value::Int(256)).is_err());
     assert!(from_value::<u64>(Value::Int(-1)).is_err());
-    assert_eq!(from_value::<u64>(Value::Int(i64::MAX)).expect("u64"), i64::MAX as u64);
+    assert_eq!(
+        from_value::<u64>(Value::Int(i64::MAX)).expect("u64"),
+        i64::MAX as u64
+    );
 
     let e = to_value(&u64::MAX).expect_err("u64 max");
     assert!(e.to_string().contains("18446744073709551615"), "{e}");
-    assert_eq!(to_value(&(i64::MAX as u64)).expect("fits"), Value::Int(i64::MAX));
+    assert_eq!(
+        to_value(&(i64::MAX as u64)).expect("fits"),
+        Value::Int(i64::MAX)
+    );
     let e = to_value(&vec![0u64, u64::MAX]).expect_err("nested");
     assert!(e.to_string().starts_with("[1]: "), "{e}");
 }
@@ -140,9 +162,15 @@ fn doubles_accept_ints() {
 #[test]
 fn options_and_missing() {
     assert_eq!(from_value::<Option<i32>>(Value::Nil).expect("nil"), None);
-    assert_eq!(from_value::<Option<i32>>(Value::Int(1)).expect("some"), Some(1));
+    assert_eq!(
+        from_value::<Option<i32>>(Value::Int(1)).expect("some"),
+        Some(1)
+    );
     assert_eq!(from_missing::<Option<String>>().expect("none"), None);
-    assert_eq!(from_missing::<i32>().expect_err("required").to_string(), "missing");
+    assert_eq!(
+        from_missing::<i32>().expect_err("required").to_string(),
+        "missing"
+    );
     assert_eq!(to_value(&None::<i32>).expect("none"), Value::Nil);
     assert_eq!(to_value(&()).expect("unit"), Value::Nil);
 }
@@ -152,13 +180,22 @@ fn maps_with_string_and_number_keys() {
     let mut m = HashMap::new();
     m.insert("x".to_owned(), vec![1, 2]);
     let v = to_value(&m).expect("encode");
-    assert_eq!(from_value::<HashMap<String, Vec<i32>>>(v).expect("decode"), m);
+    assert_eq!(
+        from_value::<HashMap<String, Vec<i32>>>(v).expect("decode"),
+        m
+    );
 
     let mut by_id = BTreeMap::new();
     by_id.insert(10u32, "ten".to_owned());
     let v = to_value(&by_id).expect("encode");
-    assert_eq!(v.as_struct().expect("struct").get("10"), Some(&Value::from("ten")));
-    assert_eq!(from_value::<BTreeMap<u32, String>>(v).expect("decode"), by_id);
+    assert_eq!(
+        v.as_struct().expect("struct").get("10"),
+        Some(&Value::from("ten"))
+    );
+    assert_eq!(
+        from_value::<BTreeMap<u32, String>>(v).expect("decode"),
+        by_id
+    );
 
     let mut bad = BTreeMap::new();
     bad.insert(vec![1], 1);
@@ -174,7 +211,12 @@ fn enums() {
         Rect { w: i32, h: i32 },
         Pair(i32, i32),
     }
-    for s in [Shape::Dot, Shape::Circle(1.5), Shape::Rect { w: 1, h: 2 }, Shape::Pair(3, 4)] {
+    for s in [
+        Shape::Dot,
+        Shape::Circle(1.5),
+        Shape::Rect { w: 1, h: 2 },
+        Shape::Pair(3, 4),
+    ] {
         let v = to_value(&s).expect("encode");
         assert_eq!(from_value::<Shape>(v).expect("decode"), s);
     }
@@ -218,13 +260,28 @@ fn value_is_any_type() {
 fn datetime_through_serde() {
     let dt: DateTime = "20240229T23:59:59".parse().expect("dt");
     assert_eq!(to_value(&dt).expect("encode"), Value::DateTime(dt));
-    assert_eq!(from_value::<DateTime>(Value::DateTime(dt)).expect("decode"), dt);
+    assert_eq!(
+        from_value::<DateTime>(Value::DateTime(dt)).expect("decode"),
+        dt
+    );
     // A string in one of the accepted forms too.
-    assert_eq!(from_value::<DateTime>(Value::from("2024-02-29T23:59:59")).expect("str"), dt);
+    assert_eq!(
+        from_value::<DateTime>(Value::from("2024-02-29T23:59:59")).expect("str"),
+        dt
+    );
     assert!(from_value::<DateTime>(Value::Int(1)).is_err());
     // And through a self-describing format such as JSON: a plain string.
-    assert_eq!(serde_json::to_string(&dt).expect("json"), "\"20240229T23:59:59\"");
-    assert_eq!(serde_json::from_str::<DateTime>("\"20240229T23:59:59\"").expect("json"), dt);
+    assert_eq!(
+        serde_json::to_string(&dt).expect("json"),
+        "\"20240229T23:59:59\""
+    );
+    assert_eq!(
+        serde_json::from_str::<DateTime>("\"20240229T23:59:59\"").expect("json"),
+        dt
+    );
     // A DateTime read as a String gives its wire form.
-    assert_eq!(from_value::<String>(Value::DateTime(dt)).expect("string"), "20240229T23:59:59");
+    assert_eq!(
+        from_value::<String>(Value::DateTime(dt)).expect("string"),
+        "20240229T23:59:59"
+    );
 }

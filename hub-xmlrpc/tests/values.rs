@@ -15,31 +15,59 @@ fn kind(xml: &str) -> ParseErrorKind {
 #[test]
 fn integers_in_every_spelling() {
     for tag in ["int", "i4", "i8", "ex:i8", "ex:i4", "ex:i2", "ex:i1"] {
-        assert_eq!(v(&format!("<value><{tag}>-42</{tag}></value>")), Value::Int(-42), "{tag}");
+        assert_eq!(
+            v(&format!("<value><{tag}>-42</{tag}></value>")),
+            Value::Int(-42),
+            "{tag}"
+        );
     }
     assert_eq!(v("<value><int> +7 </int></value>"), Value::Int(7));
-    assert_eq!(v("<value><i8>9223372036854775807</i8></value>"), Value::Int(i64::MAX));
-    assert_eq!(v("<value><i8>-9223372036854775808</i8></value>"), Value::Int(i64::MIN));
+    assert_eq!(
+        v("<value><i8>9223372036854775807</i8></value>"),
+        Value::Int(i64::MAX)
+    );
+    assert_eq!(
+        v("<value><i8>-9223372036854775808</i8></value>"),
+        Value::Int(i64::MIN)
+    );
 }
 
 #[test]
 fn integer_overflow_names_the_value() {
-    let e = parse_value(b"<value><i8>9223372036854775808</i8></value>", &Limits::default())
-        .expect_err("overflow");
+    let e = parse_value(
+        b"<value><i8>9223372036854775808</i8></value>",
+        &Limits::default(),
+    )
+    .expect_err("overflow");
     assert_eq!(e.kind(), ParseErrorKind::IntegerOverflow);
     assert!(e.to_string().contains("9223372036854775808"), "{e}");
-    assert_eq!(kind("<value><int>12x</int></value>"), ParseErrorKind::InvalidValue);
-    assert_eq!(kind("<value><int></int></value>"), ParseErrorKind::InvalidValue);
+    assert_eq!(
+        kind("<value><int>12x</int></value>"),
+        ParseErrorKind::InvalidValue
+    );
+    assert_eq!(
+        kind("<value><int></int></value>"),
+        ParseErrorKind::InvalidValue
+    );
     assert_eq!(kind("<value><int/></value>"), ParseErrorKind::InvalidValue);
-    assert_eq!(kind("<value><int>1.5</int></value>"), ParseErrorKind::InvalidValue);
+    assert_eq!(
+        kind("<value><int>1.5</int></value>"),
+        ParseErrorKind::InvalidValue
+    );
 }
 
 #[test]
 fn booleans() {
     assert_eq!(v("<value><boolean>1</boolean></value>"), Value::Bool(true));
     assert_eq!(v("<value><boolean>0</boolean></value>"), Value::Bool(false));
-    assert_eq!(v("<value><boolean> true </boolean></value>"), Value::Bool(true));
-    assert_eq!(kind("<value><boolean>2</boolean></value>"), ParseErrorKind::InvalidValue);
+    assert_eq!(
+        v("<value><boolean> true </boolean></value>"),
+        Value::Bool(true)
+    );
+    assert_eq!(
+        kind("<value><boolean>2</boolean></value>"),
+        ParseErrorKind::InvalidValue
+    );
 }
 
 #[test]
@@ -47,12 +75,18 @@ fn strings_typed_untyped_and_empty() {
     assert_eq!(v("<value><string>a b</string></value>"), Value::from("a b"));
     assert_eq!(v("<value>untyped</value>"), Value::from("untyped"));
     assert_eq!(v("<value>  spaced  </value>"), Value::from("  spaced  "));
-    assert_eq!(v("<value><string>  kept  </string></value>"), Value::from("  kept  "));
+    assert_eq!(
+        v("<value><string>  kept  </string></value>"),
+        Value::from("  kept  ")
+    );
     assert_eq!(v("<value></value>"), Value::from(""));
     assert_eq!(v("<value/>"), Value::from(""));
     assert_eq!(v("<value><string></string></value>"), Value::from(""));
     assert_eq!(v("<value><string/></value>"), Value::from(""));
-    assert_eq!(v("<value>\n  <string>x</string>\n</value>"), Value::from("x"));
+    assert_eq!(
+        v("<value>\n  <string>x</string>\n</value>"),
+        Value::from("x")
+    );
 }
 
 #[test]
@@ -61,7 +95,10 @@ fn entities_char_refs_and_cdata() {
         v("<value><string>&amp;&lt;&gt;&quot;&apos;</string></value>"),
         Value::from("&<>\"'")
     );
-    assert_eq!(v("<value>&#65;&#x42;&#x1F600;</value>"), Value::from("AB\u{1F600}"));
+    assert_eq!(
+        v("<value>&#65;&#x42;&#x1F600;</value>"),
+        Value::from("AB\u{1F600}")
+    );
     assert_eq!(
         v("<value><string><![CDATA[<raw> & stuff]]></string></value>"),
         Value::from("<raw> & stuff")
@@ -70,34 +107,67 @@ fn entities_char_refs_and_cdata() {
         v("<value><string>a<![CDATA[<b>]]>c&amp;</string></value>"),
         Value::from("a<b>c&")
     );
-    assert_eq!(v("<value><string>a<!-- note -->b</string></value>"), Value::from("ab"));
-    assert_eq!(v("<value><string>caf\u{e9} \u{2603}</string></value>"), Value::from("caf\u{e9} \u{2603}"));
+    assert_eq!(
+        v("<value><string>a<!-- note -->b</string></value>"),
+        Value::from("ab")
+    );
+    assert_eq!(
+        v("<value><string>caf\u{e9} \u{2603}</string></value>"),
+        Value::from("caf\u{e9} \u{2603}")
+    );
     // XML line-end normalisation.
     assert_eq!(v("<value>a\r\nb\rc</value>"), Value::from("a\nb\nc"));
     assert_eq!(v("<value>&#13;</value>"), Value::from("\r"));
     assert_eq!(kind("<value>&nbsp;</value>"), ParseErrorKind::EntityRefused);
-    assert_eq!(kind("<value>&#xD800;</value>"), ParseErrorKind::NotWellFormed);
+    assert_eq!(
+        kind("<value>&#xD800;</value>"),
+        ParseErrorKind::NotWellFormed
+    );
     assert_eq!(kind("<value>a & b</value>"), ParseErrorKind::NotWellFormed);
 }
 
 #[test]
 fn doubles() {
     assert_eq!(v("<value><double>1.5</double></value>"), Value::Double(1.5));
-    assert_eq!(v("<value><double>-0.25</double></value>"), Value::Double(-0.25));
+    assert_eq!(
+        v("<value><double>-0.25</double></value>"),
+        Value::Double(-0.25)
+    );
     assert_eq!(v("<value><double>3</double></value>"), Value::Double(3.0));
-    assert_eq!(v("<value><double>1e+100</double></value>"), Value::Double(1e100));
-    assert_eq!(v("<value><ex:float>2.5</ex:float></value>"), Value::Double(2.5));
-    assert_eq!(v("<value><double>inf</double></value>"), Value::Double(f64::INFINITY));
-    assert_eq!(kind("<value><double>abc</double></value>"), ParseErrorKind::InvalidValue);
-    assert_eq!(kind("<value><double></double></value>"), ParseErrorKind::InvalidValue);
+    assert_eq!(
+        v("<value><double>1e+100</double></value>"),
+        Value::Double(1e100)
+    );
+    assert_eq!(
+        v("<value><ex:float>2.5</ex:float></value>"),
+        Value::Double(2.5)
+    );
+    assert_eq!(
+        v("<value><double>inf</double></value>"),
+        Value::Double(f64::INFINITY)
+    );
+    assert_eq!(
+        kind("<value><double>abc</double></value>"),
+        ParseErrorKind::InvalidValue
+    );
+    assert_eq!(
+        kind("<value><double></double></value>"),
+        ParseErrorKind::InvalidValue
+    );
 }
 
 #[test]
 fn date_times() {
     let dt = DateTime::new(1998, 7, 17, 14, 8, 55).expect("valid");
-    for s in ["19980717T14:08:55", "1998-07-17T14:08:55", " 19980717T140855 "] {
+    for s in [
+        "19980717T14:08:55",
+        "1998-07-17T14:08:55",
+        " 19980717T140855 ",
+    ] {
         assert_eq!(
-            v(&format!("<value><dateTime.iso8601>{s}</dateTime.iso8601></value>")),
+            v(&format!(
+                "<value><dateTime.iso8601>{s}</dateTime.iso8601></value>"
+            )),
             Value::DateTime(dt),
             "{s}"
         );
@@ -112,15 +182,24 @@ fn date_times() {
 
 #[test]
 fn base64_with_line_breaks() {
-    assert_eq!(v("<value><base64>aGVsbG8=</base64></value>"), Value::Base64(b"hello".to_vec()));
+    assert_eq!(
+        v("<value><base64>aGVsbG8=</base64></value>"),
+        Value::Base64(b"hello".to_vec())
+    );
     assert_eq!(
         v("<value><base64>\naGVs\r\n  bG8=\n</base64></value>"),
         Value::Base64(b"hello".to_vec())
     );
-    assert_eq!(v("<value><base64>aGVsbG8</base64></value>"), Value::Base64(b"hello".to_vec()));
+    assert_eq!(
+        v("<value><base64>aGVsbG8</base64></value>"),
+        Value::Base64(b"hello".to_vec())
+    );
     assert_eq!(v("<value><base64/></value>"), Value::Base64(vec![]));
     assert_eq!(v("<value><base64></base64></value>"), Value::Base64(vec![]));
-    assert_eq!(kind("<value><base64>!!!</base64></value>"), ParseErrorKind::InvalidValue);
+    assert_eq!(
+        kind("<value><base64>!!!</base64></value>"),
+        ParseErrorKind::InvalidValue
+    );
 }
 
 #[test]
@@ -128,7 +207,10 @@ fn nil_in_both_spellings() {
     assert_eq!(v("<value><nil/></value>"), Value::Nil);
     assert_eq!(v("<value><nil></nil></value>"), Value::Nil);
     assert_eq!(v("<value><ex:nil/></value>"), Value::Nil);
-    assert_eq!(kind("<value><nil>x</nil></value>"), ParseErrorKind::InvalidValue);
+    assert_eq!(
+        kind("<value><nil>x</nil></value>"),
+        ParseErrorKind::InvalidValue
+    );
 }
 
 #[test]
@@ -146,7 +228,10 @@ fn structs() {
     .into_iter()
     .collect();
     assert_eq!(got, Value::Struct(want));
-    assert_eq!(v("<value><struct></struct></value>"), Value::Struct(Struct::new()));
+    assert_eq!(
+        v("<value><struct></struct></value>"),
+        Value::Struct(Struct::new())
+    );
     assert_eq!(v("<value><struct/></value>"), Value::Struct(Struct::new()));
 }
 
@@ -168,8 +253,14 @@ fn arrays() {
         v("<value><array><data><value><i4>1</i4></value><value>x</value><value/></data></array></value>"),
         Value::Array(vec![Value::Int(1), Value::from("x"), Value::from("")])
     );
-    assert_eq!(v("<value><array><data></data></array></value>"), Value::Array(vec![]));
-    assert_eq!(v("<value><array><data/></array></value>"), Value::Array(vec![]));
+    assert_eq!(
+        v("<value><array><data></data></array></value>"),
+        Value::Array(vec![])
+    );
+    assert_eq!(
+        v("<value><array><data/></array></value>"),
+        Value::Array(vec![])
+    );
     assert_eq!(v("<value><array/></value>"), Value::Array(vec![]));
     assert_eq!(
         v("<value><array><data><value><array><data><value><struct/></value></data></array></value></data></array></value>"),
@@ -232,5 +323,8 @@ fn writer_spells_each_type() {
 <value><nil/></value>\
 </data></array></value>"
     );
-    assert_eq!(parse_value(out.as_bytes(), &Limits::default()).expect("reparse"), value);
+    assert_eq!(
+        parse_value(out.as_bytes(), &Limits::default()).expect("reparse"),
+        value
+    );
 }
