@@ -62,7 +62,9 @@ pub(crate) async fn handle_body(
         named,
     };
     if call.method_name == crate::multicall::NAME {
-        return crate::multicall::run(shared, params, peer, &headers).await;
+        // Boxed: keeps the future of every ordinary call (held inline by hyper per
+        // connection) from carrying the multicall state.
+        return Box::pin(crate::multicall::run(shared, params, peer, &headers)).await;
     }
     call_method(shared, call.method_name, params, peer, headers).await
 }

@@ -121,6 +121,32 @@ async fn connection(stream: std::net::TcpStream, peer: SocketAddr, shared: Arc<S
         }
     };
     let _ = stream.set_nodelay(true);
+    // Defer hyper, and the ~16 KiB of buffers it allocates per connection, until the client
+    // sends its first byte: a connected-but-silent client costs only its task. The wait is
+    // bounded by `socket_timeout_ms`, like a dribbled header.
+    let first_byte = async {
+        tokio::select! {
+            r = stream.readable() => r.map(|()| true),
+            // Shutting down: a request already on its way gets a moment to arrive.
+            () = async {
+                shared.shutdown.wait().await;
+                tokio::time::sleep(linger(&shared)).await;
+            } => Ok(false),
+        }
+    };
+    match tokio::time::timeout(shared.config.socket_timeout(), first_byte).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return,
+        Ok(Err(e)) => {
+            shared.stats.counters.io_failures.fetch_add(1, Relaxed);
+            tracing::debug!(%peer, "connection failed before its first byte: {e}");
+            return;
+        }
+        Err(_) => {
+            shared.stats.counters.timeouts.fetch_add(1, Relaxed);
+            return;
+        }
+    }
     let state = Arc::new(ConnState::default());
     let svc = {
         let shared = Arc::clone(&shared);

@@ -178,6 +178,11 @@ fn slow_headers_slow_body_and_idle_keepalive_are_cut_off() {
     cfg.socket_timeout_ms = 300;
     let server = start(cfg);
     let addr = server.local_addr();
+    // a client that connects and never sends a byte
+    let t = Instant::now();
+    let mut c = Conn::open(addr);
+    assert!(c.closed_within(LONG), "silent client not cut off");
+    assert!(t.elapsed() >= Duration::from_millis(250), "{:?}", t.elapsed());
     // headers that never finish
     let t = Instant::now();
     let mut c = Conn::open(addr);
@@ -208,7 +213,7 @@ fn slow_headers_slow_body_and_idle_keepalive_are_cut_off() {
         "{:?}",
         t.elapsed()
     );
-    assert!(server.stats().counters.snapshot().timeouts >= 3);
+    assert!(server.stats().counters.snapshot().timeouts >= 4);
     server.shutdown();
 }
 
