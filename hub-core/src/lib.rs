@@ -8,6 +8,7 @@
 
 mod acceptor;
 pub mod config;
+mod conn;
 pub mod context;
 mod dispatch;
 mod introspection;

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use crate::dispatch::{handle_body, CallError};
 use crate::queue::Refusal;
 use crate::server::Shared;
-use crate::unit::ConnState;
+use crate::conn::ConnState;
 
 /// The response type of every route.
 pub(crate) type Resp = Response<Full<Bytes>>;

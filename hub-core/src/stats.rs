@@ -109,6 +109,8 @@ counters! {
     connections_held: "gauge",
     /// Connections accepted and handed to a unit.
     connections_accepted: "counter",
+    /// Idle connections taken back from hyper to wait as bare sockets.
+    connections_parked: "counter",
     /// Connections refused with `503` (over `max_connections`).
     connections_rejected: "counter",
     /// `accept` calls that failed.

@@ -182,7 +182,11 @@ fn slow_headers_slow_body_and_idle_keepalive_are_cut_off() {
     let t = Instant::now();
     let mut c = Conn::open(addr);
     assert!(c.closed_within(LONG), "silent client not cut off");
-    assert!(t.elapsed() >= Duration::from_millis(250), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        t.elapsed()
+    );
     // headers that never finish
     let t = Instant::now();
     let mut c = Conn::open(addr);
@@ -281,4 +285,37 @@ fn healthz_is_503_while_draining() {
     assert_eq!(status, 200);
     assert_eq!(connection.as_deref(), Some("close"));
     server.wait();
+}
+
+#[test]
+fn idle_connections_park_and_wake() {
+    let mut cfg = config();
+    cfg.socket_timeout_ms = 2000; // parks after 1 s idle
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let parked = || server.stats().counters.snapshot().connections_parked;
+    // an idle keep-alive connection is parked, then serves its next request
+    let mut c = Conn::open(addr);
+    assert_eq!(c.call("echo", &["<int>1</int>"]).status, 200);
+    assert!(wait_until(LONG, || parked() >= 1), "not parked");
+    let r = c.call("becho", &["<string>after park</string>"]);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("after park"), "{}", r.body);
+    // half a request head is buffered when the connection parks: it is replayed
+    let before = parked();
+    let mut c = Conn::open(addr);
+    assert_eq!(c.call("echo", &["<int>2</int>"]).status, 200);
+    let body = support::call_xml("echo", &["<string>replayed</string>"]);
+    let req = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let (first, rest) = req.split_at(20);
+    c.stream.write_all(first.as_bytes()).unwrap();
+    assert!(wait_until(LONG, || parked() > before), "not parked");
+    c.stream.write_all(rest.as_bytes()).unwrap();
+    let r = c.read_response().expect("answered after replay");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("replayed"), "{}", r.body);
+    server.shutdown();
 }
