@@ -17,10 +17,10 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
+use crate::conn::ConnState;
 use crate::dispatch::{handle_body, CallError};
 use crate::queue::Refusal;
 use crate::server::Shared;
-use crate::conn::ConnState;
 
 /// The response type of every route.
 pub(crate) type Resp = Response<Full<Bytes>>;
