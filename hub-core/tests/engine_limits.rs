@@ -319,3 +319,42 @@ fn idle_connections_park_and_wake() {
     assert!(r.body.contains("replayed"), "{}", r.body);
     server.shutdown();
 }
+
+#[test]
+fn multicall_entry_refused_by_the_queue_is_a_fault_not_a_503() {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.max_queue_length = 1;
+    cfg.max_queue_wait_ms = 60_000;
+    cfg.fast_reject_threshold_ms = 60_000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let busy =
+        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>800</int>"]).status);
+    assert!(wait_until(LONG, || pops(&server) == 1));
+    let queued =
+        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>1</int>"]).status);
+    assert!(wait_until(LONG, || pushes(&server) == 2));
+    let entry = |m: &str, p: &str| {
+        format!(
+            "<value><struct><member><name>methodName</name><value><string>{m}</string></value></member>\
+             <member><name>params</name><value><array><data>{p}</data></array></value></member></struct></value>"
+        )
+    };
+    let calls = format!(
+        "<array><data>{}{}</data></array>",
+        entry("becho", "<value><string>blocked</string></value>"),
+        entry("echo", "<value><string>served</string></value>")
+    );
+    let r = Conn::open(addr).call("system.multicall", &[&calls]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("-32400") && r.body.contains("queue full"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("served"), "{}", r.body);
+    assert_eq!(busy.join().unwrap(), 200);
+    assert_eq!(queued.join().unwrap(), 200);
+    server.shutdown();
+}
