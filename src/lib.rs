@@ -194,6 +194,10 @@ pub use hub_core::registry::{
     RegistryBuilder, RegistryError, RpcError,
 };
 pub use hub_core::Context;
+pub use hub_core::{
+    Config, ConfigError, FaultCodes, RunningServer, Server, ServerBuilder, ServerError,
+    ShutdownHandle,
+};
 pub use hub_xmlrpc::{DateTime, Fault, Struct, Value};
 
 /// serde, for `#[derive(Serialize, Deserialize)]` on parameter and result types
