@@ -49,6 +49,32 @@ pub struct Config {
     pub drain_timeout_ms: u64,
     /// Most calls in one `system.multicall`. Default 1000.
     pub max_multicall_calls: usize,
+    /// Start offline: every call answers the `offline` fault (HTTP 200) carrying
+    /// `offline_message`; `/healthz` answers `503`. Switchable at run time through
+    /// [`crate::StatusHandle`]. Default `false`.
+    pub offline: bool,
+    /// The message of the `offline` fault. Default `"server is offline"`.
+    pub offline_message: String,
+    /// Lock the server out for maintenance: only callers holding `admin` get through; everyone
+    /// else gets the `offline` fault, except for the methods in `lockout_exempt`. Switchable at
+    /// run time. Default `false`.
+    pub lockout: bool,
+    /// Methods anyone may call during a lockout (so admins can log in).
+    /// Default `["login", "logout", "sslLogin"]`.
+    pub lockout_exempt: Vec<String>,
+    /// Log every call (method, arguments cut to 120 characters, duration, outcome) at INFO, and
+    /// put a panic's message into the internal-error fault text. Default `false`.
+    pub debug: bool,
+    /// Log a warning when the resident memory (resident minus shared, from `/proc/self/statm`)
+    /// grew by more than this many KiB during one call; 0 disables the watch (and its two reads
+    /// of `/proc/self/statm` per call). Default 5000 (koji's `MemoryWarnThreshold`).
+    pub memory_warn_threshold_kib: u64,
+    /// Largest upload body (`Content-Type: application/octet-stream`) in bytes; larger ones are
+    /// answered `413`. Uploads are streamed, never held whole. Default 1 GiB.
+    pub max_upload_length: u64,
+    /// The message of the `offline` fault answered when a per-request resource cannot be
+    /// acquired (koji: `"database outage"`). Default `"resource outage"`.
+    pub resource_outage_message: String,
     /// Fault codes for the engine's own faults.
     pub faults: FaultCodes,
 }
@@ -72,6 +98,50 @@ pub struct FaultCodes {
     pub application_error: i32,
     /// A system-level refusal inside a call (e.g. a multicall entry refused). Default -32400.
     pub system_error: i32,
+    /// The server is offline, locked out, failed its setup, or could not acquire a per-request
+    /// resource. Default -32400 (the spec's system error); koji: 1014 (`ServerOffline`).
+    pub offline: i32,
+    /// The credentials are missing pieces, malformed, or name no live session.
+    /// Default -32001 (the spec's implementation-defined server range); koji: 1002 (`AuthError`).
+    pub auth: i32,
+    /// The caller lacks the method's permission (or is anonymous). Default -32002;
+    /// koji: 1004 (`ActionNotAllowed`).
+    pub permission: i32,
+    /// A call number lower than the session's last one. Default -32003; koji: 1008
+    /// (`SequenceError`).
+    pub sequence: i32,
+    /// A call number equal to the session's last one: a replay. Default -32004; koji: 1009
+    /// (`RetryError`).
+    pub retry: i32,
+}
+
+impl FaultCodes {
+    /// koji-hub's codes: 1000 for a generic error (unknown method, bad XML, application
+    /// error), 1019 `ParameterError`, 1 for unexpected errors, 1014 `ServerOffline`, 1002
+    /// `AuthError`, 1004 `ActionNotAllowed`, 1008 `SequenceError`, 1009 `RetryError`.
+    ///
+    /// In a config file, set the same numbers in the `[faults]` table.
+    ///
+    /// ```
+    /// let codes = hub_core::FaultCodes::koji();
+    /// assert_eq!((codes.offline, codes.permission, codes.retry), (1014, 1004, 1009));
+    /// ```
+    pub fn koji() -> Self {
+        Self {
+            not_well_formed: 1000,
+            invalid_xmlrpc: 1000,
+            method_not_found: 1000,
+            invalid_params: 1019,
+            internal_error: 1,
+            application_error: 1000,
+            system_error: 1000,
+            offline: 1014,
+            auth: 1002,
+            permission: 1004,
+            sequence: 1008,
+            retry: 1009,
+        }
+    }
 }
 
 impl Default for FaultCodes {
@@ -84,6 +154,11 @@ impl Default for FaultCodes {
             internal_error: -32603,
             application_error: -32500,
             system_error: -32400,
+            offline: -32400,
+            auth: -32001,
+            permission: -32002,
+            sequence: -32003,
+            retry: -32004,
         }
     }
 }
@@ -106,6 +181,14 @@ impl Default for Config {
             stat_interval_secs: 10,
             drain_timeout_ms: 10_000,
             max_multicall_calls: 1000,
+            offline: false,
+            offline_message: "server is offline".to_owned(),
+            lockout: false,
+            lockout_exempt: ["login", "logout", "sslLogin"].map(str::to_owned).to_vec(),
+            debug: false,
+            memory_warn_threshold_kib: 5000,
+            max_upload_length: 1 << 30,
+            resource_outage_message: "resource outage".to_owned(),
             faults: FaultCodes::default(),
         }
     }
@@ -175,6 +258,15 @@ impl Config {
         at_least("socket_timeout_ms", self.socket_timeout_ms, 1)?;
         at_least("max_request_length", self.max_request_length as u64, 1)?;
         at_least("max_multicall_calls", self.max_multicall_calls as u64, 1)?;
+        at_least("max_upload_length", self.max_upload_length, 1)?;
+        for (key, text) in [
+            ("offline_message", &self.offline_message),
+            ("resource_outage_message", &self.resource_outage_message),
+        ] {
+            if text.trim().is_empty() {
+                return Err(ConfigError::key(key, "must not be empty"));
+            }
+        }
         if !(1..=99).contains(&self.fast_reject_adjust_rate) {
             return Err(ConfigError::key(
                 "fast_reject_adjust_rate",
@@ -259,5 +351,31 @@ mod tests {
         assert_eq!(c.faults.method_not_found, 1000);
         assert_eq!(c.faults.invalid_params, 1019);
         assert_eq!(c.faults.not_well_formed, -32700);
+    }
+
+    #[test]
+    fn lifecycle_keys() {
+        let c = Config::default();
+        assert!(!c.offline && !c.lockout && !c.debug);
+        assert_eq!(c.memory_warn_threshold_kib, 5000);
+        assert_eq!(c.lockout_exempt, ["login", "logout", "sslLogin"]);
+        assert_eq!(c.faults.offline, -32400);
+        let c = Config::from_toml(
+            "offline = true\noffline_message = \"down\"\nlockout = true\ndebug = true\n\
+             memory_warn_threshold_kib = 0\nmax_upload_length = 10\n\
+             [faults]\noffline = 1014\nauth = 1002\npermission = 1004\nsequence = 1008\nretry = 1009",
+        )
+        .expect("valid");
+        assert!(c.offline && c.lockout && c.debug);
+        assert_eq!(c.offline_message, "down");
+        assert_eq!(c.max_upload_length, 10);
+        assert_eq!(c.faults.offline, 1014);
+        assert_eq!(c.faults.retry, FaultCodes::koji().retry);
+        let e = Config::from_toml("max_upload_length = 0").expect_err("range");
+        assert!(e.to_string().contains("max_upload_length"), "{e}");
+        let e = Config::from_toml("offline_message = \" \"").expect_err("empty");
+        assert!(e.to_string().contains("offline_message"), "{e}");
+        let e = Config::from_toml("ofline = true").expect_err("unknown");
+        assert!(e.to_string().contains("ofline"), "{e}");
     }
 }

@@ -4,28 +4,45 @@
 //! - [`registry`]: the table of methods, filled at link time by `#[rpc_method]` and at run time.
 //! - [`context`]: what one request carries through its handler.
 //! - `acceptor`, `unit`, `queue`, `worker`: the half-sync/half-async engine.
-//! - `lifecycle`: what every request goes through, from setup to teardown.
+//! - [`lifecycle`]: what every request goes through, from setup to teardown, with its hooks:
+//!   [`auth`] and [`session`] (who calls, permissions), [`resource`] (per-request resources
+//!   committed or rolled back), [`upload`] (streamed uploads), [`status`] (offline, lockout),
+//!   `watch` (memory watch and call log).
 
 mod acceptor;
+pub mod auth;
 pub mod config;
 mod conn;
 pub mod context;
 mod dispatch;
 mod introspection;
+pub mod lifecycle;
+mod memory;
 mod multicall;
 pub mod params;
 pub mod qos;
 pub mod queue;
 pub mod registry;
+pub mod resource;
 pub mod server;
 mod service;
+pub mod session;
 pub mod shutdown;
 pub mod stats;
+pub mod status;
 mod unit;
+pub mod upload;
+mod watch;
 mod worker;
 
+pub use auth::{AuthFailure, AuthRequest, Authenticator, Caller};
 pub use config::{Config, ConfigError, FaultCodes};
 pub use context::Context;
+pub use hub_xmlrpc::{Fault, Struct, Value};
 pub use registry::{Handler, MethodDef, ParamDef, Params, Registry, RpcError};
+pub use resource::{RequestResource, ResourceGuard};
 pub use server::{RunningServer, Server, ServerBuilder, ServerError};
+pub use session::SessionStore;
 pub use shutdown::ShutdownHandle;
+pub use status::StatusHandle;
+pub use upload::{Upload, UploadBody, UploadError};

@@ -1,4 +1,7 @@
-//! `system.multicall`: many calls in one request, each isolated.
+//! `system.multicall`: many calls in one request, each isolated: each entry has its own
+//! context and so its own per-request resources, committed or rolled back on their own (a
+//! failing entry rolls back only itself). The request is authenticated once; each entry is
+//! checked for lockout and permission by its own method.
 //!
 //! Results come back in order: a success as a one-element array `[value]`, a failure as a
 //! struct `{faultCode, faultString}`. A nested `system.multicall` is refused for that entry
@@ -6,12 +9,11 @@
 //! most one worker at a time and cannot starve other clients); async entries run inline. An
 //! entry refused by the queue answers the `system_error` fault; the others still run.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hub_xmlrpc::{Fault, MethodCall, Struct, Value};
 
-use crate::dispatch::{call_method, CallError};
+use crate::dispatch::{call_method, CallError, RequestMeta};
 use crate::registry::Params;
 use crate::server::Shared;
 
@@ -22,8 +24,7 @@ pub const NAME: &str = "system.multicall";
 pub(crate) async fn run(
     shared: &Arc<Shared>,
     params: Params,
-    peer: Option<SocketAddr>,
-    headers: &http::HeaderMap,
+    meta: &RequestMeta,
 ) -> Result<Value, CallError> {
     let faults = shared.config.faults;
     let mut positional = params.positional;
@@ -61,7 +62,7 @@ pub(crate) async fn run(
                     positional: call.params,
                     named,
                 };
-                call_method(shared, call.method_name, params, peer, headers.clone()).await
+                call_method(shared, call.method_name, params, meta).await
             }
         };
         results.push(match outcome {

@@ -27,13 +27,19 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hub_xmlrpc::Limits;
+use hub_xmlrpc::{Limits, Value};
 
+use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, FaultCodes};
+use crate::context::Context;
+use crate::lifecycle::{Hooks, Serving};
 use crate::queue::JobQueue;
-use crate::registry::Registry;
+use crate::registry::{Registry, RpcError};
+use crate::resource::{BoxError, RequestResource, ResourceDef};
 use crate::shutdown::ShutdownHandle;
 use crate::stats::{StatLine, Stats};
+use crate::status::StatusHandle;
+use crate::upload::Upload;
 
 /// What every part of a running server shares.
 #[derive(Debug)]
@@ -45,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: ShutdownHandle,
     pub(crate) next_request_id: AtomicU64,
+    pub(crate) status: StatusHandle,
+    pub(crate) hooks: Serving,
 }
 
 /// Why a server could not be built or started.
@@ -82,12 +90,34 @@ impl From<io::Error> for ServerError {
     }
 }
 
-/// Sets every [`Config`] option in code; starts from the defaults (or a file).
+/// Sets every [`Config`] option in code (starting from the defaults, or a file), and the
+/// lifecycle hooks: [`setup`](Self::setup), [`resource`](Self::resource),
+/// [`authenticator`](Self::authenticator), [`upload`](Self::upload).
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use hub_core::{Server, SessionStore};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let sessions = Arc::new(SessionStore::new());
+/// let server = Server::builder()
+///     .config_file("/etc/hub/hub.toml")?
+///     .setup(|config| {
+///         // Open pools, check the schema: an error leaves the server up but offline.
+///         tracing::info!(listen = %config.listen, "setting up");
+///         Ok(())
+///     })
+///     .authenticator(Arc::clone(&sessions))
+///     .build()?;
+/// server.run()?;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Default)]
 #[must_use]
 pub struct ServerBuilder {
     config: Config,
     registry: Option<Arc<Registry>>,
+    hooks: Hooks,
 }
 
 macro_rules! setters {
@@ -147,6 +177,113 @@ impl ServerBuilder {
         faults: FaultCodes,
     }
 
+    setters! {
+        /// See [`Config::offline`].
+        offline: bool,
+        /// See [`Config::offline_message`].
+        offline_message: String,
+        /// See [`Config::lockout`].
+        lockout: bool,
+        /// See [`Config::lockout_exempt`].
+        lockout_exempt: Vec<String>,
+        /// See [`Config::debug`].
+        debug: bool,
+        /// See [`Config::memory_warn_threshold_kib`].
+        memory_warn_threshold_kib: u64,
+        /// See [`Config::max_upload_length`].
+        max_upload_length: u64,
+        /// See [`Config::resource_outage_message`].
+        resource_outage_message: String,
+    }
+
+    /// Runs `setup` once, when the server starts, before the first connection is accepted
+    /// (koji's first-call setup: open pools, load plugins, check the schema). If it fails
+    /// (or panics), the server starts all the same but offline: every call answers the
+    /// `offline` fault "server startup error", and the reason is logged. Setting it again
+    /// replaces it.
+    ///
+    /// ```
+    /// let builder = hub_core::Server::builder().setup(|config| {
+    ///     if config.workers < 2 {
+    ///         return Err("this hub needs two workers".into());
+    ///     }
+    ///     Ok(())
+    /// });
+    /// # drop(builder);
+    /// ```
+    pub fn setup<F>(mut self, setup: F) -> Self
+    where
+        F: FnOnce(&Config) -> Result<(), BoxError> + Send + 'static,
+    {
+        self.hooks.setup = Some(Box::new(setup));
+        self
+    }
+
+    /// Declares a per-request resource `R`, made by `factory` the first time a handler asks
+    /// for it with [`Context::resource`], committed when the call succeeds and rolled back
+    /// when it faults or panics (see [`crate::resource`]). A factory error answers the
+    /// `offline` fault with `resource_outage_message` and is logged. Declaring `R` again
+    /// replaces its factory.
+    ///
+    /// ```
+    /// use hub_core::{Fault, RequestResource};
+    ///
+    /// struct Conn { id: u32 }
+    /// impl RequestResource for Conn {
+    ///     fn commit(self) -> Result<(), Fault> { Ok(()) }
+    ///     fn rollback(self) {}
+    /// }
+    ///
+    /// let builder = hub_core::Server::builder().resource(|ctx| {
+    ///     Ok(Conn { id: ctx.request_id() as u32 })
+    /// });
+    /// # drop(builder);
+    /// ```
+    pub fn resource<R, F>(self, factory: F) -> Self
+    where
+        R: RequestResource,
+        F: Fn(&Context) -> Result<R, BoxError> + Send + Sync + 'static,
+    {
+        self.declare(ResourceDef::new(false, factory))
+    }
+
+    /// Like [`resource`](Self::resource), but acquired before the handler runs (koji opens
+    /// its database connection for every call): a failure answers the outage fault and the
+    /// handler does not run.
+    pub fn eager_resource<R, F>(self, factory: F) -> Self
+    where
+        R: RequestResource,
+        F: Fn(&Context) -> Result<R, BoxError> + Send + Sync + 'static,
+    {
+        self.declare(ResourceDef::new(true, factory))
+    }
+
+    fn declare(mut self, def: ResourceDef) -> Self {
+        self.hooks
+            .resources
+            .retain(|d| d.type_id() != def.type_id());
+        self.hooks.resources.push(def);
+        self
+    }
+
+    /// Identifies callers (see [`crate::auth`]); without one every call is anonymous, and
+    /// methods that need a permission are refused.
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.hooks.authenticator = Some(Arc::new(authenticator));
+        self
+    }
+
+    /// Handles uploads (`POST` with `Content-Type: application/octet-stream`; see
+    /// [`crate::upload`]). Without one, uploads answer a fault.
+    pub fn upload<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(Upload) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        self.hooks.upload = Some(Arc::new(move |upload| Box::pin(handler(upload))));
+        self
+    }
+
     /// Validates the options and builds the server (nothing is bound yet).
     pub fn build(self) -> Result<Server, ServerError> {
         self.config.validate()?;
@@ -159,6 +296,7 @@ impl ServerBuilder {
         Ok(Server {
             config: self.config,
             registry,
+            hooks: self.hooks,
         })
     }
 }
@@ -168,6 +306,7 @@ impl ServerBuilder {
 pub struct Server {
     config: Config,
     registry: Arc<Registry>,
+    hooks: Hooks,
 }
 
 impl Server {
@@ -220,6 +359,13 @@ impl Server {
             max_size: config.max_request_length,
             ..Limits::DEFAULT
         };
+        let status = StatusHandle::new(
+            config.offline,
+            config.offline_message.as_str(),
+            config.lockout,
+        );
+        let (setup, hooks) = crate::lifecycle::serving(self.hooks, &config);
+        crate::lifecycle::run_setup(setup, &config, &status);
         let shared = Arc::new(Shared {
             config,
             limits,
@@ -228,6 +374,8 @@ impl Server {
             stats,
             shutdown: shutdown.clone(),
             next_request_id: AtomicU64::new(1),
+            status,
+            hooks,
         });
         let workers = crate::worker::spawn(shared.config.workers, &queue)?;
         let units = (0..shared.config.io_units)
@@ -301,6 +449,11 @@ impl RunningServer {
     /// A handle that starts the graceful shutdown from anywhere.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shared.shutdown.clone()
+    }
+
+    /// The availability switch: take the server offline, or lock it out, at run time.
+    pub fn status(&self) -> StatusHandle {
+        self.shared.status.clone()
     }
 
     /// The live statistics.

@@ -1,9 +1,12 @@
 //! The HTTP face of a unit: routes one hyper request and builds its response.
 //!
-//! - `POST` on an RPC path → XML-RPC (body bounded by `max_request_length` → `413`, and by
-//!   `socket_timeout_ms` → `408`);
-//! - any other method on an RPC path → `405` with `Allow: POST`;
-//! - `GET /metrics` → Prometheus text; `GET /healthz` → `200`, or `503` while draining;
+//! - `POST` with `Content-Type: application/octet-stream` on an RPC path → the upload handler
+//!   ([`crate::upload`]: streamed, bounded by `max_upload_length`);
+//! - any other `POST` on an RPC path → XML-RPC (body bounded by `max_request_length` → `413`,
+//!   and by `socket_timeout_ms` → `408`);
+//! - any other method on an RPC path → `405` with `Allow: POST` and koji's sentence;
+//! - `GET /metrics` → Prometheus text; `GET /healthz` → `200`, or `503` while draining or
+//!   offline;
 //! - anything else → `404`.
 
 use std::convert::Infallible;
@@ -39,7 +42,9 @@ pub(crate) async fn handle(
     counters.requests_read.fetch_add(1, Relaxed);
     let path = req.uri().path();
     let resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
-        if req.method() == Method::POST {
+        if req.method() == Method::POST && crate::upload::is_upload(&req) {
+            crate::upload::serve(&shared, peer, req).await
+        } else if req.method() == Method::POST {
             rpc(&shared, peer, req).await
         } else {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, NOT_POST);
@@ -57,6 +62,8 @@ pub(crate) async fn handle(
     } else if path == "/healthz" && req.method() == Method::GET {
         if shared.shutdown.is_draining() {
             text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+        } else if shared.status.is_offline() {
+            text(StatusCode::SERVICE_UNAVAILABLE, "offline\n")
         } else {
             text(StatusCode::OK, "ok\n")
         }
@@ -110,8 +117,13 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
         Ok(Ok(collected)) => collected.to_bytes(),
     };
     counters.bytes_in.fetch_add(body.len() as u64, Relaxed);
+    xml(handle_body(shared, &body, Some(peer), parts.headers).await)
+}
+
+/// A `methodResponse` (value or fault) or, for a refused job, `503`.
+pub(crate) fn xml(outcome: Result<hub_xmlrpc::Value, CallError>) -> Resp {
     let mut out = Vec::with_capacity(256);
-    match handle_body(shared, &body, Some(peer), parts.headers).await {
+    match outcome {
         Ok(v) => hub_xmlrpc::write_response(&v, &mut out),
         Err(CallError::Fault(f)) => hub_xmlrpc::write_fault(&f, &mut out),
         Err(CallError::Refused(r)) => return refused(r),
@@ -130,7 +142,7 @@ pub(crate) fn refused(r: Refusal) -> Resp {
     resp
 }
 
-fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
     let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -141,7 +153,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
 }
 
 /// Marks a response as the last on its connection (the request body was not fully read).
-fn closing(mut resp: Resp) -> Resp {
+pub(crate) fn closing(mut resp: Resp) -> Resp {
     resp.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
     resp

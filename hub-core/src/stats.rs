@@ -143,6 +143,16 @@ counters! {
     panics: "counter",
     /// Bodies refused with `413`.
     too_large: "counter",
+    /// Calls answered the offline fault (offline, lockout, or a failed resource).
+    offline_refusals: "counter",
+    /// Requests whose credentials the authenticator refused.
+    auth_failures: "counter",
+    /// Calls refused for lack of a permission.
+    permission_denials: "counter",
+    /// Calls whose memory growth passed `memory_warn_threshold_kib`.
+    memory_warnings: "counter",
+    /// Upload requests handled.
+    uploads: "counter",
 }
 
 /// All statistics of one server.

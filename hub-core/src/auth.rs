@@ -1,0 +1,196 @@
+//! Who is calling: the [`Authenticator`] hook, the [`Caller`] it yields, and the permission
+//! check made before a guarded method runs.
+//!
+//! The authenticator runs once per HTTP request (a `system.multicall` is authenticated once,
+//! its entries share the caller), on the IO unit, before any method runs: keep it quick (an
+//! in-memory lookup such as [`SessionStore`](crate::session::SessionStore)). Its caller is
+//! then checked against each method's permission (`#[rpc_method(perm = "...")]` or
+//! [`Method::with_perm`](crate::registry::Method::with_perm)): an anonymous caller or one
+//! without the permission gets the `permission` fault and the handler never runs. `admin`
+//! satisfies every permission.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hub_xmlrpc::Fault;
+
+use crate::config::FaultCodes;
+
+/// The permission that satisfies every other one.
+pub const ADMIN: &str = "admin";
+
+/// An authenticated caller: a name, permissions, and the session it came through, if any.
+///
+/// ```
+/// use hub_core::auth::Caller;
+/// let alice = Caller::new("alice").with_perm("build");
+/// assert!(alice.has_perm("build") && !alice.has_perm("tag"));
+/// let root = Caller::new("root").with_perm("admin");
+/// assert!(root.has_perm("tag") && root.is_admin());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    name: String,
+    perms: BTreeSet<String>,
+    session_id: Option<u64>,
+}
+
+impl Caller {
+    /// A caller with no permission.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            perms: BTreeSet::new(),
+            session_id: None,
+        }
+    }
+
+    /// Grants a permission.
+    pub fn with_perm(mut self, perm: impl Into<String>) -> Self {
+        self.perms.insert(perm.into());
+        self
+    }
+
+    /// Grants several permissions.
+    pub fn with_perms<I: IntoIterator<Item = S>, S: Into<String>>(mut self, perms: I) -> Self {
+        self.perms.extend(perms.into_iter().map(Into::into));
+        self
+    }
+
+    /// Records the session the caller authenticated with.
+    pub fn with_session(mut self, session_id: u64) -> Self {
+        self.session_id = Some(session_id);
+        self
+    }
+
+    /// The caller's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The permissions granted, sorted.
+    pub fn perms(&self) -> impl Iterator<Item = &str> {
+        self.perms.iter().map(String::as_str)
+    }
+
+    /// The session the caller authenticated with, if any.
+    pub fn session_id(&self) -> Option<u64> {
+        self.session_id
+    }
+
+    /// Whether the caller holds `perm`, or `admin`.
+    pub fn has_perm(&self, perm: &str) -> bool {
+        self.perms.contains(perm) || self.is_admin()
+    }
+
+    /// Whether the caller holds `admin`.
+    pub fn is_admin(&self) -> bool {
+        self.perms.contains(ADMIN)
+    }
+}
+
+/// What an [`Authenticator`] sees of a request.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    /// The method called (`system.multicall` for a batch; `upload` for an upload).
+    pub method: &'a str,
+    /// The HTTP request headers.
+    pub headers: &'a http::HeaderMap,
+    /// The client's address.
+    pub peer: Option<SocketAddr>,
+}
+
+/// Why credentials were refused; each kind answers its code of the `[faults]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// Missing pieces, malformed, or no such session (`faults.auth`; koji `AuthError`).
+    Invalid(String),
+    /// A call number lower than the last one (`faults.sequence`; koji `SequenceError`).
+    Sequence(String),
+    /// A call number equal to the last one, a replay (`faults.retry`; koji `RetryError`).
+    Retry(String),
+    /// Any other fault, sent as is.
+    Fault(Fault),
+}
+
+impl AuthFailure {
+    /// The fault the client gets.
+    pub fn into_fault(self, codes: &FaultCodes) -> Fault {
+        match self {
+            AuthFailure::Invalid(m) => Fault::new(codes.auth, m),
+            AuthFailure::Sequence(m) => Fault::new(codes.sequence, m),
+            AuthFailure::Retry(m) => Fault::new(codes.retry, m),
+            AuthFailure::Fault(f) => f,
+        }
+    }
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthFailure::Invalid(m) | AuthFailure::Sequence(m) | AuthFailure::Retry(m) => {
+                f.write_str(m)
+            }
+            AuthFailure::Fault(fault) => fault.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for AuthFailure {}
+
+/// Reads credentials from a request: `Ok(None)` for an anonymous request (no credentials),
+/// `Ok(Some(caller))` for valid ones, `Err` to refuse the whole request.
+///
+/// Set one with [`ServerBuilder::authenticator`](crate::ServerBuilder::authenticator); the
+/// ready-made [`SessionStore`](crate::session::SessionStore) speaks koji's session headers.
+///
+/// ```
+/// use hub_core::auth::{AuthFailure, AuthRequest, Authenticator, Caller};
+///
+/// /// Trusts an `X-User` header set by a fronting proxy.
+/// struct ProxyUser;
+///
+/// impl Authenticator for ProxyUser {
+///     fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure> {
+///         match req.headers.get("x-user").map(|v| v.to_str()) {
+///             None => Ok(None),
+///             Some(Ok(name)) => Ok(Some(Caller::new(name))),
+///             Some(Err(_)) => Err(AuthFailure::Invalid("X-User is not text".into())),
+///         }
+///     }
+/// }
+/// let server = hub_core::Server::builder().authenticator(ProxyUser);
+/// # drop(server);
+/// ```
+pub trait Authenticator: Send + Sync + 'static {
+    /// Identifies the caller of one request.
+    fn authenticate(&self, request: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure>;
+}
+
+impl<A: Authenticator + ?Sized> Authenticator for Arc<A> {
+    fn authenticate(&self, request: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure> {
+        (**self).authenticate(request)
+    }
+}
+
+/// The permission check: `Ok` if `caller` may call a method needing `perm`.
+pub(crate) fn check_perm(
+    perm: Option<&str>,
+    caller: Option<&Caller>,
+    codes: &FaultCodes,
+) -> Result<(), Fault> {
+    let Some(perm) = perm else { return Ok(()) };
+    match caller {
+        Some(c) if c.has_perm(perm) => Ok(()),
+        Some(c) => Err(Fault::new(
+            codes.permission,
+            format!("{perm} permission required (logged in as {})", c.name()),
+        )),
+        None => Err(Fault::new(
+            codes.permission,
+            format!("{perm} permission required (user not logged in)"),
+        )),
+    }
+}

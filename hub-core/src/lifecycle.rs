@@ -1,0 +1,307 @@
+//! What every request goes through, in koji-hub's order:
+//!
+//! 1. **setup**, once, before the first connection is accepted ([`ServerBuilder::setup`]); if
+//!    it fails the server starts offline with "server startup error";
+//! 2. **POST only** on the RPC paths (`405`, `Allow: POST` otherwise);
+//! 3. **offline**: every call answers the `offline` fault;
+//! 4. **route by content type**: `application/octet-stream` to the upload handler
+//!    ([`crate::upload`]), everything else to XML-RPC;
+//! 5. **authenticate** once per request ([`crate::auth`]);
+//! 6. per call: look up, **lockout** (admins and `lockout_exempt` only), **permission**, a fresh
+//!    [`Context`], eager **resources**; run the handler in the **panic cage**;
+//! 7. **commit** the call's resources on success, **roll back** on a fault or a panic;
+//! 8. **memory watch** and, with `debug`, the **call log** ([`crate::watch`]);
+//! 9. the context is dropped: resources released, nothing reused.
+//!
+//! [`ServerBuilder::setup`]: crate::ServerBuilder::setup
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use hub_xmlrpc::{Fault, Value};
+
+use crate::auth::{AuthRequest, Authenticator, Caller};
+use crate::config::Config;
+use crate::context::Context;
+use crate::dispatch::CallError;
+use crate::registry::{BoxFuture, Method, Params, RpcError};
+use crate::resource::{BoxError, ResourceDef, Resources};
+use crate::server::Shared;
+use crate::status::StatusHandle;
+use crate::upload::Upload;
+use crate::watch::CallWatch;
+
+/// The message of the offline fault after a failed setup (koji's).
+pub const STARTUP_ERROR: &str = "server startup error";
+
+/// The one-time setup hook.
+pub(crate) type SetupFn = Box<dyn FnOnce(&Config) -> Result<(), BoxError> + Send>;
+/// The upload handler.
+pub(crate) type UploadFn = dyn Fn(Upload) -> BoxFuture<Result<Value, RpcError>> + Send + Sync;
+
+/// The hooks set on the builder.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) setup: Option<SetupFn>,
+    pub(crate) resources: Vec<ResourceDef>,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) upload: Option<Arc<UploadFn>>,
+}
+
+impl fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hooks")
+            .field("setup", &self.setup.is_some())
+            .field("resources", &self.resources)
+            .field("authenticator", &self.authenticator.is_some())
+            .field("upload", &self.upload.is_some())
+            .finish()
+    }
+}
+
+/// The hooks a running server serves with (setup has run).
+pub(crate) struct Serving {
+    pub(crate) resources: Resources,
+    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) upload: Option<Arc<UploadFn>>,
+}
+
+impl fmt::Debug for Serving {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Serving")
+            .field("resources", &self.resources)
+            .field("authenticator", &self.authenticator.is_some())
+            .field("upload", &self.upload.is_some())
+            .finish()
+    }
+}
+
+/// Runs the setup hook (its panic caught); on failure the server goes offline.
+pub(crate) fn run_setup(setup: Option<SetupFn>, config: &Config, status: &StatusHandle) {
+    let Some(setup) = setup else { return };
+    let why = match catch_unwind(AssertUnwindSafe(|| setup(config))) {
+        Ok(Ok(())) => return,
+        Ok(Err(e)) => e.to_string(),
+        Err(panic) => format!("setup panicked: {}", panic_text(&*panic)),
+    };
+    tracing::error!(error = %why, "server setup failed: serving offline");
+    status.go_offline(STARTUP_ERROR);
+}
+
+/// Splits the builder's hooks into the setup hook and the serving ones.
+pub(crate) fn serving(hooks: Hooks, config: &Config) -> (Option<SetupFn>, Serving) {
+    let resources = Resources {
+        defs: Arc::from(hooks.resources),
+        outage: Fault::new(
+            config.faults.offline,
+            config.resource_outage_message.clone(),
+        ),
+        internal_error: config.faults.internal_error,
+    };
+    let serving = Serving {
+        resources,
+        authenticator: hooks.authenticator,
+        upload: hooks.upload,
+    };
+    (hooks.setup, serving)
+}
+
+/// The offline fault, if the server is offline now.
+pub(crate) fn offline(shared: &Shared) -> Result<(), Fault> {
+    if shared.status.is_offline() {
+        shared.stats.counters.offline_refusals.fetch_add(1, Relaxed);
+        return Err(Fault::new(
+            shared.config.faults.offline,
+            shared.status.message().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs the authenticator, if any, for one request.
+pub(crate) fn authenticate(
+    shared: &Shared,
+    method: &str,
+    headers: &http::HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Option<Arc<Caller>>, Fault> {
+    let Some(auth) = &shared.hooks.authenticator else {
+        return Ok(None);
+    };
+    let req = AuthRequest {
+        method,
+        headers,
+        peer,
+    };
+    match catch_unwind(AssertUnwindSafe(|| auth.authenticate(&req))) {
+        Ok(Ok(caller)) => Ok(caller.map(Arc::new)),
+        Ok(Err(failure)) => {
+            shared.stats.counters.auth_failures.fetch_add(1, Relaxed);
+            tracing::debug!(method, ?peer, %failure, "authentication refused");
+            Err(failure.into_fault(&shared.config.faults))
+        }
+        Err(panic) => {
+            tracing::error!(method, panic = %panic_text(&*panic), "authenticator panicked");
+            Err(Fault::new(
+                shared.config.faults.internal_error,
+                "internal error in authentication",
+            ))
+        }
+    }
+}
+
+/// Lockout and permission: may `caller` run `name` (needing `perm`) now?
+pub(crate) fn admit(
+    shared: &Shared,
+    name: &str,
+    perm: Option<&str>,
+    caller: Option<&Caller>,
+) -> Result<(), Fault> {
+    let admin = caller.is_some_and(Caller::is_admin);
+    if shared.status.is_locked_out()
+        && !admin
+        && !shared.config.lockout_exempt.iter().any(|m| m == name)
+    {
+        shared.stats.counters.offline_refusals.fetch_add(1, Relaxed);
+        return Err(Fault::new(
+            shared.config.faults.offline,
+            shared.status.message().to_string(),
+        ));
+    }
+    crate::auth::check_perm(perm, caller, &shared.config.faults).inspect_err(|_| {
+        shared
+            .stats
+            .counters
+            .permission_denials
+            .fetch_add(1, Relaxed);
+    })
+}
+
+/// A fresh context for one call.
+pub(crate) fn context(
+    shared: &Shared,
+    name: String,
+    params: &Params,
+    peer: Option<std::net::SocketAddr>,
+    headers: http::HeaderMap,
+    caller: Option<Arc<Caller>>,
+) -> Context {
+    let id = shared.next_request_id.fetch_add(1, Relaxed);
+    let params_len = params.positional.len() + params.named.as_ref().map_or(0, |n| n.len());
+    Context::new(name, peer, headers, id, Arc::clone(&shared.registry)).serving(
+        params_len,
+        caller,
+        shared.status.clone(),
+        shared.config.faults,
+        shared.hooks.resources.clone(),
+    )
+}
+
+/// Runs a blocking method on this (worker) thread: eager resources, the handler in the cage,
+/// commit or rollback, the watch.
+pub(crate) fn run_blocking(
+    shared: &Shared,
+    method: &Method,
+    ctx: &Context,
+    params: Params,
+    mut watch: CallWatch,
+) -> (Result<Value, CallError>, Duration) {
+    watch.start();
+    let r = match ctx.resource_scope().acquire_eager(ctx) {
+        Err(fault) => Ok(Err(RpcError::Fault(fault))),
+        Ok(()) => catch_unwind(AssertUnwindSafe(|| method.call_blocking(ctx, params))),
+    };
+    finish(shared, ctx, r, watch)
+}
+
+/// Runs an async method (or an upload handler's future) on this IO unit, the same way.
+pub(crate) async fn run_async(
+    shared: &Shared,
+    ctx: &Arc<Context>,
+    start: impl FnOnce() -> BoxFuture<Result<Value, RpcError>>,
+    mut watch: CallWatch,
+) -> (Result<Value, CallError>, Duration) {
+    watch.start();
+    let r = match ctx.resource_scope().acquire_eager(ctx) {
+        Err(fault) => Ok(Err(RpcError::Fault(fault))),
+        Ok(()) => match catch_unwind(AssertUnwindSafe(start)) {
+            Ok(fut) => CatchUnwind(fut).await,
+            Err(panic) => Err(panic),
+        },
+    };
+    finish(shared, ctx, r, watch)
+}
+
+/// The handler's outcome (or its panic) as an answer; the resources committed or rolled back.
+fn finish(
+    shared: &Shared,
+    ctx: &Context,
+    r: Result<Result<Value, RpcError>, Box<dyn Any + Send>>,
+    watch: CallWatch,
+) -> (Result<Value, CallError>, Duration) {
+    let mut outcome = settle(shared, ctx.method(), r);
+    let committed = ctx.resource_scope().finish(outcome.is_ok());
+    if let (Ok(_), Err(fault)) = (&outcome, committed) {
+        outcome = Err(fault);
+    }
+    let outcome = outcome.map_err(CallError::Fault);
+    let elapsed = watch.end(&shared.stats, ctx.method(), &outcome);
+    (outcome, elapsed)
+}
+
+/// Turns a handler's outcome (or its panic) into a value or a fault.
+fn settle(
+    shared: &Shared,
+    method: &str,
+    r: Result<Result<Value, RpcError>, Box<dyn Any + Send>>,
+) -> Result<Value, Fault> {
+    let faults = &shared.config.faults;
+    match r {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(RpcError::Fault(f))) => Err(f),
+        Ok(Err(RpcError::InvalidParams(msg))) => Err(Fault::new(faults.invalid_params, msg)),
+        Err(panic) => {
+            let what = panic_text(&*panic);
+            tracing::error!(method, panic = %what, "handler panicked");
+            shared.stats.counters.panics.fetch_add(1, Relaxed);
+            let text = if shared.config.debug {
+                format!("internal error in {method}: {what}")
+            } else {
+                format!("internal error in {method}")
+            };
+            Err(Fault::new(faults.internal_error, text))
+        }
+    }
+}
+
+/// A panic's message, if it has one.
+pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Polls a boxed future inside `catch_unwind`, turning a panic into an `Err`.
+struct CatchUnwind<T>(BoxFuture<T>);
+
+impl<T> Future for CatchUnwind<T> {
+    type Output = Result<T, Box<dyn Any + Send>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let fut = &mut self.get_mut().0;
+        match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Per-request resources (a database connection, a transaction): acquired for one call,
+//! committed when it succeeds, rolled back when it faults or panics, always released.
+//!
+//! A server declares each resource type once, with a factory
+//! ([`ServerBuilder::resource`](crate::ServerBuilder::resource) acquires it lazily, the first
+//! time a handler asks [`Context::resource`](crate::Context::resource) for it;
+//! [`ServerBuilder::eager_resource`](crate::ServerBuilder::eager_resource) before the handler
+//! runs). Every call, and every entry of a `system.multicall`, has its own scope: its own
+//! acquisitions, its own commit or rollback. Settling happens on the thread that ran the
+//! handler (the worker for a blocking method, the IO unit for an async one), after the
+//! handler returned; a scope dropped unsettled (the client went away mid-call) rolls back.
+//!
+//! A factory that fails answers the `offline` fault with `resource_outage_message` (koji:
+//! "database outage") and logs why; the worker lives on.
+
+use std::any::{Any, TypeId};
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use hub_xmlrpc::Fault;
+
+use crate::context::Context;
+
+/// The error type of factories and hooks.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A resource that lives for one call and then commits or rolls back.
+///
+/// ```
+/// use hub_core::resource::RequestResource;
+/// use hub_core::Fault;
+///
+/// /// Changes buffered during the call, applied only if it succeeds.
+/// struct Pending(Vec<String>);
+///
+/// impl RequestResource for Pending {
+///     fn commit(self) -> Result<(), Fault> {
+///         println!("applying {} changes", self.0.len());
+///         Ok(())
+///     }
+///     fn rollback(self) {}
+/// }
+/// ```
+pub trait RequestResource: Send + 'static {
+    /// The call succeeded: make its work durable. An error turns the call's answer into this
+    /// fault (the other resources of the call are then rolled back).
+    fn commit(self) -> Result<(), Fault>;
+
+    /// The call faulted or panicked (or a commit before this one failed): undo its work.
+    fn rollback(self);
+}
+
+/// A resource with its type erased.
+trait Erased: Send {
+    fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    fn commit(self: Box<Self>) -> Result<(), Fault>;
+    fn rollback(self: Box<Self>);
+}
+
+impl<R: RequestResource> Erased for R {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn commit(self: Box<Self>) -> Result<(), Fault> {
+        RequestResource::commit(*self)
+    }
+    fn rollback(self: Box<Self>) {
+        RequestResource::rollback(*self)
+    }
+}
+
+type Factory = dyn Fn(&Context) -> Result<Box<dyn Erased>, BoxError> + Send + Sync;
+
+/// One declared resource type.
+#[derive(Clone)]
+pub(crate) struct ResourceDef {
+    type_id: TypeId,
+    type_name: &'static str,
+    eager: bool,
+    factory: Arc<Factory>,
+}
+
+impl ResourceDef {
+    pub(crate) fn new<R, F>(eager: bool, factory: F) -> Self
+    where
+        R: RequestResource,
+        F: Fn(&Context) -> Result<R, BoxError> + Send + Sync + 'static,
+    {
+        Self {
+            type_id: TypeId::of::<R>(),
+            type_name: std::any::type_name::<R>(),
+            eager,
+            factory: Arc::new(move |ctx| factory(ctx).map(|r| Box::new(r) as Box<dyn Erased>)),
+        }
+    }
+
+    pub(crate) fn type_id(&self) -> TypeId {
+        self.type_id
+    }
+}
+
+impl fmt::Debug for ResourceDef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceDef")
+            .field("type", &self.type_name)
+            .field("eager", &self.eager)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The declared resources and the fault a failed acquisition answers.
+#[derive(Debug, Clone)]
+pub(crate) struct Resources {
+    pub(crate) defs: Arc<[ResourceDef]>,
+    pub(crate) outage: Fault,
+    pub(crate) internal_error: i32,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Self {
+            defs: Arc::from(Vec::new()),
+            outage: Fault::new(-32400, "resource outage"),
+            internal_error: -32603,
+        }
+    }
+}
+
+enum Slot {
+    Empty,
+    Held(Box<dyn Erased>),
+    Failed,
+}
+
+/// One call's resources.
+pub(crate) struct ResourceScope {
+    resources: Resources,
+    slots: Mutex<Vec<Slot>>,
+}
+
+impl fmt::Debug for ResourceScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceScope")
+            .field("declared", &self.resources.defs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResourceScope {
+    pub(crate) fn new(resources: Resources) -> Self {
+        let slots = resources.defs.iter().map(|_| Slot::Empty).collect();
+        Self {
+            resources,
+            slots: Mutex::new(slots),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Slot>> {
+        self.slots.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Acquires every eager resource, in declaration order.
+    pub(crate) fn acquire_eager(&self, ctx: &Context) -> Result<(), Fault> {
+        for (i, def) in self.resources.defs.iter().enumerate() {
+            if def.eager {
+                self.acquire(i, ctx)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills slot `i` unless it is already held.
+    fn acquire(&self, i: usize, ctx: &Context) -> Result<(), Fault> {
+        match self.lock().get(i) {
+            Some(Slot::Held(_)) => return Ok(()),
+            Some(Slot::Failed) | None => return Err(self.resources.outage.clone()),
+            Some(Slot::Empty) => {}
+        }
+        let def = &self.resources.defs[i];
+        // The lock is released while the factory runs: it may use the context.
+        let made = catch_unwind(AssertUnwindSafe(|| (def.factory)(ctx)));
+        let mut slots = self.lock();
+        match made {
+            Ok(Ok(r)) => {
+                if let Slot::Empty = slots[i] {
+                    slots[i] = Slot::Held(r);
+                } else {
+                    drop(slots);
+                    r.rollback();
+                }
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(method = ctx.method(), resource = def.type_name, error = %e,
+                    "could not acquire a per-request resource");
+                slots[i] = Slot::Failed;
+                Err(self.resources.outage.clone())
+            }
+            Err(_) => {
+                tracing::error!(
+                    method = ctx.method(),
+                    resource = def.type_name,
+                    "resource factory panicked"
+                );
+                slots[i] = Slot::Failed;
+                Err(self.resources.outage.clone())
+            }
+        }
+    }
+
+    /// The resource of type `R`, acquired now if need be.
+    pub(crate) fn get<R: RequestResource>(
+        &self,
+        ctx: &Context,
+    ) -> Result<ResourceGuard<'_, R>, Fault> {
+        let wanted = TypeId::of::<R>();
+        let Some(i) = self.resources.defs.iter().position(|d| d.type_id == wanted) else {
+            return Err(Fault::new(
+                self.resources.internal_error,
+                format!(
+                    "no resource of type {} is configured",
+                    std::any::type_name::<R>()
+                ),
+            ));
+        };
+        self.acquire(i, ctx)?;
+        Ok(ResourceGuard {
+            slots: self.lock(),
+            index: i,
+            _type: PhantomData,
+        })
+    }
+
+    /// Commits every held resource if `success`, else rolls them back. A failing (or
+    /// panicking) commit rolls back the rest and is returned.
+    pub(crate) fn finish(&self, success: bool) -> Result<(), Fault> {
+        let held = self.take();
+        let mut outcome = Ok(());
+        for r in held {
+            if success && outcome.is_ok() {
+                outcome = match catch_unwind(AssertUnwindSafe(|| r.commit())) {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::error!("resource commit panicked");
+                        Err(Fault::new(self.resources.internal_error, "commit failed"))
+                    }
+                };
+            } else {
+                rollback(r);
+            }
+        }
+        outcome
+    }
+
+    fn take(&self) -> Vec<Box<dyn Erased>> {
+        self.lock()
+            .iter_mut()
+            .filter_map(|slot| match std::mem::replace(slot, Slot::Empty) {
+                Slot::Held(r) => Some(r),
+                Slot::Empty | Slot::Failed => None,
+            })
+            .collect()
+    }
+}
+
+fn rollback(r: Box<dyn Erased>) {
+    if catch_unwind(AssertUnwindSafe(|| r.rollback())).is_err() {
+        tracing::error!("resource rollback panicked");
+    }
+}
+
+impl Drop for ResourceScope {
+    /// A scope never settled (its call was abandoned) rolls back.
+    fn drop(&mut self) {
+        for r in self.take() {
+            rollback(r);
+        }
+    }
+}
+
+/// Access to one call's resource of type `R` (from
+/// [`Context::resource`](crate::Context::resource)). It locks the call's resources: drop it
+/// before asking for another resource type, and do not hold it across an `.await` (it is not
+/// `Send`, so the compiler refuses that in an async method).
+pub struct ResourceGuard<'a, R> {
+    slots: MutexGuard<'a, Vec<Slot>>,
+    index: usize,
+    _type: PhantomData<R>,
+}
+
+impl<R> fmt::Debug for ResourceGuard<'_, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResourceGuard")
+            .field("type", &std::any::type_name::<R>())
+            .finish_non_exhaustive()
+    }
+}
+
+const HELD: &str = "a ResourceGuard exists only for a held slot of its type";
+
+impl<R: RequestResource> Deref for ResourceGuard<'_, R> {
+    type Target = R;
+
+    fn deref(&self) -> &R {
+        match &self.slots[self.index] {
+            Slot::Held(r) => r.as_any().downcast_ref::<R>().expect(HELD),
+            Slot::Empty | Slot::Failed => unreachable!("{HELD}"),
+        }
+    }
+}
+
+impl<R: RequestResource> DerefMut for ResourceGuard<'_, R> {
+    fn deref_mut(&mut self) -> &mut R {
+        match &mut self.slots[self.index] {
+            Slot::Held(r) => r.as_any_mut().downcast_mut::<R>().expect(HELD),
+            Slot::Empty | Slot::Failed => unreachable!("{HELD}"),
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! Uploads, the second handler class: a `POST` with `Content-Type: application/octet-stream`
+//! on an RPC path goes to the upload handler set with
+//! [`ServerBuilder::upload`](crate::ServerBuilder::upload), not to XML-RPC.
+//!
+//! The handler is async and runs on the IO unit that read the request, like an async method:
+//! it gets the query parameters and the body as a stream of chunks as they arrive from the
+//! socket ([`UploadBody::chunk`]), so an upload is never held whole in memory and other
+//! connections of the unit keep being served while it waits for data. Its answer is an
+//! XML-RPC value sent as a `methodResponse` (koji answers `{size, fileverify, offset,
+//! hexdigest}`). Blocking work per chunk (writing a file) is short; for longer blocking work
+//! use `tokio::task::spawn_blocking`.
+//!
+//! The same lifecycle applies as to a call named `upload`: offline and lockout faults, the
+//! authenticator (the caller is in the context), per-request resources committed or rolled
+//! back, the panic cage. Limits: `max_upload_length` bytes (a larger declared length is
+//! refused before reading, a longer stream is cut off: `413`), and `socket_timeout_ms` between
+//! two chunks (`408`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use hub_xmlrpc::Fault;
+use hyper::body::Incoming;
+
+use crate::context::Context;
+use crate::dispatch::CallError;
+use crate::lifecycle;
+use crate::registry::{Params, RpcError};
+use crate::server::Shared;
+use crate::service::{closing, text, xml, Resp};
+use crate::watch::CallWatch;
+
+/// The method name uploads have in the context, the stats, the logs and `lockout_exempt`.
+pub const UPLOAD_METHOD: &str = "upload";
+
+/// Whether `req` is an upload (by its content type).
+pub(crate) fn is_upload<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"))
+}
+
+/// One upload: its context, query parameters and body.
+///
+/// ```
+/// use hub_core::upload::Upload;
+/// use hub_core::{RpcError, Struct, Value};
+///
+/// /// Counts the bytes; a real hub writes them to `filepath/filename`.
+/// async fn receive(mut upload: Upload) -> Result<Value, RpcError> {
+///     let name = upload.query("filename").unwrap_or("unnamed").to_owned();
+///     let mut size = 0u64;
+///     while let Some(chunk) = upload.body().chunk().await? {
+///         size += chunk.len() as u64;
+///     }
+///     let mut answer = Struct::new();
+///     answer.insert("filename", name);
+///     answer.insert("size", size as i64);
+///     Ok(Value::Struct(answer))
+/// }
+///
+/// let builder = hub_core::Server::builder().upload(receive);
+/// # drop(builder);
+/// ```
+#[derive(Debug)]
+pub struct Upload {
+    ctx: Arc<Context>,
+    query: Vec<(String, String)>,
+    body: UploadBody,
+}
+
+impl Upload {
+    /// The request's context: caller, peer, headers, resources.
+    pub fn context(&self) -> &Arc<Context> {
+        &self.ctx
+    }
+
+    /// The first value of query parameter `name`, percent-decoded.
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every query parameter, in order, percent-decoded.
+    pub fn query_pairs(&self) -> &[(String, String)] {
+        &self.query
+    }
+
+    /// The body stream.
+    pub fn body(&mut self) -> &mut UploadBody {
+        &mut self.body
+    }
+
+    /// Splits the upload into its parts.
+    pub fn into_parts(self) -> (Arc<Context>, Vec<(String, String)>, UploadBody) {
+        (self.ctx, self.query, self.body)
+    }
+}
+
+/// An upload's body, read chunk by chunk as it arrives.
+pub struct UploadBody {
+    incoming: Incoming,
+    declared: Option<u64>,
+    read: u64,
+    max: u64,
+    idle: Duration,
+    state: Arc<Mutex<BodyState>>,
+}
+
+#[derive(Debug, Default)]
+struct BodyState {
+    finished: bool,
+    error: Option<UploadError>,
+}
+
+impl fmt::Debug for UploadBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UploadBody")
+            .field("declared", &self.declared)
+            .field("read", &self.read)
+            .field("max", &self.max)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UploadBody {
+    /// The next chunk, `None` at the end. An error ends the upload: the client gets `413`,
+    /// `408` or `400` whatever the handler answers.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, UploadError> {
+        if let Some(e) = self.lock().error.clone() {
+            return Err(e);
+        }
+        loop {
+            let frame = match tokio::time::timeout(self.idle, self.incoming.frame()).await {
+                Err(_) => return Err(self.fail(UploadError::TimedOut)),
+                Ok(None) => {
+                    self.lock().finished = true;
+                    return Ok(None);
+                }
+                Ok(Some(Err(e))) => return Err(self.fail(UploadError::Broken(e.to_string()))),
+                Ok(Some(Ok(frame))) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            self.read += data.len() as u64;
+            if self.read > self.max {
+                return Err(self.fail(UploadError::TooLarge { limit: self.max }));
+            }
+            return Ok(Some(data));
+        }
+    }
+
+    /// Bytes read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.read
+    }
+
+    /// The `Content-Length` the client declared, if any (absent for a chunked body).
+    pub fn declared_length(&self) -> Option<u64> {
+        self.declared
+    }
+
+    fn fail(&self, e: UploadError) -> UploadError {
+        self.lock().error = Some(e.clone());
+        e
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BodyState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Why an upload's body could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadError {
+    /// Longer than `max_upload_length` (`413`).
+    TooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// No data for `socket_timeout_ms` (`408`).
+    TimedOut,
+    /// The connection failed or the framing was broken (`400`).
+    Broken(String),
+}
+
+impl fmt::Display for UploadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UploadError::TooLarge { limit } => write!(f, "upload larger than {limit} bytes"),
+            UploadError::TimedOut => f.write_str("upload timed out"),
+            UploadError::Broken(e) => write!(f, "upload unreadable: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for UploadError {}
+
+impl From<UploadError> for RpcError {
+    /// The handler may return it with `?`; the client gets the HTTP status of the error.
+    fn from(e: UploadError) -> Self {
+        RpcError::Fault(Fault::new(-32500, e.to_string()))
+    }
+}
+
+/// Serves one upload request.
+pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+    let faults = &shared.config.faults;
+    shared
+        .stats
+        .counters
+        .uploads
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Some(handler) = shared.hooks.upload.clone() else {
+        let fault = Fault::new(faults.method_not_found, "uploads are not supported here");
+        return closing(xml(Err(CallError::Fault(fault))));
+    };
+    let max = shared.config.max_upload_length;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        shared
+            .stats
+            .counters
+            .too_large
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return closing(text(StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n"));
+    }
+    let (parts, incoming) = req.into_parts();
+    let caller = match lifecycle::offline(shared)
+        .and_then(|()| lifecycle::authenticate(shared, UPLOAD_METHOD, &parts.headers, Some(peer)))
+    {
+        Ok(caller) => caller,
+        Err(fault) => return closing(xml(Err(CallError::Fault(fault)))),
+    };
+    if let Err(fault) = lifecycle::admit(shared, UPLOAD_METHOD, None, caller.as_deref()) {
+        return closing(xml(Err(CallError::Fault(fault))));
+    }
+    let params = Params::default();
+    let ctx = Arc::new(lifecycle::context(
+        shared,
+        UPLOAD_METHOD.to_owned(),
+        &params,
+        Some(peer),
+        parts.headers,
+        caller,
+    ));
+    let state = Arc::new(Mutex::new(BodyState::default()));
+    let upload = Upload {
+        ctx: Arc::clone(&ctx),
+        query: parse_query(parts.uri.query().unwrap_or("")),
+        body: UploadBody {
+            incoming,
+            declared,
+            read: 0,
+            max,
+            idle: shared.config.socket_timeout(),
+            state: Arc::clone(&state),
+        },
+    };
+    let watch = CallWatch::new(&shared.config, &params);
+    let (outcome, _) = lifecycle::run_async(shared, &ctx, || handler(upload), watch).await;
+    let state = std::mem::take(&mut *state.lock().unwrap_or_else(PoisonError::into_inner));
+    let counters = &shared.stats.counters;
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    match state.error {
+        Some(UploadError::TooLarge { .. }) => {
+            counters.too_large.fetch_add(1, relaxed);
+            closing(text(StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n"))
+        }
+        Some(UploadError::TimedOut) => {
+            counters.timeouts.fetch_add(1, relaxed);
+            closing(text(StatusCode::REQUEST_TIMEOUT, "upload timed out\n"))
+        }
+        Some(UploadError::Broken(_)) => {
+            counters.io_failures.fetch_add(1, relaxed);
+            closing(text(StatusCode::BAD_REQUEST, "upload unreadable\n"))
+        }
+        // A body the handler did not read to its end cannot be followed by another request.
+        None if !state.finished => closing(xml(outcome)),
+        None => xml(outcome),
+    }
+}
+
+/// `a=1&b=x%20y` as decoded pairs (`+` is a space).
+fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| {
+                    std::str::from_utf8(h)
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                });
+                if let Some(b) = hex {
+                    out.push(b);
+                    i += 2;
+                } else {
+                    out.push(b'%');
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_decoding() {
+        let q = parse_query("filename=a%20b.rpm&filepath=work/x+y&offset=-1&bad=%zz&flag");
+        assert_eq!(
+            q,
+            [
+                ("filename", "a b.rpm"),
+                ("filepath", "work/x y"),
+                ("offset", "-1"),
+                ("bad", "%zz"),
+                ("flag", "")
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        );
+    }
+}

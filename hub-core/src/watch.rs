@@ -1,0 +1,198 @@
+//! What is logged around each call: the memory watch (koji's `MemoryWarnThreshold`) and, with
+//! `debug = true`, the call log. Both are off the hot path when disabled: no formatting, no
+//! `/proc` read.
+
+use std::fmt::{self, Write as _};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use hub_xmlrpc::Value;
+
+use crate::config::Config;
+use crate::dispatch::CallError;
+use crate::registry::Params;
+use crate::stats::Stats;
+
+/// How many characters of the arguments are logged (koji's cut).
+pub const ARGS_LOGGED: usize = 120;
+
+/// One call's watch: started on the thread that runs the handler.
+#[derive(Debug)]
+pub(crate) struct CallWatch {
+    args: Option<String>,
+    threshold_kib: u64,
+    debug: bool,
+    mem_before: Option<u64>,
+    started: Instant,
+}
+
+impl CallWatch {
+    /// Prepares a watch; the arguments are summarized now (the handler consumes them) only if
+    /// something may log them.
+    pub(crate) fn new(config: &Config, params: &Params) -> Self {
+        let threshold_kib = config.memory_warn_threshold_kib;
+        let args = (config.debug || threshold_kib > 0).then(|| summarize(params));
+        Self {
+            args,
+            threshold_kib,
+            debug: config.debug,
+            mem_before: None,
+            started: Instant::now(),
+        }
+    }
+
+    /// Takes the first memory sample and starts the clock.
+    pub(crate) fn start(&mut self) {
+        if self.threshold_kib > 0 {
+            self.mem_before = crate::memory::resident_unshared_kib();
+        }
+        self.started = Instant::now();
+    }
+
+    /// Takes the second sample, logs what is due, and returns the call's duration.
+    pub(crate) fn end(
+        self,
+        stats: &Stats,
+        method: &str,
+        outcome: &Result<Value, CallError>,
+    ) -> Duration {
+        let elapsed = self.started.elapsed();
+        let args = self.args.as_deref().unwrap_or("");
+        if let Some(before) = self.mem_before {
+            if let Some(after) = crate::memory::resident_unshared_kib() {
+                let growth = after.saturating_sub(before);
+                if growth > self.threshold_kib {
+                    stats.counters.memory_warnings.fetch_add(1, Relaxed);
+                    tracing::warn!(
+                        method,
+                        before_kib = before,
+                        after_kib = after,
+                        growth_kib = growth,
+                        args,
+                        "Memory usage of process {} grew from {before} KiB to {after} KiB \
+                         (+{growth} KiB) processing request {method} with args {args}",
+                        std::process::id()
+                    );
+                }
+            }
+        }
+        if self.debug {
+            let outcome = match outcome {
+                Ok(_) => "ok".to_owned(),
+                Err(CallError::Fault(f)) => format!("fault {}: {}", f.code, f.message),
+                Err(CallError::Refused(r)) => format!("refused: {}", r.reason()),
+            };
+            tracing::info!(
+                method,
+                args,
+                elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+                outcome,
+                "call"
+            );
+        }
+        elapsed
+    }
+}
+
+/// The arguments as Python would print them, cut at [`ARGS_LOGGED`] characters; formatting
+/// stops there, so a huge argument costs no more than a small one.
+pub(crate) fn summarize(params: &Params) -> String {
+    let mut out = Cut::default();
+    let _ = write_args(&mut out, params);
+    out.text
+}
+
+fn write_args(out: &mut Cut, params: &Params) -> fmt::Result {
+    out.write_char('(')?;
+    for (i, v) in params.positional.iter().enumerate() {
+        if i > 0 {
+            out.write_str(", ")?;
+        }
+        write_value(out, v)?;
+    }
+    if let Some(named) = &params.named {
+        for (i, (k, v)) in named.iter().enumerate() {
+            if i > 0 || !params.positional.is_empty() {
+                out.write_str(", ")?;
+            }
+            write!(out, "{k}=")?;
+            write_value(out, v)?;
+        }
+    }
+    out.write_char(')')
+}
+
+fn write_value(out: &mut Cut, v: &Value) -> fmt::Result {
+    match v {
+        Value::Int(n) => write!(out, "{n}"),
+        Value::Bool(b) => out.write_str(if *b { "True" } else { "False" }),
+        Value::String(s) => write!(out, "{s:?}"),
+        Value::Double(d) => write!(out, "{d}"),
+        Value::DateTime(d) => write!(out, "{d:?}"),
+        Value::Base64(b) => write!(out, "<{} bytes>", b.len()),
+        Value::Nil => out.write_str("None"),
+        Value::Array(items) => {
+            out.write_char('[')?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.write_str(", ")?;
+                }
+                write_value(out, item)?;
+            }
+            out.write_char(']')
+        }
+        Value::Struct(s) => {
+            out.write_char('{')?;
+            for (i, (k, item)) in s.iter().enumerate() {
+                if i > 0 {
+                    out.write_str(", ")?;
+                }
+                write!(out, "{k:?}: ")?;
+                write_value(out, item)?;
+            }
+            out.write_char('}')
+        }
+    }
+}
+
+/// A string that refuses writes past [`ARGS_LOGGED`] characters.
+#[derive(Default)]
+struct Cut {
+    text: String,
+    chars: usize,
+}
+
+impl fmt::Write for Cut {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for c in s.chars() {
+            if self.chars == ARGS_LOGGED {
+                return Err(fmt::Error);
+            }
+            self.text.push(c);
+            self.chars += 1;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hub_xmlrpc::Struct;
+
+    #[test]
+    fn args_cut_at_120() {
+        let mut named = Struct::new();
+        named.insert("strict", true);
+        let p = Params {
+            positional: vec![Value::from(7), Value::from("x")],
+            named: Some(named),
+        };
+        assert_eq!(summarize(&p), "(7, \"x\", strict=True)");
+        let p = Params {
+            positional: vec![Value::from("y".repeat(10_000))],
+            named: None,
+        };
+        assert_eq!(summarize(&p).chars().count(), ARGS_LOGGED);
+    }
+}
