@@ -149,6 +149,10 @@
 pub use hub_core as core;
 pub use hub_xmlrpc as xmlrpc;
 
+/// The XML-RPC client: typed calls, keyword arguments, multicall, kept-alive connections
+/// and timeouts (async, and [`client::blocking`]).
+pub use hub_core::client;
+
 /// Makes a free `fn` or `async fn` an XML-RPC method, registered at link time.
 ///
 /// # Arguments

@@ -11,6 +11,7 @@
 
 mod acceptor;
 pub mod auth;
+pub mod client;
 pub mod config;
 mod conn;
 pub mod context;

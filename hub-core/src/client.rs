@@ -1,0 +1,591 @@
+//! An XML-RPC client: typed calls, koji's keyword arguments, `system.multicall`, kept-alive
+//! connections and timeouts. The `call` example, the tests and the benchmarks use it.
+//!
+//! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
+//! so consecutive calls reuse one connection). [`blocking::Client`] wraps it for code that
+//! is not async. Cloning a [`Client`] is cheap and clones share the pool.
+//!
+//! # Calling a method
+//!
+//! Parameters are anything that serializes to a list: a tuple, an array, a `Vec<Value>`, or
+//! `()` for none. The result is decoded into any `DeserializeOwned` type, [`Value`] included.
+//!
+//! ```
+//! use hub_core::client::{Client, Error};
+//! use hub_core::{registry::Registry, RpcError, Server};
+//! use hub_xmlrpc::Value;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let registry = Registry::builder()
+//! #     .blocking("add", |_ctx, p| match p.positional.as_slice() {
+//! #         [Value::Int(a), Value::Int(b)] => Ok(Value::Int(a + b)),
+//! #         _ => Err(RpcError::InvalidParams("add(a: int, b: int)".into())),
+//! #     })
+//! #     .build()?;
+//! # let server = Server::builder().listen("127.0.0.1:0".parse()?).registry(registry).build()?.start()?;
+//! # let url = format!("http://{}/RPC2", server.local_addr());
+//! // `url` is like "http://127.0.0.1:8080/RPC2"
+//! let client = Client::new(&url)?;
+//! let sum: i64 = client.call("add", (2, 3)).await?;
+//! assert_eq!(sum, 5);
+//!
+//! // A fault keeps its code and message.
+//! match client.call::<i64>("add", ("two", 3)).await {
+//!     Err(Error::Fault(fault)) => assert_eq!(fault.code, -32602),
+//!     other => panic!("expected a fault, got {other:?}"),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Keyword arguments
+//!
+//! koji passes keyword arguments as a trailing struct whose `__starstar` member is `true`;
+//! [`Client::call_kw`] adds it. The named arguments are anything that serializes to a struct.
+//!
+//! ```
+//! # use hub_core::client::Client;
+//! # use hub_core::{registry::Registry, Server};
+//! # use hub_xmlrpc::{Struct, Value};
+//! use std::collections::BTreeMap;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let registry = Registry::builder()
+//! #     .blocking("kw", |_ctx, p| Ok(Value::Struct(p.named.unwrap_or_default())))
+//! #     .build()?;
+//! # let server = Server::builder().listen("127.0.0.1:0".parse()?).registry(registry).build()?.start()?;
+//! # let client = Client::new(format!("http://{}/RPC2", server.local_addr()))?;
+//! let named = BTreeMap::from([("state", 1)]);
+//! let echoed: Struct = client.call_kw("kw", (), named).await?;
+//! assert_eq!(echoed.get("state"), Some(&Value::Int(1)));
+//! # Ok(()) }
+//! ```
+//!
+//! # Multicall
+//!
+//! [`Client::multicall`] sends several calls in one request and answers each one's result
+//! or fault, in order.
+//!
+//! ```
+//! # use hub_core::client::Client;
+//! # use hub_core::{registry::Registry, RpcError, Server};
+//! # use hub_xmlrpc::{Fault, Value};
+//! use hub_core::client::Call;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let registry = Registry::builder()
+//! #     .blocking("echo", |_ctx, p| Ok(p.positional.into_iter().next().unwrap_or(Value::Nil)))
+//! #     .blocking("fail", |_ctx, _p| Err(RpcError::Fault(Fault::new(1005, "x"))))
+//! #     .build()?;
+//! # let server = Server::builder().listen("127.0.0.1:0".parse()?).registry(registry).build()?.start()?;
+//! # let client = Client::new(format!("http://{}/RPC2", server.local_addr()))?;
+//! let results = client
+//!     .multicall([Call::new("echo", ("hi",))?, Call::new("fail", ())?])
+//!     .await?;
+//! assert_eq!(results[0], Ok(Value::from("hi")));
+//! assert_eq!(results[1], Err(Fault::new(1005, "x")));
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, Request, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hub_xmlrpc::{Fault, Limits, MethodCall, MethodResponse, Struct, Value, STARSTAR};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Why a call did not produce a result.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server answered a fault.
+    Fault(Fault),
+    /// The server answered an HTTP status other than 2xx; `body` is the start of its body.
+    Http {
+        /// The status code, e.g. `404` or `503`.
+        status: u16,
+        /// The first bytes of the response body, lossily decoded.
+        body: String,
+    },
+    /// Connecting, sending or receiving failed.
+    Transport(Box<dyn std::error::Error + Send + Sync>),
+    /// No complete response within the [timeout](Client::timeout).
+    Timeout(Duration),
+    /// The parameters could not be encoded (e.g. they are not a list).
+    Encode(String),
+    /// The response was not XML-RPC, or its value does not decode into the requested type.
+    Decode(String),
+    /// The URL is not an `http://` URL.
+    Url(String),
+}
+
+impl Error {
+    /// The fault, if the server answered one.
+    pub fn fault(&self) -> Option<&Fault> {
+        match self {
+            Error::Fault(f) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Fault(fault) => fault.fmt(f),
+            Error::Http { status, body } if body.is_empty() => write!(f, "HTTP status {status}"),
+            Error::Http { status, body } => write!(f, "HTTP status {status}: {body}"),
+            Error::Transport(e) => {
+                write!(f, "transport: {e}")?;
+                let mut source = e.source();
+                while let Some(s) = source {
+                    write!(f, ": {s}")?;
+                    source = s.source();
+                }
+                Ok(())
+            }
+            Error::Timeout(t) => write!(f, "no response within {t:?}"),
+            Error::Encode(e) => write!(f, "encoding the call: {e}"),
+            Error::Decode(e) => write!(f, "decoding the response: {e}"),
+            Error::Url(e) => write!(f, "URL: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Fault(f) => Some(f),
+            Error::Transport(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl From<Fault> for Error {
+    fn from(f: Fault) -> Self {
+        Error::Fault(f)
+    }
+}
+
+/// How much of an error response's body [`Error::Http`] keeps.
+const HTTP_BODY_EXCERPT: usize = 512;
+
+/// The parameters as a list: a serialized tuple, array or `Vec` becomes the list, `()` none.
+fn to_params<P: Serialize + ?Sized>(params: &P) -> Result<Vec<Value>, Error> {
+    match hub_xmlrpc::to_value(params) {
+        Ok(Value::Array(list)) => Ok(list),
+        Ok(Value::Nil) => Ok(Vec::new()),
+        Ok(other) => Err(Error::Encode(format!(
+            "parameters must serialize to a list (a tuple, array or Vec), not a {}",
+            other.type_name()
+        ))),
+        Err(e) => Err(Error::Encode(e.to_string())),
+    }
+}
+
+/// The keyword arguments as koji's trailing struct (with `__starstar: true`).
+fn to_kwargs<N: Serialize + ?Sized>(named: &N) -> Result<Value, Error> {
+    let mut s = match hub_xmlrpc::to_value(named) {
+        Ok(Value::Struct(s)) => s,
+        Ok(Value::Nil) => Struct::new(),
+        Ok(other) => {
+            return Err(Error::Encode(format!(
+                "keyword arguments must serialize to a struct (a struct or map), not a {}",
+                other.type_name()
+            )))
+        }
+        Err(e) => return Err(Error::Encode(e.to_string())),
+    };
+    s.insert(STARSTAR, true);
+    Ok(Value::Struct(s))
+}
+
+fn decode<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
+    hub_xmlrpc::from_value(v).map_err(|e| Error::Decode(format!("result: {e}")))
+}
+
+/// One call of a [multicall](Client::multicall).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    method: String,
+    params: Vec<Value>,
+}
+
+impl Call {
+    /// A call of `method` with `params` (anything that serializes to a list, see
+    /// [`Client::call`]).
+    pub fn new(method: impl Into<String>, params: impl Serialize) -> Result<Call, Error> {
+        Ok(Call::from_values(method, to_params(&params)?))
+    }
+
+    /// A call of `method` with these parameter values.
+    pub fn from_values(method: impl Into<String>, params: Vec<Value>) -> Call {
+        Call {
+            method: method.into(),
+            params,
+        }
+    }
+
+    /// Adds keyword arguments (anything that serializes to a struct, see [`Client::call_kw`]).
+    pub fn kwargs(mut self, named: impl Serialize) -> Result<Call, Error> {
+        self.params.push(to_kwargs(&named)?);
+        Ok(self)
+    }
+
+    /// The method name.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The parameters, keyword arguments (if any) last.
+    pub fn params(&self) -> &[Value] {
+        &self.params
+    }
+
+    fn into_entry(self) -> Value {
+        let mut s = Struct::with_capacity(2);
+        s.insert("methodName", self.method);
+        s.insert("params", Value::Array(self.params));
+        Value::Struct(s)
+    }
+}
+
+/// The `{faultCode, faultString}` struct of a multicall entry, as a [`Fault`].
+fn entry_fault(s: &Struct) -> Option<Fault> {
+    let code = i32::try_from(s.get("faultCode")?.as_i64()?).ok()?;
+    let message = s.get("faultString")?.as_str()?;
+    Some(Fault::new(code, message))
+}
+
+/// An async XML-RPC client for one endpoint URL.
+///
+/// Connections are kept alive and reused by later calls (and by clones of this client).
+/// Only `http://` URLs are supported.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    headers: HeaderMap,
+    timeout: Option<Duration>,
+    limits: Limits,
+}
+
+impl Client {
+    /// A client for `url`, like `http://127.0.0.1:8080/RPC2` (the path defaults to `/`).
+    ///
+    /// Needs no runtime to be made, but its calls must run inside a tokio runtime.
+    pub fn new(url: impl AsRef<str>) -> Result<Client, Error> {
+        let url = url.as_ref();
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| Error::Url(format!("`{url}`: {e}")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return Err(Error::Url(format!(
+                    "`{url}`: the {other} scheme is not supported (only http)"
+                )))
+            }
+            None => {
+                return Err(Error::Url(format!(
+                    "`{url}`: expected http://HOST[:PORT]/PATH"
+                )))
+            }
+        }
+        if uri.host().is_none() {
+            return Err(Error::Url(format!("`{url}`: no host")));
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(Client {
+            http,
+            uri,
+            headers: HeaderMap::new(),
+            timeout: None,
+            limits: Limits {
+                max_size: 64 * 1024 * 1024,
+                ..Limits::DEFAULT
+            },
+        })
+    }
+
+    /// Fails a call with [`Error::Timeout`] if its complete response has not arrived within
+    /// `timeout` (default: no limit). The connection of a timed-out call is not reused.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends this HTTP header with every call (e.g. koji's `Koji-Session-Id`).
+    ///
+    /// A name or value that is not valid in HTTP is an [`Error::Encode`].
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self, Error> {
+        let name = HeaderName::try_from(name)
+            .map_err(|e| Error::Encode(format!("header name `{name}`: {e}")))?;
+        let value = HeaderValue::try_from(value)
+            .map_err(|e| Error::Encode(format!("header `{name}` value: {e}")))?;
+        self.headers.insert(name, value);
+        Ok(self)
+    }
+
+    /// The most a response may hold (default: 64 MiB, nesting 64 deep).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The endpoint URL.
+    pub fn url(&self) -> String {
+        self.uri.to_string()
+    }
+
+    /// Calls `method` with `params` and decodes the result as `T`.
+    ///
+    /// `params` is anything that serializes to a list: a tuple (`(1, "a")`, or `(x,)` for one
+    /// parameter), an array, a `Vec<Value>`, or `()` for none.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+    ) -> Result<T, Error> {
+        let params = to_params(&params)?;
+        decode(self.call_values(method, params).await?)
+    }
+
+    /// Calls `method` with positional `params` and koji keyword arguments `named` (anything
+    /// that serializes to a struct: a `#[derive(Serialize)]` struct, a map, a [`Struct`]).
+    pub async fn call_kw<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: impl Serialize,
+        named: impl Serialize,
+    ) -> Result<T, Error> {
+        let mut params = to_params(&params)?;
+        params.push(to_kwargs(&named)?);
+        decode(self.call_values(method, params).await?)
+    }
+
+    /// Calls `method` with these parameter values and answers the result value.
+    pub async fn call_values(&self, method: &str, params: Vec<Value>) -> Result<Value, Error> {
+        let mut body = Vec::with_capacity(256);
+        hub_xmlrpc::write_call(&MethodCall::new(method, params), &mut body);
+        let response = self.post(body).await?;
+        match hub_xmlrpc::parse_response(&response, &self.limits) {
+            Ok(MethodResponse::Success(v)) => Ok(v),
+            Ok(MethodResponse::Fault(f)) => Err(Error::Fault(f)),
+            Err(e) => Err(Error::Decode(e.to_string())),
+        }
+    }
+
+    /// Sends `calls` as one `system.multicall` and answers each one's result or fault, in
+    /// order. The outer `Err` is for the request as a whole (transport, HTTP, a refused batch).
+    pub async fn multicall(
+        &self,
+        calls: impl IntoIterator<Item = Call>,
+    ) -> Result<Vec<Result<Value, Fault>>, Error> {
+        let entries: Vec<Value> = calls.into_iter().map(Call::into_entry).collect();
+        let n = entries.len();
+        let items = match self
+            .call_values("system.multicall", vec![Value::Array(entries)])
+            .await?
+        {
+            Value::Array(items) => items,
+            other => {
+                return Err(Error::Decode(format!(
+                    "system.multicall answered a {}, not an array",
+                    other.type_name()
+                )))
+            }
+        };
+        if items.len() != n {
+            return Err(Error::Decode(format!(
+                "system.multicall answered {} results for {n} calls",
+                items.len()
+            )));
+        }
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                Value::Array(mut one) if one.len() == 1 => Ok(Ok(one.remove(0))),
+                Value::Struct(s) => entry_fault(&s).map(Err).ok_or_else(|| {
+                    Error::Decode(format!(
+                        "multicall result {i}: a struct without faultCode and faultString"
+                    ))
+                }),
+                other => Err(Error::Decode(format!(
+                    "multicall result {i}: expected a one-element array or a fault struct, \
+                     found {}",
+                    other.type_name()
+                ))),
+            })
+            .collect()
+    }
+
+    /// POSTs `body` and answers the response body of a 2xx answer.
+    async fn post(&self, body: Vec<u8>) -> Result<Bytes, Error> {
+        let mut request = Request::post(self.uri.clone())
+            .header(CONTENT_TYPE, "text/xml")
+            .header(USER_AGENT, concat!("hub/", env!("CARGO_PKG_VERSION")))
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        for (name, value) in &self.headers {
+            request.headers_mut().insert(name, value.clone());
+        }
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| Error::Transport(Box::new(e)))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), self.limits.max_size)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        Error::Decode(format!(
+                            "the response is larger than {} bytes",
+                            self.limits.max_size
+                        ))
+                    } else {
+                        Error::Transport(e)
+                    }
+                })?
+                .to_bytes();
+            if !status.is_success() {
+                let excerpt = &body[..body.len().min(HTTP_BODY_EXCERPT)];
+                return Err(Error::Http {
+                    status: status.as_u16(),
+                    body: String::from_utf8_lossy(excerpt).trim().to_owned(),
+                });
+            }
+            Ok(body)
+        };
+        match self.timeout {
+            Some(t) => tokio::time::timeout(t, exchange)
+                .await
+                .map_err(|_| Error::Timeout(t))?,
+            None => exchange.await,
+        }
+    }
+}
+
+/// A blocking wrapper of [`Client`](super::Client), for code that is not async.
+///
+/// ```
+/// use hub_core::client::blocking::Client;
+/// # use hub_core::{registry::Registry, Server};
+/// # use hub_xmlrpc::Value;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let registry = Registry::builder()
+/// #     .blocking("echo", |_ctx, p| Ok(p.positional.into_iter().next().unwrap_or(Value::Nil)))
+/// #     .build()?;
+/// # let server = Server::builder().listen("127.0.0.1:0".parse()?).registry(registry).build()?.start()?;
+/// # let url = format!("http://{}/RPC2", server.local_addr());
+/// let client = Client::new(&url)?.timeout(std::time::Duration::from_secs(10));
+/// let back: Vec<String> = client.call("echo", (["a", "b"],))?;
+/// assert_eq!(back, ["a", "b"]);
+/// # Ok(()) }
+/// ```
+pub mod blocking {
+    use std::time::Duration;
+
+    use hub_xmlrpc::{Fault, Limits, Value};
+    use serde::de::DeserializeOwned;
+    use serde::Serialize;
+
+    use super::{Call, Error};
+
+    /// The blocking [`Client`](super::Client): each call runs the async one to completion on
+    /// a private single-threaded runtime. Must not be used from inside an async runtime.
+    #[derive(Debug)]
+    pub struct Client {
+        inner: super::Client,
+        rt: tokio::runtime::Runtime,
+    }
+
+    impl Client {
+        /// See [`Client::new`](super::Client::new).
+        pub fn new(url: impl AsRef<str>) -> Result<Client, Error> {
+            let inner = super::Client::new(url)?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::Transport(Box::new(e)))?;
+            Ok(Client { inner, rt })
+        }
+
+        /// See [`Client::timeout`](super::Client::timeout).
+        #[must_use]
+        pub fn timeout(mut self, timeout: Duration) -> Self {
+            self.inner = self.inner.timeout(timeout);
+            self
+        }
+
+        /// See [`Client::header`](super::Client::header).
+        pub fn header(mut self, name: &str, value: &str) -> Result<Self, Error> {
+            self.inner = self.inner.header(name, value)?;
+            Ok(self)
+        }
+
+        /// See [`Client::limits`](super::Client::limits).
+        #[must_use]
+        pub fn limits(mut self, limits: Limits) -> Self {
+            self.inner = self.inner.limits(limits);
+            self
+        }
+
+        /// The endpoint URL.
+        pub fn url(&self) -> String {
+            self.inner.url()
+        }
+
+        /// See [`Client::call`](super::Client::call).
+        pub fn call<T: DeserializeOwned>(
+            &self,
+            method: &str,
+            params: impl Serialize,
+        ) -> Result<T, Error> {
+            self.rt.block_on(self.inner.call(method, params))
+        }
+
+        /// See [`Client::call_kw`](super::Client::call_kw).
+        pub fn call_kw<T: DeserializeOwned>(
+            &self,
+            method: &str,
+            params: impl Serialize,
+            named: impl Serialize,
+        ) -> Result<T, Error> {
+            self.rt.block_on(self.inner.call_kw(method, params, named))
+        }
+
+        /// See [`Client::call_values`](super::Client::call_values).
+        pub fn call_values(&self, method: &str, params: Vec<Value>) -> Result<Value, Error> {
+            self.rt.block_on(self.inner.call_values(method, params))
+        }
+
+        /// See [`Client::multicall`](super::Client::multicall).
+        pub fn multicall(
+            &self,
+            calls: impl IntoIterator<Item = Call>,
+        ) -> Result<Vec<Result<Value, Fault>>, Error> {
+            self.rt.block_on(self.inner.multicall(calls))
+        }
+    }
+}
