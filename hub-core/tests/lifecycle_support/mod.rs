@@ -1,0 +1,74 @@
+//! Helpers for the lifecycle tests: requests with extra headers, multicall bodies, session
+//! headers, fault parsing.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::Write;
+
+use hub_xmlrpc::{parse_response, Limits, MethodResponse, Value};
+
+use crate::support::{call_xml, Conn, Resp};
+
+/// POSTs an XML-RPC call with extra headers on `conn`.
+pub fn call_with(
+    conn: &mut Conn,
+    method: &str,
+    params: &[&str],
+    headers: &[(&str, String)],
+) -> Resp {
+    post(conn, &call_xml(method, params), headers)
+}
+
+/// POSTs `body` to `/RPC2` with extra headers.
+pub fn post(conn: &mut Conn, body: &str, headers: &[(&str, String)]) -> Resp {
+    let extra: String = headers
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}\r\n"))
+        .collect();
+    let req = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: test\r\nContent-Type: text/xml\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    conn.stream.write_all(req.as_bytes()).unwrap();
+    conn.read_response().expect("a response")
+}
+
+/// koji's session headers.
+pub fn session(id: i64, key: &str, callnum: i64) -> Vec<(&'static str, String)> {
+    vec![
+        ("Koji-Session-Id", id.to_string()),
+        ("Koji-Session-Key", key.to_owned()),
+        ("Koji-Session-Callnum", callnum.to_string()),
+    ]
+}
+
+/// The response decoded: `Ok(value)` or `Err((code, message))`.
+pub fn outcome(r: &Resp) -> Result<Value, (i32, String)> {
+    assert_eq!(r.status, 200, "{r:?}");
+    match parse_response(r.body.as_bytes(), &Limits::DEFAULT).unwrap() {
+        MethodResponse::Success(v) => Ok(v),
+        MethodResponse::Fault(f) => Err((f.code, f.message)),
+    }
+}
+
+/// The fault code of a response (panics on a success).
+pub fn fault_code(r: &Resp) -> i32 {
+    outcome(r).expect_err("a fault").0
+}
+
+/// A `system.multicall` body for `(method, [param xml])` entries.
+pub fn multicall_xml(entries: &[(&str, &[&str])]) -> String {
+    let values: String = entries
+        .iter()
+        .map(|(m, ps)| {
+            let params: String = ps.iter().map(|p| format!("<value>{p}</value>")).collect();
+            format!(
+                "<value><struct><member><name>methodName</name><value><string>{m}</string></value></member>\
+                 <member><name>params</name><value><array><data>{params}</data></array></value></member></struct></value>"
+            )
+        })
+        .collect();
+    call_xml(
+        "system.multicall",
+        &[&format!("<array><data>{values}</data></array>")],
+    )
+}
