@@ -7,7 +7,8 @@
 //! Methods: `echo(value)` returns its argument unchanged; `getBuild(id)` returns a fixed
 //! koji-like build struct; `sleep(ms)` blocks a worker for `ms` milliseconds; `fail(code,
 //! message)` answers that fault; `crash()` panics (the panic cage answers an internal-error
-//! fault); plus the built-in `system.*` methods. `--handlers` chooses whether `echo` and
+//! fault); `getAPIVersion()` answers 1 (koji's API version, which the `koji` CLI checks
+//! first); plus the built-in `system.*` methods. `--handlers` chooses whether `echo` and
 //! `getBuild` run as async handlers on the IO units (default) or as blocking handlers on the
 //! worker pool; their wire names are the same either way, so they are registered at run time.
 
@@ -17,6 +18,12 @@ use std::time::Duration;
 
 use hub::core::{Config, Server};
 use hub::{rpc_method, Context, Fault, Method, Params, Registry, RpcError, Struct, Value};
+
+/// koji's API version: the `koji` CLI asks for it before any other call.
+#[rpc_method(name = "getAPIVersion")]
+fn get_api_version() -> i32 {
+    1
+}
 
 /// Blocks a worker thread for `ms` milliseconds, then returns `ms`.
 #[rpc_method]
@@ -76,10 +83,15 @@ fn method(name: &'static str, f: fn(Params) -> Result<Value, RpcError>, blocking
     } else {
         Method::asynchronous(name, move |_ctx: Arc<Context>, p| async move { f(p) })
     };
-    m.with_doc(match name {
-        "echo" => "Returns its one argument unchanged, whatever its XML-RPC type.",
-        _ => "Returns a fixed build struct carrying the given id.",
-    })
+    match name {
+        "echo" => m
+            .with_doc("Returns its one argument unchanged, whatever its XML-RPC type.")
+            .with_param("value", "any"),
+        _ => m
+            .with_doc("Returns a fixed build struct carrying the given id.")
+            .with_param("id", "int")
+            .with_returns("struct"),
+    }
 }
 
 struct Args {
