@@ -1,0 +1,145 @@
+//! The echo example, run as a process, driven by Python's `xmlrpc.client`: every value type
+//! round trips, faults keep their codes, a panic is caged, MultiCall and introspection work,
+//! with `echo`/`getBuild` as async handlers and as blocking ones.
+
+mod support;
+
+/// Asserts with Python's own client; prints `ok` when every check passed.
+const SCRIPT: &str = r#"
+import datetime, http.client, sys, urllib.parse
+import xmlrpc.client as x
+
+url = sys.argv[1]
+p = x.ServerProxy(url, allow_none=True, use_builtin_types=True)
+
+def same(got, want, what):
+    assert got == want and type(got) is type(want), f"{what}: sent {want!r}, got {got!r}"
+
+# scalars, each with its Python type back
+for v in [0, 1, -1, 2**31 - 1, -2**31, True, False, "", "plain",
+          "entities <&> ' \" ]]> &amp;", "unicode: héllo ✓ 🦀 \u00a0 tab\tnewline\n",
+          0.0, 0.1, -1.5e300, 5e-324, 1e16,
+          datetime.datetime(1998, 7, 17, 14, 8, 55), datetime.datetime(2024, 2, 29, 0, 0, 0),
+          b"", b"\x00\xff binary \x01", bytes(range(256)),
+          None, [], {}, [[]], {"e": {}}]:
+    same(p.echo(v), v, "echo")
+
+# containers, nested and mixed; member order kept
+s = {"name": "bash", "id": 7, "tags": ["a", 1, 2.5, None, True],
+     "nested": {"deeper": {"list": [[1, 2], [3]]}, "when": datetime.datetime(2000, 1, 1, 0, 0, 0)},
+     "blob": b"\x00\x01", "ünï": "cödé"}
+got = p.echo(s)
+same(got, s, "echo struct")
+assert list(got) == list(s), f"member order: {list(got)}"
+arr = [1, "two", 3.0, [4, [5]], {"six": 6}, None, b"7", False]
+same(p.echo(arr), arr, "echo array")
+
+# an i8-sized int: Python refuses to send one, so send it raw; it parses the answer
+u = urllib.parse.urlsplit(url)
+conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+for n in [2**31, -2**31 - 1, 2**63 - 1, -2**63]:
+    body = ("<?xml version='1.0'?><methodCall><methodName>echo</methodName><params>"
+            f"<param><value><i8>{n}</i8></value></param></params></methodCall>")
+    conn.request("POST", u.path, body, {"Content-Type": "text/xml"})
+    resp = conn.getresponse()
+    assert resp.status == 200, resp.status
+    (got,), _ = x.loads(resp.read(), use_builtin_types=True)
+    same(got, n, "echo i8")
+conn.close()
+
+# getBuild: the exact struct
+want = {"id": 7, "name": "bash", "version": "5.2.15", "release": "3.fc40", "state": 1,
+        "owner_name": "builder", "volume_id_set": True, "score": 0.5}
+got = p.getBuild(7)
+same(got, want, "getBuild(7)")
+assert list(got) == list(want), f"getBuild member order: {list(got)}"
+same(p.getBuild(-3)["id"], -3, "getBuild(-3)")
+
+# faults keep their codes and messages
+try:
+    p.fail(1005, "x")
+    raise AssertionError("fail() answered no fault")
+except x.Fault as f:
+    assert (f.faultCode, f.faultString) == (1005, "x"), f
+try:
+    p.getBuild("seven")
+    raise AssertionError("getBuild('seven') answered no fault")
+except x.Fault as f:
+    assert f.faultCode == -32602, f
+try:
+    p.no_such_method()
+    raise AssertionError("no fault")
+except x.Fault as f:
+    assert f.faultCode == -32601, f
+
+# a panic answers an internal-error fault, its text does not leak, the server keeps serving
+for _ in range(5):
+    try:
+        p.crash()
+        raise AssertionError("crash() answered no fault")
+    except x.Fault as f:
+        assert f.faultCode == -32603, f
+        assert "crash() was called" not in f.faultString, f
+    same(p.echo("alive"), "alive", "after crash")
+same(p.sleep(5), 5, "sleep")
+
+# MultiCall: results in order, a fault raised at its own position only
+m = x.MultiCall(p)
+m.echo(1)
+m.getBuild(7)
+m.fail(1005, "in a batch")
+m.echo([None, b"z"])
+m.crash()
+m.sleep(1)
+r = m()
+same(r[0], 1, "multicall echo")
+same(r[1], want, "multicall getBuild")
+try:
+    r[2]
+    raise AssertionError("multicall fail answered no fault")
+except x.Fault as f:
+    assert (f.faultCode, f.faultString) == (1005, "in a batch"), f
+same(r[3], [None, b"z"], "multicall echo 2")
+try:
+    r[4]
+    raise AssertionError("multicall crash answered no fault")
+except x.Fault as f:
+    assert f.faultCode == -32603, f
+same(r[5], 1, "multicall sleep")
+
+# introspection
+names = p.system.listMethods()
+for n in ["echo", "getBuild", "sleep", "fail", "crash", "getAPIVersion", "_listapi",
+          "system.listMethods", "system.methodHelp", "system.methodSignature"]:
+    assert n in names, f"{n} not in {names}"
+assert names == sorted(names), names
+assert "Returns its one argument unchanged" in p.system.methodHelp("echo"), p.system.methodHelp("echo")
+assert "Answers the fault" in p.system.methodHelp("fail"), p.system.methodHelp("fail")
+same(p.system.methodSignature("getBuild"), [["struct", "int"]], "getBuild signature")
+sig = p.system.methodSignature("fail")
+assert sig == [["nil", "int", "string"]], sig
+sig = p.system.methodSignature("sleep")
+assert sig == [["int", "int"]], sig
+print("ok")
+"#;
+
+fn drive(handlers: &str) {
+    let server = support::serve("echo", &["--handlers", handlers]);
+    let ran = support::python(SCRIPT, &[&server.url()]);
+    assert_eq!(
+        ran.ok().trim(),
+        "ok",
+        "{ran}\n--- server stderr\n{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn python_drives_echo_with_async_handlers() {
+    drive("async");
+}
+
+#[test]
+fn python_drives_echo_with_blocking_handlers() {
+    drive("blocking");
+}
