@@ -1,0 +1,183 @@
+//! What the lifecycle logs, captured from a real server: the memory watch warning (method,
+//! growth, arguments cut to 120 characters), the debug call log, and a panic with its method.
+#![allow(clippy::unwrap_used)]
+
+mod lifecycle_support;
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use hub_core::registry::Registry;
+use hub_core::{Config, Server};
+use hub_xmlrpc::Value;
+use lifecycle_support::outcome;
+use support::{config, Conn};
+use tracing_subscriber::fmt::MakeWriter;
+
+/// Every formatted log line of the process (the server logs from its own threads, so the
+/// subscriber is global).
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+impl Capture {
+    fn install() -> Capture {
+        let capture = Capture::default();
+        tracing_subscriber::fmt()
+            .with_writer(capture.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .init();
+        capture
+    }
+
+    /// The lines logged since the last call.
+    fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+    }
+}
+
+/// Memory the `grow` handler keeps, so the growth is still resident after the call.
+static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+fn registry() -> Arc<Registry> {
+    let r = Registry::builder()
+        .blocking("grow", |_ctx, p| {
+            let mib = p.positional.first().and_then(Value::as_i64).unwrap_or(0);
+            let block = vec![7u8; (mib as usize) << 20]; // written, so resident
+            KEPT.lock().unwrap().push(block);
+            Ok(Value::Int(mib))
+        })
+        .asynchronous("echo", |_ctx, p| async move {
+            Ok(p.positional.into_iter().next().unwrap_or(Value::Nil))
+        })
+        .blocking("fail", |_ctx, _p| {
+            Err(hub_core::Fault::new(1005, "failed on purpose").into())
+        })
+        .blocking("crash", |_ctx, _p| panic!("boom"))
+        .build()
+        .unwrap();
+    Arc::new(r)
+}
+
+fn start(cfg: Config) -> hub_core::RunningServer {
+    Server::builder()
+        .config(cfg)
+        .registry(registry())
+        .build()
+        .unwrap()
+        .start()
+        .unwrap()
+}
+
+/// One test: the subscriber and the captured lines are process-wide.
+#[test]
+fn memory_watch_call_log_and_panics() {
+    let logs = Capture::install();
+    let long_arg = format!("<string>{}</string>", "y".repeat(500));
+
+    // The memory watch, default threshold (5000 KiB): a call keeping 24 MiB warns; a small
+    // one does not.
+    let server = start(config());
+    let mut c = Conn::open(server.local_addr());
+    assert_eq!(
+        outcome(&c.call("grow", &["<int>0</int>", &long_arg])),
+        Ok(Value::Int(0))
+    );
+    assert!(!logs.take().contains("grew from"));
+    assert_eq!(
+        outcome(&c.call("grow", &["<int>24</int>", &long_arg])),
+        Ok(Value::Int(24))
+    );
+    let text = logs.take();
+    let line = text
+        .lines()
+        .find(|l| l.contains("grew from"))
+        .unwrap_or_else(|| panic!("no memory warning in {text}"));
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("processing request grow with args (24, \"yyy"),
+        "{line}"
+    );
+    let growth: u64 = line
+        .split("growth_kib=")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no growth_kib in {line}"));
+    assert!(growth >= 20 * 1024, "{line}");
+    // The args are cut at 120 characters: `(24, "` then 114 `y`s.
+    assert!(
+        line.contains(&format!("(24, \"{}", "y".repeat(114))),
+        "{line}"
+    );
+    assert!(!line.contains(&"y".repeat(115)), "{line}");
+    assert_eq!(server.stats().counters.snapshot().memory_warnings, 1);
+    // No call log without debug.
+    assert!(!text.contains("outcome="), "{text}");
+    server.shutdown();
+
+    // Threshold 0 disables the watch.
+    let mut cfg = config();
+    cfg.memory_warn_threshold_kib = 0;
+    let server = start(cfg);
+    let mut c = Conn::open(server.local_addr());
+    logs.take();
+    assert!(outcome(&c.call("grow", &["<int>24</int>"])).is_ok());
+    assert!(!logs.take().contains("grew from"));
+    server.shutdown();
+
+    // debug = true: every call logged with method, args, duration and outcome.
+    let mut cfg = config();
+    cfg.debug = true;
+    let server = start(cfg);
+    let mut c = Conn::open(server.local_addr());
+    logs.take();
+    assert!(outcome(&c.call("echo", &["<string>hello-debug</string>"])).is_ok());
+    assert!(outcome(&c.call("fail", &[])).is_err());
+    assert!(outcome(&c.call("crash", &[])).is_err());
+    let text = logs.take();
+    let call_line = |method: &str| {
+        text.lines()
+            .find(|l| l.contains(" call ") && l.contains(&format!("method=\"{method}\"")))
+            .unwrap_or_else(|| panic!("no call line for {method} in {text}"))
+            .to_owned()
+    };
+    let echo = call_line("echo");
+    assert!(
+        echo.contains("hello-debug") && echo.contains("outcome=\"ok\""),
+        "{echo}"
+    );
+    assert!(echo.contains("elapsed_us="), "{echo}");
+    let fail = call_line("fail");
+    assert!(
+        fail.contains("outcome=\"fault 1005: failed on purpose\""),
+        "{fail}"
+    );
+    let crash = call_line("crash");
+    assert!(crash.contains("internal error in crash: boom"), "{crash}");
+    // The panic itself is logged with its method.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("handler panicked") && l.contains("crash") && l.contains("boom")),
+        "{text}"
+    );
+    server.shutdown();
+}
