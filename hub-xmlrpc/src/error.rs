@@ -16,8 +16,12 @@ pub enum ParseErrorKind {
     /// An entity reference other than the five predefined ones (`&amp;` `&lt;` `&gt;`
     /// `&quot;` `&apos;`) and character references.
     EntityRefused,
-    /// The bytes are not UTF-8.
+    /// The bytes are not UTF-8 (or, in a document declaring `encoding="US-ASCII"`, a byte
+    /// is not ASCII).
     InvalidUtf8,
+    /// The XML declaration names an encoding other than UTF-8, US-ASCII and ISO-8859-1
+    /// (or contradicts a UTF-8 byte-order mark).
+    UnsupportedEncoding,
     /// Not well-formed XML: bad syntax, mismatched or unclosed tags, truncation,
     /// characters XML forbids (such as NUL).
     NotWellFormed,
@@ -39,6 +43,7 @@ impl ParseErrorKind {
             ParseErrorKind::Doctype => "DOCTYPE refused",
             ParseErrorKind::EntityRefused => "entity refused",
             ParseErrorKind::InvalidUtf8 => "invalid UTF-8",
+            ParseErrorKind::UnsupportedEncoding => "unsupported encoding",
             ParseErrorKind::NotWellFormed => "not well-formed XML",
             ParseErrorKind::InvalidXmlRpc => "invalid XML-RPC",
             ParseErrorKind::InvalidValue => "invalid value",
@@ -109,15 +114,17 @@ impl ParseError {
                 | ParseErrorKind::Doctype
                 | ParseErrorKind::EntityRefused
                 | ParseErrorKind::InvalidUtf8
+                | ParseErrorKind::UnsupportedEncoding
                 | ParseErrorKind::NotWellFormed
         )
     }
 
     /// The conventional XML-RPC fault code for this error (the "specification for fault
-    /// code interoperability"): -32700 not well formed, -32702 invalid character for
-    /// encoding, -32600 invalid XML-RPC.
+    /// code interoperability"): -32700 not well formed, -32701 unsupported encoding,
+    /// -32702 invalid character for encoding, -32600 invalid XML-RPC.
     pub fn fault_code(&self) -> i32 {
         match self.kind {
+            ParseErrorKind::UnsupportedEncoding => -32701,
             ParseErrorKind::InvalidUtf8 => -32702,
             _ if self.is_not_well_formed() => -32700,
             _ => -32600,

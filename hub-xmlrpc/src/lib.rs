@@ -56,6 +56,7 @@ mod datetime;
 mod de;
 mod error;
 mod fault;
+mod lex;
 mod limits;
 mod probe;
 mod read;

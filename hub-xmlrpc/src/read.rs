@@ -1,21 +1,23 @@
 //! The parser: bytes to [`MethodCall`], [`MethodResponse`] or [`Value`].
 //!
-//! Built on quick-xml's borrowed events (no DTD processing, no entity expansion), driven
-//! by a small state machine with an explicit stack for arrays and structs, so nesting is
-//! bounded by [`Limits::max_depth`] before anything is pushed and never touches the call
-//! stack. Text is borrowed from the input and only copied when it becomes a `String`;
-//! it is unescaped only when it contains `&` (or `\r`, which XML normalises to `\n`).
+//! The input is checked as UTF-8 once, up front (or transcoded, when its XML declaration
+//! names ISO-8859-1; US-ASCII is checked), then tokenized by [`crate::lex`] (no DTD
+//! processing, no entity expansion) and driven by a small state machine with an explicit
+//! stack for arrays and structs, so nesting is bounded by [`Limits::max_depth`] before
+//! anything is pushed and never touches the call stack. Elements of open arrays and
+//! structs collect on two stacks shared by the whole parse; each finished array or struct
+//! takes exactly its own, in one allocation of the right size. Text is borrowed from the
+//! input and only copied when it becomes a `String`; it is unescaped only when it contains
+//! `&` (or `\r`, which XML normalises to `\n`).
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
-use quick_xml::events::Event;
-use quick_xml::Reader;
-
 use crate::error::short;
+use crate::lex::{Lexer, Tok};
 use crate::{
     DateTime, Fault, Limits, MethodCall, MethodResponse, ParseError, ParseErrorKind, Struct, Value,
 };
+use base64::Engine as _;
 
 use ParseErrorKind as K;
 
@@ -32,11 +34,12 @@ use ParseErrorKind as K;
 /// assert_eq!(call.params, vec![Value::from("hello")]);
 /// ```
 pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseError> {
-    let mut p = Parser::new(input, limits)?;
-    p.root(b"methodCall")?;
+    let src = Source::new(input, limits)?;
+    let mut p = Parser::new(&src, limits);
+    p.root("methodCall")?;
     let method_name = match p.tag()? {
-        Tag::Start(b"methodName") => p.text()?.into_owned(),
-        Tag::Empty(b"methodName") => String::new(),
+        Tag::Start("methodName") => p.text()?.into_owned(),
+        Tag::Empty("methodName") => String::new(),
         _ => return Err(p.err(K::InvalidXmlRpc, "missing <methodName>")),
     };
     if method_name.is_empty() {
@@ -44,10 +47,10 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
     }
     let mut params = Vec::new();
     match p.tag()? {
-        Tag::Start(b"params") => {
+        Tag::Start("params") => {
             loop {
                 match p.tag()? {
-                    Tag::Start(b"param") => {
+                    Tag::Start("param") => {
                         params.push(p.param_value()?);
                         p.end()?;
                     }
@@ -57,7 +60,7 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
             }
             p.end()?;
         }
-        Tag::Empty(b"params") => p.end()?,
+        Tag::Empty("params") => p.end()?,
         Tag::End => {}
         _ => return Err(p.err(K::InvalidXmlRpc, "expected <params> or </methodCall>")),
     }
@@ -79,12 +82,13 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
 /// assert_eq!(r, MethodResponse::Success(Value::Int(7)));
 /// ```
 pub fn parse_response(input: &[u8], limits: &Limits) -> Result<MethodResponse, ParseError> {
-    let mut p = Parser::new(input, limits)?;
-    p.root(b"methodResponse")?;
+    let src = Source::new(input, limits)?;
+    let mut p = Parser::new(&src, limits);
+    p.root("methodResponse")?;
     let response = match p.tag()? {
-        Tag::Start(b"params") => {
+        Tag::Start("params") => {
             match p.tag()? {
-                Tag::Start(b"param") => {}
+                Tag::Start("param") => {}
                 _ => return Err(p.err(K::InvalidXmlRpc, "expected <param> with the result")),
             }
             let v = p.param_value()?;
@@ -95,7 +99,7 @@ pub fn parse_response(input: &[u8], limits: &Limits) -> Result<MethodResponse, P
             }
             MethodResponse::Success(v)
         }
-        Tag::Start(b"fault") => {
+        Tag::Start("fault") => {
             let at = p.pos;
             let v = p.param_value()?;
             p.end()?; // </fault>
@@ -110,10 +114,11 @@ pub fn parse_response(input: &[u8], limits: &Limits) -> Result<MethodResponse, P
 
 /// Parses a document whose root element is a single `<value>`.
 pub fn parse_value(input: &[u8], limits: &Limits) -> Result<Value, ParseError> {
-    let mut p = Parser::new(input, limits)?;
+    let src = Source::new(input, limits)?;
+    let mut p = Parser::new(&src, limits);
     let v = match p.prolog()? {
-        Tag::Start(b"value") => p.value()?,
-        Tag::Empty(b"value") => Value::String(String::new()),
+        Tag::Start("value") => p.value()?,
+        Tag::Empty("value") => Value::String(String::new()),
         _ => return Err(p.err(K::InvalidXmlRpc, "expected <value> as the root element")),
     };
     p.epilogue()?;
@@ -147,17 +152,18 @@ fn fault_of(v: Value) -> Result<Fault, &'static str> {
 /// A structural tag, whitespace and comments skipped.
 #[derive(Debug)]
 enum Tag<'a> {
-    Start(&'a [u8]),
-    Empty(&'a [u8]),
-    /// An end tag: quick-xml has checked it closes the innermost open element.
+    Start(&'a str),
+    Empty(&'a str),
+    /// An end tag: the lexer has checked it closes the innermost open element.
     End,
 }
 
-/// An open array or struct.
+/// An open array or struct; its elements so far are on the parser's shared stacks from
+/// the index it holds.
 enum Frame {
-    Array(Vec<Value>),
-    /// Members so far, and the name of the member whose value is being read.
-    Struct(Vec<(String, Value)>, String),
+    Array(usize),
+    /// Where its members start, and the name of the member whose value is being read.
+    Struct(usize, String),
 }
 
 /// What to do next inside [`Parser::value`].
@@ -187,24 +193,15 @@ enum Scalar {
     Nil,
 }
 
-struct Parser<'a> {
-    /// The whole input (offsets in errors are into this).
-    input: &'a [u8],
-    /// The same, validated as UTF-8.
-    text: &'a str,
-    reader: Reader<&'a [u8]>,
-    /// Where the reader's slice starts in `input` (after a byte-order mark).
+/// The document as text: the input itself when it is UTF-8 (or declared US-ASCII), else
+/// transcoded from the encoding its XML declaration names.
+struct Source<'a> {
+    text: Cow<'a, str>,
+    /// Where parsing starts (after a UTF-8 byte-order mark).
     base: usize,
-    /// Start offset of the event last read.
-    pos: usize,
-    max_depth: usize,
 }
 
-fn is_xml_ws(b: u8) -> bool {
-    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
-}
-
-impl<'a> Parser<'a> {
+impl<'a> Source<'a> {
     fn new(input: &'a [u8], limits: &Limits) -> Result<Self, ParseError> {
         if input.len() > limits.max_size {
             return Err(ParseError::new(
@@ -214,57 +211,165 @@ impl<'a> Parser<'a> {
                 format!("{} bytes, limit {}", input.len(), limits.max_size),
             ));
         }
-        let text = std::str::from_utf8(input)
-            .map_err(|e| ParseError::new(K::InvalidUtf8, input, e.valid_up_to(), ""))?;
-        let base = if input.starts_with(b"\xEF\xBB\xBF") {
-            3
-        } else {
-            0
+        let bom = input.starts_with(b"\xEF\xBB\xBF");
+        let base = if bom { 3 } else { 0 };
+        let utf8 = |input: &'a [u8]| {
+            std::str::from_utf8(input)
+                .map_err(|e| ParseError::new(K::InvalidUtf8, input, e.valid_up_to(), ""))
         };
-        let mut reader = Reader::from_reader(&input[base..]);
-        let config = reader.config_mut();
-        config.check_end_names = true;
-        config.check_comments = true;
-        config.expand_empty_elements = false;
-        config.trim_text(false);
-        Ok(Parser {
-            input,
-            text,
-            reader,
-            base,
-            pos: base,
+        let text = match declared_encoding(&input[base..]) {
+            None => Cow::Borrowed(utf8(input)?),
+            Some(name) => match Encoding::of(name) {
+                Some(Encoding::Utf8) => Cow::Borrowed(utf8(input)?),
+                Some(_) if bom => {
+                    return Err(ParseError::new(
+                        K::UnsupportedEncoding,
+                        input,
+                        0,
+                        "a UTF-8 byte-order mark contradicts the declared encoding",
+                    ))
+                }
+                Some(Encoding::Ascii) => match input.iter().position(|&b| !b.is_ascii()) {
+                    None => Cow::Borrowed(utf8(input)?),
+                    Some(at) => {
+                        return Err(ParseError::new(
+                            K::InvalidUtf8,
+                            input,
+                            at,
+                            format!("byte 0x{:02X} in a US-ASCII document", input[at]),
+                        ))
+                    }
+                },
+                Some(Encoding::Latin1) if input.is_ascii() => Cow::Borrowed(utf8(input)?),
+                Some(Encoding::Latin1) => {
+                    Cow::Owned(input.iter().map(|&b| char::from(b)).collect())
+                }
+                None => {
+                    return Err(ParseError::new(
+                        K::UnsupportedEncoding,
+                        input,
+                        0,
+                        format!(
+                            "encoding {:?} (UTF-8, US-ASCII and ISO-8859-1 are supported)",
+                            short(&String::from_utf8_lossy(name), 20)
+                        ),
+                    ))
+                }
+            },
+        };
+        Ok(Source { text, base })
+    }
+}
+
+/// The encodings a document may declare.
+#[derive(Clone, Copy)]
+enum Encoding {
+    Utf8,
+    Ascii,
+    Latin1,
+}
+
+impl Encoding {
+    /// By IANA name or alias, case-insensitively.
+    fn of(name: &[u8]) -> Option<Self> {
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if is("utf-8") || is("utf8") {
+            Some(Encoding::Utf8)
+        } else if ["us-ascii", "ascii", "iso646-us", "ansi_x3.4-1968"]
+            .into_iter()
+            .any(is)
+        {
+            Some(Encoding::Ascii)
+        } else if [
+            "iso-8859-1",
+            "iso8859-1",
+            "iso_8859-1",
+            "latin-1",
+            "latin1",
+            "l1",
+            "cp819",
+            "ibm819",
+            "iso-ir-100",
+        ]
+        .into_iter()
+        .any(is)
+        {
+            Some(Encoding::Latin1)
+        } else {
+            None
+        }
+    }
+}
+
+/// The value of `encoding=` in an XML declaration at the very start of `input`, if any.
+fn declared_encoding(input: &[u8]) -> Option<&[u8]> {
+    let rest = input.strip_prefix(b"<?xml")?;
+    if !rest.first().copied().is_some_and(is_xml_ws) {
+        return None;
+    }
+    let end = rest.windows(2).take(512).position(|w| w == b"?>")?;
+    let decl = &rest[..end];
+    let at = decl
+        .windows(9)
+        .position(|w| is_xml_ws(w[0]) && &w[1..] == b"encoding")?;
+    let after = decl[at + 9..].trim_ascii_start().strip_prefix(b"=")?;
+    let after = after.trim_ascii_start();
+    let quote = *after.first().filter(|&&q| q == b'"' || q == b'\'')?;
+    let value = &after[1..];
+    Some(&value[..value.iter().position(|&b| b == quote)?])
+}
+
+struct Parser<'a> {
+    /// The whole document (offsets in errors are into this).
+    text: &'a str,
+    lex: Lexer<'a>,
+    /// Start offset of the token last read.
+    pos: usize,
+    max_depth: usize,
+    /// Open arrays and structs, innermost last.
+    frames: Vec<Frame>,
+    /// Elements of the open arrays, outermost first.
+    items: Vec<Value>,
+    /// Members of the open structs, outermost first.
+    members: Vec<(String, Value)>,
+}
+
+fn is_xml_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+impl<'a> Parser<'a> {
+    fn new(src: &'a Source<'_>, limits: &Limits) -> Self {
+        Parser {
+            text: &src.text,
+            lex: Lexer::new(&src.text, src.base),
+            pos: src.base,
             max_depth: limits.max_depth,
-        })
+            frames: Vec::new(),
+            items: Vec::new(),
+            members: Vec::new(),
+        }
     }
 
     fn err(&self, kind: ParseErrorKind, detail: impl Into<String>) -> ParseError {
-        ParseError::new(kind, self.input, self.pos, detail)
+        ParseError::new(kind, self.text.as_bytes(), self.pos, detail)
     }
 
     fn err_at(&self, kind: ParseErrorKind, at: usize, detail: impl Into<String>) -> ParseError {
-        ParseError::new(kind, self.input, at, detail)
+        ParseError::new(kind, self.text.as_bytes(), at, detail)
     }
 
-    /// The next raw event, comments and processing instructions skipped, DOCTYPE and
-    /// late XML declarations refused.
-    fn event(&mut self) -> Result<Event<'a>, ParseError> {
-        loop {
-            self.pos = self.base + self.reader.buffer_position() as usize;
-            let ev = self.reader.read_event().map_err(|e| {
-                let at = self.base + self.reader.error_position() as usize;
-                ParseError::new(K::NotWellFormed, self.input, at, short(&e.to_string(), 60))
-            })?;
-            match ev {
-                Event::Comment(_) | Event::PI(_) => continue,
-                Event::DocType(_) => return Err(self.err(K::Doctype, "")),
-                Event::Decl(_) => {
-                    return Err(self.err(
-                        K::NotWellFormed,
-                        "XML declaration not at the start of the document",
-                    ))
-                }
-                ev => return Ok(ev),
-            }
+    /// The next token, late XML declarations refused.
+    #[inline]
+    fn event(&mut self) -> Result<Tok<'a>, ParseError> {
+        self.pos = self.lex.pos;
+        match self.lex.next_tok() {
+            Ok(Tok::Decl) => Err(self.err(
+                K::NotWellFormed,
+                "XML declaration not at the start of the document",
+            )),
+            Ok(t) => Ok(t),
+            Err(e) => Err(self.err_at(e.kind, e.at, e.detail)),
         }
     }
 
@@ -272,63 +377,53 @@ impl<'a> Parser<'a> {
     fn tag(&mut self) -> Result<Tag<'a>, ParseError> {
         loop {
             match self.event()? {
-                Event::Start(e) => return Ok(Tag::Start(self.name(e.name().into_inner()))),
-                Event::Empty(e) => return Ok(Tag::Empty(self.name(e.name().into_inner()))),
-                Event::End(_) => return Ok(Tag::End),
-                Event::Text(t) if t.iter().all(|&b| is_xml_ws(b)) => continue,
-                Event::Text(_) | Event::CData(_) => {
+                Tok::Start(n) => return Ok(Tag::Start(n)),
+                Tok::Empty(n) => return Ok(Tag::Empty(n)),
+                Tok::End => return Ok(Tag::End),
+                Tok::Text(t) if t.bytes().all(is_xml_ws) => continue,
+                Tok::Text(_) | Tok::CData(_) => {
                     return Err(self.err(K::InvalidXmlRpc, "unexpected text"))
                 }
-                Event::Eof => return Err(self.err(K::NotWellFormed, "unexpected end of document")),
-                _ => return Err(self.err(K::NotWellFormed, "unexpected markup")),
+                Tok::Eof => return Err(self.err(K::NotWellFormed, "unexpected end of document")),
+                Tok::Decl => return Err(self.err(K::NotWellFormed, "unexpected markup")),
             }
         }
-    }
-
-    /// Names borrowed from the input keep the input's lifetime.
-    fn name(&self, n: &[u8]) -> &'a [u8] {
-        self.borrow(n).unwrap_or(b"?")
-    }
-
-    /// Re-borrows a slice of the input with the input's lifetime.
-    fn borrow(&self, s: &[u8]) -> Option<&'a [u8]> {
-        let start = (s.as_ptr() as usize).checked_sub(self.input.as_ptr() as usize)?;
-        self.input.get(start..start.checked_add(s.len())?)
     }
 
     /// Reads the prolog and returns the root tag.
     fn prolog(&mut self) -> Result<Tag<'a>, ParseError> {
         let mut first = true;
         loop {
-            self.pos = self.base + self.reader.buffer_position() as usize;
-            let ev = self.reader.read_event().map_err(|e| {
-                let at = self.base + self.reader.error_position() as usize;
-                ParseError::new(K::NotWellFormed, self.input, at, short(&e.to_string(), 60))
-            })?;
-            match ev {
-                Event::Decl(_) if first => {}
-                Event::Comment(_) | Event::PI(_) => {}
-                Event::Text(t) if t.iter().all(|&b| is_xml_ws(b)) => {}
-                Event::DocType(_) => return Err(self.err(K::Doctype, "")),
-                Event::Start(e) => return Ok(Tag::Start(self.name(e.name().into_inner()))),
-                Event::Empty(e) => return Ok(Tag::Empty(self.name(e.name().into_inner()))),
-                Event::Eof if first => return Err(self.err(K::NotWellFormed, "empty document")),
-                Event::Eof => return Err(self.err(K::NotWellFormed, "no root element")),
+            self.pos = self.lex.pos;
+            let tok = self
+                .lex
+                .next_tok()
+                .map_err(|e| self.err_at(e.kind, e.at, e.detail))?;
+            match tok {
+                Tok::Decl if first => {}
+                Tok::Decl => {
+                    return Err(self.err(
+                        K::NotWellFormed,
+                        "XML declaration not at the start of the document",
+                    ))
+                }
+                Tok::Text(t) if t.bytes().all(is_xml_ws) => {}
+                Tok::Start(n) => return Ok(Tag::Start(n)),
+                Tok::Empty(n) => return Ok(Tag::Empty(n)),
+                Tok::Eof if first => return Err(self.err(K::NotWellFormed, "empty document")),
+                Tok::Eof => return Err(self.err(K::NotWellFormed, "no root element")),
                 _ => return Err(self.err(K::NotWellFormed, "content before the root element")),
             }
             first = false;
         }
     }
 
-    fn root(&mut self, name: &[u8]) -> Result<(), ParseError> {
+    fn root(&mut self, name: &str) -> Result<(), ParseError> {
         match self.prolog()? {
             Tag::Start(n) if n == name => Ok(()),
             _ => Err(self.err(
                 K::InvalidXmlRpc,
-                format!(
-                    "expected <{}> as the root element",
-                    String::from_utf8_lossy(name)
-                ),
+                format!("expected <{name}> as the root element"),
             )),
         }
     }
@@ -337,8 +432,8 @@ impl<'a> Parser<'a> {
     fn epilogue(&mut self) -> Result<(), ParseError> {
         loop {
             match self.event()? {
-                Event::Eof => return Ok(()),
-                Event::Text(t) if t.iter().all(|&b| is_xml_ws(b)) => {}
+                Tok::Eof => return Ok(()),
+                Tok::Text(t) if t.bytes().all(is_xml_ws) => {}
                 _ => {
                     return Err(
                         self.err(K::InvalidXmlRpc, "trailing content after the root element")
@@ -352,18 +447,17 @@ impl<'a> Parser<'a> {
     fn end(&mut self) -> Result<(), ParseError> {
         match self.tag()? {
             Tag::End => Ok(()),
-            Tag::Start(n) | Tag::Empty(n) => Err(self.err(
-                K::InvalidXmlRpc,
-                format!("unexpected <{}>", short(&String::from_utf8_lossy(n), 20)),
-            )),
+            Tag::Start(n) | Tag::Empty(n) => {
+                Err(self.err(K::InvalidXmlRpc, format!("unexpected <{}>", short(n, 20))))
+            }
         }
     }
 
     /// Inside `<param>` (or `<fault>`): one `<value>`.
     fn param_value(&mut self) -> Result<Value, ParseError> {
         match self.tag()? {
-            Tag::Start(b"value") => self.value(),
-            Tag::Empty(b"value") => Ok(Value::String(String::new())),
+            Tag::Start("value") => self.value(),
+            Tag::Empty("value") => Ok(Value::String(String::new())),
             _ => Err(self.err(K::InvalidXmlRpc, "expected <value>")),
         }
     }
@@ -373,14 +467,14 @@ impl<'a> Parser<'a> {
         let mut acc: Option<Cow<'a, str>> = None;
         loop {
             let piece = match self.event()? {
-                Event::Text(t) => self.unescape(&t.into_inner(), true)?,
-                Event::CData(t) => self.unescape(&t.into_inner(), false)?,
-                Event::End(_) => return Ok(acc.unwrap_or(Cow::Borrowed(""))),
-                Event::Start(_) | Event::Empty(_) => {
+                Tok::Text(t) => self.unescape(t, true)?,
+                Tok::CData(t) => self.unescape(t, false)?,
+                Tok::End => return Ok(acc.unwrap_or(Cow::Borrowed(""))),
+                Tok::Start(_) | Tok::Empty(_) => {
                     return Err(self.err(K::InvalidXmlRpc, "element inside a scalar value"))
                 }
-                Event::Eof => return Err(self.err(K::NotWellFormed, "unexpected end of document")),
-                _ => return Err(self.err(K::NotWellFormed, "unexpected markup")),
+                Tok::Eof => return Err(self.err(K::NotWellFormed, "unexpected end of document")),
+                Tok::Decl => return Err(self.err(K::NotWellFormed, "unexpected markup")),
             };
             acc = Some(match acc {
                 None => piece,
@@ -389,21 +483,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Checks and unescapes character data. `entities` is false for CDATA sections.
-    fn unescape(&self, raw: &[u8], entities: bool) -> Result<Cow<'a, str>, ParseError> {
-        let Some(borrowed) = self.borrow(raw) else {
-            // quick-xml only hands out slices of the input for a slice reader; be safe anyway.
-            let s = std::str::from_utf8(raw).map_err(|_| self.err(K::InvalidUtf8, ""))?;
-            return Ok(Cow::Owned(
-                self.unescape_str(s, self.pos, entities)?.into_owned(),
-            ));
-        };
-        let at = borrowed.as_ptr() as usize - self.input.as_ptr() as usize;
-        let s: &'a str = self
-            .text
-            .get(at..at + raw.len())
-            .ok_or_else(|| self.err(K::InvalidUtf8, ""))?;
-        self.unescape_str(s, at, entities)
+    /// Checks and unescapes character data (a slice of the document). `entities` is
+    /// false for CDATA sections.
+    #[inline]
+    fn unescape(&self, raw: &'a str, entities: bool) -> Result<Cow<'a, str>, ParseError> {
+        let at = (raw.as_ptr() as usize).wrapping_sub(self.text.as_ptr() as usize);
+        self.unescape_str(raw, at, entities)
     }
 
     fn unescape_str<'s>(
@@ -474,58 +559,64 @@ impl<'a> Parser<'a> {
 
     /// Reads a value after its `<value>` start tag, through its `</value>`.
     fn value(&mut self) -> Result<Value, ParseError> {
-        let mut stack: Vec<Frame> = Vec::new();
+        let bottom = self.frames.len();
         let mut step = Step::Open;
         loop {
             step = match step {
                 Step::Open => match self.open_value()? {
                     Opened::Scalar(v) => Step::Done(v),
                     Opened::Array => {
-                        self.push(&mut stack, Frame::Array(Vec::new()))?;
-                        self.array_next(&mut stack)?
+                        self.push(Frame::Array(self.items.len()))?;
+                        self.array_next()?
                     }
                     Opened::Struct => {
-                        self.push(&mut stack, Frame::Struct(Vec::new(), String::new()))?;
-                        self.struct_next(&mut stack)?
+                        self.push(Frame::Struct(self.members.len(), String::new()))?;
+                        self.struct_next()?
                     }
                 },
-                Step::Done(v) => match stack.last_mut() {
-                    None => return Ok(v),
-                    Some(Frame::Array(items)) => {
-                        items.push(v);
-                        self.array_next(&mut stack)?
+                Step::Done(v) => {
+                    if self.frames.len() == bottom {
+                        return Ok(v);
                     }
-                    Some(Frame::Struct(members, name)) => {
-                        members.push((std::mem::take(name), v));
-                        self.end()?; // </member>
-                        self.struct_next(&mut stack)?
+                    match self.frames.last_mut() {
+                        Some(Frame::Struct(_, name)) => {
+                            self.members.push((std::mem::take(name), v));
+                            self.end()?; // </member>
+                            self.struct_next()?
+                        }
+                        _ => {
+                            self.items.push(v);
+                            self.array_next()?
+                        }
                     }
-                },
+                }
             };
         }
     }
 
-    fn push(&self, stack: &mut Vec<Frame>, frame: Frame) -> Result<(), ParseError> {
-        if stack.len() >= self.max_depth {
+    fn push(&mut self, frame: Frame) -> Result<(), ParseError> {
+        if self.frames.len() >= self.max_depth {
             return Err(self.err(
                 K::TooDeep,
                 format!("arrays and structs nest deeper than {}", self.max_depth),
             ));
         }
-        stack.push(frame);
+        self.frames.push(frame);
         Ok(())
     }
 
     /// Inside `<data>`: the next element's `<value>`, or the end of the array.
-    fn array_next(&mut self, stack: &mut Vec<Frame>) -> Result<Step, ParseError> {
+    fn array_next(&mut self) -> Result<Step, ParseError> {
         match self.tag()? {
-            Tag::Start(b"value") => Ok(Step::Open),
-            Tag::Empty(b"value") => Ok(Step::Done(Value::String(String::new()))),
+            Tag::Start("value") => Ok(Step::Open),
+            Tag::Empty("value") => Ok(Step::Done(Value::String(String::new()))),
             Tag::End => {
                 self.end()?; // </array>
                 self.end()?; // </value>
-                match stack.pop() {
-                    Some(Frame::Array(items)) => Ok(Step::Done(Value::Array(items))),
+                match self.frames.pop() {
+                    Some(Frame::Array(from)) => {
+                        Ok(Step::Done(Value::Array(self.items.drain(from..).collect())))
+                    }
                     _ => Err(self.err(K::InvalidXmlRpc, "internal: array frame expected")),
                 }
             }
@@ -534,31 +625,31 @@ impl<'a> Parser<'a> {
     }
 
     /// Inside `<struct>`: the next member up to its `<value>`, or the end of the struct.
-    fn struct_next(&mut self, stack: &mut Vec<Frame>) -> Result<Step, ParseError> {
+    fn struct_next(&mut self) -> Result<Step, ParseError> {
         match self.tag()? {
-            Tag::Start(b"member") => {}
+            Tag::Start("member") => {}
             Tag::End => {
                 self.end()?; // </value>
-                return match stack.pop() {
-                    Some(Frame::Struct(members, _)) => {
-                        Ok(Step::Done(Value::Struct(Struct::from_members(members))))
-                    }
+                return match self.frames.pop() {
+                    Some(Frame::Struct(from, _)) => Ok(Step::Done(Value::Struct(
+                        Struct::from_members(self.members.drain(from..).collect()),
+                    ))),
                     _ => Err(self.err(K::InvalidXmlRpc, "internal: struct frame expected")),
                 };
             }
             _ => return Err(self.err(K::InvalidXmlRpc, "expected <member> or </struct>")),
         }
         let name = match self.tag()? {
-            Tag::Start(b"name") => self.text()?.into_owned(),
-            Tag::Empty(b"name") => String::new(),
+            Tag::Start("name") => self.text()?.into_owned(),
+            Tag::Empty("name") => String::new(),
             _ => return Err(self.err(K::InvalidXmlRpc, "expected <name> in <member>")),
         };
-        if let Some(Frame::Struct(_, pending)) = stack.last_mut() {
+        if let Some(Frame::Struct(_, pending)) = self.frames.last_mut() {
             *pending = name;
         }
         match self.tag()? {
-            Tag::Start(b"value") => Ok(Step::Open),
-            Tag::Empty(b"value") => Ok(Step::Done(Value::String(String::new()))),
+            Tag::Start("value") => Ok(Step::Open),
+            Tag::Empty("value") => Ok(Step::Done(Value::String(String::new()))),
             _ => Err(self.err(K::InvalidXmlRpc, "expected <value> in <member>")),
         }
     }
@@ -569,32 +660,32 @@ impl<'a> Parser<'a> {
         let mut untyped: Option<Cow<'a, str>> = None;
         loop {
             let (name, empty) = match self.event()? {
-                Event::Text(t) => {
-                    let piece = self.unescape(&t.into_inner(), true)?;
+                Tok::Text(t) => {
+                    let piece = self.unescape(t, true)?;
                     untyped = Some(match untyped {
                         None => piece,
                         Some(prev) => Cow::Owned(prev.into_owned() + &piece),
                     });
                     continue;
                 }
-                Event::CData(t) => {
-                    let piece = self.unescape(&t.into_inner(), false)?;
+                Tok::CData(t) => {
+                    let piece = self.unescape(t, false)?;
                     untyped = Some(match untyped {
                         None => piece,
                         Some(prev) => Cow::Owned(prev.into_owned() + &piece),
                     });
                     continue;
                 }
-                Event::End(_) => {
+                Tok::End => {
                     // `<value>text</value>`: a string.
                     return Ok(Opened::Scalar(Value::String(
                         untyped.map(Cow::into_owned).unwrap_or_default(),
                     )));
                 }
-                Event::Start(e) => (self.name(e.name().into_inner()), false),
-                Event::Empty(e) => (self.name(e.name().into_inner()), true),
-                Event::Eof => return Err(self.err(K::NotWellFormed, "unexpected end of document")),
-                _ => return Err(self.err(K::NotWellFormed, "unexpected markup")),
+                Tok::Start(n) => (n, false),
+                Tok::Empty(n) => (n, true),
+                Tok::Eof => return Err(self.err(K::NotWellFormed, "unexpected end of document")),
+                Tok::Decl => return Err(self.err(K::NotWellFormed, "unexpected markup")),
             };
             if untyped
                 .as_deref()
@@ -603,39 +694,36 @@ impl<'a> Parser<'a> {
                 return Err(self.err(K::InvalidXmlRpc, "text beside a type element in <value>"));
             }
             let scalar = match name {
-                b"int" | b"i4" | b"i8" | b"ex:i8" | b"ex:i4" | b"ex:i2" | b"ex:i1" => Scalar::Int,
-                b"boolean" => Scalar::Bool,
-                b"string" => Scalar::Str,
-                b"double" | b"ex:float" => Scalar::Double,
-                b"dateTime.iso8601" | b"ex:dateTime" => Scalar::DateTime,
-                b"base64" => Scalar::Base64,
-                b"nil" | b"ex:nil" => Scalar::Nil,
-                b"struct" if !empty => return Ok(Opened::Struct),
-                b"array" if !empty => {
+                "int" | "i4" | "i8" | "ex:i8" | "ex:i4" | "ex:i2" | "ex:i1" => Scalar::Int,
+                "boolean" => Scalar::Bool,
+                "string" => Scalar::Str,
+                "double" | "ex:float" => Scalar::Double,
+                "dateTime.iso8601" | "ex:dateTime" => Scalar::DateTime,
+                "base64" => Scalar::Base64,
+                "nil" | "ex:nil" => Scalar::Nil,
+                "struct" if !empty => return Ok(Opened::Struct),
+                "array" if !empty => {
                     match self.tag()? {
-                        Tag::Start(b"data") => return Ok(Opened::Array),
-                        Tag::Empty(b"data") => self.end()?, // </array>
-                        Tag::End => {}                      // `<array></array>`
+                        Tag::Start("data") => return Ok(Opened::Array),
+                        Tag::Empty("data") => self.end()?, // </array>
+                        Tag::End => {}                     // `<array></array>`
                         _ => return Err(self.err(K::InvalidXmlRpc, "expected <data> in <array>")),
                     }
                     self.end()?; // </value>
                     return Ok(Opened::Scalar(Value::Array(Vec::new())));
                 }
-                b"struct" => {
+                "struct" => {
                     self.end()?;
                     return Ok(Opened::Scalar(Value::Struct(Struct::new())));
                 }
-                b"array" => {
+                "array" => {
                     self.end()?;
                     return Ok(Opened::Scalar(Value::Array(Vec::new())));
                 }
                 other => {
                     return Err(self.err(
                         K::InvalidXmlRpc,
-                        format!(
-                            "unknown type element <{}>",
-                            short(&String::from_utf8_lossy(other), 20)
-                        ),
+                        format!("unknown type element <{}>", short(other, 20)),
                     ))
                 }
             };
