@@ -202,6 +202,10 @@ pub use hub_core::{
     Config, ConfigError, FaultCodes, RunningServer, Server, ServerBuilder, ServerError,
     ShutdownHandle,
 };
+pub use hub_core::{
+    AuthFailure, AuthRequest, Authenticator, Caller, RequestResource, ResourceGuard,
+    SessionStore, StatusHandle, Upload, UploadBody, UploadError,
+};
 pub use hub_xmlrpc::{DateTime, Fault, Struct, Value};
 
 /// serde, for `#[derive(Serialize, Deserialize)]` on parameter and result types
