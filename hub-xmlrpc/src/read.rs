@@ -307,7 +307,7 @@ fn declared_encoding(input: &[u8]) -> Option<&[u8]> {
     if !rest.first().copied().is_some_and(is_xml_ws) {
         return None;
     }
-    let end = rest.windows(2).take(512).position(|w| w == b"?>")?;
+    let end = rest.windows(2).position(|w| w == b"?>")?;
     let decl = &rest[..end];
     let at = decl
         .windows(9)
