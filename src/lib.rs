@@ -199,12 +199,9 @@ pub use hub_core::registry::{
 };
 pub use hub_core::Context;
 pub use hub_core::{
-    Config, ConfigError, FaultCodes, RunningServer, Server, ServerBuilder, ServerError,
-    ShutdownHandle,
-};
-pub use hub_core::{
-    AuthFailure, AuthRequest, Authenticator, Caller, RequestResource, ResourceGuard,
-    SessionStore, StatusHandle, Upload, UploadBody, UploadError,
+    AuthFailure, AuthRequest, Authenticator, Caller, Config, ConfigError, FaultCodes,
+    RequestResource, ResourceGuard, RunningServer, Server, ServerBuilder, ServerError,
+    SessionStore, ShutdownHandle, StatusHandle, Upload, UploadBody, UploadError,
 };
 pub use hub_xmlrpc::{DateTime, Fault, Struct, Value};
 
