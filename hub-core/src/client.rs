@@ -213,6 +213,31 @@ fn decode<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
     hub_xmlrpc::from_value(v).map_err(|e| Error::Decode(format!("result: {e}")))
 }
 
+/// `true` if the connection closed (or was reset) before any of the response arrived.
+fn closed_before_response(e: &hyper_util::client::legacy::Error) -> bool {
+    if e.is_connect() {
+        return false;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h) = s.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() || h.is_canceled() {
+                return true;
+            }
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+            );
+        }
+        source = s.source();
+    }
+    false
+}
+
 /// One call of a [multicall](Client::multicall).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
@@ -436,22 +461,34 @@ impl Client {
             .collect()
     }
 
-    /// POSTs `body` and answers the response body of a 2xx answer.
-    async fn post(&self, body: Vec<u8>) -> Result<Bytes, Error> {
+    /// The POST request carrying `body`.
+    fn request(&self, body: Bytes) -> Result<Request<Full<Bytes>>, Error> {
         let mut request = Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "text/xml")
             .header(USER_AGENT, concat!("hub/", env!("CARGO_PKG_VERSION")))
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(body))
             .map_err(|e| Error::Encode(e.to_string()))?;
         for (name, value) in &self.headers {
             request.headers_mut().insert(name, value.clone());
         }
+        Ok(request)
+    }
+
+    /// POSTs `body` and answers the response body of a 2xx answer.
+    ///
+    /// Like Python's `xmlrpc.client`, sends the request a second time if the connection
+    /// was closed before any of the response arrived: a kept-alive connection the server
+    /// closed while idle (its idle timeout) fails that way on first use.
+    async fn post(&self, body: Vec<u8>) -> Result<Bytes, Error> {
+        let body = Bytes::from(body);
         let exchange = async {
-            let response = self
-                .http
-                .request(request)
-                .await
-                .map_err(|e| Error::Transport(Box::new(e)))?;
+            let response = match self.http.request(self.request(body.clone())?).await {
+                Err(e) if closed_before_response(&e) => {
+                    self.http.request(self.request(body)?).await
+                }
+                other => other,
+            }
+            .map_err(|e| Error::Transport(Box::new(e)))?;
             let status = response.status();
             let body = Limited::new(response.into_body(), self.limits.max_size)
                 .collect()
