@@ -1,0 +1,358 @@
+//! The Rust client API (`hub::client`) against an in-process server: typed calls, keyword
+//! arguments, multicall, faults, HTTP statuses, transport errors, timeouts, and one kept-alive
+//! connection across many calls.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use hub::client::{blocking, Call, Client, Error};
+use hub::core::RunningServer;
+use hub::{rpc_method, Config, DateTime, Fault, Registry, RpcError, Server, Struct, Value};
+use serde::{Deserialize, Serialize};
+
+/// Answers its one argument.
+#[rpc_method]
+fn echo(value: Value) -> Value {
+    value
+}
+
+/// Answers which builds would be listed (koji-like, for keyword arguments).
+#[rpc_method(name = "listBuilds")]
+fn list_builds(state: i32, owner: Option<String>, limit: Option<i32>) -> String {
+    format!(
+        "state={state} owner={} limit={}",
+        owner.as_deref().unwrap_or("-"),
+        limit.map_or("-".to_owned(), |l| l.to_string())
+    )
+}
+
+/// Answers the fault `code`.
+#[rpc_method]
+fn fail(code: i32, message: String) -> Result<(), Fault> {
+    Err(Fault::new(code, message))
+}
+
+/// Sleeps on a worker.
+#[rpc_method]
+fn sleep(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn start() -> RunningServer {
+    start_with(Config::default().socket_timeout_ms)
+}
+
+fn start_with(socket_timeout_ms: u64) -> RunningServer {
+    let registry = Registry::builder()
+        .with_inventory()
+        .blocking("panic", |_ctx, _p| -> Result<Value, RpcError> {
+            panic!("on purpose")
+        })
+        .build()
+        .expect("no duplicate names");
+    Server::builder()
+        .config(Config {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            io_units: 1,
+            workers: 2,
+            stat_interval_secs: 0,
+            drain_timeout_ms: 2000,
+            socket_timeout_ms,
+            ..Config::default()
+        })
+        .registry(registry)
+        .build()
+        .expect("a valid config")
+        .start()
+        .expect("the server starts")
+}
+
+fn url(server: &RunningServer) -> String {
+    format!("http://{}/RPC2", server.local_addr())
+}
+
+fn accepted(server: &RunningServer) -> u64 {
+    server.stats().counters.snapshot().connections_accepted
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Build {
+    id: i64,
+    nvr: String,
+    tags: Vec<String>,
+    task: Option<i64>,
+    completed: DateTime,
+    #[serde(with = "serde_bytes")]
+    digest: Vec<u8>,
+    score: f64,
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn typed_calls_round_trip() {
+    let server = start();
+    let client = Client::new(url(&server)).expect("an http URL");
+    let build = Build {
+        id: 1 << 40,
+        nvr: "bash-5.2.15-3.fc40 <&>".into(),
+        tags: vec!["f40".into(), "ünïcode ✓".into()],
+        task: None,
+        completed: DateTime::new(2024, 2, 29, 23, 59, 60).expect("a date"),
+        digest: vec![0, 1, 254, 255],
+        score: -0.125,
+    };
+    let back: Build = client.call("echo", (&build,)).await.expect("echoed");
+    assert_eq!(back, build);
+    // parameters as a Vec<Value> and as an array; the result as a Value
+    let v: Value = client
+        .call(
+            "echo",
+            vec![Value::Array(vec![Value::Nil, Value::from(true)])],
+        )
+        .await
+        .expect("echoed");
+    assert_eq!(v, Value::Array(vec![Value::Nil, Value::Bool(true)]));
+    let s: String = client.call("echo", ["x"]).await.expect("echoed");
+    assert_eq!(s, "x");
+    let v = client
+        .call_values("echo", vec![Value::Struct(Struct::new())])
+        .await
+        .expect("echoed");
+    assert_eq!(v, Value::Struct(Struct::new()));
+    let unit: Option<i32> = client.call("echo", (None::<i32>,)).await.expect("nil");
+    assert_eq!(unit, None);
+    // the result does not fit the type asked for
+    match client.call::<i64>("echo", ("seven",)).await {
+        Err(Error::Decode(m)) => assert!(m.contains("expected int"), "{m}"),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    // parameters that are not a list
+    match client.call::<Value>("echo", 5).await {
+        Err(Error::Encode(m)) => assert!(m.contains("list"), "{m}"),
+        other => panic!("expected an encode error, got {other:?}"),
+    }
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn keyword_arguments() {
+    let server = start();
+    let client = Client::new(url(&server)).expect("an http URL");
+    #[derive(Serialize)]
+    struct Filter<'a> {
+        owner: &'a str,
+        state: i32,
+    }
+    let s: String = client
+        .call_kw(
+            "listBuilds",
+            (),
+            Filter {
+                owner: "alice",
+                state: 1,
+            },
+        )
+        .await
+        .expect("by name");
+    assert_eq!(s, "state=1 owner=alice limit=-");
+    let s: String = client
+        .call_kw("listBuilds", (2,), BTreeMap::from([("limit", 10)]))
+        .await
+        .expect("positional then by name");
+    assert_eq!(s, "state=2 owner=- limit=10");
+    let mut named = Struct::new();
+    named.insert("colour", "red");
+    match client.call_kw::<String>("listBuilds", (1,), named).await {
+        Err(Error::Fault(f)) => {
+            assert_eq!(f.code, -32602, "{f}");
+            assert!(f.message.contains("colour"), "{f}");
+        }
+        other => panic!("expected an invalid-params fault, got {other:?}"),
+    }
+    match client.call_kw::<String>("listBuilds", (), 5).await {
+        Err(Error::Encode(m)) => assert!(m.contains("struct"), "{m}"),
+        other => panic!("expected an encode error, got {other:?}"),
+    }
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn multicall_answers_each_result_or_fault_in_order() {
+    let server = start();
+    let client = Client::new(url(&server)).expect("an http URL");
+    let calls = vec![
+        Call::new("echo", ("first",)).expect("a list"),
+        Call::new("fail", (1005, "second")).expect("a list"),
+        Call::new("listBuilds", ())
+            .and_then(|c| c.kwargs(BTreeMap::from([("state", 3)])))
+            .expect("a struct"),
+        Call::new("panic", ()).expect("a list"),
+        Call::from_values("nope", vec![]),
+        Call::new("sleep", (1,)).expect("a list"),
+    ];
+    let results = client.multicall(calls).await.expect("one response");
+    assert_eq!(results.len(), 6);
+    assert_eq!(results[0], Ok(Value::from("first")));
+    assert_eq!(results[1], Err(Fault::new(1005, "second")));
+    assert_eq!(results[2], Ok(Value::from("state=3 owner=- limit=-")));
+    assert_eq!(results[3].as_ref().map_err(|f| f.code), Err(-32603));
+    assert_eq!(results[4].as_ref().map_err(|f| f.code), Err(-32601));
+    assert_eq!(results[5], Ok(Value::Int(1)));
+    assert_eq!(client.multicall([]).await.expect("empty batch"), vec![]);
+    assert!(Call::new("echo", "not a list").is_err());
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn faults_http_statuses_and_transport_errors() {
+    let server = start();
+    let client = Client::new(url(&server)).expect("an http URL");
+    let err = client
+        .call::<()>("fail", (1005, "x"))
+        .await
+        .expect_err("a fault");
+    assert_eq!(err.fault(), Some(&Fault::new(1005, "x")));
+    assert_eq!(err.to_string(), "fault 1005: x");
+    let err = client.call::<()>("panic", ()).await.expect_err("a fault");
+    assert_eq!(err.fault().map(|f| f.code), Some(-32603));
+    // the server lives on
+    assert_eq!(client.call::<i32>("echo", (4,)).await.expect("echo"), 4);
+
+    let wrong_path =
+        Client::new(format!("http://{}/nowhere", server.local_addr())).expect("an http URL");
+    match wrong_path.call::<Value>("echo", (1,)).await {
+        Err(Error::Http { status, .. }) => assert_eq!(status, 404),
+        other => panic!("expected HTTP 404, got {other:?}"),
+    }
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead = format!("http://{}/RPC2", closed.local_addr().expect("addr"));
+    drop(closed);
+    let err = Client::new(dead)
+        .expect("an http URL")
+        .call::<Value>("echo", (1,))
+        .await
+        .expect_err("nobody listens");
+    assert!(matches!(err, Error::Transport(_)), "{err:?}");
+    assert!(err.to_string().contains("refused"), "{err}");
+
+    for bad in [
+        "https://example.org/RPC2",
+        "127.0.0.1:8080",
+        "http:///x",
+        "not a url",
+    ] {
+        assert!(
+            matches!(Client::new(bad), Err(Error::Url(_))),
+            "{bad} accepted"
+        );
+    }
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn timeout_fails_the_call_and_the_client_recovers() {
+    let server = start();
+    let client = Client::new(url(&server))
+        .expect("an http URL")
+        .timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let err = client
+        .call::<u64>("sleep", (3000,))
+        .await
+        .expect_err("too slow");
+    assert!(
+        matches!(err, Error::Timeout(t) if t == Duration::from_millis(300)),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    // the next call gets a fresh connection and its answer (not the late one)
+    assert_eq!(client.call::<u64>("sleep", (1,)).await.expect("fast"), 1);
+    assert_eq!(
+        client
+            .call::<String>("echo", ("late?",))
+            .await
+            .expect("echo"),
+        "late?"
+    );
+    drop(server);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_connection_serves_many_calls() {
+    let server = start();
+    let client = Client::new(url(&server)).expect("an http URL");
+    for i in 0..100 {
+        let v: i32 = client.call("echo", (i,)).await.expect("echo");
+        assert_eq!(v, i);
+    }
+    // clones share the pool; faults and multicalls do not close the connection
+    let clone = client.clone();
+    let _ = clone.call::<()>("fail", (1, "x")).await;
+    let _ = clone
+        .multicall([Call::new("echo", (1,)).expect("a list")])
+        .await
+        .expect("multicall");
+    assert_eq!(accepted(&server), 1);
+    server.shutdown();
+}
+
+#[test]
+fn the_blocking_client_reuses_its_connection_too() {
+    let server = start();
+    let client = blocking::Client::new(url(&server))
+        .expect("an http URL")
+        .timeout(Duration::from_secs(30));
+    for i in 0..50 {
+        let v: String = client.call("echo", (format!("n{i}"),)).expect("echo");
+        assert_eq!(v, format!("n{i}"));
+        // a pause between calls: the idle connection stays usable
+        if i % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let s: String = client
+        .call_kw("listBuilds", (), BTreeMap::from([("state", 9)]))
+        .expect("kwargs");
+    assert_eq!(s, "state=9 owner=- limit=-");
+    let results = client
+        .multicall([Call::new("fail", (3, "m")).expect("a list")])
+        .expect("multicall");
+    assert_eq!(results, vec![Err(Fault::new(3, "m"))]);
+    assert_eq!(accepted(&server), 1);
+    server.shutdown();
+}
+
+#[test]
+fn idle_connections_parked_or_closed_by_the_server() {
+    // Parked (taken back from hyper after about a second idle): still the same connection.
+    let server = start();
+    let client = blocking::Client::new(url(&server))
+        .expect("an http URL")
+        .timeout(Duration::from_secs(30));
+    assert_eq!(client.call::<i32>("echo", (1,)).expect("echo"), 1);
+    std::thread::sleep(Duration::from_millis(1600));
+    assert_eq!(client.call::<i32>("echo", (2,)).expect("echo"), 2);
+    let stats = server.stats().counters.snapshot();
+    assert_eq!(stats.connections_accepted, 1);
+    assert!(stats.connections_parked >= 1, "{stats:?}");
+    server.shutdown();
+
+    // Closed by the server's idle timeout: the next call opens a new connection.
+    let server = start_with(300);
+    let client = blocking::Client::new(url(&server))
+        .expect("an http URL")
+        .timeout(Duration::from_secs(30));
+    assert_eq!(client.call::<i32>("echo", (1,)).expect("echo"), 1);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(
+        client.call::<i32>("echo", (2,)).expect("echo after close"),
+        2
+    );
+    assert_eq!(accepted(&server), 2);
+    server.shutdown();
+}
