@@ -110,7 +110,8 @@ same(r[5], 1, "multicall sleep")
 # introspection
 names = p.system.listMethods()
 for n in ["echo", "getBuild", "sleep", "fail", "crash", "getAPIVersion", "_listapi",
-          "system.listMethods", "system.methodHelp", "system.methodSignature"]:
+          "system.listMethods", "system.methodHelp", "system.methodSignature",
+          "system.multicall"]:
     assert n in names, f"{n} not in {names}"
 assert names == sorted(names), names
 assert "Returns its one argument unchanged" in p.system.methodHelp("echo"), p.system.methodHelp("echo")

@@ -2,8 +2,9 @@
 //! `system.methodHelp`, `system.methodSignature` and koji's `_listapi`.
 //!
 //! They describe the registry of the call (`ctx.registry()`), so run-time
-//! methods are described like declared ones. `system.multicall` is not here: the
-//! engine implements it, since it needs the worker pool.
+//! methods are described like declared ones. `system.multicall` is listed here so that
+//! introspection tells the truth, but the engine runs it (it needs the worker pool):
+//! calls to it never reach the entry below.
 //!
 //! `system.methodHelp` answers in koji's style, `name(args)` then
 //! `\ndescription: doc` when there is a doc comment, so that tools written for
@@ -44,6 +45,14 @@ pub(crate) fn builtins() -> Vec<Method> {
             )
             .with_param("method_name", "string")
             .with_returns("array"),
+        Method::blocking("system.multicall", multicall_outside_engine)
+            .with_doc(
+                "Runs several calls in one request: each entry is a struct {methodName, params}; \
+                 the answer lists each result as a one-element array, or a \
+                 {faultCode, faultString} struct for a call that failed.",
+            )
+            .with_param("calls", "array")
+            .with_returns("array"),
         Method::blocking("_listapi", list_api)
             .with_doc(
                 "Every method as a struct {name, doc, argdesc, args}; `args` lists required \
@@ -51,6 +60,14 @@ pub(crate) fn builtins() -> Vec<Method> {
             )
             .with_returns("array"),
     ]
+}
+
+/// The engine answers `system.multicall` before the registry is consulted; this runs only
+/// when a registry is used on its own, without a server.
+fn multicall_outside_engine(_ctx: &Context, _params: Params) -> Result<Value, RpcError> {
+    Err(RpcError::InvalidParams(
+        "system.multicall is run by the server's engine, not through the registry alone".to_owned(),
+    ))
 }
 
 fn list_methods(ctx: &Context, params: Params) -> Result<Value, RpcError> {

@@ -85,7 +85,8 @@ fn a_registry_without_declared_methods_has_the_built_ins() {
             "_listapi",
             "system.listMethods",
             "system.methodHelp",
-            "system.methodSignature"
+            "system.methodSignature",
+            "system.multicall",
         ]
     );
     assert!(Registry::default().is_empty());

@@ -25,6 +25,7 @@ fn every_declared_method_is_registered_with_the_built_ins() {
             "system.listMethods",
             "system.methodHelp",
             "system.methodSignature",
+            "system.multicall",
             "whatAmI",
         ]
     );
