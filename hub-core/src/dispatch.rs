@@ -76,7 +76,7 @@ pub(crate) async fn handle_body(
         positional: call.params,
         named,
     };
-    if call.method_name == crate::multicall::NAME {
+    if crate::multicall::is_multicall(&call.method_name) {
         // Boxed: keeps the future of every ordinary call (held inline by hyper per
         // connection) from carrying the multicall state.
         return Box::pin(crate::multicall::run(shared, params, &meta)).await;

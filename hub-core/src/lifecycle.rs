@@ -53,6 +53,7 @@ pub(crate) struct Hooks {
     pub(crate) resources: Vec<ResourceDef>,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) upload: Option<Arc<UploadFn>>,
+    pub(crate) response_headers: http::HeaderMap,
 }
 
 impl fmt::Debug for Hooks {
@@ -62,6 +63,7 @@ impl fmt::Debug for Hooks {
             .field("resources", &self.resources)
             .field("authenticator", &self.authenticator.is_some())
             .field("upload", &self.upload.is_some())
+            .field("response_headers", &self.response_headers)
             .finish()
     }
 }
@@ -71,6 +73,10 @@ pub(crate) struct Serving {
     pub(crate) resources: Resources,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) upload: Option<Arc<UploadFn>>,
+    /// Added to every HTTP response ([`ServerBuilder::response_header`]).
+    ///
+    /// [`ServerBuilder::response_header`]: crate::ServerBuilder::response_header
+    pub(crate) response_headers: http::HeaderMap,
 }
 
 impl fmt::Debug for Serving {
@@ -79,6 +85,7 @@ impl fmt::Debug for Serving {
             .field("resources", &self.resources)
             .field("authenticator", &self.authenticator.is_some())
             .field("upload", &self.upload.is_some())
+            .field("response_headers", &self.response_headers)
             .finish()
     }
 }
@@ -109,6 +116,7 @@ pub(crate) fn serving(hooks: Hooks, config: &Config) -> (Option<SetupFn>, Servin
         resources,
         authenticator: hooks.authenticator,
         upload: hooks.upload,
+        response_headers: hooks.response_headers,
     };
     (hooks.setup, serving)
 }

@@ -1,7 +1,7 @@
-//! `system.multicall`: many calls in one request, each isolated: each entry has its own
-//! context and so its own per-request resources, committed or rolled back on their own (a
-//! failing entry rolls back only itself). The request is authenticated once; each entry is
-//! checked for lockout and permission by its own method.
+//! `system.multicall` (also answered as koji's `multiCall`): many calls in one request, each
+//! isolated: each entry has its own context and so its own per-request resources, committed
+//! or rolled back on their own (a failing entry rolls back only itself). The request is
+//! authenticated once; each entry is checked for lockout and permission by its own method.
 //!
 //! Results come back in order: a success as a one-element array `[value]`, a failure as a
 //! struct `{faultCode, faultString}`. A nested `system.multicall` is refused for that entry
@@ -19,6 +19,13 @@ use crate::server::Shared;
 
 /// The wire name.
 pub const NAME: &str = "system.multicall";
+/// koji's name for the same call (`ClientSession.multicall()` sends it); served the same way.
+pub const KOJI_NAME: &str = "multiCall";
+
+/// Whether `method` names the multicall (either name).
+pub(crate) fn is_multicall(method: &str) -> bool {
+    method == NAME || method == KOJI_NAME
+}
 
 /// Runs a multicall whose single parameter is the array of calls.
 pub(crate) async fn run(
@@ -52,7 +59,7 @@ pub(crate) async fn run(
     for entry in calls {
         let outcome = match entry_call(entry, faults.invalid_params) {
             Err(fault) => Err(CallError::Fault(fault)),
-            Ok(call) if call.method_name == NAME => Err(CallError::Fault(Fault::new(
+            Ok(call) if is_multicall(&call.method_name) => Err(CallError::Fault(Fault::new(
                 faults.invalid_params,
                 "system.multicall may not be nested",
             ))),

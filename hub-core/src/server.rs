@@ -118,6 +118,7 @@ pub struct ServerBuilder {
     config: Config,
     registry: Option<Arc<Registry>>,
     hooks: Hooks,
+    response_headers: Vec<(String, String)>,
 }
 
 macro_rules! setters {
@@ -284,9 +285,33 @@ impl ServerBuilder {
         self
     }
 
+    /// Adds the header `name: value` to every response of a request that was read (XML-RPC
+    /// answers, uploads, `503` refusals, `/metrics`, `/healthz`, `404`; not the acceptor's
+    /// `503` over `max_connections`), e.g. koji's `Koji-Version`, which koji clients read. Setting a
+    /// name again replaces its value; [`build`](Self::build) refuses a name or value that is
+    /// not valid HTTP.
+    ///
+    /// ```
+    /// let builder = hub_core::Server::builder().response_header("Koji-Version", "1.35.0");
+    /// assert!(builder.build().is_ok());
+    /// let bad = hub_core::Server::builder().response_header("Koji Version", "1.35.0");
+    /// assert!(bad.build().is_err());
+    /// ```
+    pub fn response_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.response_headers.push((name.into(), value.into()));
+        self
+    }
+
     /// Validates the options and builds the server (nothing is bound yet).
-    pub fn build(self) -> Result<Server, ServerError> {
+    pub fn build(mut self) -> Result<Server, ServerError> {
         self.config.validate()?;
+        for (name, value) in std::mem::take(&mut self.response_headers) {
+            let name = http::HeaderName::try_from(name.as_str())
+                .map_err(|e| ConfigError::key("response_header", format!("`{name}`: {e}")))?;
+            let value = http::HeaderValue::try_from(value.as_str())
+                .map_err(|e| ConfigError::key("response_header", format!("`{name}`: {e}")))?;
+            self.hooks.response_headers.insert(name, value);
+        }
         let registry = match self.registry {
             Some(r) => r,
             None => Arc::new(

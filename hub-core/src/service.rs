@@ -70,6 +70,10 @@ pub(crate) async fn handle(
     } else {
         text(StatusCode::NOT_FOUND, "not found\n")
     };
+    let mut resp = resp;
+    for (name, value) in &shared.hooks.response_headers {
+        resp.headers_mut().insert(name, value.clone());
+    }
     counters.responses_written.fetch_add(1, Relaxed);
     counters
         .bytes_out
