@@ -1,0 +1,159 @@
+//! Who calls: password hashes (Argon2id, PHC strings), the authenticator (koji's session
+//! headers and call numbers, checked by the engine's `SessionStore`, with the caller's
+//! permissions read from the database on every request so a grant counts at once), and the
+//! `login`/`logout` methods.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use hub::serde::Serialize;
+use hub::{rpc_method, AuthFailure, AuthRequest, Authenticator, Caller, Context, Fault, Value};
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::db::{self, Tx};
+use crate::faults;
+
+/// Hashes `password` with a fresh salt, as a PHC string (`$argon2id$v=19$...`).
+pub fn hash_password(password: &str) -> Result<String, Fault> {
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| Fault::new(1, format!("no random salt: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&bytes).map_err(|e| Fault::new(1, format!("password salt: {e}")))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|e| Fault::new(1, format!("password hashing failed: {e}")))
+}
+
+/// Whether `password` matches the stored PHC string.
+pub fn verify_password(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// The caller's permissions, by user name.
+pub fn perms_of(conn: &Connection, user: &str) -> Result<Vec<String>, rusqlite::Error> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT perm FROM user_perms JOIN users ON users.id = user_perms.user_id
+         WHERE users.name = ?1 ORDER BY perm",
+    )?;
+    let perms = stmt.query_map([user], |row| row.get(0))?;
+    perms.collect()
+}
+
+/// koji's session check (the engine's `SessionStore`), then the user's current permissions.
+pub struct SessionAuth {
+    sessions: Arc<hub::SessionStore>,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SessionAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionAuth")
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionAuth {
+    /// Checks sessions of `sessions`, reading permissions through `conn`.
+    pub fn new(sessions: Arc<hub::SessionStore>, conn: Connection) -> Self {
+        Self {
+            sessions,
+            conn: Mutex::new(conn),
+        }
+    }
+}
+
+impl Authenticator for SessionAuth {
+    fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure> {
+        let Some(caller) = self.sessions.authenticate(req)? else {
+            return Ok(None);
+        };
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let perms = perms_of(&conn, caller.name())
+            .map_err(|e| AuthFailure::Fault(Fault::new(1, format!("database error: {e}"))))?;
+        let mut fresh = Caller::new(caller.name()).with_perms(perms);
+        if let Some(id) = caller.session_id() {
+            fresh = fresh.with_session(id);
+        }
+        Ok(Some(fresh))
+    }
+}
+
+/// What `login` answers: koji's session info. `header-auth` tells the client to send the
+/// session in headers (`Koji-Session-Id`, `Koji-Session-Key`, `Koji-Session-Callnum`).
+#[derive(Debug, Serialize)]
+#[serde(crate = "hub::serde")]
+pub struct SessionInfo {
+    #[serde(rename = "session-id")]
+    session_id: i64,
+    #[serde(rename = "session-key")]
+    session_key: String,
+    #[serde(rename = "header-auth")]
+    header_auth: bool,
+}
+
+/// Logs in with a user name and password; answers the session info (`session-id`,
+/// `session-key`, `header-auth`) that `koji.ClientSession.login()` expects.
+///
+/// `opts`, `renew` and `exclusive` are accepted as koji's client sends them and ignored.
+#[rpc_method]
+fn login(
+    ctx: &Context,
+    user: String,
+    password: String,
+    opts: Option<Value>,
+    renew: Option<bool>,
+    exclusive: Option<bool>,
+) -> Result<SessionInfo, Fault> {
+    let _ = (opts, renew, exclusive);
+    let stored: Option<String> = {
+        let tx = ctx.resource::<Tx>()?;
+        tx.query_row(
+            "SELECT password FROM users WHERE name = ?1 AND status = 0",
+            [&user],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(db::fault)?
+    };
+    // The same answer for an unknown user and a wrong password.
+    if !stored.is_some_and(|hash| verify_password(&password, &hash)) {
+        return Err(Fault::new(faults::AUTH, "invalid username or password"));
+    }
+    let (id, key) = crate::state()
+        .sessions
+        .create(Caller::new(user.as_str()))
+        .map_err(|e| Fault::new(1, format!("could not open a session: {e}")))?;
+    tracing::info!(%user, session = id, "logged in");
+    Ok(SessionInfo {
+        session_id: i64::try_from(id).map_err(|_| Fault::new(1, "session ids exhausted"))?,
+        session_key: key,
+        header_auth: true,
+    })
+}
+
+/// Ends the caller's session. `session_id` (koji ≥ 1.31 sends it, usually nil) may only name
+/// the caller's own session.
+#[rpc_method]
+fn logout(ctx: &Context, session_id: Option<i64>) -> Result<(), Fault> {
+    let Some(own) = ctx.caller().and_then(Caller::session_id) else {
+        return Ok(()); // koji: logging out without a session is a no-op
+    };
+    if session_id.is_some_and(|id| u64::try_from(id).ok() != Some(own)) {
+        return Err(Fault::new(
+            faults::NOT_ALLOWED,
+            "only the current session can be logged out",
+        ));
+    }
+    crate::state().sessions.destroy(own);
+    Ok(())
+}

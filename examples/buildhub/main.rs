@@ -1,0 +1,176 @@
+//! buildhub: a small koji-like build hub on SQLite, the example real koji clients use.
+//!
+//! ```text
+//! cargo run --release --example buildhub -- [--admin NAME:PASSWORD] [--db PATH]
+//!     [--listen ADDR] [--config PATH] [--work-dir DIR]
+//! ```
+//!
+//! - `--db PATH`: the database (default `buildhub.sqlite3` in the working directory), created
+//!   and migrated on start;
+//! - `--admin NAME:PASSWORD`: creates that admin account unless a user `NAME` exists;
+//! - `--listen ADDR` (default `127.0.0.1:8080`), `--config PATH` (the engine's TOML options;
+//!   buildhub always answers koji's fault codes and serves `/kojihub` too);
+//! - `--work-dir DIR`: where uploads go (default `buildhub-work` beside the database).
+//!
+//! Then `koji --server http://127.0.0.1:8080/kojihub --noauth version`, or a
+//! `koji.ClientSession` with `opts={'user': ..., 'password': ...}` and `login()`.
+//!
+//! Modules, one job each: `db` (schema, migrations, the per-request transaction), `auth`
+//! (passwords, sessions, `login`/`logout`), `users`, `packages`, `builds`, `uploads`, `info`
+//! (versions, `hello`, `echo`, `setOffline`), `faults` (koji's codes).
+
+mod auth;
+mod builds;
+mod db;
+mod faults;
+mod info;
+mod packages;
+mod uploads;
+mod users;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
+
+use hub::core::Config;
+use hub::{FaultCodes, Registry, Server, SessionStore};
+
+/// What methods share beyond their transaction.
+#[derive(Debug)]
+pub struct State {
+    /// koji sessions, in memory: a restart logs everyone out.
+    pub sessions: Arc<SessionStore>,
+    /// The root of uploaded files.
+    pub work_dir: PathBuf,
+}
+
+static STATE: OnceLock<State> = OnceLock::new();
+
+/// The shared state (set in `main` before the server starts).
+pub fn state() -> &'static State {
+    STATE.get().expect("buildhub's state is set before serving")
+}
+
+#[derive(Debug)]
+struct Args {
+    db: PathBuf,
+    listen: Option<String>,
+    config: Option<String>,
+    admin: Option<(String, String)>,
+    work_dir: Option<PathBuf>,
+}
+
+const USAGE: &str = "usage: buildhub [--admin NAME:PASSWORD] [--db PATH] [--listen ADDR] \
+                     [--config PATH] [--work-dir DIR]";
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        db: PathBuf::from("buildhub.sqlite3"),
+        listen: None,
+        config: None,
+        admin: None,
+        work_dir: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--db" => args.db = PathBuf::from(value()?),
+            "--listen" => args.listen = Some(value()?),
+            "--config" => args.config = Some(value()?),
+            "--work-dir" => args.work_dir = Some(PathBuf::from(value()?)),
+            "--admin" => {
+                let v = value()?;
+                let (name, password) = v.split_once(':').ok_or("--admin takes NAME:PASSWORD")?;
+                args.admin = Some((name.to_owned(), password.to_owned()));
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+/// The engine options: the file's (or the defaults), the listen address, koji's fault codes
+/// and outage message, and `/kojihub` among the RPC paths.
+fn config(args: &Args) -> Result<Config, String> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+        None => Config::default(),
+    };
+    if let Some(listen) = &args.listen {
+        config.listen = listen
+            .parse()
+            .map_err(|e| format!("--listen `{listen}`: {e}"))?;
+    }
+    config.faults = FaultCodes::koji();
+    config.resource_outage_message = "database outage".to_owned();
+    if !config.rpc_paths.iter().any(|p| p == "/kojihub") {
+        config.rpc_paths.push("/kojihub".to_owned());
+    }
+    Ok(config)
+}
+
+fn run() -> Result<(), String> {
+    let args = parse_args()?;
+    let config = config(&args)?;
+    let db_err = |e: rusqlite::Error| format!("database {}: {e}", args.db.display());
+    let pool = db::open(&args.db).map_err(db_err)?;
+    if let Some((name, password)) = &args.admin {
+        let conn = pool.connect().map_err(db_err)?;
+        if users::ensure_admin(&conn, name, password).map_err(|f| f.message)? {
+            println!("created admin user {name}");
+        }
+    }
+    let work_dir = match &args.work_dir {
+        Some(dir) => dir.clone(),
+        None => args
+            .db
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."))
+            .join("buildhub-work"),
+    };
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|e| format!("work dir {}: {e}", work_dir.display()))?;
+    let sessions = Arc::new(SessionStore::new());
+    let auth = auth::SessionAuth::new(Arc::clone(&sessions), pool.connect().map_err(db_err)?);
+    STATE
+        .set(State { sessions, work_dir })
+        .map_err(|_| "state set twice")?;
+
+    let mut registry = Registry::builder().with_inventory();
+    for method in info::variadic_methods() {
+        registry = registry.method(method);
+    }
+    let registry = registry.build().map_err(|e| e.to_string())?;
+    let server = Server::builder()
+        .config(config)
+        .registry(registry)
+        .response_header("Koji-Version", info::KOJI_VERSION)
+        .authenticator(auth)
+        .resource(move |_ctx| Ok(pool.begin()?))
+        .upload(uploads::receive)
+        .build()
+        .map_err(|e| e.to_string())?
+        .start_with_signals()
+        .map_err(|e| e.to_string())?;
+    println!("listening on http://{}", server.local_addr());
+    server.wait();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("buildhub: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
