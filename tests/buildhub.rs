@@ -1,0 +1,337 @@
+//! The buildhub example as a process, driven by the real koji clients: the `koji` CLI
+//! (`version`, `call getBuild`, `call listBuilds state=1`, `list-api`) and Python's
+//! `koji.ClientSession` (password login, session headers and call numbers, permissions,
+//! multicall, uploads, rollback), with the database in a temp dir, across a restart.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+
+use support::{koji, python, serve, Served};
+
+/// A fresh temp dir for one test's database and uploads; removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("hub-buildhub-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir created");
+        TempDir(dir)
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.0
+            .join(name)
+            .to_str()
+            .expect("a UTF-8 temp path")
+            .to_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts buildhub on `db`, with an admin `admin`/`adminpw`.
+fn buildhub(dir: &TempDir) -> Served {
+    serve(
+        "buildhub",
+        &["--db", &dir.path("hub.sqlite3"), "--admin", "admin:adminpw"],
+    )
+}
+
+fn kojihub(server: &Served) -> String {
+    format!("http://{}/kojihub", server.addr)
+}
+
+/// A koji config naming the hub, so the CLI needs no system profile.
+fn koji_config(dir: &TempDir, server: &Served) -> String {
+    let path = dir.path("koji.conf");
+    std::fs::write(
+        &path,
+        format!("[koji]\nserver = {}\nauthtype = noauth\n", kojihub(server)),
+    )
+    .expect("koji config written");
+    path
+}
+
+/// Python prelude: `session(user, password)` logs a `koji.ClientSession` in, `fault(code,
+/// f, *args)` asserts that a call raises koji's exception with that fault code.
+const PRELUDE: &str = r#"
+import sys, koji
+URL = sys.argv[1]
+
+def session(user=None, password=None):
+    s = koji.ClientSession(URL, opts={'user': user, 'password': password, 'max_retries': 0})
+    if user:
+        assert s.login() is True
+    return s
+
+def fault(code, f, *args, **kwargs):
+    try:
+        f(*args, **kwargs)
+    except koji.GenericError as e:
+        assert e.faultCode == code, (code, type(e), e)
+        return e
+    raise AssertionError('no fault %d from %r' % (code, f))
+"#;
+
+fn py(server: &Served, body: &str, extra: &[&str]) -> String {
+    let script = format!("{PRELUDE}\n{body}");
+    let url = kojihub(server);
+    let mut args = vec![url.as_str()];
+    args.extend_from_slice(extra);
+    let ran = python(&script, &args);
+    assert_eq!(
+        ran.status,
+        Some(0),
+        "{ran}\n--- server\n{}",
+        server.stderr()
+    );
+    ran.stdout
+}
+
+#[test]
+fn koji_cli_reads_builds() {
+    let dir = TempDir::new("cli");
+    let server = buildhub(&dir);
+    py(
+        &server,
+        "s = session('admin', 'adminpw')
+assert s.createBuild('bash', '5.2.15', '3.fc40') == 1
+s.createBuild('bash', '5.2.15', '4.fc41')
+s.deleteBuild('bash-5.2.15-4.fc41')",
+        &[],
+    );
+    let conf = koji_config(&dir, &server);
+    let url = kojihub(&server);
+    let k = |args: &[&str]| {
+        let mut all = vec!["-c", conf.as_str()];
+        all.extend_from_slice(args);
+        koji(&url, &all)
+    };
+
+    let ran = k(&["version"]);
+    assert!(ran.ok().contains("Hub:    1.35.0"), "{ran}");
+
+    let ran = k(&["call", "getBuild", "bash-5.2.15-3.fc40"]);
+    let out = ran.ok();
+    for member in [
+        "'id': 1",
+        "'build_id': 1",
+        "'name': 'bash'",
+        "'package_name': 'bash'",
+        "'version': '5.2.15'",
+        "'release': '3.fc40'",
+        "'nvr': 'bash-5.2.15-3.fc40'",
+        "'epoch': None",
+        "'state': 1",
+        "'owner_name': 'admin'",
+        "'creation_time': '",
+    ] {
+        assert!(out.contains(member), "no {member} in {ran}");
+    }
+    let ran = k(&["call", "getBuild", "1"]);
+    assert!(ran.ok().contains("'nvr': 'bash-5.2.15-3.fc40'"), "{ran}");
+    let ran = k(&["call", "getBuild", "nope-1-1"]);
+    assert_eq!(ran.ok().trim(), "None", "{ran}");
+    let ran = k(&["call", "getBuild", "nope-1-1", "strict=True"]);
+    assert!(ran.stderr.contains("GenericError: No such build"), "{ran}");
+
+    let ran = k(&["call", "--json-output", "listBuilds", "state=1"]);
+    let json: serde_json::Value = serde_json::from_str(ran.ok()).expect("JSON output");
+    let nvrs: Vec<&str> = json
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|b| b["nvr"].as_str())
+        .collect();
+    assert_eq!(nvrs, ["bash-5.2.15-3.fc40"], "{ran}");
+    let ran = k(&[
+        "call",
+        "--json-output",
+        "listBuilds",
+        "state=2",
+        "packageID=bash",
+    ]);
+    let json: serde_json::Value = serde_json::from_str(ran.ok()).expect("JSON output");
+    assert_eq!(json[0]["nvr"], "bash-5.2.15-4.fc41", "{ran}");
+
+    // writing needs a login: koji's ActionNotAllowed
+    let ran = k(&["call", "createBuild", "zsh", "5.9.0", "1.fc40"]);
+    assert!(ran.stderr.contains("ActionNotAllowed"), "{ran}");
+
+    let ran = k(&["list-api"]);
+    let out = ran.ok();
+    for line in [
+        "getBuild(buildInfo, strict=None)",
+        "listBuilds(packageID=None, userID=None, state=None, prefix=None)",
+        "login(user, password, opts=None, renew=None, exclusive=None)",
+        "checkUpload(path, name, verify=None, tail=None, volume=None)",
+        "getAPIVersion()",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line `{line}` in {ran}");
+    }
+}
+
+#[test]
+fn koji_version_header() {
+    let dir = TempDir::new("header");
+    let server = buildhub(&dir);
+    let out = py(
+        &server,
+        "import urllib.request, xmlrpc.client
+req = urllib.request.Request(URL, data=xmlrpc.client.dumps((), 'getAPIVersion').encode(),
+                             headers={'Content-Type': 'text/xml'})
+with urllib.request.urlopen(req) as r:
+    print(r.headers['Koji-Version'], xmlrpc.client.loads(r.read())[0][0])",
+        &[],
+    );
+    assert_eq!(out.trim(), "1.35.0 1");
+}
+
+#[test]
+fn client_session_logs_in_and_works() {
+    let dir = TempDir::new("session");
+    let server = buildhub(&dir);
+    let upload = dir.path("bash-5.2.15-3.fc40.src.rpm");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&upload, &content).expect("upload source written");
+    let out = py(
+        &server,
+        r#"
+import os, zlib
+admin = session('admin', 'adminpw')
+assert admin.sinfo['header-auth'] is True and admin.sinfo['session-key']
+me = admin.getLoggedInUser()
+assert me['name'] == 'admin' and me['id'] == 1, me
+assert admin.hasPerm('admin') is True
+assert session().getLoggedInUser() is None
+
+# a wrong password: AuthError
+fault(1002, session, 'admin', 'wrong')
+
+# users and permissions
+alice_id = admin.createUser('alice', 's3cret')
+alice = session('alice', 's3cret')
+assert alice.getLoggedInUser()['id'] == alice_id
+assert alice.hasPerm('tag') is False
+e = fault(1004, alice.createUser, 'mallory', 'x')
+assert 'admin permission required (logged in as alice)' in str(e), e
+fault(1004, alice.grantPermission, 'alice', 'admin')
+fault(1004, alice.setOffline, True, 'mine now')
+admin.grantPermission('alice', 'tag')
+assert alice.hasPerm('tag') is True  # at once, no new login needed
+fault(1000, admin.grantPermission, 'alice', 'tag')
+
+# packages and builds; the owner is the session's user
+pkg = alice.createPackage('zsh')
+assert alice.getPackage('zsh') == {'id': pkg, 'name': 'zsh'}
+build_id = alice.createBuild('zsh', '5.9', '4.fc40')
+b = alice.getBuild('zsh-5.9-4.fc40')
+assert b['id'] == build_id and b['owner_name'] == 'alice' and b['owner_id'] == alice_id, b
+assert b['state'] == 1 and b['epoch'] is None and b['package_id'] == pkg, b
+fault(1000, alice.createBuild, 'zsh', '5.9', '4.fc40')
+fault(1004, alice.deleteBuild, build_id)
+fault(1004, session().createBuild, 'x', '1', '1')
+
+# a createBuild that fails half-way (the new package is inserted, then the build is refused)
+# leaves nothing behind
+fault(1000, alice.createBuild, 'ghost', '1-2', '1')
+assert alice.getPackage('ghost') is None
+assert alice.listBuilds(packageID='ghost') == []
+
+# multicall: one request, each entry on its own
+with alice.multicall() as m:
+    who = m.getLoggedInUser()
+    mine = m.listBuilds(userID='alice')
+    bad = m.createUser('eve', 'x')
+    pkgs = m.listPackages()
+assert who.result['name'] == 'alice'
+assert [x['nvr'] for x in mine.result] == ['zsh-5.9-4.fc40']
+try:
+    bad.result
+    raise AssertionError('no fault')
+except koji.ActionNotAllowed:
+    pass
+assert [p['package_name'] for p in pkgs.result] == ['zsh']
+
+# uploads: koji's fast upload path (octet-stream POSTs), then checkUpload
+local = sys.argv[2]
+alice.uploadWrapper(local, 'cli-build/1', blocksize=65536)
+info = alice.checkUpload('cli-build/1', os.path.basename(local), verify='adler32')
+data = open(local, 'rb').read()
+assert info['size'] == len(data), info
+assert info['hexdigest'] == '%08x' % (zlib.adler32(data) & 0xffffffff), info
+assert alice.checkUpload('cli-build/1', 'missing.rpm') is None
+r = alice.rawUpload(b'abc', 0, 'cli-build/2', 'x.txt', overwrite=True)
+assert r == {'size': 3, 'fileverify': 'adler32', 'offset': 0,
+             'hexdigest': '%08x' % zlib.adler32(b'abc')}, r
+r = alice.rawUpload(b'de', -1, 'cli-build/2', 'x.txt')
+assert r['offset'] == 3 and r['size'] == 2, r
+assert alice.checkUpload('cli-build/2', 'x.txt')['size'] == 5
+for d, n in [('../escape', 'x'), ('/etc', 'x'), ('a/../..', 'x'), ('ok', '.user'), ('ok', '../x')]:
+    fault(1000, alice.rawUpload, b'x', 0, d, n, overwrite=True)
+fault(1000, admin.rawUpload, b'x', 0, 'cli-build/2', 'y.txt')  # not admin's directory
+
+# a replayed call number: RetryError
+alice.callnum -= 1
+fault(1009, alice.getLoggedInUser)
+assert alice.getLoggedInUser()['name'] == 'alice'
+
+# logout ends the session
+alice.logout()
+assert alice.getLoggedInUser() is None
+print('ok')
+"#,
+        &[&upload],
+    );
+    assert_eq!(out.trim(), "ok");
+    let stored = dir
+        .0
+        .join("buildhub-work/cli-build/1/bash-5.2.15-3.fc40.src.rpm");
+    assert_eq!(std::fs::read(&stored).expect("uploaded file"), content);
+    assert!(!Path::new(&dir.path("escape")).exists());
+}
+
+#[test]
+fn data_survives_a_restart_and_admin_goes_offline() {
+    let dir = TempDir::new("restart");
+    let server = buildhub(&dir);
+    let key = py(
+        &server,
+        "s = session('admin', 'adminpw')
+s.createUser('bob', 'pw')
+b = session('bob', 'pw')
+b.createBuild('bash', '5.2.15', '3.fc40')
+print('%s %s' % (b.sinfo['session-id'], b.sinfo['session-key']))",
+        &[],
+    );
+    drop(server);
+
+    // no --admin this time: the accounts are in the database
+    let server = serve("buildhub", &["--db", &dir.path("hub.sqlite3")]);
+    let mut parts = key.split_whitespace();
+    let (id, session_key) = (parts.next().expect("id"), parts.next().expect("key"));
+    let out = py(
+        &server,
+        "b = session('bob', 'pw')
+build = b.getBuild('bash-5.2.15-3.fc40')
+assert build['owner_name'] == 'bob' and build['id'] == 1, build
+assert [u['nvr'] for u in b.listBuilds(userID='bob')] == ['bash-5.2.15-3.fc40']
+# sessions live in memory: the old one is gone
+old = koji.ClientSession(URL, sinfo={'session-id': int(sys.argv[2]),
+                                     'session-key': sys.argv[3], 'header-auth': True})
+fault(1002, old.getLoggedInUser)
+admin = session('admin', 'adminpw')
+admin.setOffline(True, 'down for the upgrade')
+e = fault(1014, b.getBuild, 1)
+assert 'down for the upgrade' in str(e) and isinstance(e, koji.ServerOffline), e
+print('ok')",
+        &[id, session_key],
+    );
+    assert_eq!(out.trim(), "ok");
+}
