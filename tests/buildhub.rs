@@ -290,6 +290,8 @@ print('ok')
         &[&upload],
     );
     assert_eq!(out.trim(), "ok");
+    // passwords stay out of the logs (the memory watch logs a call's arguments)
+    assert!(!server.stderr().contains("s3cret"), "{}", server.stderr());
     let stored = dir
         .0
         .join("buildhub-work/cli-build/1/bash-5.2.15-3.fc40.src.rpm");

@@ -9,7 +9,8 @@
 //!   and migrated on start;
 //! - `--admin NAME:PASSWORD`: creates that admin account unless a user `NAME` exists;
 //! - `--listen ADDR` (default `127.0.0.1:8080`), `--config PATH` (the engine's TOML options;
-//!   buildhub always answers koji's fault codes and serves `/kojihub` too);
+//!   buildhub always answers koji's fault codes, serves `/kojihub` too, and keeps the memory
+//!   watch's threshold at 64 MiB or more, over a password hash's 19 MiB);
 //! - `--work-dir DIR`: where uploads go (default `buildhub-work` beside the database).
 //!
 //! Then `koji --server http://127.0.0.1:8080/kojihub --noauth version`, or a
@@ -91,6 +92,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// The lowest memory-watch threshold buildhub runs with (see [`config`]).
+const MIN_MEMORY_WARN_KIB: u64 = 64 * 1024;
+
 /// The engine options: the file's (or the defaults), the listen address, koji's fault codes
 /// and outage message, and `/kojihub` among the RPC paths.
 fn config(args: &Args) -> Result<Config, String> {
@@ -104,6 +108,13 @@ fn config(args: &Args) -> Result<Config, String> {
             .map_err(|e| format!("--listen `{listen}`: {e}"))?;
     }
     config.faults = FaultCodes::koji();
+    // A password hash takes 19 MiB (Argon2's recommended cost): above the memory watch's
+    // threshold every login would log a warning, and the watch logs the call's arguments,
+    // passwords included. Keep the threshold over it (0 still turns the watch off).
+    if config.memory_warn_threshold_kib != 0 {
+        config.memory_warn_threshold_kib =
+            config.memory_warn_threshold_kib.max(MIN_MEMORY_WARN_KIB);
+    }
     config.resource_outage_message = "database outage".to_owned();
     if !config.rpc_paths.iter().any(|p| p == "/kojihub") {
         config.rpc_paths.push("/kojihub".to_owned());
