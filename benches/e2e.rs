@@ -1,0 +1,678 @@
+//! End to end: the hub over loopback beside a bare hyper server (the floor), driven by the
+//! same load generator in one run. Run: `cargo bench --bench e2e` (a few minutes), or
+//! `HUB_BENCH_QUICK=1 cargo bench --bench e2e` (about a minute).
+//!
+//! Each server runs in a child process (this same binary, re-executed with `HUB_E2E_ROLE`),
+//! so that its resident memory and its allocations are its own and each side has its own
+//! descriptor limit; the parent is the load generator ([`load`]: tokio, raw keep-alive
+//! `TcpStream`s, one prebuilt request and one response at a time per connection).
+//!
+//! - **floor**: hyper http1 on `IO_UNITS` current-thread runtimes (the same number of IO
+//!   threads as the hub's `io_units`), reading the body and answering fixed bytes (the hub's
+//!   own answer to `echo("hello")`), or the body itself on `/echo-body` (the size table);
+//! - **async**: the hub with `echo` and `getBuild` as async handlers (as `examples/echo.rs
+//!   --handlers async`);
+//! - **blocking**: the same as blocking handlers on the worker pool, plus `sleep(ms)`.
+//!
+//! The hub runs with its default configuration except `listen` and `io_units`.
+//! Tables are printed as Markdown for `BENCHMARKS.md`.
+#![allow(unsafe_code)] // the counting allocator, setrlimit, malloc_trim
+#![allow(clippy::unwrap_used)]
+
+mod load;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Write as _};
+use std::net::SocketAddr;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hub::core::Server;
+use hub::{Context, Method, Params, Registry, RpcError, Struct, Value};
+use hub_xmlrpc::{write_call, write_response, MethodCall};
+
+use load::{Load, Outcome};
+
+// ---------------------------------------------------------------------------------------
+// The counting allocator (read by the parent from each server child).
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        System.alloc_zeroed(layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        System.realloc(ptr, layout, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// IO threads of every server (the hub's `io_units`, the floor's runtimes).
+const IO_UNITS: usize = 2;
+/// The hub's worker threads (its default).
+const WORKERS: usize = 20;
+
+// ---------------------------------------------------------------------------------------
+// Server children.
+
+fn main() {
+    if let Ok(role) = std::env::var("HUB_E2E_ROLE") {
+        serve(&role);
+        return;
+    }
+    drive();
+}
+
+fn echo_call(arg: Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_call(&MethodCall::new("echo", vec![arg]), &mut out);
+    out
+}
+
+fn serve(role: &str) {
+    raise_nofile();
+    let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut _server = None;
+    let addr = match role {
+        "floor" => floor(addr),
+        "async" | "blocking" => {
+            let server = hub_server(addr, role == "blocking");
+            let a = server.local_addr();
+            _server = Some(server);
+            a
+        }
+        other => panic!("unknown role {other}"),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "addr {addr}").unwrap();
+    out.flush().unwrap();
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let answer = match line.trim() {
+            "rss" => rss_kib(),
+            "allocs" => ALLOCS.load(Relaxed),
+            "trim" => {
+                // SAFETY: malloc_trim has no preconditions.
+                unsafe { libc::malloc_trim(0) };
+                rss_kib()
+            }
+            _ => 0,
+        };
+        writeln!(out, "{answer}").unwrap();
+        out.flush().unwrap();
+    }
+}
+
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn raise_nofile() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn nofile() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: a plain syscall on a valid struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    lim.rlim_cur
+}
+
+/// The bare hyper server: `IO_UNITS` threads, each a current-thread runtime accepting from the
+/// shared listener and serving its connections with hyper http1.
+fn floor(addr: SocketAddr) -> SocketAddr {
+    let listener = std::net::TcpListener::bind(addr).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let local = listener.local_addr().unwrap();
+    let mut fixed = Vec::new();
+    write_response(&Value::from("hello"), &mut fixed);
+    let fixed = Bytes::from(fixed);
+    for _ in 0..IO_UNITS {
+        let listener = listener.try_clone().unwrap();
+        let fixed = fixed.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let fixed = fixed.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(
+                            move |req: hyper::Request<hyper::body::Incoming>| {
+                                let fixed = fixed.clone();
+                                async move {
+                                    let echo = req.uri().path() == "/echo-body";
+                                    let body = req.into_body().collect().await?.to_bytes();
+                                    let mut resp = hyper::Response::new(Full::new(if echo {
+                                        body
+                                    } else {
+                                        fixed
+                                    }));
+                                    resp.headers_mut().insert(
+                                        http::header::CONTENT_TYPE,
+                                        http::HeaderValue::from_static("text/xml"),
+                                    );
+                                    Ok::<_, hyper::Error>(resp)
+                                }
+                            },
+                        );
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            });
+        });
+    }
+    local
+}
+
+/// `echo(value)`, as in `examples/echo.rs`.
+fn echo(params: Params) -> Result<Value, RpcError> {
+    let mut args = params.positional.into_iter();
+    match (args.next(), args.next(), params.named) {
+        (Some(v), None, None) => Ok(v),
+        _ => Err(RpcError::InvalidParams("echo takes one argument".into())),
+    }
+}
+
+/// `getBuild(id)`, as in `examples/echo.rs`.
+fn get_build(params: Params) -> Result<Value, RpcError> {
+    let id = match (params.positional.as_slice(), &params.named) {
+        ([Value::Int(id)], None) => *id,
+        _ => return Err(RpcError::InvalidParams("getBuild takes one int".into())),
+    };
+    let mut s = Struct::new();
+    s.insert("id", id);
+    s.insert("name", "bash");
+    s.insert("version", "5.2.15");
+    s.insert("release", "3.fc40");
+    s.insert("state", 1);
+    s.insert("owner_name", "builder");
+    s.insert("volume_id_set", true);
+    s.insert("score", 0.5);
+    Ok(Value::Struct(s))
+}
+
+fn sleep(params: Params) -> Result<Value, RpcError> {
+    let ms = match params.positional.as_slice() {
+        [Value::Int(ms)] => *ms,
+        _ => return Err(RpcError::InvalidParams("sleep takes one int".into())),
+    };
+    std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
+    Ok(Value::Int(ms))
+}
+
+fn method(name: &'static str, f: fn(Params) -> Result<Value, RpcError>, blocking: bool) -> Method {
+    if blocking {
+        Method::blocking(name, move |_ctx: &Context, p| f(p))
+    } else {
+        Method::asynchronous(name, move |_ctx: Arc<Context>, p| async move { f(p) })
+    }
+}
+
+fn hub_server(addr: SocketAddr, blocking: bool) -> hub::core::RunningServer {
+    let registry = Registry::builder()
+        .method(method("echo", echo, blocking))
+        .method(method("getBuild", get_build, blocking))
+        .method(method("sleep", sleep, true))
+        .build()
+        .unwrap();
+    Server::builder()
+        .listen(addr)
+        .io_units(IO_UNITS)
+        .registry(registry)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap()
+}
+
+/// A server child and its command pipe.
+struct ServerProc {
+    name: &'static str,
+    child: Child,
+    pipe: RefCell<(ChildStdin, BufReader<ChildStdout>)>,
+    addr: SocketAddr,
+}
+
+impl ServerProc {
+    fn spawn(name: &'static str) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env("HUB_E2E_ROLE", name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line.trim().strip_prefix("addr ").unwrap().parse().unwrap();
+        Self {
+            name,
+            child,
+            pipe: RefCell::new((stdin, stdout)),
+            addr,
+        }
+    }
+
+    fn ask(&self, cmd: &str) -> u64 {
+        let (stdin, stdout) = &mut *self.pipe.borrow_mut();
+        writeln!(stdin, "{cmd}").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        line.trim().parse().unwrap()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The driver.
+
+struct Plan {
+    quick: bool,
+    warmup: Duration,
+    measure: Duration,
+    rounds: usize,
+}
+
+fn drive() {
+    raise_nofile();
+    let quick = std::env::var_os("HUB_BENCH_QUICK").is_some_and(|v| v != "0");
+    let plan = if quick {
+        Plan {
+            quick,
+            warmup: Duration::from_millis(400),
+            measure: Duration::from_millis(1500),
+            rounds: 1,
+        }
+    } else {
+        Plan {
+            quick,
+            warmup: Duration::from_secs(1),
+            measure: Duration::from_secs(4),
+            rounds: 3,
+        }
+    };
+    let client_threads: usize = std::env::var("HUB_E2E_CLIENT_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(client_threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "# hub e2e ({} mode): {IO_UNITS} IO threads per server, hub workers {WORKERS}, \
+         load generator {client_threads} threads, RLIMIT_NOFILE {}, loadavg at start {}",
+        if plan.quick { "quick" } else { "full" },
+        nofile(),
+        load_avg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let floor = ServerProc::spawn("floor");
+    let asy = ServerProc::spawn("async");
+    let blk = ServerProc::spawn("blocking");
+
+    let hello = load::post("/RPC2", &echo_call(Value::from("hello")));
+    let build = {
+        let mut b = Vec::new();
+        write_call(&MethodCall::new("getBuild", vec![Value::Int(7)]), &mut b);
+        load::post("/RPC2", &b)
+    };
+    let run = |addr, request: &Arc<[u8]>, conns, pace| {
+        rt.block_on(load::run(&Load {
+            addr,
+            request: Arc::clone(request),
+            conns,
+            warmup: plan.warmup,
+            measure: plan.measure,
+            pace,
+        }))
+    };
+
+    // 1. The headline: 16 connections, rounds interleaved, the median round of each.
+    println!("\n## 16 connections (median of {} rounds)\n", plan.rounds);
+    println!("| server | call | req/s | p50 ms | p99 ms | p99.9 ms | vs floor | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let cases: [(&ServerProc, &str, &Arc<[u8]>); 5] = [
+        (&floor, "fixed bytes", &hello),
+        (&asy, "echo(\"hello\")", &hello),
+        (&asy, "getBuild(7)", &build),
+        (&blk, "echo(\"hello\")", &hello),
+        (&blk, "getBuild(7)", &build),
+    ];
+    let mut results: Vec<Vec<Outcome>> = vec![Vec::new(); cases.len()];
+    for _ in 0..plan.rounds {
+        for (i, (srv, _, req)) in cases.iter().enumerate() {
+            results[i].push(run(srv.addr, req, 16, None));
+        }
+    }
+    let medians: Vec<Outcome> = results.into_iter().map(median).collect();
+    let floor_rps = medians[0].rps();
+    for ((srv, call, _), o) in cases.iter().zip(&medians) {
+        println!(
+            "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {} |",
+            srv.name,
+            o.rps(),
+            o.q_ms(0.5),
+            o.q_ms(0.99),
+            o.q_ms(0.999),
+            o.rps() / floor_rps,
+            o.errors + o.unanswered + o.other + o.refused,
+        );
+    }
+
+    // 2. Connections.
+    println!("\n## Connections (echo(\"hello\"))\n");
+    println!(
+        "| conns | floor req/s | async req/s | async/floor | blocking req/s | blocking/floor | \
+         p99 ms floor / async / blocking | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    let mut by_conns = Vec::new();
+    for conns in [1, 16, 256, 4096] {
+        let f = run(floor.addr, &hello, conns, None);
+        let a = run(asy.addr, &hello, conns, None);
+        let b = run(blk.addr, &hello, conns, None);
+        println!(
+            "| {conns} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} | {} |",
+            f.rps(),
+            a.rps(),
+            a.rps() / f.rps(),
+            b.rps(),
+            b.rps() / f.rps(),
+            f.q_ms(0.99),
+            a.q_ms(0.99),
+            b.q_ms(0.99),
+            [&f, &a, &b]
+                .iter()
+                .map(|o| o.errors + o.unanswered + o.other + o.refused)
+                .sum::<u64>(),
+        );
+        by_conns.push((conns, f.rps(), a.rps(), b.rps()));
+    }
+    let at = |c| by_conns.iter().find(|r| r.0 == c).copied().unwrap();
+    let (c16, c4k) = (at(16), at(4096));
+    println!(
+        "\n4096 vs 16 connections: floor {:.2}x, async {:.2}x, blocking {:.2}x",
+        c4k.1 / c16.1,
+        c4k.2 / c16.2,
+        c4k.3 / c16.3
+    );
+
+    // 3. Request size.
+    println!("\n## Request size (echo of a string, 16 connections; the floor echoes the body)\n");
+    println!(
+        "| string | request bytes | floor req/s | async req/s | async/floor | blocking req/s | \
+         blocking/floor | p99 ms floor / async / blocking |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (label, size) in [("100 B", 100), ("10 KiB", 10 << 10), ("1 MiB", 1 << 20)] {
+        let body = echo_call(Value::from("a".repeat(size)));
+        let hub_req = load::post("/RPC2", &body);
+        let floor_req = load::post("/echo-body", &body);
+        let f = run(floor.addr, &floor_req, 16, None);
+        let a = run(asy.addr, &hub_req, 16, None);
+        let b = run(blk.addr, &hub_req, 16, None);
+        println!(
+            "| {label} | {} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} |",
+            body.len(),
+            f.rps(),
+            a.rps(),
+            a.rps() / f.rps(),
+            b.rps(),
+            b.rps() / f.rps(),
+            f.q_ms(0.99),
+            a.q_ms(0.99),
+            b.q_ms(0.99),
+        );
+    }
+
+    // 4. Allocations per request (one connection, sequential).
+    println!("\n## Allocations per request (server process, counting allocator)\n");
+    println!("| server | call | allocations / request |");
+    println!("|---|---|---|");
+    let n = if plan.quick { 5_000 } else { 20_000 };
+    for (srv, call, req) in [
+        (&floor, "fixed bytes", &hello),
+        (&asy, "echo(\"hello\")", &hello),
+        (&asy, "getBuild(7)", &build),
+        (&blk, "echo(\"hello\")", &hello),
+        (&blk, "getBuild(7)", &build),
+    ] {
+        let per = rt.block_on(allocs_per_request(srv, req, n));
+        println!("| {} | {call} | {per:.1} |", srv.name);
+    }
+    drop((floor, asy));
+
+    // 5. Overload.
+    overload(&rt, &plan, &blk);
+    drop(blk);
+
+    // 6. Idle connections.
+    idle(&rt);
+}
+
+/// The round with the median throughput.
+fn median(mut v: Vec<Outcome>) -> Outcome {
+    v.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+    v.swap_remove(v.len() / 2)
+}
+
+async fn allocs_per_request(srv: &ServerProc, req: &Arc<[u8]>, n: usize) -> f64 {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let mut buf = Vec::new();
+    async fn once(s: &mut tokio::net::TcpStream, req: &[u8], buf: &mut Vec<u8>) {
+        s.write_all(req).await.unwrap();
+        let (status, _) = load::read_response(s, buf).await.unwrap();
+        assert_eq!(status, 200);
+    }
+    for _ in 0..1000 {
+        once(&mut s, req, &mut buf).await;
+    }
+    let before = srv.ask("allocs");
+    for _ in 0..n {
+        once(&mut s, req, &mut buf).await;
+    }
+    let after = srv.ask("allocs");
+    (after - before) as f64 / n as f64
+}
+
+/// ~3x the measured capacity offered to `sleep(5)`.
+fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
+    const SLEEP_MS: i64 = 5;
+    let defaults = hub::core::Config::default();
+    let mut body = Vec::new();
+    write_call(
+        &MethodCall::new("sleep", vec![Value::Int(SLEEP_MS)]),
+        &mut body,
+    );
+    let req = load::post("/RPC2", &body);
+    let measure = plan.measure.max(Duration::from_secs(3));
+    let rss_start = blk.ask("rss");
+    let capacity = rt.block_on(load::run(&Load {
+        addr: blk.addr,
+        request: Arc::clone(&req),
+        conns: 2 * WORKERS,
+        warmup: plan.warmup,
+        measure,
+        pace: None,
+    }));
+    let cap = capacity.rps();
+    let rss_before = blk.ask("rss");
+    let offered = 3.0 * cap;
+    let conns = 1024;
+    let pace = Duration::from_secs_f64(conns as f64 / offered);
+    let o = rt.block_on(load::run(&Load {
+        addr: blk.addr,
+        request: Arc::clone(&req),
+        conns,
+        warmup: plan.warmup,
+        measure,
+        pace: Some(pace),
+    }));
+    let rss_after = blk.ask("rss");
+    let bound = defaults.fast_reject_threshold_ms as f64 + 50.0 + SLEEP_MS as f64;
+    let sent = o.answered() + o.unanswered;
+    println!("\n## Overload: sleep({SLEEP_MS}) on {WORKERS} workers\n");
+    println!(
+        "Capacity (closed loop, {} connections): {cap:.0} req/s, p99 {:.1} ms. \
+         Offered: {offered:.0} req/s ({:.1}x) on {conns} paced connections; answered {:.0}/s.\n",
+        2 * WORKERS,
+        capacity.q_ms(0.99),
+        offered / cap,
+        o.answered() as f64 / o.elapsed.as_secs_f64(),
+    );
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| accepted (200) | {} ({:.0}/s) |", o.ok, o.rps());
+    println!(
+        "| refused (503) | {} ({:.1}% of answered), p99 {:.2} ms |",
+        o.refused,
+        100.0 * o.refused as f64 / o.answered().max(1) as f64,
+        load::quantile(&o.refused_lat_us, 0.99)
+    );
+    println!("| other statuses | {} |", o.other);
+    println!(
+        "| unanswered | {} of {sent} sent (connection errors {}) |",
+        o.unanswered, o.errors
+    );
+    println!(
+        "| accepted p50 / p99 / p99.9 | {:.1} / {:.1} / {:.1} ms |",
+        o.q_ms(0.5),
+        o.q_ms(0.99),
+        o.q_ms(0.999)
+    );
+    println!(
+        "| bound: fast_reject_threshold_ms {} + 50 + handler {SLEEP_MS} | {bound:.0} ms: p99 {} |",
+        defaults.fast_reject_threshold_ms,
+        if o.q_ms(0.99) <= bound {
+            "within"
+        } else {
+            "OVER"
+        }
+    );
+    println!(
+        "| server RSS start / before / after overload | {:.1} / {:.1} / {:.1} MiB |",
+        rss_start as f64 / 1024.0,
+        rss_before as f64 / 1024.0,
+        rss_after as f64 / 1024.0
+    );
+}
+
+/// 10,000 idle keep-alive connections on a fresh async hub.
+fn idle(rt: &tokio::runtime::Runtime) {
+    use tokio::io::AsyncWriteExt;
+    const N: usize = 10_000;
+    let srv = ServerProc::spawn("async");
+    let hello = load::post("/RPC2", &echo_call(Value::from("hello")));
+    let rss0 = srv.ask("rss");
+    let (mut streams, errors) = rt.block_on(load::connect_all(srv.addr, N));
+    std::thread::sleep(Duration::from_millis(1500));
+    let rss_silent = srv.ask("rss");
+    let t = Instant::now();
+    let failed = rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for mut s in streams.drain(..) {
+            let req = Arc::clone(&hello);
+            set.spawn(async move {
+                let mut buf = Vec::new();
+                let ok = s.write_all(&req).await.is_ok()
+                    && matches!(load::read_response(&mut s, &mut buf).await, Ok((200, _)));
+                (s, ok)
+            });
+        }
+        let mut failed = 0;
+        while let Some(r) = set.join_next().await {
+            let (s, ok) = r.unwrap();
+            failed += u64::from(!ok);
+            streams.push(s);
+        }
+        failed
+    });
+    let burst = t.elapsed();
+    // Parked after about a second of quiet (4 ticks of 250 ms).
+    std::thread::sleep(Duration::from_millis(2500));
+    let rss_parked = srv.ask("rss");
+    let rss_trim = srv.ask("trim");
+    println!("\n## {N} idle keep-alive connections (async hub, one process)\n");
+    println!("| state | server RSS |");
+    println!("|---|---|");
+    println!("| no connection | {:.1} MiB |", rss0 as f64 / 1024.0);
+    println!(
+        "| {} connections, silent | {:.1} MiB |",
+        streams.len(),
+        rss_silent as f64 / 1024.0
+    );
+    println!(
+        "| each sent one echo ({failed} failed, {:.1} s), then parked | {:.1} MiB |",
+        burst.as_secs_f64(),
+        rss_parked as f64 / 1024.0
+    );
+    println!(
+        "| the same after `malloc_trim(0)` (bench only) | {:.1} MiB |",
+        rss_trim as f64 / 1024.0
+    );
+    println!("\nconnect errors: {errors}");
+    drop(streams);
+}
