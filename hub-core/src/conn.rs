@@ -13,6 +13,13 @@
 //! - **Draining**: on shutdown, an idle connection keeps reading for a short linger so that a
 //!   request already on the wire is answered (with `Connection: close`), then hyper's graceful
 //!   shutdown closes it once its in-flight request is answered.
+//! - **Every answer written**: hyper's `pipeline_flush` is off (see `serve`), or an answer
+//!   queued when a connection ends on a refusal would never be written.
+//! - **Lingering close**: when hyper is done with a connection (after a `Connection: close`
+//!   answer such as a `413` sent while the client is still streaming its body), the socket is
+//!   shut down for writing and what the client still sends is read and discarded for up to
+//!   [`LINGER_CLOSE`] before it is closed. Closing a socket with unread data makes the kernel
+//!   send a reset at once, which can destroy the answer before the client has read it.
 
 use std::io;
 use std::net::SocketAddr;
@@ -84,6 +91,28 @@ impl Drop for Held {
 /// How long a connection idle at shutdown waits for a request already on the wire.
 fn linger(shared: &Shared) -> Duration {
     (shared.config.drain_timeout() / 4).min(Duration::from_millis(100))
+}
+
+/// The longest a finished connection keeps reading (and discarding) what its client still
+/// sends, so the last answer reaches it (see the module docs); at most `socket_timeout_ms`.
+pub(crate) const LINGER_CLOSE: Duration = Duration::from_secs(2);
+
+/// Shuts the write side of a connection hyper has finished with (its answer is flushed), then
+/// reads and discards until the client closes, an error, or [`LINGER_CLOSE`] passes.
+async fn linger_close(mut stream: TcpStream, shared: &Shared) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + LINGER_CLOSE.min(shared.config.socket_timeout());
+    let mut sink = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            // EOF, an error or the deadline: close now.
+            _ => return,
+        }
+    }
 }
 
 /// How often a hyper connection checks whether it has gone quiet.
@@ -223,7 +252,11 @@ pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, shared:
         // this timer whenever it waits for a request head.
         .header_read_timeout(shared.config.socket_timeout())
         .keep_alive(true)
-        .pipeline_flush(true);
+        // Not `true`: hyper then skips flushing while its read buffer holds bytes, and when the
+        // connection ends on a refusal with bytes still buffered (a 413 mid-body, a 431 head, a
+        // malformed request after a good one) it shuts the socket down without ever writing
+        // the answers waiting in its write buffer. Pipelining clients get one write per answer.
+        .pipeline_flush(false);
     let counters = &shared.stats.counters;
     let mut io = ParkIo {
         stream,
@@ -254,14 +287,20 @@ pub(crate) async fn serve(stream: std::net::TcpStream, peer: SocketAddr, shared:
         state.write_dirty.store(false, Relaxed);
         let mut conn = builder.serve_connection(TokioIo::new(io), svc);
         match drive(&mut conn, &state, &shared, park_blocked_until).await {
-            Stop::Finished(Ok(())) => return,
-            Stop::Finished(Err(e)) => {
-                if e.is_timeout() {
-                    counters.timeouts.fetch_add(1, Relaxed);
-                } else {
-                    counters.io_failures.fetch_add(1, Relaxed);
+            Stop::Finished(r) => {
+                if let Err(e) = &r {
+                    if e.is_timeout() {
+                        counters.timeouts.fetch_add(1, Relaxed);
+                    } else {
+                        counters.io_failures.fetch_add(1, Relaxed);
+                    }
+                    tracing::debug!(%peer, "connection ended: {e}");
                 }
-                tracing::debug!(%peer, "connection ended: {e}");
+                // A timed-out client sends nothing more; any other may still be sending (a
+                // body refused with 413, a request hyper refused with 400 or 431).
+                if !r.as_ref().is_err_and(hyper::Error::is_timeout) {
+                    linger_close(conn.into_parts().io.into_inner().stream, &shared).await;
+                }
                 return;
             }
             Stop::Park => {

@@ -1,0 +1,130 @@
+//! Helpers for the hostile-client tests: a registry with handlers that misbehave on demand,
+//! raw byte requests, resident memory, and the soak duration knob.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_core::registry::Registry;
+use hub_core::{Config, RpcError, Server, ServerBuilder};
+use hub_xmlrpc::Value;
+
+use crate::support::{Conn, Resp};
+
+/// How many times each counting handler ran (shared by a test binary: compare differences).
+pub static GUARDED_RUNS: AtomicUsize = AtomicUsize::new(0);
+pub static TOUCH_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+fn ms_arg(p: &hub_core::Params) -> Result<u64, RpcError> {
+    match p.positional.first() {
+        Some(Value::Int(n)) if *n >= 0 => Ok(*n as u64),
+        _ => Err(RpcError::InvalidParams("expected one int".into())),
+    }
+}
+
+/// `echo` (async), `becho` (blocking), `len` (async: length of an array or string),
+/// `sleep`/`asleep` (blocking/async, milliseconds), `crash`/`acrash` (panics),
+/// `touch` (blocking, counts its runs), `guarded` (needs permission `secret`, counts its runs).
+pub fn registry() -> Arc<Registry> {
+    let r = Registry::builder()
+        .asynchronous("echo", |_ctx, p| async move {
+            p.positional
+                .into_iter()
+                .next()
+                .ok_or_else(|| RpcError::InvalidParams("echo takes one value".into()))
+        })
+        .blocking("becho", |_ctx, p| {
+            p.positional
+                .into_iter()
+                .next()
+                .ok_or_else(|| RpcError::InvalidParams("becho takes one value".into()))
+        })
+        .asynchronous("len", |_ctx, p| async move {
+            match p.positional.first() {
+                Some(Value::Array(a)) => Ok(Value::Int(a.len() as i64)),
+                Some(Value::String(s)) => Ok(Value::Int(s.len() as i64)),
+                _ => Err(RpcError::InvalidParams(
+                    "len takes an array or a string".into(),
+                )),
+            }
+        })
+        .blocking("sleep", |_ctx, p| {
+            let ms = ms_arg(&p)?;
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(Value::Int(ms as i64))
+        })
+        .asynchronous("asleep", |_ctx, p| async move {
+            let ms = ms_arg(&p)?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(Value::Int(ms as i64))
+        })
+        .blocking("crash", |_ctx, _p| panic!("boom"))
+        .asynchronous("acrash", |_ctx, _p| async move { panic!("async boom") })
+        .blocking("touch", |_ctx, _p| {
+            Ok(Value::Int(
+                TOUCH_RUNS.fetch_add(1, Ordering::SeqCst) as i64 + 1,
+            ))
+        })
+        .method(
+            hub_core::registry::Method::blocking("guarded", |_ctx, _p| {
+                GUARDED_RUNS.fetch_add(1, Ordering::SeqCst);
+                Ok(Value::from("secret data"))
+            })
+            .with_perm("secret"),
+        )
+        .build()
+        .unwrap();
+    Arc::new(r)
+}
+
+/// Starts a server with `cfg`, the hostile registry and whatever `f` adds.
+pub fn start_with(
+    cfg: Config,
+    f: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> hub_core::RunningServer {
+    f(Server::builder().config(cfg).registry(registry()))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap()
+}
+
+/// Starts a server with `cfg` and the hostile registry.
+pub fn start(cfg: Config) -> hub_core::RunningServer {
+    start_with(cfg, |b| b)
+}
+
+/// POSTs `body` (any bytes) to `/RPC2` on a new connection and reads one answer.
+pub fn post_bytes(addr: SocketAddr, body: &[u8]) -> Option<Resp> {
+    let mut c = Conn::open(addr);
+    let head = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: t\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.stream.write_all(head.as_bytes()).unwrap();
+    c.stream.write_all(body).unwrap();
+    c.read_response()
+}
+
+/// The process's resident memory in KiB.
+pub fn resident_kib() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096 / 1024
+}
+
+/// `HUB_SOAK_SECS` (default `default`): how long the soak-style tests run.
+pub fn soak_secs(default: u64) -> u64 {
+    std::env::var("HUB_SOAK_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The connections-held gauge.
+pub fn held(server: &hub_core::RunningServer) -> u64 {
+    server.stats().counters.snapshot().connections_held
+}
