@@ -38,6 +38,16 @@ pub struct Config {
     pub fast_reject_adjust_rate: u32,
     /// Bounds reading one request (headers, then body) and idle keep-alive. Default 30000.
     pub socket_timeout_ms: u64,
+    /// Time budget of one XML-RPC request, from its body read to its answer (queue wait
+    /// included; a `system.multicall` is one request); 0 means none. A request over budget is
+    /// answered with the `system_error` fault at once. An async handler is stopped (its future
+    /// is dropped: its resources roll back). A blocking handler cannot be stopped: its worker
+    /// stays busy until the handler returns, its late result is discarded, and its resources
+    /// are still committed if it succeeds (as after any client-side timeout, the caller told
+    /// of a failure may find the work done). Uploads are not covered (they are bounded by
+    /// `socket_timeout_ms` between chunks). Counted in the `timeouts` counter. Default 0:
+    /// koji has long legitimate calls, so a hub sets its own budget.
+    pub handler_timeout_ms: u64,
     /// Largest request body in bytes; larger ones are answered `413`. Default 4 MiB.
     pub max_request_length: usize,
     /// Paths that accept XML-RPC `POST`s. Default `["/", "/RPC2"]`.
@@ -176,6 +186,7 @@ impl Default for Config {
             fast_reject_threshold_ms: 20,
             fast_reject_adjust_rate: 5,
             socket_timeout_ms: 30_000,
+            handler_timeout_ms: 0,
             max_request_length: 4 * 1024 * 1024,
             rpc_paths: vec!["/".to_owned(), "/RPC2".to_owned()],
             stat_interval_secs: 10,
@@ -300,6 +311,11 @@ impl Config {
         Duration::from_millis(self.socket_timeout_ms)
     }
 
+    /// `handler_timeout_ms` as a duration, `None` when 0 (no budget).
+    pub fn handler_timeout(&self) -> Option<Duration> {
+        (self.handler_timeout_ms > 0).then(|| Duration::from_millis(self.handler_timeout_ms))
+    }
+
     /// `max_queue_wait_ms` as a duration.
     pub fn max_queue_wait(&self) -> Duration {
         Duration::from_millis(self.max_queue_wait_ms)
@@ -322,6 +338,9 @@ mod tests {
         assert_eq!(c.max_queue_wait_ms, 500);
         assert_eq!(c.rpc_paths, vec!["/", "/RPC2"]);
         assert_eq!(c.faults.method_not_found, -32601);
+        assert_eq!(c.handler_timeout(), None);
+        let c = Config::from_toml("handler_timeout_ms = 250").expect("valid");
+        assert_eq!(c.handler_timeout(), Some(Duration::from_millis(250)));
     }
 
     #[test]

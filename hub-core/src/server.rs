@@ -164,6 +164,8 @@ impl ServerBuilder {
         fast_reject_adjust_rate: u32,
         /// See [`Config::socket_timeout_ms`].
         socket_timeout_ms: u64,
+        /// See [`Config::handler_timeout_ms`].
+        handler_timeout_ms: u64,
         /// See [`Config::max_request_length`].
         max_request_length: usize,
         /// See [`Config::rpc_paths`].

@@ -3,7 +3,8 @@
 //! - `POST` with `Content-Type: application/octet-stream` on an RPC path → the upload handler
 //!   ([`crate::upload`]: streamed, bounded by `max_upload_length`);
 //! - any other `POST` on an RPC path → XML-RPC (body bounded by `max_request_length` → `413`,
-//!   and by `socket_timeout_ms` → `408`);
+//!   and by `socket_timeout_ms` → `408`; the call by `handler_timeout_ms` → `system_error`
+//!   fault);
 //! - any other method on an RPC path → `405` with `Allow: POST` and koji's sentence;
 //! - `GET /metrics` → Prometheus text; `GET /healthz` → `200`, or `503` while draining or
 //!   offline;
@@ -18,6 +19,7 @@ use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hub_xmlrpc::Fault;
 use hyper::body::Incoming;
 
 use crate::conn::ConnState;
@@ -121,7 +123,25 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
         Ok(Ok(collected)) => collected.to_bytes(),
     };
     counters.bytes_in.fetch_add(body.len() as u64, Relaxed);
-    xml(handle_body(shared, &body, Some(peer), parts.headers).await)
+    let call = handle_body(shared, &body, Some(peer), parts.headers);
+    let Some(budget) = shared.config.handler_timeout() else {
+        return xml(call.await);
+    };
+    // Boxed: keeps the timer out of the future of every request served without a budget.
+    match Box::pin(tokio::time::timeout(budget, call)).await {
+        Ok(outcome) => xml(outcome),
+        Err(_) => {
+            // Dropping the call stops an async handler; a blocking one runs on, and its
+            // result is discarded (its oneshot receiver is gone).
+            counters.timeouts.fetch_add(1, Relaxed);
+            tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "call over its time budget");
+            let fault = Fault::new(
+                shared.config.faults.system_error,
+                format!("call exceeded its time budget of {} ms", budget.as_millis()),
+            );
+            xml(Err(CallError::Fault(fault)))
+        }
+    }
 }
 
 /// A `methodResponse` (value or fault) or, for a refused job, `503`.

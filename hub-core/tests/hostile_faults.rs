@@ -1,0 +1,363 @@
+//! Floods and faults inside, over real sockets: more connections than `max_connections`,
+//! more blocking calls than the queue holds, panicking handlers, handlers over their time
+//! budget (`handler_timeout_ms`), failing resource hooks, and refused credentials. Each call is
+//! answered, workers live on, resources are released, guarded methods never run for the
+//! refused.
+#![allow(clippy::unwrap_used)]
+
+mod hostile_support;
+mod lifecycle_support;
+mod support;
+
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hostile_support::{held, start, start_with, GUARDED_RUNS};
+use hub_core::{Caller, Fault, RequestResource, SessionStore};
+use hub_xmlrpc::Value;
+use lifecycle_support::{call_with, outcome, session};
+use support::{call_xml, config, wait_until, Conn};
+
+const LONG: Duration = Duration::from_secs(10);
+
+/// Latency of `n` async echo calls on one keep-alive connection: the slowest.
+fn slowest_echo(c: &mut Conn, n: usize) -> Duration {
+    (0..n)
+        .map(|i| {
+            let t = Instant::now();
+            let r = c.call("echo", &[&format!("<int>{i}</int>")]);
+            assert_eq!(outcome(&r), Ok(Value::Int(i as i64)));
+            t.elapsed()
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+#[test]
+fn connection_flood_is_refused_and_a_held_client_still_served() {
+    let mut cfg = config();
+    cfg.max_connections = 20;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let mut good = Conn::open(addr);
+    let baseline = slowest_echo(&mut good, 20);
+    // 19 more held, then 200 past the limit, from 8 threads at once
+    let held_conns: Vec<_> = (0..19)
+        .map(|_| {
+            let mut c = Conn::open(addr);
+            assert_eq!(c.call("echo", &["<int>0</int>"]).status, 200);
+            c
+        })
+        .collect();
+    let flood: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut refused = 0;
+                for _ in 0..25 {
+                    let mut c = Conn::open(addr);
+                    c.send("POST", "/RPC2", &call_xml("echo", &["<int>1</int>"]));
+                    let r = c.read_response().expect("an answer, not a silent close");
+                    assert_eq!(r.status, 503, "{r:?}");
+                    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+                    refused += 1;
+                }
+                refused
+            })
+        })
+        .collect();
+    let during = slowest_echo(&mut good, 50);
+    let refused: usize = flood.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(refused, 200);
+    eprintln!("held client during the flood: slowest {during:?} (before: {baseline:?})");
+    assert!(during < Duration::from_secs(1), "{during:?}");
+    assert_eq!(server.stats().counters.snapshot().connections_rejected, 200);
+    drop(held_conns);
+    drop(good);
+    assert!(wait_until(LONG, || held(&server) == 0));
+    assert_eq!(Conn::open(addr).call("echo", &["<int>9</int>"]).status, 200);
+    server.shutdown();
+}
+
+#[test]
+fn queue_flood_is_refused_503_and_async_calls_unaffected() {
+    let mut cfg = config();
+    cfg.workers = 2;
+    cfg.max_queue_length = 4;
+    cfg.max_queue_wait_ms = 60_000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let mut good = Conn::open(addr);
+    let baseline = slowest_echo(&mut good, 20);
+    let flood: Vec<_> = (0..40)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Conn::open(addr);
+                let mut statuses = Vec::new();
+                for _ in 0..5 {
+                    let r = c.call("sleep", &["<int>30</int>"]);
+                    if r.status == 503 {
+                        assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+                    } else {
+                        assert_eq!(outcome(&r), Ok(Value::Int(30)));
+                    }
+                    statuses.push(r.status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    let during = slowest_echo(&mut good, 50);
+    let statuses: Vec<u16> = flood.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    let busy = statuses.iter().filter(|s| **s == 503).count();
+    eprintln!("queue flood: {ok} served, {busy} refused; async echo slowest {during:?} (before: {baseline:?})");
+    assert_eq!(ok + busy, 200, "every call answered 200 or 503");
+    assert!(busy > 0 && ok > 0);
+    assert!(during < Duration::from_secs(1), "{during:?}");
+    // the flood is over: blocking calls are served again (once QoS has calmed down)
+    let served = wait_until(LONG, || {
+        std::thread::sleep(Duration::from_millis(50));
+        good.call("becho", &["<string>after</string>"]).status == 200
+    });
+    assert!(served, "blocking calls still refused after the flood");
+    server.shutdown();
+}
+
+#[test]
+fn panicking_handlers_leave_workers_alive() {
+    let mut cfg = config();
+    cfg.workers = 2;
+    let server = start(cfg);
+    let mut c = Conn::open(server.local_addr());
+    for i in 0..50 {
+        let method = if i % 2 == 0 { "crash" } else { "acrash" };
+        let r = c.call(method, &[]);
+        let (code, msg) = outcome(&r).unwrap_err();
+        assert_eq!(code, -32603);
+        assert!(!msg.contains("boom"), "panic text leaked: {msg}");
+        let r = c.call("becho", &[&format!("<int>{i}</int>")]);
+        assert_eq!(outcome(&r), Ok(Value::Int(i)));
+    }
+    assert_eq!(server.stats().counters.snapshot().panics, 50);
+    server.shutdown();
+}
+
+/// Counts resources made, committed, rolled back, and alive.
+#[derive(Default)]
+struct Ledger {
+    made: AtomicUsize,
+    committed: AtomicUsize,
+    rolled_back: AtomicUsize,
+    alive: AtomicUsize,
+}
+
+struct Tracked(Arc<Ledger>);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.0.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl RequestResource for Tracked {
+    fn commit(self) -> Result<(), Fault> {
+        self.0.committed.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn rollback(self) {
+        self.0.rolled_back.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Known defect (2): a handler over `handler_timeout_ms` is answered with a fault at once.
+#[test]
+fn handlers_over_their_time_budget_are_answered() {
+    let ledger = Arc::new(Ledger::default());
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.handler_timeout_ms = 300;
+    let server = {
+        let ledger = Arc::clone(&ledger);
+        start_with(cfg, move |b| {
+            b.eager_resource(move |_ctx| {
+                ledger.made.fetch_add(1, Ordering::SeqCst);
+                ledger.alive.fetch_add(1, Ordering::SeqCst);
+                Ok(Tracked(Arc::clone(&ledger)))
+            })
+        })
+    };
+    let addr = server.local_addr();
+    let mut c = Conn::open(addr);
+    // within budget: served
+    assert_eq!(
+        outcome(&c.call("asleep", &["<int>10</int>"])),
+        Ok(Value::Int(10))
+    );
+    // async over budget: the fault at the budget, the future dropped, its resource rolled back
+    let t = Instant::now();
+    let (code, msg) = outcome(&c.call("asleep", &["<int>20000</int>"])).unwrap_err();
+    let took = t.elapsed();
+    assert_eq!(code, -32400, "{msg}");
+    assert!(msg.contains("300 ms"), "{msg}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(wait_until(LONG, || ledger.alive.load(Ordering::SeqCst) == 0));
+    // blocking over budget: the fault at the budget; the worker runs on until the handler
+    // returns, then serves the next call; the late result is discarded
+    let t = Instant::now();
+    let (code, _) = outcome(&c.call("sleep", &["<int>1500</int>"])).unwrap_err();
+    assert_eq!(code, -32400);
+    assert!(
+        t.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        t.elapsed()
+    );
+    // the only worker is still asleep: a blocking call now waits in the queue past the budget
+    let r = Conn::open(addr).call("becho", &["<string>early</string>"]);
+    assert_eq!(outcome(&r).unwrap_err().0, -32400);
+    // once the handler returns, the worker serves again
+    std::thread::sleep(Duration::from_millis(1600).saturating_sub(t.elapsed()));
+    let served = wait_until(LONG, || {
+        outcome(&Conn::open(addr).call("becho", &["<string>next</string>"]))
+            == Ok(Value::from("next"))
+    });
+    assert!(served, "the worker never came back");
+    // the connection that got the fault is still usable
+    assert_eq!(
+        outcome(&c.call("echo", &["<int>3</int>"])),
+        Ok(Value::Int(3))
+    );
+    assert!(wait_until(LONG, || ledger.alive.load(Ordering::SeqCst) == 0));
+    let made = ledger.made.load(Ordering::SeqCst);
+    let settled =
+        ledger.committed.load(Ordering::SeqCst) + ledger.rolled_back.load(Ordering::SeqCst);
+    assert_eq!(made, settled, "every resource committed or rolled back");
+    server.shutdown();
+}
+
+/// An eager resource hook that fails or panics every other call: each call is answered, the
+/// handler does not run for the failures, the rest commit.
+#[test]
+fn failing_resource_hook_is_answered_and_released() {
+    let ledger = Arc::new(Ledger::default());
+    let calls = Arc::new(AtomicUsize::new(0));
+    let mut cfg = config();
+    cfg.workers = 2;
+    let server = {
+        let (ledger, calls) = (Arc::clone(&ledger), Arc::clone(&calls));
+        start_with(cfg, move |b| {
+            b.eager_resource(move |_ctx| match calls.fetch_add(1, Ordering::SeqCst) % 3 {
+                0 => Err("database outage".into()),
+                1 => panic!("factory panicked"),
+                _ => {
+                    ledger.made.fetch_add(1, Ordering::SeqCst);
+                    ledger.alive.fetch_add(1, Ordering::SeqCst);
+                    Ok(Tracked(Arc::clone(&ledger)))
+                }
+            })
+        })
+    };
+    let mut c = Conn::open(server.local_addr());
+    let runs = hostile_support::TOUCH_RUNS.load(Ordering::SeqCst);
+    let mut ok = 0;
+    for i in 0..30 {
+        match outcome(&c.call("touch", &[])) {
+            Ok(_) => ok += 1,
+            Err((code, msg)) => assert!(code == -32400 || code == -32603, "call {i}: {code} {msg}"),
+        }
+    }
+    assert_eq!(ok, 10);
+    assert_eq!(
+        hostile_support::TOUCH_RUNS.load(Ordering::SeqCst) - runs,
+        10
+    );
+    assert!(wait_until(LONG, || ledger.alive.load(Ordering::SeqCst) == 0));
+    assert_eq!(ledger.committed.load(Ordering::SeqCst), 10);
+    // the workers live: of three calls, one gets its resource
+    let ok = (0..3)
+        .filter(|_| outcome(&c.call("becho", &["<int>1</int>"])) == Ok(Value::Int(1)))
+        .count();
+    assert_eq!(ok, 1);
+    server.shutdown();
+}
+
+/// Serializes the tests that read `GUARDED_RUNS`.
+static GUARD: Mutex<()> = Mutex::new(());
+
+#[test]
+fn refused_credentials_never_run_a_guarded_method() {
+    let _g = GUARD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let sessions = Arc::new(SessionStore::new());
+    let server = start_with(config(), |b| b.authenticator(Arc::clone(&sessions)));
+    let addr = server.local_addr();
+    let runs = GUARDED_RUNS.load(Ordering::SeqCst);
+    let mut c = Conn::open(addr);
+    let refused = |c: &mut Conn, headers: &[(&str, String)]| {
+        outcome(&call_with(c, "guarded", &[], headers))
+            .unwrap_err()
+            .0
+    };
+    // without a session: the permission fault
+    assert_eq!(refused(&mut c, &[]), -32002);
+    // a session without the permission
+    let (plain, plain_key) = sessions.create(Caller::new("plain")).unwrap();
+    assert_eq!(
+        refused(&mut c, &session(plain as i64, &plain_key, 1)),
+        -32002
+    );
+    // a wrong key, a malformed id, an unknown id, a partial set
+    let (id, key) = sessions
+        .create(Caller::new("holder").with_perm("secret"))
+        .unwrap();
+    assert_eq!(refused(&mut c, &session(id as i64, "wrong-key", 1)), -32001);
+    assert_eq!(
+        refused(
+            &mut c,
+            &[
+                ("Koji-Session-Id", "not-a-number".into()),
+                ("Koji-Session-Key", key.clone()),
+                ("Koji-Session-Callnum", "1".into())
+            ]
+        ),
+        -32001
+    );
+    assert_eq!(refused(&mut c, &session(id as i64 + 1000, &key, 1)), -32001);
+    assert_eq!(
+        refused(&mut c, &[("Koji-Session-Id", id.to_string())]),
+        -32001
+    );
+    // the right session runs it once; replaying the same call number is refused, and so is an
+    // older one
+    let r = call_with(&mut c, "guarded", &[], &session(id as i64, &key, 5));
+    assert_eq!(outcome(&r), Ok(Value::from("secret data")));
+    assert_eq!(refused(&mut c, &session(id as i64, &key, 5)), -32004);
+    assert_eq!(refused(&mut c, &session(id as i64, &key, 4)), -32003);
+    // expired (destroyed): refused
+    assert!(sessions.destroy(id));
+    assert_eq!(refused(&mut c, &session(id as i64, &key, 6)), -32001);
+    // a multicall does not bypass the check
+    let mc = lifecycle_support::multicall_xml(&[("guarded", &[]), ("echo", &["<int>1</int>"])]);
+    let r = lifecycle_support::post(&mut c, &mc, &[]);
+    let v = outcome(&r).unwrap();
+    let entries = v.as_array().unwrap();
+    assert!(
+        format!("{:?}", entries[0]).contains("-32002"),
+        "{:?}",
+        entries[0]
+    );
+    assert_eq!(
+        GUARDED_RUNS.load(Ordering::SeqCst) - runs,
+        1,
+        "ran only for the valid session"
+    );
+    drop(c);
+    assert!(wait_until(LONG, || held(&server) == 0));
+    let _ = TcpStream::connect(addr);
+    server.shutdown();
+}
