@@ -105,7 +105,8 @@ pub struct SessionInfo {
 /// `session-key`, `header-auth`) that `koji.ClientSession.login()` expects.
 ///
 /// `opts`, `renew` and `exclusive` are accepted as koji's client sends them and ignored.
-#[rpc_method]
+/// `sensitive`: the password never reaches the memory watch or the debug call log.
+#[rpc_method(sensitive)]
 fn login(
     ctx: &Context,
     user: String,

@@ -109,8 +109,8 @@ fn config(args: &Args) -> Result<Config, String> {
     }
     config.faults = FaultCodes::koji();
     // A password hash takes 19 MiB (Argon2's recommended cost): above the memory watch's
-    // threshold every login would log a warning, and the watch logs the call's arguments,
-    // passwords included. Keep the threshold over it (0 still turns the watch off).
+    // threshold every login would log a warning (its arguments redacted: `login` is
+    // `sensitive`). Keep the threshold over it (0 still turns the watch off).
     if config.memory_warn_threshold_kib != 0 {
         config.memory_warn_threshold_kib =
             config.memory_warn_threshold_kib.max(MIN_MEMORY_WARN_KIB);

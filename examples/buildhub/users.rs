@@ -114,7 +114,7 @@ pub fn ensure_admin(conn: &Connection, name: &str, password: &str) -> Result<boo
 }
 
 /// Creates a user who logs in with `password`; answers the new user's id. Needs `admin`.
-#[rpc_method(name = "createUser", perm = "admin")]
+#[rpc_method(name = "createUser", perm = "admin", sensitive)]
 fn create_user(ctx: &Context, username: String, password: String) -> Result<i64, Fault> {
     let tx = ctx.resource::<Tx>()?;
     insert_user(&tx, &username, &password)

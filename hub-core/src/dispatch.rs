@@ -115,7 +115,7 @@ async fn run_method(
         return Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into());
     };
     lifecycle::admit(shared, &name, method.perm(), meta.caller.as_deref())?;
-    let watch = CallWatch::new(&shared.config, &params);
+    let watch = CallWatch::new(&shared.config, &params, method.is_sensitive());
     let ctx = lifecycle::context(
         shared,
         name,

@@ -89,6 +89,8 @@ pub struct MethodDef {
     pub returns: fn() -> &'static str,
     /// The permission a caller needs, if any (`admin` satisfies every permission).
     pub perm: Option<&'static str>,
+    /// `true` when the arguments carry secrets (a password): they are never logged.
+    pub sensitive: bool,
     /// The code that decodes the parameters and runs the function.
     pub handler: Handler,
     /// Where the function is declared, for duplicate-name errors.
@@ -168,6 +170,7 @@ pub struct Method {
     params: Vec<ParamInfo>,
     returns: Cow<'static, str>,
     perm: Option<Cow<'static, str>>,
+    sensitive: bool,
     call: Call,
     origin: Origin,
 }
@@ -178,6 +181,7 @@ impl fmt::Debug for Method {
             .field("name", &self.name)
             .field("signature", &self.signature())
             .field("perm", &self.perm)
+            .field("sensitive", &self.sensitive)
             .field("blocking", &self.is_blocking())
             .field("origin", &self.origin)
             .finish_non_exhaustive()
@@ -202,6 +206,7 @@ impl Method {
                 .collect(),
             returns: Cow::Borrowed((def.returns)()),
             perm: def.perm.map(Cow::Borrowed),
+            sensitive: def.sensitive,
             call: Call::Static(def.handler),
             origin: Origin {
                 file: def.file,
@@ -246,6 +251,7 @@ impl Method {
             params: Vec::new(),
             returns: Cow::Borrowed("any"),
             perm: None,
+            sensitive: false,
             call,
             origin,
         }
@@ -317,6 +323,18 @@ impl Method {
     /// The permission a caller needs, if any.
     pub fn perm(&self) -> Option<&str> {
         self.perm.as_deref()
+    }
+
+    /// Marks the arguments as secret (a password): the memory watch and the debug call
+    /// log never print them.
+    pub fn with_sensitive_args(mut self) -> Self {
+        self.sensitive = true;
+        self
+    }
+
+    /// `true` when the arguments must never be logged.
+    pub fn is_sensitive(&self) -> bool {
+        self.sensitive
     }
 
     /// The parameters, the context excluded.

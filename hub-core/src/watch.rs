@@ -13,6 +13,9 @@ use crate::dispatch::CallError;
 use crate::registry::Params;
 use crate::stats::Stats;
 
+/// What is logged in place of the arguments of a method marked `sensitive`.
+pub const REDACTED: &str = "(redacted: sensitive arguments)";
+
 /// How many characters of the arguments are logged (koji's cut).
 pub const ARGS_LOGGED: usize = 120;
 
@@ -28,10 +31,16 @@ pub(crate) struct CallWatch {
 
 impl CallWatch {
     /// Prepares a watch; the arguments are summarized now (the handler consumes them) only if
-    /// something may log them.
-    pub(crate) fn new(config: &Config, params: &Params) -> Self {
+    /// something may log them, and never when they are `sensitive` (a password).
+    pub(crate) fn new(config: &Config, params: &Params, sensitive: bool) -> Self {
         let threshold_kib = config.memory_warn_threshold_kib;
-        let args = (config.debug || threshold_kib > 0).then(|| summarize(params));
+        let args = (config.debug || threshold_kib > 0).then(|| {
+            if sensitive {
+                REDACTED.to_owned()
+            } else {
+                summarize(params)
+            }
+        });
         Self {
             args,
             threshold_kib,

@@ -8,7 +8,7 @@ mod support;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use hub_core::registry::Registry;
+use hub_core::registry::{Method, Registry};
 use hub_core::{Config, Server};
 use hub_xmlrpc::Value;
 use lifecycle_support::outcome;
@@ -72,6 +72,7 @@ fn registry() -> Arc<Registry> {
             Err(hub_core::Fault::new(1005, "failed on purpose").into())
         })
         .blocking("crash", |_ctx, _p| panic!("boom"))
+        .method(Method::blocking("login", |_ctx, _p| Ok(Value::Bool(true))).with_sensitive_args())
         .build()
         .unwrap();
     Arc::new(r)
@@ -153,6 +154,11 @@ fn memory_watch_call_log_and_panics() {
     assert!(outcome(&c.call("echo", &["<string>hello-debug</string>"])).is_ok());
     assert!(outcome(&c.call("fail", &[])).is_err());
     assert!(outcome(&c.call("crash", &[])).is_err());
+    assert!(outcome(&c.call(
+        "login",
+        &["<string>alice</string>", "<string>hunter2-secret</string>"]
+    ))
+    .is_ok());
     let text = logs.take();
     let call_line = |method: &str| {
         text.lines()
@@ -171,6 +177,10 @@ fn memory_watch_call_log_and_panics() {
         fail.contains("outcome=\"fault 1005: failed on purpose\""),
         "{fail}"
     );
+    // A method marked sensitive has its arguments redacted, never printed.
+    let login = call_line("login");
+    assert!(login.contains("redacted"), "{login}");
+    assert!(!text.contains("hunter2-secret"), "{text}");
     let crash = call_line("crash");
     assert!(crash.contains("internal error in crash: boom"), "{crash}");
     // The panic itself is logged with its method.

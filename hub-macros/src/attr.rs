@@ -1,4 +1,5 @@
-//! Parsing of the attribute's arguments: `#[rpc_method(name = "getBuild", perm = "admin")]`.
+//! Parsing of the attribute's arguments:
+//! `#[rpc_method(name = "getBuild", perm = "admin", sensitive)]`.
 
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
@@ -7,7 +8,7 @@ use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 use crate::errors::Errors;
 
 /// The keys the attribute understands, in the order error messages list them.
-const VALID_KEYS: &[&str] = &["name", "perm"];
+const VALID_KEYS: &[&str] = &["name", "perm", "sensitive"];
 
 /// The parsed arguments; every field is optional.
 #[derive(Default)]
@@ -16,6 +17,8 @@ pub(crate) struct MethodArgs {
     pub name: Option<LitStr>,
     /// `perm = "..."`: the permission a caller needs.
     pub perm: Option<LitStr>,
+    /// `sensitive`: the arguments carry secrets (a password) and are never logged.
+    pub sensitive: Option<syn::Path>,
 }
 
 /// Parses the attribute's token stream, recording every problem in `errors` and
@@ -37,6 +40,20 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
                 continue;
             }
         };
+        if key == "sensitive" {
+            match (&meta, &args.sensitive) {
+                (_, Some(_)) => errors.push(syn::Error::new_spanned(
+                    meta.path(),
+                    "duplicate key `sensitive`: give it once",
+                )),
+                (Meta::Path(path), None) => args.sensitive = Some(path.clone()),
+                _ => errors.push(syn::Error::new_spanned(
+                    &meta,
+                    "`sensitive` takes no value: write `#[rpc_method(sensitive)]`",
+                )),
+            }
+            continue;
+        }
         let slot = match key.as_str() {
             "name" => &mut args.name,
             "perm" => &mut args.perm,

@@ -33,6 +33,7 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
         None => quote!(::core::option::Option::None),
     };
     let doc = &method.doc;
+    let sensitive = method.args.sensitive.is_some();
 
     let param_defs = param_defs(&method.sig);
     let param_count = method.sig.params.len();
@@ -71,6 +72,7 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
                     params: &__HUB_PARAMS,
                     returns: __hub_returns,
                     perm: #perm,
+                    sensitive: #sensitive,
                     handler: __hub::Handler::#handler_kind(__hub_handler),
                     file: #file,
                     line: #line,

@@ -1,4 +1,4 @@
-//! `name` and `perm`, and doc comments as help text.
+//! `name`, `perm` and `sensitive`, and doc comments as help text.
 
 use hub::rpc_method;
 
@@ -13,6 +13,12 @@ fn get(build_id: i64) -> i64 {
 #[rpc_method(perm = "repo")]
 fn regen_repo() {}
 
+/// Logs in.
+#[rpc_method(sensitive)]
+fn login(user: String, password: String) -> bool {
+    !user.is_empty() && !password.is_empty()
+}
+
 fn main() {
     let registry = hub::Registry::from_inventory().expect("no duplicates");
     let get = registry.get("build.get").expect("registered under its XML-RPC name");
@@ -24,4 +30,8 @@ fn main() {
     let regen = registry.get("regen_repo").expect("registered under the function's name");
     assert_eq!(regen.perm(), Some("repo"));
     assert_eq!(regen.doc(), "");
+    assert!(!regen.is_sensitive());
+
+    let login = registry.get("login").expect("registered");
+    assert!(login.is_sensitive(), "`sensitive` keeps its arguments out of the logs");
 }
