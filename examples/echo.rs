@@ -12,11 +12,13 @@
 //! `getBuild` run as async handlers on the IO units (default) or as blocking handlers on the
 //! worker pool; their wire names are the same either way, so they are registered at run time.
 
+mod common;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub::core::{Config, Server};
+use hub::Server;
 use hub::{rpc_method, Context, Fault, Method, Params, Registry, RpcError, Struct, Value};
 
 /// koji's API version: the `koji` CLI asks for it before any other call.
@@ -95,23 +97,22 @@ fn method(name: &'static str, f: fn(Params) -> Result<Value, RpcError>, blocking
 }
 
 struct Args {
-    listen: Option<String>,
-    config: Option<String>,
+    server: common::ServerArgs,
     blocking: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        listen: None,
-        config: None,
+        server: common::ServerArgs::default(),
         blocking: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        if args.server.take(&flag, &mut value)? {
+            continue;
+        }
         match flag.as_str() {
-            "--listen" => args.listen = Some(value()?),
-            "--config" => args.config = Some(value()?),
             "--handlers" => {
                 args.blocking = match value()?.as_str() {
                     "async" => false,
@@ -133,45 +134,19 @@ fn parse_args() -> Result<Args, String> {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
-    if let Some(listen) = &args.listen {
-        config.listen = listen
-            .parse()
-            .map_err(|e| format!("--listen `{listen}`: {e}"))?;
-    }
     let registry = Registry::builder()
         .with_inventory()
         .method(method("echo", echo, args.blocking))
         .method(method("getBuild", get_build, args.blocking))
         .build()
         .map_err(|e| e.to_string())?;
-    let server = Server::builder()
-        .config(config)
-        .registry(registry)
-        .build()
-        .map_err(|e| e.to_string())?
-        .start_with_signals()
-        .map_err(|e| e.to_string())?;
-    println!("listening on http://{}", server.local_addr());
-    server.wait();
-    Ok(())
+    common::serve(
+        Server::builder()
+            .config(args.server.config()?)
+            .registry(registry),
+    )
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo: {e}");
-            ExitCode::from(2)
-        }
-    }
+    common::main("echo", run)
 }

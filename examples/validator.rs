@@ -8,9 +8,11 @@
 //! each takes well-known shapes of data and answers something computed from them, so a
 //! client can check both directions of its encoding.
 
+mod common;
+
 use std::process::ExitCode;
 
-use hub::core::{Config, Server};
+use hub::Server;
 use hub::{rpc_method, DateTime, Fault, Struct, Value};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -164,22 +166,15 @@ fn simple_struct_return_test(number: i32) -> Multiples {
     }
 }
 
-struct Args {
-    listen: Option<String>,
-    config: Option<String>,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        listen: None,
-        config: None,
-    };
+fn parse_args() -> Result<common::ServerArgs, String> {
+    let mut args = common::ServerArgs::default();
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        if args.take(&flag, &mut value)? {
+            continue;
+        }
         match flag.as_str() {
-            "--listen" => args.listen = Some(value()?),
-            "--config" => args.config = Some(value()?),
             "-h" | "--help" => {
                 return Err("usage: validator [--listen ADDR] [--config PATH]".into())
             }
@@ -191,38 +186,9 @@ fn parse_args() -> Result<Args, String> {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
-    if let Some(listen) = &args.listen {
-        config.listen = listen
-            .parse()
-            .map_err(|e| format!("--listen `{listen}`: {e}"))?;
-    }
-    let server = Server::builder()
-        .config(config)
-        .build()
-        .map_err(|e| e.to_string())?
-        .start_with_signals()
-        .map_err(|e| e.to_string())?;
-    println!("listening on http://{}", server.local_addr());
-    server.wait();
-    Ok(())
+    common::serve(Server::builder().config(args.config()?))
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("validator: {e}");
-            ExitCode::from(2)
-        }
-    }
+    common::main("validator", run)
 }

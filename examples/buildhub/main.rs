@@ -20,6 +20,9 @@
 //! (passwords, sessions, `login`/`logout`), `users`, `packages`, `builds`, `uploads`, `info`
 //! (versions, `hello`, `echo`, `setOffline`), `faults` (koji's codes).
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod auth;
 mod builds;
 mod db;
@@ -55,8 +58,7 @@ pub fn state() -> &'static State {
 #[derive(Debug)]
 struct Args {
     db: PathBuf,
-    listen: Option<String>,
-    config: Option<String>,
+    server: common::ServerArgs,
     admin: Option<(String, String)>,
     work_dir: Option<PathBuf>,
 }
@@ -67,18 +69,18 @@ const USAGE: &str = "usage: buildhub [--admin NAME:PASSWORD] [--db PATH] [--list
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         db: PathBuf::from("buildhub.sqlite3"),
-        listen: None,
-        config: None,
+        server: common::ServerArgs::default(),
         admin: None,
         work_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        if args.server.take(&flag, &mut value)? {
+            continue;
+        }
         match flag.as_str() {
             "--db" => args.db = PathBuf::from(value()?),
-            "--listen" => args.listen = Some(value()?),
-            "--config" => args.config = Some(value()?),
             "--work-dir" => args.work_dir = Some(PathBuf::from(value()?)),
             "--admin" => {
                 let v = value()?;
@@ -98,15 +100,7 @@ const MIN_MEMORY_WARN_KIB: u64 = 64 * 1024;
 /// The engine options: the file's (or the defaults), the listen address, koji's fault codes
 /// and outage message, and `/kojihub` among the RPC paths.
 fn config(args: &Args) -> Result<Config, String> {
-    let mut config = match &args.config {
-        Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
-        None => Config::default(),
-    };
-    if let Some(listen) = &args.listen {
-        config.listen = listen
-            .parse()
-            .map_err(|e| format!("--listen `{listen}`: {e}"))?;
-    }
+    let mut config = args.server.config()?;
     config.faults = FaultCodes::koji();
     // A password hash takes 19 MiB (Argon2's recommended cost): above the memory watch's
     // threshold every login would log a warning (its arguments redacted: `login` is
@@ -154,34 +148,17 @@ fn run() -> Result<(), String> {
         registry = registry.method(method);
     }
     let registry = registry.build().map_err(|e| e.to_string())?;
-    let server = Server::builder()
-        .config(config)
-        .registry(registry)
-        .response_header("Koji-Version", info::KOJI_VERSION)
-        .authenticator(auth)
-        .resource(move |_ctx| Ok(pool.begin()?))
-        .upload(uploads::receive)
-        .build()
-        .map_err(|e| e.to_string())?
-        .start_with_signals()
-        .map_err(|e| e.to_string())?;
-    println!("listening on http://{}", server.local_addr());
-    server.wait();
-    Ok(())
+    common::serve(
+        Server::builder()
+            .config(config)
+            .registry(registry)
+            .response_header("Koji-Version", info::KOJI_VERSION)
+            .authenticator(auth)
+            .resource(move |_ctx| Ok(pool.begin()?))
+            .upload(uploads::receive),
+    )
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("buildhub: {e}");
-            ExitCode::from(2)
-        }
-    }
+    common::main("buildhub", run)
 }

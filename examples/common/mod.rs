@@ -1,0 +1,77 @@
+//! What every example server shares: the `--listen`/`--config` options, logging, and the
+//! `listening on http://ADDR` line that newcomers and the tests wait for.
+
+use std::process::ExitCode;
+
+use hub::{Config, ServerBuilder};
+
+/// The options every example server takes.
+#[derive(Debug, Default)]
+pub struct ServerArgs {
+    /// `--listen ADDR` (default: the config's, `127.0.0.1:8080`).
+    pub listen: Option<String>,
+    /// `--config PATH`: the engine's TOML options.
+    pub config: Option<String>,
+}
+
+impl ServerArgs {
+    /// Takes `flag` if it is `--listen` or `--config`, reading its value with `value`;
+    /// answers whether it did, so the example can try its own flags next.
+    pub fn take(
+        &mut self,
+        flag: &str,
+        value: impl FnOnce() -> Result<String, String>,
+    ) -> Result<bool, String> {
+        match flag {
+            "--listen" => self.listen = Some(value()?),
+            "--config" => self.config = Some(value()?),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// The file's options (or the defaults) with `--listen` applied.
+    pub fn config(&self) -> Result<Config, String> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
+            None => Config::default(),
+        };
+        if let Some(listen) = &self.listen {
+            config.listen = listen
+                .parse()
+                .map_err(|e| format!("--listen `{listen}`: {e}"))?;
+        }
+        Ok(config)
+    }
+}
+
+/// Builds and starts the server, prints where it listens, and serves until SIGTERM or
+/// Ctrl-C has drained it.
+pub fn serve(builder: ServerBuilder) -> Result<(), String> {
+    let server = builder
+        .build()
+        .map_err(|e| e.to_string())?
+        .start_with_signals()
+        .map_err(|e| e.to_string())?;
+    println!("listening on http://{}", server.local_addr());
+    server.wait();
+    Ok(())
+}
+
+/// Sets up logging (`RUST_LOG`, default `info`, to stderr), runs the example, and turns
+/// its error into a message and exit status 2.
+pub fn main(name: &str, run: fn() -> Result<(), String>) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
