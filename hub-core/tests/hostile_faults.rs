@@ -127,6 +127,7 @@ fn queue_flood_is_refused_503_and_async_calls_unaffected() {
 
 #[test]
 fn panicking_handlers_leave_workers_alive() {
+    hostile_support::quiet_deliberate_panics();
     let mut cfg = config();
     cfg.workers = 2;
     let server = start(cfg);
@@ -243,6 +244,7 @@ fn handlers_over_their_time_budget_are_answered() {
 /// handler does not run for the failures, the rest commit.
 #[test]
 fn failing_resource_hook_is_answered_and_released() {
+    hostile_support::quiet_deliberate_panics();
     let ledger = Arc::new(Ledger::default());
     let calls = Arc::new(AtomicUsize::new(0));
     let mut cfg = config();

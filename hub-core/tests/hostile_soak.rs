@@ -135,6 +135,7 @@ fn client(addr: SocketAddr, id: usize, until: Instant, tally: Arc<Tally>) {
 
 #[test]
 fn soak_mixed_traffic_no_cross_talk_flat_memory() {
+    hostile_support::quiet_deliberate_panics();
     let secs = soak_secs(20);
     let mut cfg = config();
     cfg.workers = 4;

@@ -128,3 +128,22 @@ pub fn soak_secs(default: u64) -> u64 {
 pub fn held(server: &hub_core::RunningServer) -> u64 {
     server.stats().counters.snapshot().connections_held
 }
+
+/// Keeps the deliberate panics (`boom`, `async boom`, `factory panicked`) out of the test
+/// output (printing thousands of backtraces slows a soak down); other panics print as usual.
+pub fn quiet_deliberate_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let text = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str));
+            if !matches!(text, Some("boom" | "async boom" | "factory panicked")) {
+                default(info);
+            }
+        }));
+    });
+}
