@@ -66,22 +66,26 @@ pub(crate) async fn handle_body(
         }
     };
     let caller = lifecycle::authenticate(shared, &call.method_name, &headers, peer)?;
-    let meta = RequestMeta {
-        peer,
-        headers,
-        caller,
-    };
     let named = call.split_kwargs();
     let params = Params {
         positional: call.params,
         named,
     };
     if crate::multicall::is_multicall(&call.method_name) {
+        let meta = RequestMeta {
+            peer,
+            headers,
+            caller,
+        };
         // Boxed: keeps the future of every ordinary call (held inline by hyper per
         // connection) from carrying the multicall state.
         return Box::pin(crate::multicall::run(shared, params, &meta)).await;
     }
-    call_method(shared, call.method_name, params, &meta).await
+    // A single call: its context takes the request's headers (no copy).
+    counted(shared, call.method_name, params, peer, caller, move || {
+        headers
+    })
+    .await
 }
 
 /// Looks `name` up and runs it with a fresh context; counts it in the method's stats.
@@ -91,9 +95,31 @@ pub(crate) async fn call_method(
     params: Params,
     meta: &RequestMeta,
 ) -> Result<Value, CallError> {
+    let headers = || meta.headers.clone();
+    counted(
+        shared,
+        name,
+        params,
+        meta.peer,
+        meta.caller.clone(),
+        headers,
+    )
+    .await
+}
+
+/// [`call_method`]'s body; `headers` makes the context's copy of the request headers, only
+/// once the method is found and admitted.
+async fn counted(
+    shared: &Arc<Shared>,
+    name: String,
+    params: Params,
+    peer: Option<SocketAddr>,
+    caller: Option<Arc<Caller>>,
+    headers: impl FnOnce() -> http::HeaderMap,
+) -> Result<Value, CallError> {
     let stats = shared.stats.method(&name);
     stats.calls.fetch_add(1, Relaxed);
-    let result = run_method(shared, name, params, meta).await;
+    let result = run_method(shared, name, params, peer, caller, headers).await;
     match &result {
         Ok((_, elapsed)) => stats.latency.observe(*elapsed),
         Err(CallError::Fault(_)) => {
@@ -108,22 +134,17 @@ async fn run_method(
     shared: &Arc<Shared>,
     name: String,
     params: Params,
-    meta: &RequestMeta,
+    peer: Option<SocketAddr>,
+    caller: Option<Arc<Caller>>,
+    headers: impl FnOnce() -> http::HeaderMap,
 ) -> Result<(Value, Duration), CallError> {
     let faults = shared.config.faults;
     let Some(method) = shared.registry.get(&name).cloned() else {
         return Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into());
     };
-    lifecycle::admit(shared, &name, method.perm(), meta.caller.as_deref())?;
+    lifecycle::admit(shared, &name, method.perm(), caller.as_deref())?;
     let watch = CallWatch::new(&shared.config, &params, method.is_sensitive());
-    let ctx = lifecycle::context(
-        shared,
-        name,
-        &params,
-        meta.peer,
-        meta.headers.clone(),
-        meta.caller.clone(),
-    );
+    let ctx = lifecycle::context(shared, name, &params, peer, headers(), caller);
     if method.is_blocking() {
         let job_shared = Arc::clone(shared);
         let rx = shared
