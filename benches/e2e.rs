@@ -94,8 +94,12 @@ fn serve(role: &str) {
     let mut _server = None;
     let addr = match role {
         "floor" => floor(addr),
-        "async" | "blocking" => {
-            let server = hub_server(addr, role == "blocking");
+        "async" | "blocking" | "async-nowatch" | "blocking-nowatch" => {
+            let server = hub_server(
+                addr,
+                role.starts_with("blocking"),
+                !role.ends_with("nowatch"),
+            );
             let a = server.local_addr();
             _server = Some(server);
             a
@@ -108,6 +112,7 @@ fn serve(role: &str) {
     for line in std::io::stdin().lock().lines() {
         let Ok(line) = line else { break };
         let answer = match line.trim() {
+            "quit" => break,
             "rss" => rss_kib(),
             "allocs" => ALLOCS.load(Relaxed),
             "trim" => {
@@ -255,14 +260,19 @@ fn method(name: &'static str, f: fn(Params) -> Result<Value, RpcError>, blocking
     }
 }
 
-fn hub_server(addr: SocketAddr, blocking: bool) -> hub::core::RunningServer {
+/// The hub with its default configuration (`watch = false`: `memory_warn_threshold_kib = 0`).
+fn hub_server(addr: SocketAddr, blocking: bool, watch: bool) -> hub::core::RunningServer {
+    let mut builder = Server::builder();
+    if !watch {
+        builder = builder.memory_warn_threshold_kib(0);
+    }
     let registry = Registry::builder()
         .method(method("echo", echo, blocking))
         .method(method("getBuild", get_build, blocking))
         .method(method("sleep", sleep, true))
         .build()
         .unwrap();
-    Server::builder()
+    builder
         .listen(addr)
         .io_units(IO_UNITS)
         .registry(registry)
@@ -282,7 +292,23 @@ struct ServerProc {
 
 impl ServerProc {
     fn spawn(name: &'static str) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
+        // `HUB_E2E_WRAP="perf record -g -o /tmp/p.{role} --"` runs the hub children under a
+        // profiler.
+        let exe = std::env::current_exe().unwrap();
+        let wrap = std::env::var("HUB_E2E_WRAP")
+            .ok()
+            .filter(|_| name != "floor");
+        let mut cmd = match &wrap {
+            Some(w) => {
+                let w = w.replace("{role}", name);
+                let mut words = w.split_whitespace();
+                let mut c = Command::new(words.next().unwrap());
+                c.args(words).arg(exe);
+                c
+            }
+            None => Command::new(exe),
+        };
+        let mut child = cmd
             .env("HUB_E2E_ROLE", name)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -313,6 +339,17 @@ impl ServerProc {
 
 impl Drop for ServerProc {
     fn drop(&mut self) {
+        // End of input: the child exits by itself (so a profiler wrapping it can finish).
+        let (stdin, _) = &mut *self.pipe.borrow_mut();
+        let _ = writeln!(stdin, "quit");
+        let _ = stdin.flush();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -334,8 +371,8 @@ fn drive() {
     let plan = if quick {
         Plan {
             quick,
-            warmup: Duration::from_millis(400),
-            measure: Duration::from_millis(1500),
+            warmup: Duration::from_millis(300),
+            measure: Duration::from_millis(1000),
             rounds: 1,
         }
     } else {
@@ -370,6 +407,8 @@ fn drive() {
     let floor = ServerProc::spawn("floor");
     let asy = ServerProc::spawn("async");
     let blk = ServerProc::spawn("blocking");
+    let asy_nw = ServerProc::spawn("async-nowatch");
+    let blk_nw = ServerProc::spawn("blocking-nowatch");
 
     let hello = load::post("/RPC2", &echo_call(Value::from("hello")));
     let build = {
@@ -388,127 +427,163 @@ fn drive() {
         }))
     };
 
-    // 1. The headline: 16 connections, rounds interleaved, the median round of each.
-    println!("\n## 16 connections (median of {} rounds)\n", plan.rounds);
-    println!("| server | call | req/s | p50 ms | p99 ms | p99.9 ms | vs floor | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
-    let cases: [(&ServerProc, &str, &Arc<[u8]>); 5] = [
-        (&floor, "fixed bytes", &hello),
-        (&asy, "echo(\"hello\")", &hello),
-        (&asy, "getBuild(7)", &build),
-        (&blk, "echo(\"hello\")", &hello),
-        (&blk, "getBuild(7)", &build),
-    ];
-    let mut results: Vec<Vec<Outcome>> = vec![Vec::new(); cases.len()];
-    for _ in 0..plan.rounds {
-        for (i, (srv, _, req)) in cases.iter().enumerate() {
-            results[i].push(run(srv.addr, req, 16, None));
+    if want("headline") {
+        let t = Instant::now();
+        // 1. The headline: 16 connections, rounds interleaved, the median round of each.
+        println!("\n## 16 connections (median of {} rounds)\n", plan.rounds);
+        println!("| server | call | req/s | p50 ms | p99 ms | p99.9 ms | vs floor | errors |");
+        println!("|---|---|---|---|---|---|---|---|");
+        let cases: [(&ServerProc, &str, &Arc<[u8]>); 7] = [
+            (&floor, "fixed bytes", &hello),
+            (&asy, "echo(\"hello\")", &hello),
+            (&asy, "getBuild(7)", &build),
+            (&blk, "echo(\"hello\")", &hello),
+            (&blk, "getBuild(7)", &build),
+            (&asy_nw, "echo(\"hello\")", &hello),
+            (&blk_nw, "echo(\"hello\")", &hello),
+        ];
+        let mut results: Vec<Vec<Outcome>> = vec![Vec::new(); cases.len()];
+        for _ in 0..plan.rounds {
+            for (i, (srv, _, req)) in cases.iter().enumerate() {
+                results[i].push(run(srv.addr, req, 16, None));
+            }
         }
-    }
-    let medians: Vec<Outcome> = results.into_iter().map(median).collect();
-    let floor_rps = medians[0].rps();
-    for ((srv, call, _), o) in cases.iter().zip(&medians) {
-        println!(
-            "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {} |",
-            srv.name,
-            o.rps(),
-            o.q_ms(0.5),
-            o.q_ms(0.99),
-            o.q_ms(0.999),
-            o.rps() / floor_rps,
-            o.errors + o.unanswered + o.other + o.refused,
-        );
+        let medians: Vec<Outcome> = results.into_iter().map(median).collect();
+        let floor_rps = medians[0].rps();
+        for ((srv, call, _), o) in cases.iter().zip(&medians) {
+            println!(
+                "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {} |",
+                srv.name,
+                o.rps(),
+                o.q_ms(0.5),
+                o.q_ms(0.99),
+                o.q_ms(0.999),
+                o.rps() / floor_rps,
+                o.errors + o.unanswered + o.other + o.refused,
+            );
+        }
+
+        eprintln!("[headline: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
-    // 2. Connections.
-    println!("\n## Connections (echo(\"hello\"))\n");
-    println!(
-        "| conns | floor req/s | async req/s | async/floor | blocking req/s | blocking/floor | \
-         p99 ms floor / async / blocking | errors |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    let mut by_conns = Vec::new();
-    for conns in [1, 16, 256, 4096] {
-        let f = run(floor.addr, &hello, conns, None);
-        let a = run(asy.addr, &hello, conns, None);
-        let b = run(blk.addr, &hello, conns, None);
+    if want("conns") {
+        let t = Instant::now();
+        // 2. Connections.
+        println!("\n## Connections (echo(\"hello\"))\n");
         println!(
-            "| {conns} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} | {} |",
-            f.rps(),
-            a.rps(),
-            a.rps() / f.rps(),
-            b.rps(),
-            b.rps() / f.rps(),
-            f.q_ms(0.99),
-            a.q_ms(0.99),
-            b.q_ms(0.99),
-            [&f, &a, &b]
-                .iter()
-                .map(|o| o.errors + o.unanswered + o.other + o.refused)
-                .sum::<u64>(),
+            "| conns | floor req/s | async req/s | async/floor | blocking req/s | blocking/floor | \
+             p99 ms floor / async / blocking | errors |"
         );
-        by_conns.push((conns, f.rps(), a.rps(), b.rps()));
-    }
-    let at = |c| by_conns.iter().find(|r| r.0 == c).copied().unwrap();
-    let (c16, c4k) = (at(16), at(4096));
-    println!(
-        "\n4096 vs 16 connections: floor {:.2}x, async {:.2}x, blocking {:.2}x",
-        c4k.1 / c16.1,
-        c4k.2 / c16.2,
-        c4k.3 / c16.3
-    );
+        println!("|---|---|---|---|---|---|---|---|");
+        let mut by_conns = Vec::new();
+        for conns in [1, 16, 256, 4096] {
+            let f = run(floor.addr, &hello, conns, None);
+            let a = run(asy.addr, &hello, conns, None);
+            let b = run(blk.addr, &hello, conns, None);
+            println!(
+                "| {conns} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} | {} |",
+                f.rps(),
+                a.rps(),
+                a.rps() / f.rps(),
+                b.rps(),
+                b.rps() / f.rps(),
+                f.q_ms(0.99),
+                a.q_ms(0.99),
+                b.q_ms(0.99),
+                [&f, &a, &b]
+                    .iter()
+                    .map(|o| o.errors + o.unanswered + o.other + o.refused)
+                    .sum::<u64>(),
+            );
+            by_conns.push((conns, f.rps(), a.rps(), b.rps()));
+        }
+        let at = |c| by_conns.iter().find(|r| r.0 == c).copied().unwrap();
+        let (c16, c4k) = (at(16), at(4096));
+        println!(
+            "\n4096 vs 16 connections: floor {:.2}x, async {:.2}x, blocking {:.2}x",
+            c4k.1 / c16.1,
+            c4k.2 / c16.2,
+            c4k.3 / c16.3
+        );
 
-    // 3. Request size.
-    println!("\n## Request size (echo of a string, 16 connections; the floor echoes the body)\n");
-    println!(
-        "| string | request bytes | floor req/s | async req/s | async/floor | blocking req/s | \
-         blocking/floor | p99 ms floor / async / blocking |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (label, size) in [("100 B", 100), ("10 KiB", 10 << 10), ("1 MiB", 1 << 20)] {
-        let body = echo_call(Value::from("a".repeat(size)));
-        let hub_req = load::post("/RPC2", &body);
-        let floor_req = load::post("/echo-body", &body);
-        let f = run(floor.addr, &floor_req, 16, None);
-        let a = run(asy.addr, &hub_req, 16, None);
-        let b = run(blk.addr, &hub_req, 16, None);
-        println!(
-            "| {label} | {} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} |",
-            body.len(),
-            f.rps(),
-            a.rps(),
-            a.rps() / f.rps(),
-            b.rps(),
-            b.rps() / f.rps(),
-            f.q_ms(0.99),
-            a.q_ms(0.99),
-            b.q_ms(0.99),
-        );
+        eprintln!("[conns: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
-    // 4. Allocations per request (one connection, sequential).
-    println!("\n## Allocations per request (server process, counting allocator)\n");
-    println!("| server | call | allocations / request |");
-    println!("|---|---|---|");
-    let n = if plan.quick { 5_000 } else { 20_000 };
-    for (srv, call, req) in [
-        (&floor, "fixed bytes", &hello),
-        (&asy, "echo(\"hello\")", &hello),
-        (&asy, "getBuild(7)", &build),
-        (&blk, "echo(\"hello\")", &hello),
-        (&blk, "getBuild(7)", &build),
-    ] {
-        let per = rt.block_on(allocs_per_request(srv, req, n));
-        println!("| {} | {call} | {per:.1} |", srv.name);
+    if want("size") {
+        let t = Instant::now();
+        // 3. Request size.
+        println!(
+            "\n## Request size (echo of a string, 16 connections; the floor echoes the body)\n"
+        );
+        println!(
+            "| string | request bytes | floor req/s | async req/s | async/floor | blocking req/s | \
+             blocking/floor | p99 ms floor / async / blocking |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for (label, size) in [("100 B", 100), ("10 KiB", 10 << 10), ("1 MiB", 1 << 20)] {
+            let body = echo_call(Value::from("a".repeat(size)));
+            let hub_req = load::post("/RPC2", &body);
+            let floor_req = load::post("/echo-body", &body);
+            let f = run(floor.addr, &floor_req, 16, None);
+            let a = run(asy.addr, &hub_req, 16, None);
+            let b = run(blk.addr, &hub_req, 16, None);
+            println!(
+                "| {label} | {} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} |",
+                body.len(),
+                f.rps(),
+                a.rps(),
+                a.rps() / f.rps(),
+                b.rps(),
+                b.rps() / f.rps(),
+                f.q_ms(0.99),
+                a.q_ms(0.99),
+                b.q_ms(0.99),
+            );
+        }
+
+        eprintln!("[size: {:.1} s]", t.elapsed().as_secs_f64());
     }
-    drop((floor, asy));
+
+    if want("allocs") {
+        let t = Instant::now();
+        // 4. Allocations per request (one connection, sequential).
+        println!("\n## Allocations per request (server process, counting allocator)\n");
+        println!("| server | call | allocations / request |");
+        println!("|---|---|---|");
+        let n = if plan.quick { 5_000 } else { 20_000 };
+        for (srv, call, req) in [
+            (&floor, "fixed bytes", &hello),
+            (&asy, "echo(\"hello\")", &hello),
+            (&asy, "getBuild(7)", &build),
+            (&blk, "echo(\"hello\")", &hello),
+            (&blk, "getBuild(7)", &build),
+            (&asy_nw, "echo(\"hello\")", &hello),
+            (&blk_nw, "echo(\"hello\")", &hello),
+        ] {
+            let per = rt.block_on(allocs_per_request(srv, req, n));
+            println!("| {} | {call} | {per:.1} |", srv.name);
+        }
+
+        eprintln!("[allocs: {:.1} s]", t.elapsed().as_secs_f64());
+    }
+
+    drop((floor, asy, asy_nw, blk_nw));
 
     // 5. Overload.
-    overload(&rt, &plan, &blk);
+    if want("overload") {
+        overload(&rt, &plan, &blk);
+    }
     drop(blk);
 
     // 6. Idle connections.
-    idle(&rt);
+    if want("idle") {
+        idle(&rt);
+    }
+}
+
+/// Whether section `name` runs (`HUB_E2E_ONLY=headline,conns,...`; default all).
+fn want(name: &str) -> bool {
+    std::env::var("HUB_E2E_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == name))
 }
 
 /// The round with the median throughput.
@@ -548,7 +623,9 @@ fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
         &mut body,
     );
     let req = load::post("/RPC2", &body);
-    let measure = plan.measure.max(Duration::from_secs(3));
+    let measure = plan
+        .measure
+        .max(Duration::from_secs(if plan.quick { 2 } else { 5 }));
     let rss_start = blk.ask("rss");
     let capacity = rt.block_on(load::run(&Load {
         addr: blk.addr,
