@@ -23,12 +23,25 @@ pub(crate) fn resident_unshared_kib() -> Option<u64> {
         }
         read_at_start(file.as_ref()?, &mut buf)
     })?;
-    let text = std::str::from_utf8(&buf[..n]).ok()?;
     // size resident shared text lib data dt, in pages
-    let mut fields = text.split_ascii_whitespace().skip(1);
-    let resident: u64 = fields.next()?.parse().ok()?;
-    let shared: u64 = fields.next()?.parse().ok()?;
+    let mut fields = buf[..n]
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|f| !f.is_empty())
+        .skip(1);
+    let resident = parse_u64(fields.next()?)?;
+    let shared = parse_u64(fields.next()?)?;
     Some(resident.saturating_sub(shared) * page_size() / 1024)
+}
+
+/// A decimal number of ASCII digits (no sign, no allocation).
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?
+    })
 }
 
 #[cfg(unix)]
@@ -70,5 +83,14 @@ mod tests {
         let after = resident_unshared_kib().expect("procfs");
         assert!(after >= before + 8 * 1024, "{before} -> {after}");
         drop(block);
+    }
+
+    #[test]
+    fn parses_digits_only() {
+        assert_eq!(parse_u64(b"0"), Some(0));
+        assert_eq!(parse_u64(b"123456"), Some(123_456));
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"12a"), None);
+        assert_eq!(parse_u64(b"99999999999999999999999"), None);
     }
 }

@@ -22,7 +22,7 @@ pub const ARGS_LOGGED: usize = 120;
 /// One call's watch: started on the thread that runs the handler.
 #[derive(Debug)]
 pub(crate) struct CallWatch {
-    args: Option<String>,
+    args: Option<Summary>,
     threshold_kib: u64,
     debug: bool,
     mem_before: Option<u64>,
@@ -31,15 +31,18 @@ pub(crate) struct CallWatch {
 
 impl CallWatch {
     /// Prepares a watch; the arguments are summarized now (the handler consumes them) only if
-    /// something may log them, and never when they are `sensitive` (a password).
+    /// something may log them, and never when they are `sensitive` (a password). The summary
+    /// is written into an inline buffer: no heap allocation unless something logs.
     pub(crate) fn new(config: &Config, params: &Params, sensitive: bool) -> Self {
         let threshold_kib = config.memory_warn_threshold_kib;
         let args = (config.debug || threshold_kib > 0).then(|| {
+            let mut out = Summary::default();
             if sensitive {
-                REDACTED.to_owned()
+                let _ = out.write_str(REDACTED);
             } else {
-                summarize(params)
+                let _ = write_args(&mut out, params);
             }
+            out
         });
         Self {
             args,
@@ -66,7 +69,7 @@ impl CallWatch {
         outcome: &Result<Value, CallError>,
     ) -> Duration {
         let elapsed = self.started.elapsed();
-        let args = self.args.as_deref().unwrap_or("");
+        let args = self.args.as_ref().map_or("", Summary::as_str);
         if let Some(before) = self.mem_before {
             if let Some(after) = crate::memory::resident_unshared_kib() {
                 let growth = after.saturating_sub(before);
@@ -105,13 +108,14 @@ impl CallWatch {
 
 /// The arguments as Python would print them, cut at [`ARGS_LOGGED`] characters; formatting
 /// stops there, so a huge argument costs no more than a small one.
+#[cfg(test)]
 pub(crate) fn summarize(params: &Params) -> String {
-    let mut out = Cut::default();
+    let mut out = Summary::default();
     let _ = write_args(&mut out, params);
-    out.text
+    out.as_str().to_owned()
 }
 
-fn write_args(out: &mut Cut, params: &Params) -> fmt::Result {
+fn write_args(out: &mut Summary, params: &Params) -> fmt::Result {
     out.write_char('(')?;
     for (i, v) in params.positional.iter().enumerate() {
         if i > 0 {
@@ -131,7 +135,7 @@ fn write_args(out: &mut Cut, params: &Params) -> fmt::Result {
     out.write_char(')')
 }
 
-fn write_value(out: &mut Cut, v: &Value) -> fmt::Result {
+fn write_value(out: &mut Summary, v: &Value) -> fmt::Result {
     match v {
         Value::Int(n) => write!(out, "{n}"),
         Value::Bool(b) => out.write_str(if *b { "True" } else { "False" }),
@@ -164,20 +168,57 @@ fn write_value(out: &mut Cut, v: &Value) -> fmt::Result {
     }
 }
 
-/// A string that refuses writes past [`ARGS_LOGGED`] characters.
-#[derive(Default)]
-struct Cut {
-    text: String,
+/// The bytes [`ARGS_LOGGED`] characters can take in UTF-8.
+const SUMMARY_BYTES: usize = ARGS_LOGGED * 4;
+
+/// An inline string that refuses writes past [`ARGS_LOGGED`] characters (cut on a character
+/// boundary; room for 120 characters of any width, so the cut is the same as koji's).
+struct Summary {
+    buf: [u8; SUMMARY_BYTES],
+    len: usize,
     chars: usize,
 }
 
-impl fmt::Write for Cut {
+impl Default for Summary {
+    fn default() -> Self {
+        Self {
+            buf: [0; SUMMARY_BYTES],
+            len: 0,
+            chars: 0,
+        }
+    }
+}
+
+impl Summary {
+    fn as_str(&self) -> &str {
+        // Only whole characters are ever copied in, so this never fails.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Write for Summary {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Fast path: the whole of `s` fits within the character budget.
+        let room = ARGS_LOGGED - self.chars;
+        if s.len() <= room {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+            self.chars += s.chars().count();
+            return Ok(());
+        }
         for c in s.chars() {
             if self.chars == ARGS_LOGGED {
                 return Err(fmt::Error);
             }
-            self.text.push(c);
+            let n = c.len_utf8();
+            c.encode_utf8(&mut self.buf[self.len..self.len + n]);
+            self.len += n;
             self.chars += 1;
         }
         Ok(())
@@ -203,5 +244,13 @@ mod tests {
             named: None,
         };
         assert_eq!(summarize(&p).chars().count(), ARGS_LOGGED);
+        // Wide characters: still 120 characters, cut on a boundary.
+        let p = Params {
+            positional: vec![Value::from("\u{1F600}é".repeat(200))],
+            named: None,
+        };
+        let s = summarize(&p);
+        assert_eq!(s.chars().count(), ARGS_LOGGED);
+        assert!(s.starts_with("(\"\u{1F600}é"));
     }
 }
