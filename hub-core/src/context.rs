@@ -76,21 +76,35 @@ impl Context {
         self
     }
 
-    /// Everything the server adds to a fresh context.
+    /// A context as the server makes it, built once with the server's status handle, fault
+    /// codes and resources (no defaults made and dropped).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn serving(
-        mut self,
+        method: String,
+        peer: Option<SocketAddr>,
+        headers: http::HeaderMap,
+        request_id: u64,
+        registry: Arc<Registry>,
         params_len: usize,
         caller: Option<Arc<Caller>>,
         status: StatusHandle,
         faults: FaultCodes,
         resources: Resources,
     ) -> Self {
-        self.params_len = params_len;
-        self.caller = caller;
-        self.status = status;
-        self.faults = faults;
-        self.resources = ResourceScope::new(resources);
-        self
+        Self {
+            method,
+            peer,
+            headers,
+            request_id,
+            started: Instant::now(),
+            registry,
+            extensions: http::Extensions::new(),
+            params_len,
+            caller,
+            status,
+            faults,
+            resources: ResourceScope::new(resources),
+        }
     }
 
     /// The number of arguments (positional, plus one per keyword argument).

@@ -203,7 +203,12 @@ pub(crate) fn context(
 ) -> Context {
     let id = shared.next_request_id.fetch_add(1, Relaxed);
     let params_len = params.positional.len() + params.named.as_ref().map_or(0, |n| n.len());
-    Context::new(name, peer, headers, id, Arc::clone(&shared.registry)).serving(
+    Context::serving(
+        name,
+        peer,
+        headers,
+        id,
+        Arc::clone(&shared.registry),
         params_len,
         caller,
         shared.status.clone(),
