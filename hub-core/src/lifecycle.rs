@@ -106,10 +106,8 @@ pub(crate) fn run_setup(setup: Option<SetupFn>, config: &Config, status: &Status
 pub(crate) fn serving(hooks: Hooks, config: &Config) -> (Option<SetupFn>, Serving) {
     let resources = Resources {
         defs: Arc::from(hooks.resources),
-        outage: Fault::new(
-            config.faults.offline,
-            config.resource_outage_message.clone(),
-        ),
+        outage_code: config.faults.offline,
+        outage_message: Arc::from(config.resource_outage_message.as_str()),
         internal_error: config.faults.internal_error,
     };
     let serving = Serving {

@@ -117,17 +117,28 @@ impl fmt::Debug for ResourceDef {
 
 /// The declared resources and the fault a failed acquisition answers.
 #[derive(Debug, Clone)]
+///
+/// Cloned for every call: only reference counts (the outage fault is built when it is due).
 pub(crate) struct Resources {
     pub(crate) defs: Arc<[ResourceDef]>,
-    pub(crate) outage: Fault,
+    pub(crate) outage_code: i32,
+    pub(crate) outage_message: Arc<str>,
     pub(crate) internal_error: i32,
+}
+
+impl Resources {
+    /// The fault a failed acquisition answers.
+    fn outage(&self) -> Fault {
+        Fault::new(self.outage_code, &*self.outage_message)
+    }
 }
 
 impl Default for Resources {
     fn default() -> Self {
         Self {
             defs: Arc::from(Vec::new()),
-            outage: Fault::new(-32400, "resource outage"),
+            outage_code: -32400,
+            outage_message: Arc::from("resource outage"),
             internal_error: -32603,
         }
     }
@@ -180,7 +191,7 @@ impl ResourceScope {
     fn acquire(&self, i: usize, ctx: &Context) -> Result<(), Fault> {
         match self.lock().get(i) {
             Some(Slot::Held(_)) => return Ok(()),
-            Some(Slot::Failed) | None => return Err(self.resources.outage.clone()),
+            Some(Slot::Failed) | None => return Err(self.resources.outage()),
             Some(Slot::Empty) => {}
         }
         let def = &self.resources.defs[i];
@@ -201,7 +212,7 @@ impl ResourceScope {
                 tracing::error!(method = ctx.method(), resource = def.type_name, error = %e,
                     "could not acquire a per-request resource");
                 slots[i] = Slot::Failed;
-                Err(self.resources.outage.clone())
+                Err(self.resources.outage())
             }
             Err(_) => {
                 tracing::error!(
@@ -210,7 +221,7 @@ impl ResourceScope {
                     "resource factory panicked"
                 );
                 slots[i] = Slot::Failed;
-                Err(self.resources.outage.clone())
+                Err(self.resources.outage())
             }
         }
     }
