@@ -43,8 +43,8 @@ pub struct Config {
     /// answered with the `system_error` fault at once. An async handler is stopped (its future
     /// is dropped: its resources roll back). A blocking handler cannot be stopped: its worker
     /// stays busy until the handler returns, its late result is discarded, and its resources
-    /// are still committed if it succeeds (as after any client-side timeout, the caller told
-    /// of a failure may find the work done). Uploads are not covered (they are bounded by
+    /// are rolled back even if it succeeds (the caller was told it failed; only a budget that
+    /// runs out while the commit itself is under way can still see the work done). Uploads are not covered (they are bounded by
     /// `socket_timeout_ms` between chunks). Counted in the `timeouts` counter. Default 0:
     /// koji has long legitimate calls, so a hub sets its own budget.
     pub handler_timeout_ms: u64,

@@ -147,9 +147,15 @@ async fn run_method(
     let ctx = lifecycle::context(shared, name, &params, peer, headers(), caller);
     if method.is_blocking() {
         let job_shared = Arc::clone(shared);
+        let awaited = Arc::new(lifecycle::Awaited::default());
+        // Dropped with this future when the caller stops waiting (budget, departed client):
+        // a handler that finishes after that has its resources rolled back.
+        let _waiting = awaited.abandon_on_drop();
         let rx = shared
             .queue
-            .submit(move || lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch))
+            .submit(move || {
+                lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited)
+            })
             .map_err(CallError::Refused)?;
         match rx.await {
             Ok(Ok((r, elapsed))) => r.map(|v| (v, elapsed)),

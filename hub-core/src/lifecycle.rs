@@ -20,7 +20,8 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::AtomicU8;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -215,21 +216,63 @@ pub(crate) fn context(
     )
 }
 
+/// Whether anyone still waits for a blocking call's answer.
+///
+/// The waiting side abandons the call when it is dropped (the request's time budget ran out,
+/// the client went away); the worker claims it just before committing. Exactly one of the two
+/// wins, so work whose caller was never told it succeeded is rolled back, not committed. (A
+/// budget that runs out while the commit itself is under way still answers the timeout fault.)
+#[derive(Debug, Default)]
+pub(crate) struct Awaited(AtomicU8);
+
+const WAITING: u8 = 0;
+const ABANDONED: u8 = 1;
+const CLAIMED: u8 = 2;
+
+impl Awaited {
+    /// The worker's side: `true` if the caller still waits (and now cannot abandon).
+    fn claim(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, CLAIMED, AcqRel, Acquire)
+            .is_ok()
+    }
+
+    /// A guard for the waiting side: abandons the call when dropped unless it was claimed.
+    pub(crate) fn abandon_on_drop(self: &Arc<Self>) -> AbandonOnDrop {
+        AbandonOnDrop(Arc::clone(self))
+    }
+}
+
+/// Abandons a blocking call when the future waiting for it is dropped first.
+#[derive(Debug)]
+pub(crate) struct AbandonOnDrop(Arc<Awaited>);
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        // Fails harmlessly when the worker claimed the call first.
+        let _ = self
+            .0
+             .0
+            .compare_exchange(WAITING, ABANDONED, AcqRel, Acquire);
+    }
+}
+
 /// Runs a blocking method on this (worker) thread: eager resources, the handler in the cage,
-/// commit or rollback, the watch.
+/// commit (only if the caller still waits, see [`Awaited`]) or rollback, the watch.
 pub(crate) fn run_blocking(
     shared: &Shared,
     method: &Method,
     ctx: &Context,
     params: Params,
     mut watch: CallWatch,
+    awaited: &Awaited,
 ) -> (Result<Value, CallError>, Duration) {
     watch.start();
     let r = match ctx.resource_scope().acquire_eager(ctx) {
         Err(fault) => Ok(Err(RpcError::Fault(fault))),
         Ok(()) => catch_unwind(AssertUnwindSafe(|| method.call_blocking(ctx, params))),
     };
-    finish(shared, ctx, r, watch)
+    finish(shared, ctx, r, watch, Some(awaited))
 }
 
 /// Runs an async method (or an upload handler's future) on this IO unit, the same way.
@@ -247,7 +290,8 @@ pub(crate) async fn run_async(
             Err(panic) => Err(panic),
         },
     };
-    finish(shared, ctx, r, watch)
+    // An async call that is abandoned is dropped before it gets here: nothing to claim.
+    finish(shared, ctx, r, watch, None)
 }
 
 /// The handler's outcome (or its panic) as an answer; the resources committed or rolled back.
@@ -256,9 +300,17 @@ fn finish(
     ctx: &Context,
     r: Result<Result<Value, RpcError>, Box<dyn Any + Send>>,
     watch: CallWatch,
+    awaited: Option<&Awaited>,
 ) -> (Result<Value, CallError>, Duration) {
     let mut outcome = settle(shared, ctx.method(), r);
-    let committed = ctx.resource_scope().finish(outcome.is_ok());
+    let commit = outcome.is_ok() && awaited.is_none_or(Awaited::claim);
+    if outcome.is_ok() && !commit {
+        tracing::warn!(
+            method = ctx.method(),
+            "call succeeded after its caller stopped waiting: rolled back"
+        );
+    }
+    let committed = ctx.resource_scope().finish(commit);
     if let (Ok(_), Err(fault)) = (&outcome, committed) {
         outcome = Err(fault);
     }

@@ -208,7 +208,9 @@ fn handlers_over_their_time_budget_are_answered() {
     );
     assert!(wait_until(LONG, || ledger.alive.load(Ordering::SeqCst) == 0));
     // blocking over budget: the fault at the budget; the worker runs on until the handler
-    // returns, then serves the next call; the late result is discarded
+    // returns, then serves the next call; the late result is discarded and its resource
+    // rolled back, not committed (the caller was told the call failed)
+    let committed_before = ledger.committed.load(Ordering::SeqCst);
     let t = Instant::now();
     let (code, _) = outcome(&c.call("sleep", &["<int>1500</int>"])).unwrap_err();
     assert_eq!(code, -32400);
@@ -222,6 +224,12 @@ fn handlers_over_their_time_budget_are_answered() {
     assert_eq!(outcome(&r).unwrap_err().0, -32400);
     // once the handler returns, the worker serves again
     std::thread::sleep(Duration::from_millis(1600).saturating_sub(t.elapsed()));
+    assert!(wait_until(LONG, || ledger.alive.load(Ordering::SeqCst) == 0));
+    assert_eq!(
+        ledger.committed.load(Ordering::SeqCst),
+        committed_before,
+        "the abandoned blocking call's late success must not be committed"
+    );
     let served = wait_until(LONG, || {
         outcome(&Conn::open(addr).call("becho", &["<string>next</string>"]))
             == Ok(Value::from("next"))
