@@ -522,7 +522,7 @@ impl Client {
     }
 }
 
-/// A blocking wrapper of [`Client`](super::Client), for code that is not async.
+/// A blocking wrapper of [`Client`], for code that is not async.
 ///
 /// ```
 /// use hub_core::client::blocking::Client;

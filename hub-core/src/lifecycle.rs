@@ -10,7 +10,7 @@
 //! 6. per call: look up, **lockout** (admins and `lockout_exempt` only), **permission**, a fresh
 //!    [`Context`], eager **resources**; run the handler in the **panic cage**;
 //! 7. **commit** the call's resources on success, **roll back** on a fault or a panic;
-//! 8. **memory watch** and, with `debug`, the **call log** ([`crate::watch`]);
+//! 8. **memory watch** and, with `debug`, the **call log** (the `watch` module);
 //! 9. the context is dropped: resources released, nothing reused.
 //!
 //! [`ServerBuilder::setup`]: crate::ServerBuilder::setup
