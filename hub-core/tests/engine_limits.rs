@@ -21,6 +21,29 @@ fn pushes(s: &hub_core::RunningServer) -> u64 {
     s.stats().counters.snapshot().queue_pushes
 }
 
+/// A server with one worker and a queue of one, both taken: the worker sleeps 800 ms and one
+/// call waits behind it (their threads answer the two statuses).
+fn full_queue() -> (
+    hub_core::RunningServer,
+    std::thread::JoinHandle<u16>,
+    std::thread::JoinHandle<u16>,
+) {
+    let mut cfg = config();
+    cfg.workers = 1;
+    cfg.max_queue_length = 1;
+    cfg.max_queue_wait_ms = 60_000;
+    cfg.fast_reject_threshold_ms = 60_000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let busy =
+        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>800</int>"]).status);
+    assert!(wait_until(LONG, || pops(&server) == 1));
+    let queued =
+        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>1</int>"]).status);
+    assert!(wait_until(LONG, || pushes(&server) == 2));
+    (server, busy, queued)
+}
+
 #[test]
 fn over_max_connections_answers_503() {
     let mut cfg = config();
@@ -61,19 +84,8 @@ fn over_max_connections_answers_503() {
 
 #[test]
 fn queue_full_answers_503() {
-    let mut cfg = config();
-    cfg.workers = 1;
-    cfg.max_queue_length = 1;
-    cfg.max_queue_wait_ms = 60_000;
-    cfg.fast_reject_threshold_ms = 60_000;
-    let server = start(cfg);
+    let (server, busy, queued) = full_queue();
     let addr = server.local_addr();
-    let busy =
-        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>800</int>"]).status);
-    assert!(wait_until(LONG, || pops(&server) == 1));
-    let queued =
-        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>1</int>"]).status);
-    assert!(wait_until(LONG, || pushes(&server) == 2));
     let r = Conn::open(addr).call("sleep", &["<int>1</int>"]);
     assert_eq!(r.status, 503);
     assert_eq!(r.header("retry-after").as_deref(), Some("1"));
@@ -322,19 +334,8 @@ fn idle_connections_park_and_wake() {
 
 #[test]
 fn multicall_entry_refused_by_the_queue_is_a_fault_not_a_503() {
-    let mut cfg = config();
-    cfg.workers = 1;
-    cfg.max_queue_length = 1;
-    cfg.max_queue_wait_ms = 60_000;
-    cfg.fast_reject_threshold_ms = 60_000;
-    let server = start(cfg);
+    let (server, busy, queued) = full_queue();
     let addr = server.local_addr();
-    let busy =
-        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>800</int>"]).status);
-    assert!(wait_until(LONG, || pops(&server) == 1));
-    let queued =
-        std::thread::spawn(move || Conn::open(addr).call("sleep", &["<int>1</int>"]).status);
-    assert!(wait_until(LONG, || pushes(&server) == 2));
     let entry = |m: &str, p: &str| {
         format!(
             "<value><struct><member><name>methodName</name><value><string>{m}</string></value></member>\

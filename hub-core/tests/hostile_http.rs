@@ -23,34 +23,11 @@ use support::{call_xml, config, wait_until, Conn, Resp};
 
 const LONG: Duration = Duration::from_secs(10);
 
-/// Streams a chunked body of up to `total` bytes while another thread reads the answer; stops
-/// sending once it has arrived.
+/// Writes `head` on a new connection, then streams a chunked body of up to `total` bytes.
 fn stream_chunked(addr: std::net::SocketAddr, head: &str, total: usize) -> Option<Resp> {
     let mut c = Conn::open(addr);
     c.stream.write_all(head.as_bytes()).unwrap();
-    let mut reader = Conn::from_stream(c.stream.try_clone().unwrap());
-    let answered = Arc::new(AtomicBool::new(false));
-    let reading = {
-        let answered = Arc::clone(&answered);
-        std::thread::spawn(move || {
-            let r = reader.read_response();
-            answered.store(true, Ordering::SeqCst);
-            r
-        })
-    };
-    let block = vec![b'x'; 16 * 1024];
-    let frame = [format!("{:x}\r\n", block.len()).as_bytes(), &block, b"\r\n"].concat();
-    let mut sent = 0;
-    while sent < total && !answered.load(Ordering::SeqCst) {
-        if c.stream.write_all(&frame).is_err() {
-            break;
-        }
-        sent += block.len();
-    }
-    if sent >= total {
-        let _ = c.stream.write_all(b"0\r\n\r\n");
-    }
-    reading.join().unwrap()
+    c.send_chunked(total)
 }
 
 async fn drain_upload(mut upload: Upload) -> Result<Value, RpcError> {

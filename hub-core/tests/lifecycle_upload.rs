@@ -14,7 +14,7 @@ use hub_core::registry::Registry;
 use hub_core::{Caller, Config, RpcError, Server, ServerBuilder, SessionStore, Struct, Upload};
 use hub_xmlrpc::Value;
 use lifecycle_support::{fault_code, outcome, session};
-use support::{config, Conn, Resp};
+use support::{config, Conn};
 
 /// The uploads share the process's memory: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -160,34 +160,6 @@ fn hundred_mib_streamed_with_bounded_memory() {
     server.shutdown();
 }
 
-/// Sends a chunked body of `total` bytes while a second thread reads the response, so an
-/// answer sent before the body ends (413) is read as soon as it arrives.
-fn send_chunked(c: &mut Conn, total: u64) -> Option<Resp> {
-    let mut reader = Conn::from_stream(c.stream.try_clone().unwrap());
-    let answered = Arc::new(AtomicBool::new(false));
-    let reading = {
-        let answered = Arc::clone(&answered);
-        std::thread::spawn(move || {
-            let r = reader.read_response();
-            answered.store(true, Ordering::SeqCst);
-            r
-        })
-    };
-    let block = vec![b'x'; 64 * 1024];
-    let mut sent = 0;
-    while sent < total && !answered.load(Ordering::SeqCst) {
-        let frame = [format!("{:x}\r\n", block.len()).as_bytes(), &block, b"\r\n"].concat();
-        if c.stream.write_all(&frame).is_err() {
-            break; // the server answered and closed early
-        }
-        sent += block.len() as u64;
-    }
-    if sent >= total {
-        let _ = c.stream.write_all(b"0\r\n\r\n");
-    }
-    reading.join().unwrap()
-}
-
 #[test]
 fn limits_caller_offline_and_no_handler() {
     let _serial = SERIAL
@@ -212,7 +184,9 @@ fn limits_caller_offline_and_no_handler() {
     let too_large = server.stats().counters.snapshot().too_large;
     // The server lingers (reads and discards) after the 413 so it reaches a client that is
     // still streaming (see hostile_http.rs for the repeated version).
-    let r = send_chunked(&mut c, 3 * MIB).expect("the 413, not a bare close");
+    let r = c
+        .send_chunked(3 * MIB as usize)
+        .expect("the 413, not a bare close");
     assert_eq!(r.status, 413, "{r:?}");
     assert!(support::wait_until(Duration::from_secs(5), || {
         server.stats().counters.snapshot().too_large == too_large + 1
@@ -221,7 +195,7 @@ fn limits_caller_offline_and_no_handler() {
     let (id, key) = sessions.create(Caller::new("uploader")).unwrap();
     let mut c = Conn::open(addr);
     head(&mut c, "filename=small", None, &session(id as i64, &key, 1));
-    let v = outcome(&send_chunked(&mut c, 512 * 1024).unwrap()).unwrap();
+    let v = outcome(&c.send_chunked(512 * 1024).unwrap()).unwrap();
     assert_eq!(member(&v, "size"), &Value::Int(512 * 1024));
     assert_eq!(member(&v, "caller"), &Value::from("uploader"));
     // offline: the offline fault

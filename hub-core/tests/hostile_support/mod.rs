@@ -12,36 +12,17 @@ use hub_core::registry::Registry;
 use hub_core::{Config, RpcError, Server, ServerBuilder};
 use hub_xmlrpc::Value;
 
-use crate::support::{Conn, Resp};
+use crate::support::{ms_arg, Conn, Resp};
 
 /// How many times each counting handler ran (shared by a test binary: compare differences).
 pub static GUARDED_RUNS: AtomicUsize = AtomicUsize::new(0);
 pub static TOUCH_RUNS: AtomicUsize = AtomicUsize::new(0);
 
-fn ms_arg(p: &hub_core::Params) -> Result<u64, RpcError> {
-    match p.positional.first() {
-        Some(Value::Int(n)) if *n >= 0 => Ok(*n as u64),
-        _ => Err(RpcError::InvalidParams("expected one int".into())),
-    }
-}
-
-/// `echo` (async), `becho` (blocking), `len` (async: length of an array or string),
-/// `sleep`/`asleep` (blocking/async, milliseconds), `crash`/`acrash` (panics),
-/// `touch` (blocking, counts its runs), `guarded` (needs permission `secret`, counts its runs).
+/// The engine tests' registry (`echo`, `becho`, `sleep`, `crash`, `acrash`, ...) plus `len`
+/// (async: length of an array or string), `asleep` (async, milliseconds), `touch` (blocking,
+/// counts its runs), `guarded` (needs permission `secret`, counts its runs).
 pub fn registry() -> Arc<Registry> {
-    let r = Registry::builder()
-        .asynchronous("echo", |_ctx, p| async move {
-            p.positional
-                .into_iter()
-                .next()
-                .ok_or_else(|| RpcError::InvalidParams("echo takes one value".into()))
-        })
-        .blocking("becho", |_ctx, p| {
-            p.positional
-                .into_iter()
-                .next()
-                .ok_or_else(|| RpcError::InvalidParams("becho takes one value".into()))
-        })
+    let r = crate::support::registry_builder()
         .asynchronous("len", |_ctx, p| async move {
             match p.positional.first() {
                 Some(Value::Array(a)) => Ok(Value::Int(a.len() as i64)),
@@ -51,18 +32,11 @@ pub fn registry() -> Arc<Registry> {
                 )),
             }
         })
-        .blocking("sleep", |_ctx, p| {
-            let ms = ms_arg(&p)?;
-            std::thread::sleep(Duration::from_millis(ms));
-            Ok(Value::Int(ms as i64))
-        })
         .asynchronous("asleep", |_ctx, p| async move {
             let ms = ms_arg(&p)?;
             tokio::time::sleep(Duration::from_millis(ms)).await;
             Ok(Value::Int(ms as i64))
         })
-        .blocking("crash", |_ctx, _p| panic!("boom"))
-        .asynchronous("acrash", |_ctx, _p| async move { panic!("async boom") })
         .blocking("touch", |_ctx, _p| {
             Ok(Value::Int(
                 TOUCH_RUNS.fetch_add(1, Ordering::SeqCst) as i64 + 1,

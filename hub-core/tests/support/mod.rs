@@ -4,11 +4,11 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hub_core::registry::Registry;
+use hub_core::registry::{Registry, RegistryBuilder};
 use hub_core::{Config, RpcError, Server};
 use hub_xmlrpc::{Fault, Value};
 
@@ -22,10 +22,26 @@ fn int_arg(p: &hub_core::Params) -> Result<i64, RpcError> {
     }
 }
 
-/// echo (async), aecho-named blocking `becho`, sleep (blocking), count (blocking),
-/// crash (blocking panic), acrash (async panic), fail (fault), kw (async: echoes kwargs).
+/// A non-negative int argument, as milliseconds.
+pub fn ms_arg(p: &hub_core::Params) -> Result<u64, RpcError> {
+    match p.positional.first() {
+        Some(Value::Int(n)) if *n >= 0 => Ok(*n as u64),
+        _ => Err(RpcError::InvalidParams(
+            "expected one non-negative int".into(),
+        )),
+    }
+}
+
+/// The test registry, built.
 pub fn registry() -> Arc<Registry> {
-    let r = Registry::builder()
+    Arc::new(registry_builder().build().unwrap())
+}
+
+/// echo (async), blocking `becho`, sleep (blocking, ms), count (blocking),
+/// crash (blocking panic), acrash (async panic), fail (fault), kw (async: echoes kwargs);
+/// other suites add their own methods to it.
+pub fn registry_builder() -> RegistryBuilder {
+    Registry::builder()
         .asynchronous("echo", |_ctx, p| async move {
             p.positional
                 .into_iter()
@@ -39,9 +55,9 @@ pub fn registry() -> Arc<Registry> {
                 .ok_or_else(|| RpcError::InvalidParams("becho takes one value".into()))
         })
         .blocking("sleep", |_ctx, p| {
-            let ms = int_arg(&p)?;
-            std::thread::sleep(Duration::from_millis(ms as u64));
-            Ok(Value::Int(ms))
+            let ms = ms_arg(&p)?;
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(Value::Int(ms as i64))
         })
         .blocking("count", |_ctx, _p| {
             Ok(Value::Int(
@@ -59,9 +75,6 @@ pub fn registry() -> Arc<Registry> {
         .asynchronous("kw", |_ctx, p| async move {
             Ok(p.named.map(Value::Struct).unwrap_or(Value::Nil))
         })
-        .build()
-        .unwrap();
-    Arc::new(r)
 }
 
 /// A config for tests: ephemeral port, quiet stats, short drain.
@@ -122,6 +135,35 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// Sends a chunked body of `total` bytes (a multiple of 16 KiB) after a head already
+    /// written, while a second thread reads the answer; stops sending once it has arrived, so
+    /// an answer sent before the body ends (a 413) is read as soon as it comes.
+    pub fn send_chunked(&mut self, total: usize) -> Option<Resp> {
+        let mut reader = Conn::from_stream(self.stream.try_clone().unwrap());
+        let answered = Arc::new(AtomicBool::new(false));
+        let reading = {
+            let answered = Arc::clone(&answered);
+            std::thread::spawn(move || {
+                let r = reader.read_response();
+                answered.store(true, Ordering::SeqCst);
+                r
+            })
+        };
+        let block = vec![b'x'; 16 * 1024];
+        let frame = [format!("{:x}\r\n", block.len()).as_bytes(), &block, b"\r\n"].concat();
+        let mut sent = 0;
+        while sent < total && !answered.load(Ordering::SeqCst) {
+            if self.stream.write_all(&frame).is_err() {
+                break; // the server answered and closed early
+            }
+            sent += block.len();
+        }
+        if sent >= total {
+            let _ = self.stream.write_all(b"0\r\n\r\n");
+        }
+        reading.join().unwrap()
+    }
+
     pub fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).unwrap();
         stream
