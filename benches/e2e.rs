@@ -19,6 +19,8 @@
 #![allow(unsafe_code)] // the counting allocator, setrlimit, malloc_trim
 #![allow(clippy::unwrap_used)]
 
+#[path = "../examples/common/echo_methods.rs"]
+mod echo_methods;
 mod load;
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -33,9 +35,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hub::core::Server;
-use hub::{Context, Method, Params, Registry, RpcError, Struct, Value};
+use hub::{Params, Registry, RpcError, Value};
 use hub_xmlrpc::{write_call, write_response, MethodCall};
 
+use echo_methods::{echo, get_build, method};
 use load::{Load, Outcome};
 
 // ---------------------------------------------------------------------------------------
@@ -216,33 +219,6 @@ fn floor(addr: SocketAddr) -> SocketAddr {
     local
 }
 
-/// `echo(value)`, as in `examples/echo.rs`.
-fn echo(params: Params) -> Result<Value, RpcError> {
-    let mut args = params.positional.into_iter();
-    match (args.next(), args.next(), params.named) {
-        (Some(v), None, None) => Ok(v),
-        _ => Err(RpcError::InvalidParams("echo takes one argument".into())),
-    }
-}
-
-/// `getBuild(id)`, as in `examples/echo.rs`.
-fn get_build(params: Params) -> Result<Value, RpcError> {
-    let id = match (params.positional.as_slice(), &params.named) {
-        ([Value::Int(id)], None) => *id,
-        _ => return Err(RpcError::InvalidParams("getBuild takes one int".into())),
-    };
-    let mut s = Struct::new();
-    s.insert("id", id);
-    s.insert("name", "bash");
-    s.insert("version", "5.2.15");
-    s.insert("release", "3.fc40");
-    s.insert("state", 1);
-    s.insert("owner_name", "builder");
-    s.insert("volume_id_set", true);
-    s.insert("score", 0.5);
-    Ok(Value::Struct(s))
-}
-
 fn sleep(params: Params) -> Result<Value, RpcError> {
     let ms = match params.positional.as_slice() {
         [Value::Int(ms)] => *ms,
@@ -250,14 +226,6 @@ fn sleep(params: Params) -> Result<Value, RpcError> {
     };
     std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
     Ok(Value::Int(ms))
-}
-
-fn method(name: &'static str, f: fn(Params) -> Result<Value, RpcError>, blocking: bool) -> Method {
-    if blocking {
-        Method::blocking(name, move |_ctx: &Context, p| f(p))
-    } else {
-        Method::asynchronous(name, move |_ctx: Arc<Context>, p| async move { f(p) })
-    }
 }
 
 /// The hub with its default configuration (`watch = false`: `memory_warn_threshold_kib = 0`).
