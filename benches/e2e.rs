@@ -265,7 +265,7 @@ impl ServerProc {
         let exe = std::env::current_exe().unwrap();
         let wrap = std::env::var("HUB_E2E_WRAP")
             .ok()
-            .filter(|_| name != "floor");
+            .filter(|_| name != "floor" || std::env::var_os("HUB_E2E_WRAP_FLOOR").is_some());
         let mut cmd = match &wrap {
             Some(w) => {
                 let w = w.replace("{role}", name);
@@ -399,8 +399,11 @@ fn drive() {
         let t = Instant::now();
         // 1. The headline: 16 connections, rounds interleaved, the median round of each.
         println!("\n## 16 connections (median of {} rounds)\n", plan.rounds);
-        println!("| server | call | req/s | p50 ms | p99 ms | p99.9 ms | vs floor | errors |");
-        println!("|---|---|---|---|---|---|---|---|");
+        println!(
+            "| server | call | req/s | p50 ms | p99 ms | p99.9 ms | vs floor | \
+             server CPU µs/req (vs floor) | load generator CPU µs/req | errors |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         let cases: [(&ServerProc, &str, &Arc<[u8]>); 7] = [
             (&floor, "fixed bytes", &hello),
             (&asy, "echo(\"hello\")", &hello),
@@ -410,23 +413,29 @@ fn drive() {
             (&asy_nw, "echo(\"hello\")", &hello),
             (&blk_nw, "echo(\"hello\")", &hello),
         ];
-        let mut results: Vec<Vec<Outcome>> = vec![Vec::new(); cases.len()];
+        let mut results: Vec<Vec<(Outcome, Cpu)>> = vec![Vec::new(); cases.len()];
         for _ in 0..plan.rounds {
             for (i, (srv, _, req)) in cases.iter().enumerate() {
-                results[i].push(run(srv.addr, req, 16, None));
+                let (o, cpu) = with_cpu(srv, plan.warmup, || run(srv.addr, req, 16, None));
+                let cpu = cpu.per_request(o.ok);
+                results[i].push((o, cpu));
             }
         }
-        let medians: Vec<Outcome> = results.into_iter().map(median).collect();
-        let floor_rps = medians[0].rps();
-        for ((srv, call, _), o) in cases.iter().zip(&medians) {
+        let medians: Vec<(Outcome, Cpu)> = results.into_iter().map(median_cpu).collect();
+        let floor_rps = medians[0].0.rps();
+        let floor_cpu = medians[0].1.server_us;
+        for ((srv, call, _), (o, cpu)) in cases.iter().zip(&medians) {
             println!(
-                "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {} |",
+                "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.1} ({:.2}x) | {:.1} | {} |",
                 srv.name,
                 o.rps(),
                 o.q_ms(0.5),
                 o.q_ms(0.99),
                 o.q_ms(0.999),
                 o.rps() / floor_rps,
+                cpu.server_us,
+                cpu.server_us / floor_cpu,
+                cpu.generator_us,
                 o.errors + o.unanswered + o.other + o.refused,
             );
         }
@@ -554,9 +563,59 @@ fn want(name: &str) -> bool {
     std::env::var("HUB_E2E_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == name))
 }
 
-/// The round with the median throughput.
-fn median(mut v: Vec<Outcome>) -> Outcome {
-    v.sort_by(|a, b| a.rps().total_cmp(&b.rps()));
+/// CPU time (server child and this load generator) over a run's measured window.
+#[derive(Debug, Clone, Copy)]
+struct Cpu {
+    server_us: f64,
+    generator_us: f64,
+}
+
+impl Cpu {
+    fn per_request(self, n: u64) -> Self {
+        let n = n.max(1) as f64;
+        Self {
+            server_us: self.server_us / n,
+            generator_us: self.generator_us / n,
+        }
+    }
+}
+
+/// Runs `f` (a load run) while a sampler thread reads the CPU time the server child and this
+/// process spend from the end of the warm-up to the end of the run: the share of the shared 2
+/// cores each side costs per request, a figure far steadier than requests/s on a busy machine.
+fn with_cpu<T>(srv: &ServerProc, warmup: Duration, f: impl FnOnce() -> T) -> (T, Cpu) {
+    let pid = srv.child.id();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let sampler = std::thread::spawn(move || {
+        std::thread::sleep(warmup);
+        let (s0, g0) = (task_cpu_ns(pid), task_cpu_ns(std::process::id()));
+        let _ = stop_rx.recv();
+        let (s1, g1) = (task_cpu_ns(pid), task_cpu_ns(std::process::id()));
+        Cpu {
+            server_us: s1.saturating_sub(s0) as f64 / 1000.0,
+            generator_us: g1.saturating_sub(g0) as f64 / 1000.0,
+        }
+    });
+    let out = f();
+    drop(stop_tx);
+    (out, sampler.join().unwrap())
+}
+
+/// Nanoseconds of CPU all live threads of `pid` have used (`/proc/PID/task/*/schedstat`).
+fn task_cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// The round with the median throughput, with its CPU figures.
+fn median_cpu(mut v: Vec<(Outcome, Cpu)>) -> (Outcome, Cpu) {
+    v.sort_by(|a, b| a.0.rps().total_cmp(&b.0.rps()));
     v.swap_remove(v.len() / 2)
 }
 
