@@ -16,9 +16,10 @@ use std::time::Duration;
 use hub_xmlrpc::{parse_call, Fault, Value};
 
 use crate::auth::Caller;
+use crate::context::Context;
 use crate::lifecycle;
 use crate::queue::Refusal;
-use crate::registry::Params;
+use crate::registry::{Method, Params};
 use crate::server::Shared;
 use crate::watch::CallWatch;
 
@@ -109,6 +110,9 @@ pub(crate) async fn call_method(
 
 /// [`call_method`]'s body; `headers` makes the context's copy of the request headers, only
 /// once the method is found and admitted.
+///
+/// One flat `async fn` for the whole call (look up, admit, context, run, commit, count):
+/// every nested future would be built and then moved into its parent on each call.
 async fn counted(
     shared: &Arc<Shared>,
     name: String,
@@ -117,58 +121,78 @@ async fn counted(
     caller: Option<Arc<Caller>>,
     headers: impl FnOnce() -> http::HeaderMap,
 ) -> Result<Value, CallError> {
+    let faults = shared.config.faults;
     let stats = shared.stats.method(&name);
     stats.calls.fetch_add(1, Relaxed);
-    let result = run_method(shared, name, params, peer, caller, headers).await;
-    match &result {
-        Ok((_, elapsed)) => stats.latency.observe(*elapsed),
-        Err(CallError::Fault(_)) => {
-            stats.faults.fetch_add(1, Relaxed);
+    let result = match shared.registry.get(&name) {
+        None => Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into()),
+        Some(method) => match lifecycle::admit(shared, &name, method.perm(), caller.as_deref()) {
+            Err(fault) => Err(fault.into()),
+            Ok(()) => {
+                let method = Arc::clone(method);
+                let watch = CallWatch::new(&shared.config, &params, method.is_sensitive());
+                let ctx = lifecycle::context(shared, name, &params, peer, headers(), caller);
+                if method.is_blocking() {
+                    run_blocking(shared, method, ctx, params, watch).await
+                } else {
+                    let ctx = Arc::new(ctx);
+                    let call_ctx = Arc::clone(&ctx);
+                    let (outcome, watch) =
+                        lifecycle::start_async(&ctx, watch, || method.call_async(call_ctx, params));
+                    let outcome = match outcome {
+                        lifecycle::Started::Running(fut) => fut.await,
+                        lifecycle::Started::Done(r) => r,
+                    };
+                    Ok(lifecycle::finish(shared, &ctx, outcome, watch, None))
+                }
+            }
+        },
+    };
+    match result {
+        Ok((outcome, elapsed)) => {
+            match &outcome {
+                Ok(_) => stats.latency.observe(elapsed),
+                Err(CallError::Fault(_)) => {
+                    stats.faults.fetch_add(1, Relaxed);
+                }
+                Err(CallError::Refused(_)) => {}
+            }
+            outcome
         }
-        Err(CallError::Refused(_)) => {}
+        Err(e) => {
+            if matches!(e, CallError::Fault(_)) {
+                stats.faults.fetch_add(1, Relaxed);
+            }
+            Err(e)
+        }
     }
-    result.map(|(v, _)| v)
 }
 
-async fn run_method(
+/// Runs a blocking method on the worker pool and waits for its answer.
+async fn run_blocking(
     shared: &Arc<Shared>,
-    name: String,
+    method: Arc<Method>,
+    ctx: Context,
     params: Params,
-    peer: Option<SocketAddr>,
-    caller: Option<Arc<Caller>>,
-    headers: impl FnOnce() -> http::HeaderMap,
-) -> Result<(Value, Duration), CallError> {
+    watch: CallWatch,
+) -> Result<(Result<Value, CallError>, Duration), CallError> {
     let faults = shared.config.faults;
-    let Some(method) = shared.registry.get(&name).cloned() else {
-        return Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into());
-    };
-    lifecycle::admit(shared, &name, method.perm(), caller.as_deref())?;
-    let watch = CallWatch::new(&shared.config, &params, method.is_sensitive());
-    let ctx = lifecycle::context(shared, name, &params, peer, headers(), caller);
-    if method.is_blocking() {
-        let job_shared = Arc::clone(shared);
-        let awaited = Arc::new(lifecycle::Awaited::default());
-        // Dropped with this future when the caller stops waiting (budget, departed client):
-        // a handler that finishes after that has its resources rolled back.
-        let _waiting = awaited.abandon_on_drop();
-        let rx = shared
-            .queue
-            .submit(move || {
-                lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited)
-            })
-            .map_err(CallError::Refused)?;
-        match rx.await {
-            Ok(Ok((r, elapsed))) => r.map(|v| (v, elapsed)),
-            Ok(Err(refusal)) => Err(CallError::Refused(refusal)),
-            // The worker dropped the job without answering: only a panic outside the
-            // handler's own cage can do that.
-            Err(_) => Err(Fault::new(faults.internal_error, "internal error").into()),
-        }
-    } else {
-        let ctx = Arc::new(ctx);
-        let call_ctx = Arc::clone(&ctx);
-        let (r, elapsed) =
-            lifecycle::run_async(shared, &ctx, || method.call_async(call_ctx, params), watch).await;
-        r.map(|v| (v, elapsed))
+    let job_shared = Arc::clone(shared);
+    let awaited = Arc::new(lifecycle::Awaited::default());
+    // Dropped with this future when the caller stops waiting (budget, departed client): a
+    // handler that finishes after that has its resources rolled back.
+    let _waiting = awaited.abandon_on_drop();
+    let rx = shared
+        .queue
+        .submit(move || {
+            lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited)
+        })
+        .map_err(CallError::Refused)?;
+    match rx.await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(refusal)) => Err(CallError::Refused(refusal)),
+        // The worker dropped the job without answering: only a panic outside the handler's
+        // own cage can do that.
+        Err(_) => Err(Fault::new(faults.internal_error, "internal error").into()),
     }
 }

@@ -280,25 +280,50 @@ pub(crate) async fn run_async(
     shared: &Shared,
     ctx: &Arc<Context>,
     start: impl FnOnce() -> BoxFuture<Result<Value, RpcError>>,
-    mut watch: CallWatch,
+    watch: CallWatch,
 ) -> (Result<Value, CallError>, Duration) {
-    watch.start();
-    let r = match ctx.resource_scope().acquire_eager(ctx) {
-        Err(fault) => Ok(Err(RpcError::Fault(fault))),
-        Ok(()) => match catch_unwind(AssertUnwindSafe(start)) {
-            Ok(fut) => CatchUnwind(fut).await,
-            Err(panic) => Err(panic),
-        },
+    let (started, watch) = start_async(ctx, watch, start);
+    let r = match started {
+        Started::Running(fut) => fut.await,
+        Started::Done(r) => r,
     };
     // An async call that is abandoned is dropped before it gets here: nothing to claim.
     finish(shared, ctx, r, watch, None)
 }
 
+/// A handler's outcome, or the panic that ended it.
+pub(crate) type Caught = Result<Result<Value, RpcError>, Box<dyn Any + Send>>;
+
+/// An async call after [`start_async`]: its handler's future, or already an outcome.
+pub(crate) enum Started {
+    Running(CatchUnwind<Result<Value, RpcError>>),
+    Done(Caught),
+}
+
+/// The part of [`run_async`] before its one await: the watch started, eager resources taken,
+/// the handler's future made (each step in the cage). Callers await the future, then
+/// [`finish`].
+pub(crate) fn start_async(
+    ctx: &Context,
+    mut watch: CallWatch,
+    start: impl FnOnce() -> BoxFuture<Result<Value, RpcError>>,
+) -> (Started, CallWatch) {
+    watch.start();
+    let started = match ctx.resource_scope().acquire_eager(ctx) {
+        Err(fault) => Started::Done(Ok(Err(RpcError::Fault(fault)))),
+        Ok(()) => match catch_unwind(AssertUnwindSafe(start)) {
+            Ok(fut) => Started::Running(CatchUnwind(fut)),
+            Err(panic) => Started::Done(Err(panic)),
+        },
+    };
+    (started, watch)
+}
+
 /// The handler's outcome (or its panic) as an answer; the resources committed or rolled back.
-fn finish(
+pub(crate) fn finish(
     shared: &Shared,
     ctx: &Context,
-    r: Result<Result<Value, RpcError>, Box<dyn Any + Send>>,
+    r: Caught,
     watch: CallWatch,
     awaited: Option<&Awaited>,
 ) -> (Result<Value, CallError>, Duration) {
@@ -354,7 +379,7 @@ pub(crate) fn panic_text(panic: &(dyn Any + Send)) -> String {
 }
 
 /// Polls a boxed future inside `catch_unwind`, turning a panic into an `Err`.
-struct CatchUnwind<T>(BoxFuture<T>);
+pub(crate) struct CatchUnwind<T>(BoxFuture<T>);
 
 impl<T> Future for CatchUnwind<T> {
     type Output = Result<T, Box<dyn Any + Send>>;

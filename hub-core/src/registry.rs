@@ -5,7 +5,7 @@
 //! the types in this file above the `Registry` section.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -447,7 +447,11 @@ impl Method {
 /// ```
 #[derive(Debug, Default)]
 pub struct Registry {
+    /// Sorted, for listings.
     methods: BTreeMap<String, Arc<Method>>,
+    /// The same, hashed, for the lookup every call makes (a fast hash: the keys are fixed, so
+    /// names from the network cannot flood a bucket).
+    by_name: HashMap<String, Arc<Method>, foldhash::fast::RandomState>,
 }
 
 impl Registry {
@@ -468,7 +472,7 @@ impl Registry {
 
     /// The method called `name`.
     pub fn get(&self, name: &str) -> Option<&Arc<Method>> {
-        self.methods.get(name)
+        self.by_name.get(name)
     }
 
     /// The method names, sorted.
@@ -572,12 +576,16 @@ impl RegistryBuilder {
         if !duplicates.is_empty() {
             return Err(RegistryError { duplicates });
         }
-        let methods = self
+        let methods: BTreeMap<String, Arc<Method>> = self
             .methods
             .into_iter()
             .map(|method| (method.name.to_string(), Arc::new(method)))
             .collect();
-        Ok(Registry { methods })
+        let by_name = methods
+            .iter()
+            .map(|(name, m)| (name.clone(), Arc::clone(m)))
+            .collect();
+        Ok(Registry { methods, by_name })
     }
 }
 

@@ -15,7 +15,10 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use std::future::Future;
+use std::task::Poll;
+
+use bytes::{Buf, Bytes};
 use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -28,7 +31,7 @@ use crate::queue::Refusal;
 use crate::server::Shared;
 
 /// The response type of every route.
-pub(crate) type Resp = Response<Full<Bytes>>;
+pub(crate) type Resp = Response<Full<Payload>>;
 
 const NOT_POST: &str = "This is an XML-RPC server. Only POST requests are accepted.\n";
 
@@ -100,8 +103,18 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
         ));
     }
     let (parts, body) = req.into_parts();
-    let deadline = tokio::time::Instant::now() + shared.config.socket_timeout();
-    let body = match tokio::time::timeout_at(deadline, Limited::new(body, max).collect()).await {
+    let mut collect = std::pin::pin!(Limited::new(body, max).collect());
+    // A small body is usually in hyper's buffer already: one poll collects it, and only a
+    // body still on the wire gets the `socket_timeout_ms` timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(r) => Ok(r),
+        Poll::Pending => {
+            let deadline = tokio::time::Instant::now() + shared.config.socket_timeout();
+            tokio::time::timeout_at(deadline, collect).await
+        }
+    };
+    let body = match collected {
         Err(_) => {
             counters.timeouts.fetch_add(1, Relaxed);
             return closing(text(
@@ -152,7 +165,7 @@ pub(crate) fn xml(outcome: Result<hub_xmlrpc::Value, CallError>) -> Resp {
         Err(CallError::Fault(f)) => hub_xmlrpc::write_fault(&f, &mut out),
         Err(CallError::Refused(r)) => return refused(r),
     }
-    let mut resp = Response::new(Full::new(Bytes::from(out)));
+    let mut resp = Response::new(Full::new(Payload::Owned { buf: out, pos: 0 }));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     resp
@@ -167,7 +180,7 @@ pub(crate) fn refused(r: Refusal) -> Resp {
 }
 
 pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
-    let mut resp = Response::new(Full::new(body.into()));
+    let mut resp = Response::new(Full::new(Payload::Shared(body.into())));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         CONTENT_TYPE,
@@ -187,9 +200,64 @@ trait ExactSize {
     fn size_hint_exact(&self) -> u64;
 }
 
-impl ExactSize for Full<Bytes> {
+impl ExactSize for Full<Payload> {
     fn size_hint_exact(&self) -> u64 {
         use hyper::body::Body as _;
         self.size_hint().exact().unwrap_or(0)
+    }
+}
+
+/// The bytes of a response body: shared (a static text, `/metrics`) or an encoded answer in
+/// the `Vec` it was written into. (`Bytes::from` a `Vec` whose capacity exceeds its length
+/// allocates a shared header: one allocation per answer saved.)
+#[derive(Debug)]
+pub(crate) enum Payload {
+    Shared(Bytes),
+    Owned { buf: Vec<u8>, pos: usize },
+}
+
+impl Buf for Payload {
+    fn remaining(&self) -> usize {
+        match self {
+            Payload::Shared(b) => b.len(),
+            Payload::Owned { buf, pos } => buf.len().saturating_sub(*pos),
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            Payload::Shared(b) => b,
+            Payload::Owned { buf, pos } => buf.get(*pos..).unwrap_or_default(),
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            Payload::Shared(b) => b.advance(n),
+            Payload::Owned { buf, pos } => *pos = pos.saturating_add(n).min(buf.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_reads_out_whole() {
+        for mut p in [
+            Payload::Shared(Bytes::from_static(b"hello")),
+            Payload::Owned {
+                buf: b"hello".to_vec(),
+                pos: 0,
+            },
+        ] {
+            assert_eq!(p.remaining(), 5);
+            assert_eq!(p.chunk(), b"hello");
+            p.advance(2);
+            assert_eq!((p.remaining(), p.chunk()), (3, &b"llo"[..]));
+            p.advance(3);
+            assert_eq!((p.remaining(), p.chunk()), (0, &b""[..]));
+        }
     }
 }

@@ -162,14 +162,15 @@ pub struct Stats {
     pub counters: Counters,
     /// Time blocking jobs waited for a worker.
     pub queue_wait: Histogram,
-    methods: HashMap<String, MethodStats>,
+    /// A fast hash: the keys are fixed, so names from the network cannot flood a bucket.
+    methods: HashMap<String, MethodStats, foldhash::fast::RandomState>,
     unknown: MethodStats,
 }
 
 impl Stats {
     /// Allocates per-method slots for `names`.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut methods: HashMap<String, MethodStats> = names
+        let mut methods: HashMap<String, MethodStats, _> = names
             .into_iter()
             .map(|n| (n.to_owned(), MethodStats::default()))
             .collect();

@@ -41,11 +41,18 @@ pub const UPLOAD_METHOD: &str = "upload";
 
 /// Whether `req` is an upload (by its content type).
 pub(crate) fn is_upload<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/octet-stream"))
+    const OCTET_STREAM: &[u8] = b"application/octet-stream";
+    // Bytes, not `to_str`: this runs on every request, and a value that is not visible ASCII
+    // is no octet-stream anyway.
+    let Some(value) = req.headers().get(CONTENT_TYPE) else {
+        return false;
+    };
+    let media_type = value
+        .as_bytes()
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default();
+    media_type.trim_ascii().eq_ignore_ascii_case(OCTET_STREAM)
 }
 
 /// One upload: its context, query parameters and body.

@@ -53,12 +53,13 @@ impl CallWatch {
         }
     }
 
-    /// Takes the first memory sample and starts the clock.
+    /// Starts the clock and notes the memory before the call (a sample at most
+    /// [`SAMPLE_MAX_AGE`](crate::memory::SAMPLE_MAX_AGE) old: see [`crate::memory`]).
     pub(crate) fn start(&mut self) {
-        if self.threshold_kib > 0 {
-            self.mem_before = crate::memory::resident_unshared_kib();
-        }
         self.started = Instant::now();
+        if self.threshold_kib > 0 {
+            self.mem_before = crate::memory::recent_kib(self.started);
+        }
     }
 
     /// Takes the second sample, logs what is due, and returns the call's duration.
@@ -68,10 +69,14 @@ impl CallWatch {
         method: &str,
         outcome: &Result<Value, CallError>,
     ) -> Duration {
-        let elapsed = self.started.elapsed();
+        let now = Instant::now();
+        let elapsed = now.saturating_duration_since(self.started);
         let args = self.args.as_ref().map_or("", Summary::as_str);
-        if let Some(before) = self.mem_before {
-            if let Some(after) = crate::memory::resident_unshared_kib() {
+        // A call shorter than the time the threshold's growth takes cannot have caused it:
+        // no second sample.
+        let may_have_grown = elapsed >= crate::memory::min_growth_time(self.threshold_kib);
+        if let Some(before) = self.mem_before.filter(|_| may_have_grown) {
+            if let Some(after) = crate::memory::fresh_kib(now) {
                 let growth = after.saturating_sub(before);
                 if growth > self.threshold_kib {
                     stats.counters.memory_warnings.fetch_add(1, Relaxed);
@@ -139,6 +144,17 @@ fn write_value(out: &mut Summary, v: &Value) -> fmt::Result {
     match v {
         Value::Int(n) => write!(out, "{n}"),
         Value::Bool(b) => out.write_str(if *b { "True" } else { "False" }),
+        // Most strings need no escaping: copied as they are, not char by char. Only the part
+        // that can show is looked at (a huge argument costs no more than a small one).
+        Value::String(s) if plain(&s.as_bytes()[..s.len().min(ARGS_LOGGED)]) => {
+            let shown = s.len().min(ARGS_LOGGED);
+            out.write_char('"')?;
+            out.write_str(&s[..shown])?;
+            if shown < s.len() {
+                return Err(fmt::Error); // past the cut anyway
+            }
+            out.write_char('"')
+        }
         Value::String(s) => write!(out, "{s:?}"),
         Value::Double(d) => write!(out, "{d}"),
         Value::DateTime(d) => write!(out, "{d:?}"),
@@ -168,22 +184,34 @@ fn write_value(out: &mut Summary, v: &Value) -> fmt::Result {
     }
 }
 
-/// The bytes [`ARGS_LOGGED`] characters can take in UTF-8.
-const SUMMARY_BYTES: usize = ARGS_LOGGED * 4;
+/// Printable ASCII that `{:?}` writes as it is.
+fn plain(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\'))
+}
 
-/// An inline string that refuses writes past [`ARGS_LOGGED`] characters (cut on a character
-/// boundary; room for 120 characters of any width, so the cut is the same as koji's).
+/// Inline room for the summary: [`ARGS_LOGGED`] ASCII characters and some. A summary with
+/// wider characters continues on the heap, so the cut is koji's 120 characters in every case
+/// while the common one costs no allocation and the watch stays small to move.
+const INLINE_BYTES: usize = 128;
+
+/// A string that refuses writes past [`ARGS_LOGGED`] characters (cut on a character
+/// boundary), inline while it fits in [`INLINE_BYTES`].
 struct Summary {
-    buf: [u8; SUMMARY_BYTES],
+    inline: [u8; INLINE_BYTES],
     len: usize,
+    /// Everything written so far, once it outgrew `inline`.
+    spill: String,
     chars: usize,
 }
 
 impl Default for Summary {
     fn default() -> Self {
         Self {
-            buf: [0; SUMMARY_BYTES],
+            inline: [0; INLINE_BYTES],
             len: 0,
+            spill: String::new(),
             chars: 0,
         }
     }
@@ -191,8 +219,26 @@ impl Default for Summary {
 
 impl Summary {
     fn as_str(&self) -> &str {
+        if !self.spill.is_empty() {
+            return &self.spill;
+        }
         // Only whole characters are ever copied in, so this never fails.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+        std::str::from_utf8(&self.inline[..self.len]).unwrap_or("")
+    }
+
+    /// Appends `s`, which fits within the character budget.
+    fn push(&mut self, s: &str) {
+        if self.spill.is_empty() && self.len + s.len() <= INLINE_BYTES {
+            self.inline[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            if self.spill.is_empty() {
+                let so_far = self.as_str().to_owned();
+                self.spill = so_far;
+            }
+            self.spill.push_str(s);
+        }
+        self.chars += s.chars().count();
     }
 }
 
@@ -204,23 +250,21 @@ impl fmt::Debug for Summary {
 
 impl fmt::Write for Summary {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Fast path: the whole of `s` fits within the character budget.
         let room = ARGS_LOGGED - self.chars;
+        // Fast path: fewer bytes than characters left means it fits whatever its width.
         if s.len() <= room {
-            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
-            self.len += s.len();
-            self.chars += s.chars().count();
+            self.push(s);
             return Ok(());
         }
-        for c in s.chars() {
-            if self.chars == ARGS_LOGGED {
+        let mut end = 0;
+        for (taken, (i, c)) in s.char_indices().enumerate() {
+            if taken == room {
+                self.push(&s[..i]);
                 return Err(fmt::Error);
             }
-            let n = c.len_utf8();
-            c.encode_utf8(&mut self.buf[self.len..self.len + n]);
-            self.len += n;
-            self.chars += 1;
+            end = i + c.len_utf8();
         }
+        self.push(&s[..end]);
         Ok(())
     }
 }
@@ -239,6 +283,16 @@ mod tests {
             named: Some(named),
         };
         assert_eq!(summarize(&p), "(7, \"x\", strict=True)");
+        // Escaped or not, a string reads as Rust's `{:?}` would write it.
+        let long = "z".repeat(500);
+        for text in ["plain words", "quote \" and \\ and \n", &long] {
+            let p = Params {
+                positional: vec![Value::from(text)],
+                named: None,
+            };
+            let debug: String = format!("({text:?})").chars().take(ARGS_LOGGED).collect();
+            assert_eq!(summarize(&p), debug);
+        }
         let p = Params {
             positional: vec![Value::from("y".repeat(10_000))],
             named: None,
