@@ -50,12 +50,93 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
+/// Byte classes, one table lookup per byte in the scanning loops.
+const WS: u8 = 1;
+/// Ends an element name: `>`, `/` or whitespace.
+const NAME_END: u8 = 2;
+/// Refused in an element name.
+const NAME_BAD: u8 = 4;
+/// Character data the parser has to look at: `&` (a reference) or a control character
+/// (`\r` is normalised, the others are refused); see `read::needs_work`.
+const TEXT_WORK: u8 = 8;
+/// `<`: ends character data.
+const LT: u8 = 16;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = TEXT_WORK;
+        c += 1;
+    }
+    t[b'\t' as usize] = WS | NAME_END;
+    t[b'\n' as usize] = WS | NAME_END;
+    t[b'\r' as usize] = WS | NAME_END | TEXT_WORK;
+    t[b' ' as usize] = WS | NAME_END;
+    t[b'>' as usize] = NAME_END;
+    t[b'/' as usize] = NAME_END;
+    t[b'<' as usize] = NAME_BAD | LT;
+    t[b'&' as usize] = NAME_BAD | TEXT_WORK;
+    t[b'"' as usize] = NAME_BAD;
+    t[b'\'' as usize] = NAME_BAD;
+    t[b'=' as usize] = NAME_BAD;
+    t
+};
+
+#[inline]
+fn class(b: u8) -> u8 {
+    CLASS[usize::from(b)]
+}
+
+/// How many open elements are kept without a heap allocation: deeper than any ordinary
+/// XML-RPC document (a struct of arrays of structs is 14 deep).
+const INLINE: usize = 16;
+
+/// The names of the open elements, innermost last: inline up to [`INLINE`] deep, on the
+/// heap beyond (so a typical parse allocates nothing for it).
+struct Open<'a> {
+    inline: [&'a str; INLINE],
+    len: usize,
+    spill: Vec<&'a str>,
+}
+
+impl<'a> Open<'a> {
+    #[inline]
+    fn push(&mut self, name: &'a str) {
+        if self.len < INLINE {
+            self.inline[self.len] = name;
+        } else {
+            self.spill.push(name);
+        }
+        self.len += 1;
+    }
+
+    #[inline]
+    fn pop(&mut self) -> Option<&'a str> {
+        let top = self.top()?;
+        self.len -= 1;
+        if self.len >= INLINE {
+            self.spill.pop();
+        }
+        Some(top)
+    }
+
+    #[inline]
+    fn top(&self) -> Option<&'a str> {
+        match self.len {
+            0 => None,
+            n if n <= INLINE => Some(self.inline[n - 1]),
+            _ => self.spill.last().copied(),
+        }
+    }
+}
+
 pub(crate) struct Lexer<'a> {
     s: &'a str,
     /// Where the next token starts.
     pub(crate) pos: usize,
     /// Names of the open elements, innermost last.
-    open: Vec<&'a str>,
+    open: Open<'a>,
 }
 
 impl<'a> Lexer<'a> {
@@ -63,7 +144,11 @@ impl<'a> Lexer<'a> {
         Lexer {
             s,
             pos,
-            open: Vec::with_capacity(16),
+            open: Open {
+                inline: [""; INLINE],
+                len: 0,
+                spill: Vec::new(),
+            },
         }
     }
 
@@ -103,11 +188,8 @@ impl<'a> Lexer<'a> {
                     let rest = &b[start + 2..];
                     if rest.starts_with(b"--") {
                         let body = start + 4;
-                        let dashes = s
-                            .get(body..)
-                            .and_then(|t| t.find("--"))
-                            .ok_or_else(|| bad(start, "unclosed comment"))?
-                            + body;
+                        let dashes = find_pair(b, body, *b"--")
+                            .ok_or_else(|| bad(start, "unclosed comment"))?;
                         if b.get(dashes + 2) != Some(&b'>') {
                             return Err(bad(dashes, "'--' inside a comment"));
                         }
@@ -116,10 +198,8 @@ impl<'a> Lexer<'a> {
                     }
                     if rest.starts_with(b"[CDATA[") {
                         let body = start + 9;
-                        let close = s[body..]
-                            .find("]]>")
-                            .ok_or_else(|| bad(start, "unclosed CDATA section"))?
-                            + body;
+                        let close = find_cdata_end(b, body)
+                            .ok_or_else(|| bad(start, "unclosed CDATA section"))?;
                         self.pos = close + 3;
                         return Ok(Tok::CData(&s[body..close]));
                     }
@@ -133,11 +213,8 @@ impl<'a> Lexer<'a> {
                     return Err(bad(start, "markup declarations are not allowed"));
                 }
                 Some(b'?') => {
-                    let close = s[start + 2..]
-                        .find("?>")
-                        .ok_or_else(|| bad(start, "unclosed processing instruction"))?
-                        + start
-                        + 2;
+                    let close = find_pair(b, start + 2, *b"?>")
+                        .ok_or_else(|| bad(start, "unclosed processing instruction"))?;
                     let body = &b[start + 2..close];
                     let target_len = body.iter().position(|&c| is_ws(c)).unwrap_or(body.len());
                     self.pos = close + 2;
@@ -151,11 +228,12 @@ impl<'a> Lexer<'a> {
                     let name_start = start + 1;
                     let mut i = name_start;
                     while let Some(&c) = b.get(i) {
-                        if c == b'>' || c == b'/' || is_ws(c) {
+                        let k = class(c);
+                        if k & (NAME_END | NAME_BAD) != 0 {
+                            if k & NAME_BAD != 0 {
+                                return Err(bad(start, "bad character in an element name"));
+                            }
                             break;
-                        }
-                        if matches!(c, b'<' | b'&' | b'"' | b'\'' | b'=') {
-                            return Err(bad(start, "bad character in an element name"));
                         }
                         i += 1;
                     }
@@ -163,6 +241,13 @@ impl<'a> Lexer<'a> {
                         return Err(bad(start, "'<' not followed by an element name"));
                     }
                     let name_end = i;
+                    let name = &s[name_start..name_end];
+                    // The usual case: `>` right after the name.
+                    if b.get(i) == Some(&b'>') {
+                        self.pos = i + 1;
+                        self.open.push(name);
+                        return Ok(Tok::Start(name));
+                    }
                     // Skip attributes (XML-RPC has none, but they are legal XML), up to '>'.
                     let mut quote = 0u8;
                     loop {
@@ -183,7 +268,6 @@ impl<'a> Lexer<'a> {
                         }
                         i += 1;
                     }
-                    let name = &s[name_start..name_end];
                     self.pos = i + 1;
                     if b[i - 1] == b'/' && quote == 0 && i > name_end {
                         return Ok(Tok::Empty(name));
@@ -194,6 +278,94 @@ impl<'a> Lexer<'a> {
             }
         }
     }
+
+    // Shortcuts for what the parser expects next. Each consumes input only when it finds
+    // exactly the tokens `next_tok` would have returned there (a whitespace-only text
+    // token being one the parser skips), so falling back to `next_tok` when they decline
+    // changes nothing: same results, same errors, same offsets.
+
+    /// Where the next token starts once whitespace is skipped.
+    #[inline]
+    fn after_ws(&self) -> usize {
+        let b = self.s.as_bytes();
+        let mut i = self.pos;
+        while i < b.len() && class(b[i]) & WS != 0 {
+            i += 1;
+        }
+        i
+    }
+
+    /// Consumes `<name>` (whitespace before it skipped) if that comes next, and returns
+    /// where it starts.
+    #[inline]
+    pub(crate) fn eat_start(&mut self, name: &'static str) -> Option<usize> {
+        let at = self.after_ws();
+        let n = name.len();
+        let tag = self.s.as_bytes().get(at..at + n + 2)?;
+        if tag[0] == b'<' && &tag[1..=n] == name.as_bytes() && tag[n + 1] == b'>' {
+            self.open.push(name);
+            self.pos = at + n + 2;
+            Some(at)
+        } else {
+            None
+        }
+    }
+
+    /// Consumes the innermost open element's end tag, written `</name>` (whitespace before
+    /// it skipped), if that comes next, and returns where it starts.
+    #[inline]
+    pub(crate) fn eat_end(&mut self) -> Option<usize> {
+        let at = self.after_ws();
+        self.end_at(at)
+    }
+
+    #[inline]
+    fn end_at(&mut self, at: usize) -> Option<usize> {
+        let top = self.open.top()?.as_bytes();
+        let n = top.len();
+        let tag = self.s.as_bytes().get(at..at + n + 3)?;
+        if tag[0] == b'<' && tag[1] == b'/' && &tag[2..n + 2] == top && tag[n + 2] == b'>' {
+            self.open.pop();
+            self.pos = at + n + 3;
+            Some(at)
+        } else {
+            None
+        }
+    }
+
+    /// Consumes character data and the innermost open element's end tag right after it,
+    /// written `</name>`, if that comes next. Returns the raw text, where the end tag
+    /// starts, and whether the text is plain (needs no unescaping or checking).
+    #[inline]
+    pub(crate) fn text_then_end(&mut self) -> Option<(&'a str, usize, bool)> {
+        let s = self.s;
+        let b = s.as_bytes();
+        let start = self.pos;
+        let mut i = start;
+        let mut seen = 0;
+        loop {
+            let k = class(*b.get(i)?);
+            if k & LT != 0 {
+                break;
+            }
+            seen |= k;
+            i += 1;
+        }
+        let at = self.end_at(i)?;
+        Some((&s[start..at], at, seen & TEXT_WORK == 0))
+    }
+
+    /// Consumes trailing whitespace; `true` if the input ends there.
+    #[inline]
+    pub(crate) fn eat_ws_to_eof(&mut self) -> bool {
+        let at = self.after_ws();
+        if at == self.s.len() {
+            self.pos = at;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[inline]
@@ -202,6 +374,28 @@ fn find_byte(b: &[u8], needle: u8, from: usize) -> Option<usize> {
         .iter()
         .position(|&c| c == needle)
         .map(|i| i + from)
+}
+
+/// The first occurrence of the two bytes `pair` at or after `from`.
+fn find_pair(b: &[u8], mut from: usize, pair: [u8; 2]) -> Option<usize> {
+    loop {
+        let i = find_byte(b, pair[0], from)?;
+        if b.get(i + 1) == Some(&pair[1]) {
+            return Some(i);
+        }
+        from = i + 1;
+    }
+}
+
+/// The first `]]>` at or after `from`.
+fn find_cdata_end(b: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let i = find_pair(b, from, *b"]]")?;
+        if b.get(i + 2) == Some(&b'>') {
+            return Some(i);
+        }
+        from = i + 1;
+    }
 }
 
 #[cfg(test)]

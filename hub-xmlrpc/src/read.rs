@@ -37,32 +37,45 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
     let src = Source::new(input, limits)?;
     let mut p = Parser::new(&src, limits);
     p.root("methodCall")?;
-    let method_name = match p.tag()? {
-        Tag::Start("methodName") => p.text()?.into_owned(),
-        Tag::Empty("methodName") => String::new(),
-        _ => return Err(p.err(K::InvalidXmlRpc, "missing <methodName>")),
+    let method_name = if p.start("methodName") {
+        p.text()?.into_owned()
+    } else {
+        match p.tag()? {
+            Tag::Start("methodName") => p.text()?.into_owned(),
+            Tag::Empty("methodName") => String::new(),
+            _ => return Err(p.err(K::InvalidXmlRpc, "missing <methodName>")),
+        }
     };
     if method_name.is_empty() {
         return Err(p.err(K::InvalidXmlRpc, "empty <methodName>"));
     }
     let mut params = Vec::new();
-    match p.tag()? {
-        Tag::Start("params") => {
-            loop {
+    let has_params = p.start("params")
+        || match p.tag()? {
+            Tag::Start("params") => true,
+            Tag::Empty("params") => {
+                p.end()?;
+                false
+            }
+            Tag::End => false,
+            _ => return Err(p.err(K::InvalidXmlRpc, "expected <params> or </methodCall>")),
+        };
+    if has_params {
+        loop {
+            if !p.start("param") {
+                if p.at_end() {
+                    break;
+                }
                 match p.tag()? {
-                    Tag::Start("param") => {
-                        params.push(p.param_value()?);
-                        p.end()?;
-                    }
+                    Tag::Start("param") => {}
                     Tag::End => break,
                     _ => return Err(p.err(K::InvalidXmlRpc, "expected <param> or </params>")),
                 }
             }
+            params.push(p.param_value()?);
             p.end()?;
         }
-        Tag::Empty("params") => p.end()?,
-        Tag::End => {}
-        _ => return Err(p.err(K::InvalidXmlRpc, "expected <params> or </methodCall>")),
+        p.end()?;
     }
     p.epilogue()?;
     Ok(MethodCall {
@@ -351,6 +364,32 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Consumes `<name>` if it comes next (whitespace skipped): the shortcut for
+    /// `tag()` returning `Tag::Start(name)`; when it declines, `tag()` reads on as usual.
+    #[inline]
+    fn start(&mut self, name: &'static str) -> bool {
+        match self.lex.eat_start(name) {
+            Some(at) => {
+                self.pos = at;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Consumes the innermost element's end tag if it comes next, written plainly
+    /// (whitespace skipped): the shortcut for `tag()` returning `Tag::End`.
+    #[inline]
+    fn at_end(&mut self) -> bool {
+        match self.lex.eat_end() {
+            Some(at) => {
+                self.pos = at;
+                true
+            }
+            None => false,
+        }
+    }
+
     fn err(&self, kind: ParseErrorKind, detail: impl Into<String>) -> ParseError {
         ParseError::new(kind, self.text.as_bytes(), self.pos, detail)
     }
@@ -430,6 +469,9 @@ impl<'a> Parser<'a> {
 
     /// After the root element: only whitespace, comments and processing instructions.
     fn epilogue(&mut self) -> Result<(), ParseError> {
+        if self.lex.eat_ws_to_eof() {
+            return Ok(());
+        }
         loop {
             match self.event()? {
                 Tok::Eof => return Ok(()),
@@ -445,6 +487,9 @@ impl<'a> Parser<'a> {
 
     /// Expects the end tag of the innermost open element.
     fn end(&mut self) -> Result<(), ParseError> {
+        if self.at_end() {
+            return Ok(());
+        }
         match self.tag()? {
             Tag::End => Ok(()),
             Tag::Start(n) | Tag::Empty(n) => {
@@ -455,6 +500,9 @@ impl<'a> Parser<'a> {
 
     /// Inside `<param>` (or `<fault>`): one `<value>`.
     fn param_value(&mut self) -> Result<Value, ParseError> {
+        if self.start("value") {
+            return self.value();
+        }
         match self.tag()? {
             Tag::Start("value") => self.value(),
             Tag::Empty("value") => Ok(Value::String(String::new())),
@@ -464,6 +512,14 @@ impl<'a> Parser<'a> {
 
     /// The text content of a scalar element, up to and including its end tag.
     fn text(&mut self) -> Result<Cow<'a, str>, ParseError> {
+        if let Some((raw, at, plain)) = self.lex.text_then_end() {
+            self.pos = at;
+            return if plain {
+                Ok(Cow::Borrowed(raw))
+            } else {
+                self.unescape(raw, true)
+            };
+        }
         let mut acc: Option<Cow<'a, str>> = None;
         loop {
             let piece = match self.event()? {
@@ -607,7 +663,11 @@ impl<'a> Parser<'a> {
 
     /// Inside `<data>`: the next element's `<value>`, or the end of the array.
     fn array_next(&mut self) -> Result<Step, ParseError> {
-        match self.tag()? {
+        if self.start("value") {
+            return Ok(Step::Open);
+        }
+        let end = self.at_end();
+        match if end { Tag::End } else { self.tag()? } {
             Tag::Start("value") => Ok(Step::Open),
             Tag::Empty("value") => Ok(Step::Done(Value::String(String::new()))),
             Tag::End => {
@@ -626,7 +686,14 @@ impl<'a> Parser<'a> {
 
     /// Inside `<struct>`: the next member up to its `<value>`, or the end of the struct.
     fn struct_next(&mut self) -> Result<Step, ParseError> {
-        match self.tag()? {
+        let tag = if self.start("member") {
+            Tag::Start("member")
+        } else if self.at_end() {
+            Tag::End
+        } else {
+            self.tag()?
+        };
+        match tag {
             Tag::Start("member") => {}
             Tag::End => {
                 self.end()?; // </value>
@@ -639,13 +706,20 @@ impl<'a> Parser<'a> {
             }
             _ => return Err(self.err(K::InvalidXmlRpc, "expected <member> or </struct>")),
         }
-        let name = match self.tag()? {
-            Tag::Start("name") => self.text()?.into_owned(),
-            Tag::Empty("name") => String::new(),
-            _ => return Err(self.err(K::InvalidXmlRpc, "expected <name> in <member>")),
+        let name = if self.start("name") {
+            self.text()?.into_owned()
+        } else {
+            match self.tag()? {
+                Tag::Start("name") => self.text()?.into_owned(),
+                Tag::Empty("name") => String::new(),
+                _ => return Err(self.err(K::InvalidXmlRpc, "expected <name> in <member>")),
+            }
         };
         if let Some(Frame::Struct(_, pending)) = self.frames.last_mut() {
             *pending = name;
+        }
+        if self.start("value") {
+            return Ok(Step::Open);
         }
         match self.tag()? {
             Tag::Start("value") => Ok(Step::Open),
@@ -657,6 +731,15 @@ impl<'a> Parser<'a> {
     /// After `<value>`: a scalar (read through `</value>`), or the opening of an array
     /// (through `<data>`) or a struct.
     fn open_value(&mut self) -> Result<Opened, ParseError> {
+        // `<value>text</value>`: a string, in one step.
+        if let Some((raw, at, plain)) = self.lex.text_then_end() {
+            self.pos = at;
+            return Ok(Opened::Scalar(Value::String(if plain {
+                raw.to_owned()
+            } else {
+                self.unescape(raw, true)?.into_owned()
+            })));
+        }
         let mut untyped: Option<Cow<'a, str>> = None;
         loop {
             let (name, empty) = match self.event()? {
