@@ -319,18 +319,40 @@ impl<'a> Lexer<'a> {
         self.end_at(at)
     }
 
-    #[inline]
+    #[inline(always)]
     fn end_at(&mut self, at: usize) -> Option<usize> {
         let top = self.open.top()?.as_bytes();
         let n = top.len();
         let tag = self.s.as_bytes().get(at..at + n + 3)?;
-        if tag[0] == b'<' && tag[1] == b'/' && &tag[2..n + 2] == top && tag[n + 2] == b'>' {
+        if tag[0] == b'<' && tag[1] == b'/' && tag[n + 2] == b'>' && same(&tag[2..n + 2], top) {
             self.open.pop();
             self.pos = at + n + 3;
             Some(at)
         } else {
             None
         }
+    }
+
+    /// Consumes a start tag written `<name>` (whitespace before it skipped) if that comes
+    /// next, and returns its name and where it starts.
+    #[inline]
+    pub(crate) fn eat_start_any(&mut self) -> Option<(&'a str, usize)> {
+        let b = self.s.as_bytes();
+        let at = self.after_ws();
+        if *b.get(at)? != b'<' || matches!(b.get(at + 1)?, b'!' | b'?') {
+            return None;
+        }
+        let mut i = at + 1;
+        while class(*b.get(i)?) & (NAME_END | NAME_BAD) == 0 {
+            i += 1;
+        }
+        if b[i] != b'>' || i == at + 1 {
+            return None;
+        }
+        let name = &self.s[at + 1..i];
+        self.open.push(name);
+        self.pos = i + 1;
+        Some((name, at))
     }
 
     /// Consumes character data and the innermost open element's end tag right after it,
@@ -366,6 +388,36 @@ impl<'a> Lexer<'a> {
             false
         }
     }
+}
+
+/// Equality of two names: they are short, and two overlapping word compares beat
+/// calling `memcmp`.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=8 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        9..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
+    }
+}
+
+#[inline(always)]
+fn word4(s: &[u8], at: usize) -> u32 {
+    let mut w = [0; 4];
+    w.copy_from_slice(&s[at..at + 4]);
+    u32::from_ne_bytes(w)
+}
+
+#[inline(always)]
+fn word8(s: &[u8], at: usize) -> u64 {
+    let mut w = [0; 8];
+    w.copy_from_slice(&s[at..at + 8]);
+    u64::from_ne_bytes(w)
 }
 
 #[inline]

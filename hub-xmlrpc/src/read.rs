@@ -212,6 +212,9 @@ struct Source<'a> {
     text: Cow<'a, str>,
     /// Where parsing starts (after a UTF-8 byte-order mark).
     base: usize,
+    /// Where an XML declaration `<?xml ...?>` at `base` ends, when `text` is the input
+    /// itself (offsets into the input are offsets into the text); else 0.
+    decl_end: usize,
 }
 
 impl<'a> Source<'a> {
@@ -230,7 +233,8 @@ impl<'a> Source<'a> {
             std::str::from_utf8(input)
                 .map_err(|e| ParseError::new(K::InvalidUtf8, input, e.valid_up_to(), ""))
         };
-        let text = match declared_encoding(&input[base..]) {
+        let decl = xml_decl(&input[base..]);
+        let text = match decl.and_then(|(_, encoding)| encoding) {
             None => Cow::Borrowed(utf8(input)?),
             Some(name) => match Encoding::of(name) {
                 Some(Encoding::Utf8) => Cow::Borrowed(utf8(input)?),
@@ -270,7 +274,15 @@ impl<'a> Source<'a> {
                 }
             },
         };
-        Ok(Source { text, base })
+        let decl_end = match (&text, decl) {
+            (Cow::Borrowed(_), Some((end, _))) => base + end,
+            _ => 0,
+        };
+        Ok(Source {
+            text,
+            base,
+            decl_end,
+        })
     }
 }
 
@@ -314,18 +326,36 @@ impl Encoding {
     }
 }
 
-/// The value of `encoding=` in an XML declaration at the very start of `input`, if any.
-fn declared_encoding(input: &[u8]) -> Option<&[u8]> {
+/// An XML declaration `<?xml ...?>` at the very start of `input`: where it ends (after
+/// `?>`) and the value of its `encoding=`, if any.
+fn xml_decl(input: &[u8]) -> Option<(usize, Option<&[u8]>)> {
     let rest = input.strip_prefix(b"<?xml")?;
     if !rest.first().copied().is_some_and(is_xml_ws) {
         return None;
     }
-    let end = rest.windows(2).position(|w| w == b"?>")?;
-    let decl = &rest[..end];
-    let at = decl
-        .windows(9)
-        .position(|w| is_xml_ws(w[0]) && &w[1..] == b"encoding")?;
-    let after = decl[at + 9..].trim_ascii_start().strip_prefix(b"=")?;
+    let mut end = 0;
+    let decl = loop {
+        end += rest.get(end..)?.iter().position(|&b| b == b'?')?;
+        if rest.get(end + 1) == Some(&b'>') {
+            break &rest[..end];
+        }
+        end += 1;
+    };
+    Some((5 + end + 2, encoding_of(decl)))
+}
+
+/// The value of `encoding=` in the body of an XML declaration.
+fn encoding_of(decl: &[u8]) -> Option<&[u8]> {
+    // The first "encoding" preceded by whitespace.
+    let mut at = 1;
+    let after = loop {
+        at += decl.get(at..)?.iter().position(|&b| b == b'e')?;
+        if decl[at..].starts_with(b"encoding") && is_xml_ws(decl[at - 1]) {
+            break &decl[at + 8..];
+        }
+        at += 1;
+    };
+    let after = after.trim_ascii_start().strip_prefix(b"=")?;
     let after = after.trim_ascii_start();
     let quote = *after.first().filter(|&&q| q == b'"' || q == b'\'')?;
     let value = &after[1..];
@@ -339,6 +369,9 @@ struct Parser<'a> {
     /// Start offset of the token last read.
     pos: usize,
     max_depth: usize,
+    /// Where the document starts, and where its XML declaration ends (see [`Source`]).
+    base: usize,
+    decl_end: usize,
     /// Open arrays and structs, innermost last.
     frames: Vec<Frame>,
     /// Elements of the open arrays, outermost first.
@@ -358,6 +391,8 @@ impl<'a> Parser<'a> {
             lex: Lexer::new(&src.text, src.base),
             pos: src.base,
             max_depth: limits.max_depth,
+            base: src.base,
+            decl_end: src.decl_end,
             frames: Vec::new(),
             items: Vec::new(),
             members: Vec::new(),
@@ -429,9 +464,26 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Consumes the XML declaration at the start of the document, which [`Source`] has
+    /// found already (the token `next_tok` would return there): `true` if there is one.
+    fn skip_decl(&mut self) -> bool {
+        if self.decl_end != 0 && self.lex.pos == self.base {
+            self.pos = self.base;
+            self.lex.pos = self.decl_end;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Reads the prolog and returns the root tag.
     fn prolog(&mut self) -> Result<Tag<'a>, ParseError> {
-        let mut first = true;
+        let first = !self.skip_decl();
+        self.prolog_from(first)
+    }
+
+    /// The general case of [`Parser::prolog`]; `first` if nothing has been read yet.
+    fn prolog_from(&mut self, mut first: bool) -> Result<Tag<'a>, ParseError> {
         loop {
             self.pos = self.lex.pos;
             let tok = self
@@ -457,8 +509,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn root(&mut self, name: &str) -> Result<(), ParseError> {
-        match self.prolog()? {
+    fn root(&mut self, name: &'static str) -> Result<(), ParseError> {
+        let first = !self.skip_decl();
+        if self.start(name) {
+            return Ok(());
+        }
+        match self.prolog_from(first)? {
             Tag::Start(n) if n == name => Ok(()),
             _ => Err(self.err(
                 K::InvalidXmlRpc,
@@ -740,6 +796,70 @@ impl<'a> Parser<'a> {
                 self.unescape(raw, true)?.into_owned()
             })));
         }
+        // `<type>`, whitespace before it skipped (it would be dropped below).
+        let (name, empty) = match self.lex.eat_start_any() {
+            Some((name, at)) => {
+                self.pos = at;
+                (name, false)
+            }
+            None => match self.type_tag()? {
+                Ok(tag) => tag,
+                Err(untyped) => return Ok(Opened::Scalar(Value::String(untyped))),
+            },
+        };
+        let scalar = match name {
+            "int" | "i4" | "i8" | "ex:i8" | "ex:i4" | "ex:i2" | "ex:i1" => Scalar::Int,
+            "boolean" => Scalar::Bool,
+            "string" => Scalar::Str,
+            "double" | "ex:float" => Scalar::Double,
+            "dateTime.iso8601" | "ex:dateTime" => Scalar::DateTime,
+            "base64" => Scalar::Base64,
+            "nil" | "ex:nil" => Scalar::Nil,
+            "struct" if !empty => return Ok(Opened::Struct),
+            "array" if !empty => {
+                if self.start("data") {
+                    return Ok(Opened::Array);
+                }
+                match self.tag()? {
+                    Tag::Start("data") => return Ok(Opened::Array),
+                    Tag::Empty("data") => self.end()?, // </array>
+                    Tag::End => {}                     // `<array></array>`
+                    _ => return Err(self.err(K::InvalidXmlRpc, "expected <data> in <array>")),
+                }
+                self.end()?; // </value>
+                return Ok(Opened::Scalar(Value::Array(Vec::new())));
+            }
+            "struct" => {
+                self.end()?;
+                return Ok(Opened::Scalar(Value::Struct(Struct::new())));
+            }
+            "array" => {
+                self.end()?;
+                return Ok(Opened::Scalar(Value::Array(Vec::new())));
+            }
+            other => {
+                return Err(self.err(
+                    K::InvalidXmlRpc,
+                    format!("unknown type element <{}>", short(other, 20)),
+                ))
+            }
+        };
+        let at = self.pos;
+        let text = if empty {
+            Cow::Borrowed("")
+        } else {
+            self.text()?
+        };
+        let v = self.scalar(scalar, text, at)?;
+        self.end()?; // </value>
+        Ok(Opened::Scalar(v))
+    }
+
+    /// The general case of [`Parser::open_value`]: text, CDATA and comments up to the
+    /// type element, returned with whether it is empty; or, when `</value>` comes first,
+    /// `Err` with the text: the value is an untyped string.
+    #[allow(clippy::type_complexity)]
+    fn type_tag(&mut self) -> Result<Result<(&'a str, bool), String>, ParseError> {
         let mut untyped: Option<Cow<'a, str>> = None;
         loop {
             let (name, empty) = match self.event()? {
@@ -761,9 +881,7 @@ impl<'a> Parser<'a> {
                 }
                 Tok::End => {
                     // `<value>text</value>`: a string.
-                    return Ok(Opened::Scalar(Value::String(
-                        untyped.map(Cow::into_owned).unwrap_or_default(),
-                    )));
+                    return Ok(Err(untyped.map(Cow::into_owned).unwrap_or_default()));
                 }
                 Tok::Start(n) => (n, false),
                 Tok::Empty(n) => (n, true),
@@ -776,54 +894,15 @@ impl<'a> Parser<'a> {
             {
                 return Err(self.err(K::InvalidXmlRpc, "text beside a type element in <value>"));
             }
-            let scalar = match name {
-                "int" | "i4" | "i8" | "ex:i8" | "ex:i4" | "ex:i2" | "ex:i1" => Scalar::Int,
-                "boolean" => Scalar::Bool,
-                "string" => Scalar::Str,
-                "double" | "ex:float" => Scalar::Double,
-                "dateTime.iso8601" | "ex:dateTime" => Scalar::DateTime,
-                "base64" => Scalar::Base64,
-                "nil" | "ex:nil" => Scalar::Nil,
-                "struct" if !empty => return Ok(Opened::Struct),
-                "array" if !empty => {
-                    match self.tag()? {
-                        Tag::Start("data") => return Ok(Opened::Array),
-                        Tag::Empty("data") => self.end()?, // </array>
-                        Tag::End => {}                     // `<array></array>`
-                        _ => return Err(self.err(K::InvalidXmlRpc, "expected <data> in <array>")),
-                    }
-                    self.end()?; // </value>
-                    return Ok(Opened::Scalar(Value::Array(Vec::new())));
-                }
-                "struct" => {
-                    self.end()?;
-                    return Ok(Opened::Scalar(Value::Struct(Struct::new())));
-                }
-                "array" => {
-                    self.end()?;
-                    return Ok(Opened::Scalar(Value::Array(Vec::new())));
-                }
-                other => {
-                    return Err(self.err(
-                        K::InvalidXmlRpc,
-                        format!("unknown type element <{}>", short(other, 20)),
-                    ))
-                }
-            };
-            let at = self.pos;
-            let text = if empty {
-                Cow::Borrowed("")
-            } else {
-                self.text()?
-            };
-            let v = self.scalar(scalar, text, at)?;
-            self.end()?; // </value>
-            return Ok(Opened::Scalar(v));
+            return Ok(Ok((name, empty)));
         }
     }
 
     fn scalar(&self, kind: Scalar, text: Cow<'a, str>, at: usize) -> Result<Value, ParseError> {
-        let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        if let Scalar::Str = kind {
+            return Ok(Value::String(text.into_owned()));
+        }
+        let trimmed = trim_xml_ws(&text);
         let bad = |what: &str| {
             self.err_at(
                 K::InvalidValue,
@@ -865,6 +944,11 @@ impl<'a> Parser<'a> {
             }
         })
     }
+}
+
+/// `s` without XML whitespace at either end.
+fn trim_xml_ws(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
 }
 
 /// `true` if the text has `&` (when `entities`), `\r`, or a control character.
