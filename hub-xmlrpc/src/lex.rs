@@ -333,10 +333,11 @@ impl<'a> Lexer<'a> {
         }
     }
 
-    /// Consumes a start tag written `<name>` (whitespace before it skipped) if that comes
-    /// next, and returns its name and where it starts.
+    /// Consumes a start tag written `<name>`, or an empty one written `<name/>`
+    /// (whitespace before it skipped), if that comes next, and returns its name, where it
+    /// starts and whether it is empty.
     #[inline]
-    pub(crate) fn eat_start_any(&mut self) -> Option<(&'a str, usize)> {
+    pub(crate) fn eat_start_any(&mut self) -> Option<(&'a str, usize, bool)> {
         let b = self.s.as_bytes();
         let at = self.after_ws();
         if *b.get(at)? != b'<' || matches!(b.get(at + 1)?, b'!' | b'?') {
@@ -346,13 +347,22 @@ impl<'a> Lexer<'a> {
         while class(*b.get(i)?) & (NAME_END | NAME_BAD) == 0 {
             i += 1;
         }
-        if b[i] != b'>' || i == at + 1 {
+        if i == at + 1 {
             return None;
         }
         let name = &self.s[at + 1..i];
-        self.open.push(name);
-        self.pos = i + 1;
-        Some((name, at))
+        match b[i] {
+            b'>' => {
+                self.open.push(name);
+                self.pos = i + 1;
+                Some((name, at, false))
+            }
+            b'/' if b.get(i + 1) == Some(&b'>') => {
+                self.pos = i + 2;
+                Some((name, at, true))
+            }
+            _ => None,
+        }
     }
 
     /// Consumes character data and the innermost open element's end tag right after it,

@@ -98,17 +98,26 @@ pub fn parse_response(input: &[u8], limits: &Limits) -> Result<MethodResponse, P
     let src = Source::new(input, limits)?;
     let mut p = Parser::new(&src, limits);
     p.root("methodResponse")?;
-    let response = match p.tag()? {
+    let tag = if p.start("params") {
+        Tag::Start("params")
+    } else {
+        p.tag()?
+    };
+    let response = match tag {
         Tag::Start("params") => {
-            match p.tag()? {
-                Tag::Start("param") => {}
-                _ => return Err(p.err(K::InvalidXmlRpc, "expected <param> with the result")),
+            if !p.start("param") {
+                match p.tag()? {
+                    Tag::Start("param") => {}
+                    _ => return Err(p.err(K::InvalidXmlRpc, "expected <param> with the result")),
+                }
             }
             let v = p.param_value()?;
             p.end()?; // </param>
-            match p.tag()? {
-                Tag::End => {}
-                _ => return Err(p.err(K::InvalidXmlRpc, "a response has exactly one <param>")),
+            if !p.at_end() {
+                match p.tag()? {
+                    Tag::End => {}
+                    _ => return Err(p.err(K::InvalidXmlRpc, "a response has exactly one <param>")),
+                }
             }
             MethodResponse::Success(v)
         }
@@ -329,6 +338,13 @@ impl Encoding {
 /// An XML declaration `<?xml ...?>` at the very start of `input`: where it ends (after
 /// `?>`) and the value of its `encoding=`, if any.
 fn xml_decl(input: &[u8]) -> Option<(usize, Option<&[u8]>)> {
+    // What most clients write (Python's xmlrpc.client, ours), compared in one go.
+    const SHORT: usize = b"<?xml version='1.0'?>".len();
+    if let Some(head) = input.get(..SHORT) {
+        if head == b"<?xml version='1.0'?>" || head == b"<?xml version=\"1.0\"?>" {
+            return Some((SHORT, None));
+        }
+    }
     let rest = input.strip_prefix(b"<?xml")?;
     if !rest.first().copied().is_some_and(is_xml_ws) {
         return None;
@@ -798,9 +814,9 @@ impl<'a> Parser<'a> {
         }
         // `<type>`, whitespace before it skipped (it would be dropped below).
         let (name, empty) = match self.lex.eat_start_any() {
-            Some((name, at)) => {
+            Some((name, at, empty)) => {
                 self.pos = at;
-                (name, false)
+                (name, empty)
             }
             None => match self.type_tag()? {
                 Ok(tag) => tag,
