@@ -49,6 +49,8 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
     if method_name.is_empty() {
         return Err(p.err(K::InvalidXmlRpc, "empty <methodName>"));
     }
+    // A single parameter, the common case, ends up in a Vec of exactly one.
+    let mut first = None;
     let mut params = Vec::new();
     let has_params = p.start("params")
         || match p.tag()? {
@@ -72,7 +74,14 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
                     _ => return Err(p.err(K::InvalidXmlRpc, "expected <param> or </params>")),
                 }
             }
-            params.push(p.param_value()?);
+            let v = p.param_value()?;
+            match first.take() {
+                None if params.is_empty() => first = Some(v),
+                prev => {
+                    params.extend(prev);
+                    params.push(v);
+                }
+            }
             p.end()?;
         }
         p.end()?;
@@ -80,7 +89,10 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
     p.epilogue()?;
     Ok(MethodCall {
         method_name,
-        params,
+        params: match first {
+            Some(v) => vec![v],
+            None => params,
+        },
     })
 }
 
@@ -558,10 +570,18 @@ impl<'a> Parser<'a> {
     }
 
     /// Expects the end tag of the innermost open element.
+    #[inline]
     fn end(&mut self) -> Result<(), ParseError> {
         if self.at_end() {
             return Ok(());
         }
+        self.end_slow()
+    }
+
+    // The general paths are kept out of line, so that the shortcuts inlined into their
+    // callers stay small.
+    #[inline(never)]
+    fn end_slow(&mut self) -> Result<(), ParseError> {
         match self.tag()? {
             Tag::End => Ok(()),
             Tag::Start(n) | Tag::Empty(n) => {
@@ -583,6 +603,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The text content of a scalar element, up to and including its end tag.
+    #[inline]
     fn text(&mut self) -> Result<Cow<'a, str>, ParseError> {
         if let Some((raw, at, plain)) = self.lex.text_then_end() {
             self.pos = at;
@@ -592,6 +613,11 @@ impl<'a> Parser<'a> {
                 self.unescape(raw, true)
             };
         }
+        self.text_slow()
+    }
+
+    #[inline(never)]
+    fn text_slow(&mut self) -> Result<Cow<'a, str>, ParseError> {
         let mut acc: Option<Cow<'a, str>> = None;
         loop {
             let piece = match self.event()? {
@@ -688,20 +714,17 @@ impl<'a> Parser<'a> {
     /// Reads a value after its `<value>` start tag, through its `</value>`.
     fn value(&mut self) -> Result<Value, ParseError> {
         let bottom = self.frames.len();
-        let mut step = Step::Open;
+        let mut step = match self.open_value()? {
+            // A scalar, the usual case: no nesting to track.
+            Opened::Scalar(v) => return Ok(v),
+            opened => self.enter(opened)?,
+        };
         loop {
             step = match step {
-                Step::Open => match self.open_value()? {
-                    Opened::Scalar(v) => Step::Done(v),
-                    Opened::Array => {
-                        self.push(Frame::Array(self.items.len()))?;
-                        self.array_next()?
-                    }
-                    Opened::Struct => {
-                        self.push(Frame::Struct(self.members.len(), String::new()))?;
-                        self.struct_next()?
-                    }
-                },
+                Step::Open => {
+                    let opened = self.open_value()?;
+                    self.enter(opened)?
+                }
                 Step::Done(v) => {
                     if self.frames.len() == bottom {
                         return Ok(v);
@@ -719,6 +742,21 @@ impl<'a> Parser<'a> {
                     }
                 }
             };
+        }
+    }
+
+    /// After [`Parser::open_value`]: a scalar is done; an array or a struct is entered.
+    fn enter(&mut self, opened: Opened) -> Result<Step, ParseError> {
+        match opened {
+            Opened::Scalar(v) => Ok(Step::Done(v)),
+            Opened::Array => {
+                self.push(Frame::Array(self.items.len()))?;
+                self.array_next()
+            }
+            Opened::Struct => {
+                self.push(Frame::Struct(self.members.len(), String::new()))?;
+                self.struct_next()
+            }
         }
     }
 
@@ -803,24 +841,26 @@ impl<'a> Parser<'a> {
     /// After `<value>`: a scalar (read through `</value>`), or the opening of an array
     /// (through `<data>`) or a struct.
     fn open_value(&mut self) -> Result<Opened, ParseError> {
-        // `<value>text</value>`: a string, in one step.
-        if let Some((raw, at, plain)) = self.lex.text_then_end() {
-            self.pos = at;
-            return Ok(Opened::Scalar(Value::String(if plain {
-                raw.to_owned()
-            } else {
-                self.unescape(raw, true)?.into_owned()
-            })));
-        }
         // `<type>`, whitespace before it skipped (it would be dropped below).
         let (name, empty) = match self.lex.eat_start_any() {
             Some((name, at, empty)) => {
                 self.pos = at;
                 (name, empty)
             }
-            None => match self.type_tag()? {
-                Ok(tag) => tag,
-                Err(untyped) => return Ok(Opened::Scalar(Value::String(untyped))),
+            // `<value>text</value>`: a string, in one step.
+            None => match self.lex.text_then_end() {
+                Some((raw, at, plain)) => {
+                    self.pos = at;
+                    return Ok(Opened::Scalar(Value::String(if plain {
+                        raw.to_owned()
+                    } else {
+                        self.unescape(raw, true)?.into_owned()
+                    })));
+                }
+                None => match self.type_tag()? {
+                    Ok(tag) => tag,
+                    Err(untyped) => return Ok(Opened::Scalar(Value::String(untyped))),
+                },
             },
         };
         let scalar = match name {
