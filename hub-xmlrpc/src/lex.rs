@@ -368,7 +368,7 @@ impl<'a> Lexer<'a> {
     /// Consumes character data and the innermost open element's end tag right after it,
     /// written `</name>`, if that comes next. Returns the raw text, where the end tag
     /// starts, and whether the text is plain (needs no unescaping or checking).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn text_then_end(&mut self) -> Option<(&'a str, usize, bool)> {
         let s = self.s;
         let b = s.as_bytes();

@@ -570,7 +570,7 @@ impl<'a> Parser<'a> {
     }
 
     /// Expects the end tag of the innermost open element.
-    #[inline]
+    #[inline(always)]
     fn end(&mut self) -> Result<(), ParseError> {
         if self.at_end() {
             return Ok(());
@@ -603,7 +603,7 @@ impl<'a> Parser<'a> {
     }
 
     /// The text content of a scalar element, up to and including its end tag.
-    #[inline]
+    #[inline(always)]
     fn text(&mut self) -> Result<Cow<'a, str>, ParseError> {
         if let Some((raw, at, plain)) = self.lex.text_then_end() {
             self.pos = at;
