@@ -8,6 +8,10 @@
 //! no entity declarations, ever. Attributes are skipped (quotes respected, `<` refused);
 //! XML-RPC has none. Text is returned raw: references and forbidden characters are the
 //! parser's business.
+//!
+//! Besides [`Lexer::next_tok`], shortcuts take what the parser expects next when it is
+//! written plainly (`<value>`, the innermost end tag, text up to its end tag) without
+//! building tokens; when they decline, `next_tok` reads the same input as before.
 
 use crate::ParseErrorKind;
 

@@ -8,7 +8,9 @@
 //! structs collect on two stacks shared by the whole parse; each finished array or struct
 //! takes exactly its own, in one allocation of the right size. Text is borrowed from the
 //! input and only copied when it becomes a `String`; it is unescaped only when it contains
-//! `&` (or `\r`, which XML normalises to `\n`).
+//! `&` (or `\r`, which XML normalises to `\n`). The parser asks the lexer for the tag it
+//! expects first and takes the general path only when that declines, so the usual
+//! document costs a few dozen instructions per tag.
 
 use std::borrow::Cow;
 
