@@ -499,6 +499,49 @@ mod tests {
     }
 
     #[test]
+    fn shortcuts_take_only_what_next_tok_would() {
+        let mut l = Lexer::new(" \n<value><nil/>t&amp;</value>\n", 0);
+        assert_eq!(l.eat_start("param"), None);
+        assert_eq!(l.eat_end(), None);
+        assert_eq!(l.pos, 0);
+        assert_eq!(l.eat_start("value"), Some(2));
+        assert_eq!(l.eat_start_any().map(|t| (t.0, t.2)), Some(("nil", true)));
+        assert_eq!(
+            l.text_then_end().map(|t| (t.0, t.2)),
+            Some(("t&amp;", false))
+        );
+        assert!(l.eat_ws_to_eof());
+        // Anything else is left to next_tok, untouched.
+        for doc in [
+            "<value a='1'>",
+            "<value >",
+            "<value/>",
+            "<!-- c --><value>",
+            "<?pi?><value>",
+            " x<value>",
+            "<valuex>",
+        ] {
+            let mut l = Lexer::new(doc, 0);
+            assert_eq!(l.eat_start("value"), None, "{doc}");
+            assert_eq!(l.pos, 0, "{doc}");
+        }
+        for doc in [
+            "<a></a >",
+            "<a></b>",
+            "<a>x<!-- c --></a>",
+            "<a>x",
+            "<a><![CDATA[x]]></a>",
+        ] {
+            let mut l = Lexer::new(doc, 0);
+            assert!(matches!(l.next_tok(), Ok(Tok::Start("a"))), "{doc}");
+            assert!(l.text_then_end().is_none(), "{doc}");
+            assert_eq!(l.pos, 3, "{doc}");
+        }
+        assert!(same(b"methodName", b"methodName") && !same(b"methodName", b"methodNamf"));
+        assert!(same(b"value", b"value") && !same(b"value", b"valuf") && !same(b"i4", b"i8"));
+    }
+
+    #[test]
     fn refusals() {
         for (doc, kind) in [
             ("<!DOCTYPE a>", ParseErrorKind::Doctype),
