@@ -8,7 +8,9 @@
 //! structs collect on two stacks shared by the whole parse; each finished array or struct
 //! takes exactly its own, in one allocation of the right size. Text is borrowed from the
 //! input and only copied when it becomes a `String`; it is unescaped only when it contains
-//! `&` (or `\r`, which XML normalises to `\n`).
+//! `&` (or `\r`, which XML normalises to `\n`). The parser asks the lexer for the tag it
+//! expects first and takes the general path only when that declines, so the usual
+//! document costs a few dozen instructions per tag.
 
 use std::borrow::Cow;
 
@@ -37,37 +39,62 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
     let src = Source::new(input, limits)?;
     let mut p = Parser::new(&src, limits);
     p.root("methodCall")?;
-    let method_name = match p.tag()? {
-        Tag::Start("methodName") => p.text()?.into_owned(),
-        Tag::Empty("methodName") => String::new(),
-        _ => return Err(p.err(K::InvalidXmlRpc, "missing <methodName>")),
+    let method_name = if p.start("methodName") {
+        p.text()?.into_owned()
+    } else {
+        match p.tag()? {
+            Tag::Start("methodName") => p.text()?.into_owned(),
+            Tag::Empty("methodName") => String::new(),
+            _ => return Err(p.err(K::InvalidXmlRpc, "missing <methodName>")),
+        }
     };
     if method_name.is_empty() {
         return Err(p.err(K::InvalidXmlRpc, "empty <methodName>"));
     }
+    // A single parameter, the common case, ends up in a Vec of exactly one.
+    let mut first = None;
     let mut params = Vec::new();
-    match p.tag()? {
-        Tag::Start("params") => {
-            loop {
+    let has_params = p.start("params")
+        || match p.tag()? {
+            Tag::Start("params") => true,
+            Tag::Empty("params") => {
+                p.end()?;
+                false
+            }
+            Tag::End => false,
+            _ => return Err(p.err(K::InvalidXmlRpc, "expected <params> or </methodCall>")),
+        };
+    if has_params {
+        loop {
+            if !p.start("param") {
+                if p.at_end() {
+                    break;
+                }
                 match p.tag()? {
-                    Tag::Start("param") => {
-                        params.push(p.param_value()?);
-                        p.end()?;
-                    }
+                    Tag::Start("param") => {}
                     Tag::End => break,
                     _ => return Err(p.err(K::InvalidXmlRpc, "expected <param> or </params>")),
                 }
             }
+            let v = p.param_value()?;
+            match first.take() {
+                None if params.is_empty() => first = Some(v),
+                prev => {
+                    params.extend(prev);
+                    params.push(v);
+                }
+            }
             p.end()?;
         }
-        Tag::Empty("params") => p.end()?,
-        Tag::End => {}
-        _ => return Err(p.err(K::InvalidXmlRpc, "expected <params> or </methodCall>")),
+        p.end()?;
     }
     p.epilogue()?;
     Ok(MethodCall {
         method_name,
-        params,
+        params: match first {
+            Some(v) => vec![v],
+            None => params,
+        },
     })
 }
 
@@ -85,17 +112,26 @@ pub fn parse_response(input: &[u8], limits: &Limits) -> Result<MethodResponse, P
     let src = Source::new(input, limits)?;
     let mut p = Parser::new(&src, limits);
     p.root("methodResponse")?;
-    let response = match p.tag()? {
+    let tag = if p.start("params") {
+        Tag::Start("params")
+    } else {
+        p.tag()?
+    };
+    let response = match tag {
         Tag::Start("params") => {
-            match p.tag()? {
-                Tag::Start("param") => {}
-                _ => return Err(p.err(K::InvalidXmlRpc, "expected <param> with the result")),
+            if !p.start("param") {
+                match p.tag()? {
+                    Tag::Start("param") => {}
+                    _ => return Err(p.err(K::InvalidXmlRpc, "expected <param> with the result")),
+                }
             }
             let v = p.param_value()?;
             p.end()?; // </param>
-            match p.tag()? {
-                Tag::End => {}
-                _ => return Err(p.err(K::InvalidXmlRpc, "a response has exactly one <param>")),
+            if !p.at_end() {
+                match p.tag()? {
+                    Tag::End => {}
+                    _ => return Err(p.err(K::InvalidXmlRpc, "a response has exactly one <param>")),
+                }
             }
             MethodResponse::Success(v)
         }
@@ -199,6 +235,9 @@ struct Source<'a> {
     text: Cow<'a, str>,
     /// Where parsing starts (after a UTF-8 byte-order mark).
     base: usize,
+    /// Where an XML declaration `<?xml ...?>` at `base` ends, when `text` is the input
+    /// itself (offsets into the input are offsets into the text); else 0.
+    decl_end: usize,
 }
 
 impl<'a> Source<'a> {
@@ -217,7 +256,8 @@ impl<'a> Source<'a> {
             std::str::from_utf8(input)
                 .map_err(|e| ParseError::new(K::InvalidUtf8, input, e.valid_up_to(), ""))
         };
-        let text = match declared_encoding(&input[base..]) {
+        let decl = xml_decl(&input[base..]);
+        let text = match decl.and_then(|(_, encoding)| encoding) {
             None => Cow::Borrowed(utf8(input)?),
             Some(name) => match Encoding::of(name) {
                 Some(Encoding::Utf8) => Cow::Borrowed(utf8(input)?),
@@ -257,7 +297,15 @@ impl<'a> Source<'a> {
                 }
             },
         };
-        Ok(Source { text, base })
+        let decl_end = match (&text, decl) {
+            (Cow::Borrowed(_), Some((end, _))) => base + end,
+            _ => 0,
+        };
+        Ok(Source {
+            text,
+            base,
+            decl_end,
+        })
     }
 }
 
@@ -301,18 +349,43 @@ impl Encoding {
     }
 }
 
-/// The value of `encoding=` in an XML declaration at the very start of `input`, if any.
-fn declared_encoding(input: &[u8]) -> Option<&[u8]> {
+/// An XML declaration `<?xml ...?>` at the very start of `input`: where it ends (after
+/// `?>`) and the value of its `encoding=`, if any.
+fn xml_decl(input: &[u8]) -> Option<(usize, Option<&[u8]>)> {
+    // What most clients write (Python's xmlrpc.client, ours), compared in one go.
+    const SHORT: usize = b"<?xml version='1.0'?>".len();
+    if let Some(head) = input.get(..SHORT) {
+        if head == b"<?xml version='1.0'?>" || head == b"<?xml version=\"1.0\"?>" {
+            return Some((SHORT, None));
+        }
+    }
     let rest = input.strip_prefix(b"<?xml")?;
     if !rest.first().copied().is_some_and(is_xml_ws) {
         return None;
     }
-    let end = rest.windows(2).position(|w| w == b"?>")?;
-    let decl = &rest[..end];
-    let at = decl
-        .windows(9)
-        .position(|w| is_xml_ws(w[0]) && &w[1..] == b"encoding")?;
-    let after = decl[at + 9..].trim_ascii_start().strip_prefix(b"=")?;
+    let mut end = 0;
+    let decl = loop {
+        end += rest.get(end..)?.iter().position(|&b| b == b'?')?;
+        if rest.get(end + 1) == Some(&b'>') {
+            break &rest[..end];
+        }
+        end += 1;
+    };
+    Some((5 + end + 2, encoding_of(decl)))
+}
+
+/// The value of `encoding=` in the body of an XML declaration.
+fn encoding_of(decl: &[u8]) -> Option<&[u8]> {
+    // The first "encoding" preceded by whitespace.
+    let mut at = 1;
+    let after = loop {
+        at += decl.get(at..)?.iter().position(|&b| b == b'e')?;
+        if decl[at..].starts_with(b"encoding") && is_xml_ws(decl[at - 1]) {
+            break &decl[at + 8..];
+        }
+        at += 1;
+    };
+    let after = after.trim_ascii_start().strip_prefix(b"=")?;
     let after = after.trim_ascii_start();
     let quote = *after.first().filter(|&&q| q == b'"' || q == b'\'')?;
     let value = &after[1..];
@@ -326,6 +399,9 @@ struct Parser<'a> {
     /// Start offset of the token last read.
     pos: usize,
     max_depth: usize,
+    /// Where the document starts, and where its XML declaration ends (see [`Source`]).
+    base: usize,
+    decl_end: usize,
     /// Open arrays and structs, innermost last.
     frames: Vec<Frame>,
     /// Elements of the open arrays, outermost first.
@@ -345,9 +421,37 @@ impl<'a> Parser<'a> {
             lex: Lexer::new(&src.text, src.base),
             pos: src.base,
             max_depth: limits.max_depth,
+            base: src.base,
+            decl_end: src.decl_end,
             frames: Vec::new(),
             items: Vec::new(),
             members: Vec::new(),
+        }
+    }
+
+    /// Consumes `<name>` if it comes next (whitespace skipped): the shortcut for
+    /// `tag()` returning `Tag::Start(name)`; when it declines, `tag()` reads on as usual.
+    #[inline]
+    fn start(&mut self, name: &'static str) -> bool {
+        match self.lex.eat_start(name) {
+            Some(at) => {
+                self.pos = at;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Consumes the innermost element's end tag if it comes next, written plainly
+    /// (whitespace skipped): the shortcut for `tag()` returning `Tag::End`.
+    #[inline]
+    fn at_end(&mut self) -> bool {
+        match self.lex.eat_end() {
+            Some(at) => {
+                self.pos = at;
+                true
+            }
+            None => false,
         }
     }
 
@@ -390,9 +494,26 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Consumes the XML declaration at the start of the document, which [`Source`] has
+    /// found already (the token `next_tok` would return there): `true` if there is one.
+    fn skip_decl(&mut self) -> bool {
+        if self.decl_end != 0 && self.lex.pos == self.base {
+            self.pos = self.base;
+            self.lex.pos = self.decl_end;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Reads the prolog and returns the root tag.
     fn prolog(&mut self) -> Result<Tag<'a>, ParseError> {
-        let mut first = true;
+        let first = !self.skip_decl();
+        self.prolog_from(first)
+    }
+
+    /// The general case of [`Parser::prolog`]; `first` if nothing has been read yet.
+    fn prolog_from(&mut self, mut first: bool) -> Result<Tag<'a>, ParseError> {
         loop {
             self.pos = self.lex.pos;
             let tok = self
@@ -418,8 +539,12 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn root(&mut self, name: &str) -> Result<(), ParseError> {
-        match self.prolog()? {
+    fn root(&mut self, name: &'static str) -> Result<(), ParseError> {
+        let first = !self.skip_decl();
+        if self.start(name) {
+            return Ok(());
+        }
+        match self.prolog_from(first)? {
             Tag::Start(n) if n == name => Ok(()),
             _ => Err(self.err(
                 K::InvalidXmlRpc,
@@ -430,6 +555,9 @@ impl<'a> Parser<'a> {
 
     /// After the root element: only whitespace, comments and processing instructions.
     fn epilogue(&mut self) -> Result<(), ParseError> {
+        if self.lex.eat_ws_to_eof() {
+            return Ok(());
+        }
         loop {
             match self.event()? {
                 Tok::Eof => return Ok(()),
@@ -444,7 +572,18 @@ impl<'a> Parser<'a> {
     }
 
     /// Expects the end tag of the innermost open element.
+    #[inline(always)]
     fn end(&mut self) -> Result<(), ParseError> {
+        if self.at_end() {
+            return Ok(());
+        }
+        self.end_slow()
+    }
+
+    // The general paths are kept out of line, so that the shortcuts inlined into their
+    // callers stay small.
+    #[inline(never)]
+    fn end_slow(&mut self) -> Result<(), ParseError> {
         match self.tag()? {
             Tag::End => Ok(()),
             Tag::Start(n) | Tag::Empty(n) => {
@@ -455,6 +594,9 @@ impl<'a> Parser<'a> {
 
     /// Inside `<param>` (or `<fault>`): one `<value>`.
     fn param_value(&mut self) -> Result<Value, ParseError> {
+        if self.start("value") {
+            return self.value();
+        }
         match self.tag()? {
             Tag::Start("value") => self.value(),
             Tag::Empty("value") => Ok(Value::String(String::new())),
@@ -463,7 +605,21 @@ impl<'a> Parser<'a> {
     }
 
     /// The text content of a scalar element, up to and including its end tag.
+    #[inline(always)]
     fn text(&mut self) -> Result<Cow<'a, str>, ParseError> {
+        if let Some((raw, at, plain)) = self.lex.text_then_end() {
+            self.pos = at;
+            return if plain {
+                Ok(Cow::Borrowed(raw))
+            } else {
+                self.unescape(raw, true)
+            };
+        }
+        self.text_slow()
+    }
+
+    #[inline(never)]
+    fn text_slow(&mut self) -> Result<Cow<'a, str>, ParseError> {
         let mut acc: Option<Cow<'a, str>> = None;
         loop {
             let piece = match self.event()? {
@@ -560,20 +716,17 @@ impl<'a> Parser<'a> {
     /// Reads a value after its `<value>` start tag, through its `</value>`.
     fn value(&mut self) -> Result<Value, ParseError> {
         let bottom = self.frames.len();
-        let mut step = Step::Open;
+        let mut step = match self.open_value()? {
+            // A scalar, the usual case: no nesting to track.
+            Opened::Scalar(v) => return Ok(v),
+            opened => self.enter(opened)?,
+        };
         loop {
             step = match step {
-                Step::Open => match self.open_value()? {
-                    Opened::Scalar(v) => Step::Done(v),
-                    Opened::Array => {
-                        self.push(Frame::Array(self.items.len()))?;
-                        self.array_next()?
-                    }
-                    Opened::Struct => {
-                        self.push(Frame::Struct(self.members.len(), String::new()))?;
-                        self.struct_next()?
-                    }
-                },
+                Step::Open => {
+                    let opened = self.open_value()?;
+                    self.enter(opened)?
+                }
                 Step::Done(v) => {
                     if self.frames.len() == bottom {
                         return Ok(v);
@@ -594,6 +747,21 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// After [`Parser::open_value`]: a scalar is done; an array or a struct is entered.
+    fn enter(&mut self, opened: Opened) -> Result<Step, ParseError> {
+        match opened {
+            Opened::Scalar(v) => Ok(Step::Done(v)),
+            Opened::Array => {
+                self.push(Frame::Array(self.items.len()))?;
+                self.array_next()
+            }
+            Opened::Struct => {
+                self.push(Frame::Struct(self.members.len(), String::new()))?;
+                self.struct_next()
+            }
+        }
+    }
+
     fn push(&mut self, frame: Frame) -> Result<(), ParseError> {
         if self.frames.len() >= self.max_depth {
             return Err(self.err(
@@ -607,7 +775,11 @@ impl<'a> Parser<'a> {
 
     /// Inside `<data>`: the next element's `<value>`, or the end of the array.
     fn array_next(&mut self) -> Result<Step, ParseError> {
-        match self.tag()? {
+        if self.start("value") {
+            return Ok(Step::Open);
+        }
+        let end = self.at_end();
+        match if end { Tag::End } else { self.tag()? } {
             Tag::Start("value") => Ok(Step::Open),
             Tag::Empty("value") => Ok(Step::Done(Value::String(String::new()))),
             Tag::End => {
@@ -626,7 +798,14 @@ impl<'a> Parser<'a> {
 
     /// Inside `<struct>`: the next member up to its `<value>`, or the end of the struct.
     fn struct_next(&mut self) -> Result<Step, ParseError> {
-        match self.tag()? {
+        let tag = if self.start("member") {
+            Tag::Start("member")
+        } else if self.at_end() {
+            Tag::End
+        } else {
+            self.tag()?
+        };
+        match tag {
             Tag::Start("member") => {}
             Tag::End => {
                 self.end()?; // </value>
@@ -639,13 +818,20 @@ impl<'a> Parser<'a> {
             }
             _ => return Err(self.err(K::InvalidXmlRpc, "expected <member> or </struct>")),
         }
-        let name = match self.tag()? {
-            Tag::Start("name") => self.text()?.into_owned(),
-            Tag::Empty("name") => String::new(),
-            _ => return Err(self.err(K::InvalidXmlRpc, "expected <name> in <member>")),
+        let name = if self.start("name") {
+            self.text()?.into_owned()
+        } else {
+            match self.tag()? {
+                Tag::Start("name") => self.text()?.into_owned(),
+                Tag::Empty("name") => String::new(),
+                _ => return Err(self.err(K::InvalidXmlRpc, "expected <name> in <member>")),
+            }
         };
         if let Some(Frame::Struct(_, pending)) = self.frames.last_mut() {
             *pending = name;
+        }
+        if self.start("value") {
+            return Ok(Step::Open);
         }
         match self.tag()? {
             Tag::Start("value") => Ok(Step::Open),
@@ -657,6 +843,81 @@ impl<'a> Parser<'a> {
     /// After `<value>`: a scalar (read through `</value>`), or the opening of an array
     /// (through `<data>`) or a struct.
     fn open_value(&mut self) -> Result<Opened, ParseError> {
+        // `<type>`, whitespace before it skipped (it would be dropped below).
+        let (name, empty) = match self.lex.eat_start_any() {
+            Some((name, at, empty)) => {
+                self.pos = at;
+                (name, empty)
+            }
+            // `<value>text</value>`: a string, in one step.
+            None => match self.lex.text_then_end() {
+                Some((raw, at, plain)) => {
+                    self.pos = at;
+                    return Ok(Opened::Scalar(Value::String(if plain {
+                        raw.to_owned()
+                    } else {
+                        self.unescape(raw, true)?.into_owned()
+                    })));
+                }
+                None => match self.type_tag()? {
+                    Ok(tag) => tag,
+                    Err(untyped) => return Ok(Opened::Scalar(Value::String(untyped))),
+                },
+            },
+        };
+        let scalar = match name {
+            "int" | "i4" | "i8" | "ex:i8" | "ex:i4" | "ex:i2" | "ex:i1" => Scalar::Int,
+            "boolean" => Scalar::Bool,
+            "string" => Scalar::Str,
+            "double" | "ex:float" => Scalar::Double,
+            "dateTime.iso8601" | "ex:dateTime" => Scalar::DateTime,
+            "base64" => Scalar::Base64,
+            "nil" | "ex:nil" => Scalar::Nil,
+            "struct" if !empty => return Ok(Opened::Struct),
+            "array" if !empty => {
+                if self.start("data") {
+                    return Ok(Opened::Array);
+                }
+                match self.tag()? {
+                    Tag::Start("data") => return Ok(Opened::Array),
+                    Tag::Empty("data") => self.end()?, // </array>
+                    Tag::End => {}                     // `<array></array>`
+                    _ => return Err(self.err(K::InvalidXmlRpc, "expected <data> in <array>")),
+                }
+                self.end()?; // </value>
+                return Ok(Opened::Scalar(Value::Array(Vec::new())));
+            }
+            "struct" => {
+                self.end()?;
+                return Ok(Opened::Scalar(Value::Struct(Struct::new())));
+            }
+            "array" => {
+                self.end()?;
+                return Ok(Opened::Scalar(Value::Array(Vec::new())));
+            }
+            other => {
+                return Err(self.err(
+                    K::InvalidXmlRpc,
+                    format!("unknown type element <{}>", short(other, 20)),
+                ))
+            }
+        };
+        let at = self.pos;
+        let text = if empty {
+            Cow::Borrowed("")
+        } else {
+            self.text()?
+        };
+        let v = self.scalar(scalar, text, at)?;
+        self.end()?; // </value>
+        Ok(Opened::Scalar(v))
+    }
+
+    /// The general case of [`Parser::open_value`]: text, CDATA and comments up to the
+    /// type element, returned with whether it is empty; or, when `</value>` comes first,
+    /// `Err` with the text: the value is an untyped string.
+    #[allow(clippy::type_complexity)]
+    fn type_tag(&mut self) -> Result<Result<(&'a str, bool), String>, ParseError> {
         let mut untyped: Option<Cow<'a, str>> = None;
         loop {
             let (name, empty) = match self.event()? {
@@ -678,9 +939,7 @@ impl<'a> Parser<'a> {
                 }
                 Tok::End => {
                     // `<value>text</value>`: a string.
-                    return Ok(Opened::Scalar(Value::String(
-                        untyped.map(Cow::into_owned).unwrap_or_default(),
-                    )));
+                    return Ok(Err(untyped.map(Cow::into_owned).unwrap_or_default()));
                 }
                 Tok::Start(n) => (n, false),
                 Tok::Empty(n) => (n, true),
@@ -693,54 +952,15 @@ impl<'a> Parser<'a> {
             {
                 return Err(self.err(K::InvalidXmlRpc, "text beside a type element in <value>"));
             }
-            let scalar = match name {
-                "int" | "i4" | "i8" | "ex:i8" | "ex:i4" | "ex:i2" | "ex:i1" => Scalar::Int,
-                "boolean" => Scalar::Bool,
-                "string" => Scalar::Str,
-                "double" | "ex:float" => Scalar::Double,
-                "dateTime.iso8601" | "ex:dateTime" => Scalar::DateTime,
-                "base64" => Scalar::Base64,
-                "nil" | "ex:nil" => Scalar::Nil,
-                "struct" if !empty => return Ok(Opened::Struct),
-                "array" if !empty => {
-                    match self.tag()? {
-                        Tag::Start("data") => return Ok(Opened::Array),
-                        Tag::Empty("data") => self.end()?, // </array>
-                        Tag::End => {}                     // `<array></array>`
-                        _ => return Err(self.err(K::InvalidXmlRpc, "expected <data> in <array>")),
-                    }
-                    self.end()?; // </value>
-                    return Ok(Opened::Scalar(Value::Array(Vec::new())));
-                }
-                "struct" => {
-                    self.end()?;
-                    return Ok(Opened::Scalar(Value::Struct(Struct::new())));
-                }
-                "array" => {
-                    self.end()?;
-                    return Ok(Opened::Scalar(Value::Array(Vec::new())));
-                }
-                other => {
-                    return Err(self.err(
-                        K::InvalidXmlRpc,
-                        format!("unknown type element <{}>", short(other, 20)),
-                    ))
-                }
-            };
-            let at = self.pos;
-            let text = if empty {
-                Cow::Borrowed("")
-            } else {
-                self.text()?
-            };
-            let v = self.scalar(scalar, text, at)?;
-            self.end()?; // </value>
-            return Ok(Opened::Scalar(v));
+            return Ok(Ok((name, empty)));
         }
     }
 
     fn scalar(&self, kind: Scalar, text: Cow<'a, str>, at: usize) -> Result<Value, ParseError> {
-        let trimmed = text.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'));
+        if let Scalar::Str = kind {
+            return Ok(Value::String(text.into_owned()));
+        }
+        let trimmed = trim_xml_ws(&text);
         let bad = |what: &str| {
             self.err_at(
                 K::InvalidValue,
@@ -782,6 +1002,11 @@ impl<'a> Parser<'a> {
             }
         })
     }
+}
+
+/// `s` without XML whitespace at either end.
+fn trim_xml_ws(s: &str) -> &str {
+    s.trim_matches(|c| matches!(c, ' ' | '\t' | '\n' | '\r'))
 }
 
 /// `true` if the text has `&` (when `entities`), `\r`, or a control character.
