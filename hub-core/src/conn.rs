@@ -528,6 +528,14 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
+    /// One caller gets the trim once enough connections parked, then the count starts over.
+    #[test]
+    fn trim_once_per_batch_of_parks() {
+        PARKED_SINCE_TRIM.fetch_add(TRIM_AFTER_PARKS, Relaxed);
+        assert!(trim_after_parks());
+        assert!(!trim_after_parks());
+    }
+
     /// A parked connection's task is as large as `serve`'s future: it must stay small (it was
     /// ~6 KiB with hyper inline; each byte here is 10 KB at 10,000 idle connections).
     #[test]

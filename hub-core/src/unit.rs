@@ -91,3 +91,18 @@ fn trim() {
 /// Other allocators return memory by their own rules.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim() {}
+
+#[cfg(test)]
+mod tests {
+    /// Trimming only releases free memory: what is allocated stays intact.
+    #[test]
+    fn trim_keeps_live_memory() {
+        let keep: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 16 << 10]).collect();
+        let freed: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 16 << 10]).collect();
+        drop(freed);
+        super::trim();
+        for (i, v) in keep.iter().enumerate() {
+            assert!(v.iter().all(|&b| usize::from(b) == i));
+        }
+    }
+}
