@@ -129,7 +129,8 @@ async fn linger_close(mut stream: TcpStream, shared: &Shared) {
 
 /// How often a hyper connection checks whether it has gone quiet.
 fn park_tick(shared: &Shared) -> Duration {
-    (shared.config.socket_timeout() / 8).min(Duration::from_millis(250))
+    // At least the timer's resolution: `drive` re-arms the tick in a loop until it is pending.
+    (shared.config.socket_timeout() / 8).clamp(Duration::from_millis(1), Duration::from_millis(250))
 }
 
 /// Quiet ticks in a row after which a connection is parked: it has been idle at least
