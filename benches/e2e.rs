@@ -449,16 +449,48 @@ fn drive() {
         println!("\n## Connections (echo(\"hello\"))\n");
         println!(
             "| conns | floor req/s | async req/s | async/floor | blocking req/s | blocking/floor | \
-             p99 ms floor / async / blocking | errors |"
+             p99 ms floor / async / blocking | broken / 503 / unanswered: floor; async; blocking | \
+             listen overflows (system-wide) floor / async / blocking | server CPU µs/req floor / async / blocking |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        // Where a hub's broken connections came from, by its own counters (GET /metrics).
+        const SERVER_SIDE: [&str; 8] = [
+            "connections_accepted",
+            "timeouts",
+            "io_failures",
+            "accept_failures",
+            "connections_rejected",
+            "fast_rejects",
+            "queue_full_rejects",
+            "queue_wait_drops",
+        ];
+        let server_side = |srv: &ServerProc| SERVER_SIDE.map(|name| metric(srv.addr, name));
         let mut by_conns = Vec::new();
+        let mut notes = Vec::new();
         for conns in [1, 16, 256, 4096] {
-            let f = run(floor.addr, &hello, conns, None);
-            let a = run(asy.addr, &hello, conns, None);
-            let b = run(blk.addr, &hello, conns, None);
+            let before = [server_side(&asy), server_side(&blk)];
+            // Kernel accept-queue overflows during each run. System-wide: another bench running
+            // at the same time adds its own. A full listen queue drops the handshake's last
+            // ACK; the client's retransmission waits 1 s and more.
+            let mut overflows = Vec::new();
+            // Server CPU per answered request: whether the server itself gets slower per
+            // request with more connections, apart from the generator sharing the cores.
+            let mut cpu_us = Vec::new();
+            let mut measured = |srv: &ServerProc| {
+                let o0 = listen_overflows();
+                let (o, cpu) = with_cpu(srv, plan.warmup, || run(srv.addr, &hello, conns, None));
+                overflows.push(listen_overflows() - o0);
+                cpu_us.push(cpu.per_request(o.ok).server_us);
+                o
+            };
+            let f = measured(&floor);
+            let a = measured(&asy);
+            let b = measured(&blk);
+            let after = [server_side(&asy), server_side(&blk)];
+            let errs =
+                |o: &Outcome| format!("{} / {} / {}", o.errors + o.other, o.refused, o.unanswered);
             println!(
-                "| {conns} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} | {} |",
+                "| {conns} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} | {}; {}; {} | {} / {} / {} | {:.1} / {:.1} / {:.1} |",
                 f.rps(),
                 a.rps(),
                 a.rps() / f.rps(),
@@ -467,11 +499,31 @@ fn drive() {
                 f.q_ms(0.99),
                 a.q_ms(0.99),
                 b.q_ms(0.99),
-                [&f, &a, &b]
-                    .iter()
-                    .map(|o| o.errors + o.unanswered + o.other + o.refused)
-                    .sum::<u64>(),
+                errs(&f),
+                errs(&a),
+                errs(&b),
+                overflows[0],
+                overflows[1],
+                overflows[2],
+                cpu_us[0],
+                cpu_us[1],
+                cpu_us[2],
             );
+            for (name, (b4, af)) in ["async", "blocking"].iter().zip(before.iter().zip(&after)) {
+                let moved: Vec<String> = SERVER_SIDE
+                    .iter()
+                    .zip(b4.iter().zip(af))
+                    .filter(|(n, (x, y))| y != x && **n != "connections_accepted")
+                    .map(|(n, (x, y))| format!("{n} +{}", y - x))
+                    .collect();
+                let accepted = af[0] - b4[0];
+                if !moved.is_empty() || (conns > 1 && accepted < conns as u64) {
+                    notes.push(format!(
+                        "{conns} conns, {name}: accepted {accepted}; {}",
+                        moved.join(", ")
+                    ));
+                }
+            }
             by_conns.push((conns, f.rps(), a.rps(), b.rps()));
         }
         let at = |c| by_conns.iter().find(|r| r.0 == c).copied().unwrap();
@@ -481,6 +533,14 @@ fn drive() {
             c4k.1 / c16.1,
             c4k.2 / c16.2,
             c4k.3 / c16.3
+        );
+        println!(
+            "\nServer-side counters that moved during a row: {}",
+            if notes.is_empty() {
+                "none".to_string()
+            } else {
+                notes.join("; ")
+            }
         );
 
         eprintln!("[conns: {:.1} s]", t.elapsed().as_secs_f64());
@@ -724,6 +784,36 @@ fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
     );
 }
 
+/// `TcpExt: ListenOverflows` from `/proc/net/netstat` (0 where there is none).
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "ListenOverflows")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Counter `hub_<name>` from a hub's `GET /metrics` (0 if it cannot be read).
+fn metric(addr: SocketAddr, name: &str) -> u64 {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return 0;
+    };
+    let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let key = format!("hub_{name}_total ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(key.as_str())?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// 10,000 idle keep-alive connections on a fresh async hub.
 fn idle(rt: &tokio::runtime::Runtime) {
     use tokio::io::AsyncWriteExt;
@@ -755,7 +845,9 @@ fn idle(rt: &tokio::runtime::Runtime) {
         failed
     });
     let burst = t.elapsed();
-    // Parked after about a second of quiet (4 ticks of 250 ms).
+    // Before they park: what a connection costs inside hyper (buffers and the boxed loop).
+    let rss_active = srv.ask("rss");
+    // Parked after about a second of quiet (4 ticks of 250 ms); a unit trims after the parks.
     std::thread::sleep(Duration::from_millis(2500));
     let rss_parked = srv.ask("rss");
     let rss_trim = srv.ask("trim");
@@ -769,14 +861,25 @@ fn idle(rt: &tokio::runtime::Runtime) {
         rss_silent as f64 / 1024.0
     );
     println!(
-        "| each sent one echo ({failed} failed, {:.1} s), then parked | {:.1} MiB |",
+        "| each sent one echo ({failed} failed, {:.1} s), at once (most not parked yet) | {:.1} MiB |",
         burst.as_secs_f64(),
+        rss_active as f64 / 1024.0
+    );
+    println!(
+        "| the same 2.5 s later: parked (and trimmed by the server) | {:.1} MiB |",
         rss_parked as f64 / 1024.0
     );
     println!(
-        "| the same after `malloc_trim(0)` (bench only) | {:.1} MiB |",
+        "| the same after another `malloc_trim(0)` (bench only) | {:.1} MiB |",
         rss_trim as f64 / 1024.0
     );
-    println!("\nconnect errors: {errors}");
+    let per_conn =
+        |rss: u64| (rss.saturating_sub(rss0)) as f64 * 1024.0 / streams.len().max(1) as f64;
+    println!(
+        "\nconnect errors: {errors}. Per connection: silent {:.0} B, in hyper {:.0} B, parked {:.0} B.",
+        per_conn(rss_silent),
+        per_conn(rss_active),
+        per_conn(rss_parked)
+    );
     drop(streams);
 }

@@ -1,10 +1,11 @@
 //! Graceful shutdown: one trigger (a signal or [`ShutdownHandle::shutdown`]), observed by
 //! the acceptor (stop accepting), the units (drain connections), `/healthz` (answer 503).
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// A cloneable handle that starts a graceful shutdown of its server.
 #[derive(Debug, Clone)]
@@ -15,17 +16,18 @@ pub struct ShutdownHandle {
 #[derive(Debug)]
 struct Inner {
     draining: AtomicBool,
-    tx: watch::Sender<bool>,
+    /// Wakes every pending [`ShutdownHandle::wait`] once. A `Notify` rather than a `watch`:
+    /// its wait is one intrusive list entry, which every parked connection holds.
+    notify: Notify,
 }
 
 impl ShutdownHandle {
     /// A handle not yet triggered.
     pub fn new() -> Self {
-        let (tx, _) = watch::channel(false);
         Self {
             inner: Arc::new(Inner {
                 draining: AtomicBool::new(false),
-                tx,
+                notify: Notify::new(),
             }),
         }
     }
@@ -35,7 +37,7 @@ impl ShutdownHandle {
     pub fn shutdown(&self) {
         if !self.inner.draining.swap(true, Ordering::SeqCst) {
             tracing::info!("shutdown requested: draining");
-            self.inner.tx.send_replace(true);
+            self.inner.notify.notify_waiters();
         }
     }
 
@@ -44,11 +46,17 @@ impl ShutdownHandle {
         self.inner.draining.load(Ordering::Relaxed)
     }
 
-    /// Resolves once shutdown has started.
-    pub async fn wait(&self) {
-        let mut rx = self.inner.tx.subscribe();
-        // `wait_for` checks the current value first, so a trigger before the call counts.
-        let _ = rx.wait_for(|&d| d).await;
+    /// Resolves once shutdown has started (at once if it already has).
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + '_ {
+        let notified = self.inner.notify.notified();
+        async move {
+            let mut notified = std::pin::pin!(notified);
+            // Listed as a waiter before the flag is read, so a trigger in between is not lost.
+            notified.as_mut().enable();
+            if !self.is_draining() {
+                notified.await;
+            }
+        }
     }
 }
 

@@ -1,0 +1,81 @@
+//! Parked connections: many at once, answered after parking (and after the unit has given
+//! the freed memory back), drained on shutdown.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::time::Duration;
+
+use support::{config, start, wait_until, Conn};
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// More connections than the parks after which a unit trims (256), so the trim path runs
+/// between the two rounds of requests.
+const CONNS: usize = 300;
+
+#[test]
+fn many_parked_connections_are_answered_again() {
+    let mut cfg = config();
+    // Parks after 1 s idle (4 ticks of 250 ms); closes after 10 s idle, well after the test.
+    cfg.socket_timeout_ms = 10_000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let parked = || server.stats().counters.snapshot().connections_parked;
+    let mut conns: Vec<Conn> = (0..CONNS).map(|_| Conn::open(addr)).collect();
+    for (i, c) in conns.iter_mut().enumerate() {
+        let r = c.call("echo", &[&format!("<int>{i}</int>")]);
+        assert_eq!(r.status, 200);
+    }
+    let first = CONNS as u64;
+    assert!(
+        wait_until(LONG, || parked() >= first),
+        "{} parked",
+        parked()
+    );
+    // Long enough for a unit's trim check (once a second) to have run after the parks.
+    std::thread::sleep(Duration::from_millis(1200));
+    for (i, c) in conns.iter_mut().enumerate() {
+        let r = c.call("echo", &[&format!("<string>again {i}</string>")]);
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains(&format!("again {i}<")), "{}", r.body);
+    }
+    // They park again, and shutdown closes them all.
+    assert!(
+        wait_until(LONG, || parked() >= 2 * first),
+        "{} parked",
+        parked()
+    );
+    server.shutdown();
+    for c in &mut conns {
+        assert!(
+            c.closed_within(LONG),
+            "parked connection not closed at shutdown"
+        );
+    }
+}
+
+#[test]
+fn a_request_sent_as_shutdown_starts_is_answered_by_a_parked_connection() {
+    let mut cfg = config();
+    cfg.socket_timeout_ms = 2000;
+    cfg.drain_timeout_ms = 4000;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let parked = || server.stats().counters.snapshot().connections_parked;
+    let mut c = Conn::open(addr);
+    assert_eq!(c.call("echo", &["<int>1</int>"]).status, 200);
+    assert!(wait_until(LONG, || parked() >= 1), "not parked");
+    // The request is on the wire before shutdown starts: the parked connection lingers
+    // for it and answers it, closing afterwards.
+    c.send(
+        "POST",
+        "/RPC2",
+        &support::call_xml("echo", &["<int>2</int>"]),
+    );
+    let handle = server.shutdown_handle();
+    handle.shutdown();
+    let r = c.read_response().expect("answered while draining");
+    assert_eq!(r.status, 200);
+    assert!(c.closed_within(LONG));
+}
