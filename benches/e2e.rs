@@ -167,6 +167,10 @@ fn nofile() -> u64 {
 /// shared listener and serving its connections with hyper http1.
 fn floor(addr: SocketAddr) -> SocketAddr {
     let listener = std::net::TcpListener::bind(addr).unwrap();
+    // std listens with a backlog of 128; the hub's acceptor uses 1024. Listening again on a
+    // listening socket only changes its backlog, so both sides queue the same SYNs.
+    // SAFETY: a plain syscall on a valid, owned descriptor.
+    unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&listener), 1024) };
     listener.set_nonblocking(true).unwrap();
     let local = listener.local_addr().unwrap();
     let mut fixed = Vec::new();
