@@ -22,7 +22,8 @@ pub struct Config {
     /// Worker threads running blocking handlers. Default 20 (phxrpc's `MaxThreads`).
     pub workers: usize,
     /// Connections held at once; past it a new connection is answered `503` and closed.
-    /// Default 100000.
+    /// Default 100000. The open-file soft limit is raised toward this at start (see
+    /// `fd_limit.rs`); the log says so if the hard limit is lower.
     pub max_connections: usize,
     /// Blocking jobs waiting for a worker (one queue for the whole server); past it a request is
     /// answered `503`. Default 20480 (phxrpc's `MaxQueueLength`).

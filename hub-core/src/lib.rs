@@ -16,6 +16,7 @@ pub mod config;
 mod conn;
 pub mod context;
 mod dispatch;
+mod fd_limit;
 mod introspection;
 pub mod lifecycle;
 mod memory;

@@ -366,6 +366,7 @@ impl Server {
 
     fn start_inner(self, signals: bool) -> Result<RunningServer, ServerError> {
         let config = self.config;
+        crate::fd_limit::raise_for(config.max_connections);
         let listener = crate::acceptor::bind(config.listen)?;
         let local_addr = listener.local_addr()?;
         let names: Vec<&str> = self.registry.names().collect();
