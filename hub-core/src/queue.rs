@@ -135,7 +135,7 @@ impl JobQueue {
     {
         let now = Instant::now();
         let counters = &self.stats.counters;
-        if !self.qos.admit_random(now, self.rx.len()) {
+        if !self.qos.admit(now, self.rx.len()) {
             counters
                 .fast_rejects
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -23,6 +23,12 @@ pub(crate) fn spawn(n: usize, queue: &Arc<JobQueue>) -> std::io::Result<Vec<Join
 /// One worker: take a job; skip it if its client left; answer it without running if it
 /// waited too long; else run it. A panic that escapes the job is caught: the worker lives on.
 fn run(queue: &JobQueue) {
+    queue.qos.worker_started();
+    serve(queue);
+    queue.qos.worker_stopped();
+}
+
+fn serve(queue: &JobQueue) {
     let stats = &queue.stats;
     while let Ok(msg) = queue.receiver().recv() {
         let job = match msg {
@@ -48,5 +54,7 @@ fn run(queue: &JobQueue) {
             // The dispatcher catches handler panics itself; this is the last line of defence.
             stats.counters.panics.fetch_add(1, Relaxed);
         }
+        // QoS predicts queue waits from how long jobs hold a worker.
+        queue.qos.record_service(now.elapsed());
     }
 }
