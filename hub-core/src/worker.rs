@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::queue::{JobQueue, Msg};
+use crate::queue::{JobQueue, Msg, Parker};
 
 /// Starts `n` workers on `queue`.
 pub(crate) fn spawn(n: usize, queue: &Arc<JobQueue>) -> std::io::Result<Vec<JoinHandle<()>>> {
@@ -30,8 +30,9 @@ fn run(queue: &JobQueue) {
 
 fn serve(queue: &JobQueue) {
     let stats = &queue.stats;
-    while let Ok(msg) = queue.receiver().recv() {
-        let job = match msg {
+    let me = Parker::current();
+    loop {
+        let job = match queue.next(&me) {
             Msg::Job(job) => job,
             Msg::Stop => return,
         };
