@@ -90,11 +90,13 @@ pub(crate) enum Msg {
 }
 
 /// Empty polls of the queue (each followed by a spin-loop hint) a worker makes before it
-/// parks. While it polls it counts as searching, so a push meanwhile wakes nobody: a
-/// futex wait and a wake saved. Measured at 16 connections (BENCHMARKS.md): 200 polls cut
-/// the server's CPU per blocking call further than none; 20,000 starved the IO units on 2
-/// cores; yielding instead of spinning only traded futex calls for `sched_yield` calls.
-const SPINS: u32 = 200;
+/// parks. While it polls it counts as searching, so a push meanwhile wakes nobody: a futex
+/// wait and a wake saved. Kept short because on a small, busy machine the spinning worker
+/// takes a core from the IO units that would push the next job: in interleaved runs
+/// (BENCHMARKS.md) 0 and 50 polls were alike, 200 lost throughput once the box was loaded,
+/// 20,000 starved the IO units, and yielding instead of spinning traded futex calls for
+/// `sched_yield` calls.
+const SPINS: u32 = 50;
 
 /// One worker's parking spot.
 #[derive(Debug)]
