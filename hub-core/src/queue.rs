@@ -9,7 +9,7 @@
 //! Workers do not sleep in the channel's own `recv`: its waiting receivers spin, then
 //! `sched_yield` several times, then park, and every push wakes one of them, so with 20
 //! workers on a small machine most of the pool's CPU went to yields and wake-ups
-//! (BENCHMARKS.md). Instead the queue keeps its own [`Idle`] set: a push wakes a worker only
+//! (BENCHMARKS.md). Instead the queue keeps its own `Idle` set: a push wakes a worker only
 //! when no worker is already awake and about to look at the queue, and then the one that
 //! parked last (its stack and caches are warm; the others stay asleep).
 
