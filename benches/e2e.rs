@@ -728,6 +728,9 @@ fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
     }));
     let cap = capacity.rps();
     let rss_before = blk.ask("rss");
+    // The server's own view (queue waits, refusals by cause) separates the controller from
+    // the CPU contention the client-side latencies also carry on this box.
+    let metrics_before = metrics(blk.addr);
     let offered = 3.0 * cap;
     let conns = 1024;
     let pace = Duration::from_secs_f64(conns as f64 / offered);
@@ -740,6 +743,11 @@ fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
         pace: Some(pace),
     }));
     let rss_after = blk.ask("rss");
+    let metrics_after = metrics(blk.addr);
+    let delta = |name: &str| {
+        let get = |m: &[(String, f64)]| m.iter().find(|(k, _)| k == name).map_or(0.0, |(_, v)| *v);
+        get(&metrics_after) - get(&metrics_before)
+    };
     let bound = defaults.fast_reject_threshold_ms as f64 + 50.0 + SLEEP_MS as f64;
     let sent = o.answered() + o.unanswered;
     println!("\n## Overload: sleep({SLEEP_MS}) on {WORKERS} workers\n");
@@ -786,6 +794,40 @@ fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
         rss_before as f64 / 1024.0,
         rss_after as f64 / 1024.0
     );
+    // Over the whole overload run, warm-up included.
+    println!(
+        "| server: fast rejects / queue full / queue-wait drops | {:.0} / {:.0} / {:.0} |",
+        delta("hub_fast_rejects_total"),
+        delta("hub_queue_full_rejects_total"),
+        delta("hub_queue_wait_drops_total"),
+    );
+    let pops = delta("hub_queue_wait_seconds_count{}").max(1.0);
+    let within =
+        |le: &str| 100.0 * delta(&format!("hub_queue_wait_seconds_bucket{{le=\"{le}\"}}")) / pops;
+    println!(
+        "| server: queue wait avg; share ≤ 25 / 50 / 100 ms | {:.1} ms; {:.1} / {:.1} / {:.1}% |",
+        1e3 * delta("hub_queue_wait_seconds_sum{}") / pops,
+        within("0.025"),
+        within("0.05"),
+        within("0.1"),
+    );
+}
+
+/// `GET /metrics` of the server at `addr`, as (series, value) pairs.
+fn metrics(addr: std::net::SocketAddr) -> Vec<(String, f64)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect for /metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .expect("ask /metrics");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read /metrics");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (k, v) = l.rsplit_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
 }
 
 /// `TcpExt: ListenOverflows` from `/proc/net/netstat` (0 where there is none).

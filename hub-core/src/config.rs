@@ -31,11 +31,13 @@ pub struct Config {
     /// A blocking job that waited longer than this for a worker is answered `503` without being
     /// executed. Default 500.
     pub max_queue_wait_ms: u64,
-    /// QoS: when the average queue wait exceeds this, the fast-reject probability grows.
-    /// Default 20.
+    /// QoS: the queue wait a blocking job may expect. A job whose predicted wait (jobs ahead ×
+    /// recent run time ÷ workers) exceeds it is answered `503` at once (fast reject); an empty
+    /// queue always admits. Default 20. See [`crate::qos`].
     pub fast_reject_threshold_ms: u64,
-    /// QoS: percentage points the fast-reject probability moves per adjustment (1..=99).
-    /// Default 5.
+    /// QoS feedback: while the observed average queue wait exceeds the threshold, each
+    /// adjustment (every 64 waits or 100 ms) cuts the admitted wait by this many percentage
+    /// points of the threshold, and restores as many once it is under (1..=99). Default 5.
     pub fast_reject_adjust_rate: u32,
     /// Bounds reading one request (headers, then body) and idle keep-alive. Default 30000.
     pub socket_timeout_ms: u64,

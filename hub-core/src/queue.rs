@@ -1,16 +1,24 @@
 //! The bounded queue of blocking jobs between the IO units and the worker pool.
 //!
 //! One queue for the whole server (phxrpc keeps one per unit, so its limit is per unit and a
-//! busy unit cannot borrow idle workers of another). It is a `crossbeam-channel` bounded
-//! channel: a lock-free MPMC array queue whose receivers park when it is empty, so idle
-//! workers cost nothing and a push from an IO unit never blocks (`try_send`: a full queue is
-//! refused at once). The answer goes back on a tokio oneshot, which also tells a worker that
-//! the client has gone (the receiver was dropped) so the job is skipped.
+//! busy unit cannot borrow idle workers of another). Jobs sit in a `crossbeam-channel`
+//! bounded channel, a lock-free MPMC array: a push from an IO unit never blocks (`try_send`:
+//! a full queue is refused at once). The answer goes back on a tokio oneshot, which also tells
+//! a worker that the client has gone (the receiver was dropped) so the job is skipped.
+//!
+//! Workers do not sleep in the channel's own `recv`: its waiting receivers spin, then
+//! `sched_yield` several times, then park, and every push wakes one of them, so with 20
+//! workers on a small machine most of the pool's CPU went to yields and wake-ups
+//! (BENCHMARKS.md). Instead the queue keeps its own `Idle` set: a push wakes a worker only
+//! when no worker is already awake and about to look at the queue, and then the one that
+//! parked last (its stack and caches are warm; the others stay asleep).
 
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 use tokio::sync::oneshot;
 
 use crate::qos::Qos;
@@ -81,11 +89,54 @@ pub(crate) enum Msg {
     Stop,
 }
 
+/// Empty polls of the queue (each followed by a spin-loop hint) a worker makes before it
+/// parks. While it polls it counts as searching, so a push meanwhile wakes nobody: a futex
+/// wait and a wake saved. Kept short because on a small, busy machine the spinning worker
+/// takes a core from the IO units that would push the next job: in interleaved runs
+/// (BENCHMARKS.md) 0 and 50 polls were alike, 200 lost throughput once the box was loaded,
+/// 20,000 starved the IO units, and yielding instead of spinning traded futex calls for
+/// `sched_yield` calls.
+const SPINS: u32 = 50;
+
+/// One worker's parking spot.
+#[derive(Debug)]
+pub(crate) struct Parker {
+    woken: AtomicBool,
+    thread: Thread,
+}
+
+impl Parker {
+    /// The calling thread's parker.
+    pub(crate) fn current() -> Arc<Self> {
+        Arc::new(Self {
+            woken: AtomicBool::new(false),
+            thread: std::thread::current(),
+        })
+    }
+}
+
+/// Which workers sleep, and how many are awake looking for a job.
+///
+/// The invariant that no job is left with every worker asleep: a worker counts itself
+/// `searching` from the end of a job until it parks; parking, it uncounts itself and then
+/// looks at the queue once more, under the lock a waker takes. A push looks at `searching`
+/// after the job is in; at zero it wakes a parked worker. Both sides put a `SeqCst` fence
+/// between their write and their read, so at least one of them sees the other. A worker that
+/// takes a job while it was the last one searching wakes another if jobs remain, so a deep
+/// queue brings up workers one by one.
+#[derive(Debug, Default)]
+struct Idle {
+    /// Parked workers; the last one parked is woken first.
+    parked: Mutex<Vec<Arc<Parker>>>,
+    searching: AtomicUsize,
+}
+
 /// The queue, its QoS controller and its limits.
 #[derive(Debug)]
 pub struct JobQueue {
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
+    idle: Idle,
     pub(crate) qos: Qos,
     pub(crate) max_wait: Duration,
     pub(crate) stats: Arc<Stats>,
@@ -110,6 +161,7 @@ impl JobQueue {
         Self {
             tx,
             rx,
+            idle: Idle::default(),
             qos,
             max_wait,
             stats,
@@ -135,7 +187,7 @@ impl JobQueue {
     {
         let now = Instant::now();
         let counters = &self.stats.counters;
-        if !self.qos.admit_random(now, self.rx.len()) {
+        if !self.qos.admit(now, self.rx.len()) {
             counters
                 .fast_rejects
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -151,6 +203,7 @@ impl JobQueue {
                 counters
                     .queue_pushes
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.pushed();
                 Ok(rx)
             }
             Err(TrySendError::Full(_)) => {
@@ -163,8 +216,88 @@ impl JobQueue {
         }
     }
 
-    pub(crate) fn receiver(&self) -> &Receiver<Msg> {
-        &self.rx
+    /// After a push: wake a worker unless one is already looking.
+    fn pushed(&self) {
+        fence(Ordering::SeqCst);
+        if self.idle.searching.load(Ordering::Relaxed) == 0 {
+            self.wake_one();
+        }
+    }
+
+    /// Wakes the worker that parked last, if any is parked.
+    fn wake_one(&self) {
+        let woken = {
+            let mut parked = self
+                .idle
+                .parked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let p = parked.pop();
+            if p.is_some() {
+                // Counted before it runs, so pushes meanwhile do not wake another.
+                self.idle.searching.fetch_add(1, Ordering::SeqCst);
+            }
+            p
+        };
+        if let Some(p) = woken {
+            p.woken.store(true, Ordering::Release);
+            p.thread.unpark();
+        }
+    }
+
+    /// The next message for the worker `me`, parking while there is none.
+    pub(crate) fn next(&self, me: &Arc<Parker>) -> Msg {
+        let idle = &self.idle;
+        idle.searching.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let mut polls = 0;
+            loop {
+                match self.rx.try_recv() {
+                    Ok(msg) => {
+                        self.took();
+                        return msg;
+                    }
+                    Err(TryRecvError::Empty) if polls < SPINS => {
+                        polls += 1;
+                        std::hint::spin_loop();
+                    }
+                    Err(TryRecvError::Empty) => break,
+                    // Not while the queue exists (it holds a sender); stop anyway.
+                    Err(TryRecvError::Disconnected) => {
+                        idle.searching.fetch_sub(1, Ordering::SeqCst);
+                        return Msg::Stop;
+                    }
+                }
+            }
+            {
+                let mut parked = idle.parked.lock().unwrap_or_else(PoisonError::into_inner);
+                idle.searching.fetch_sub(1, Ordering::SeqCst);
+                fence(Ordering::SeqCst);
+                if !self.rx.is_empty() {
+                    // A push that saw us searching did not wake anyone: look again.
+                    idle.searching.fetch_add(1, Ordering::SeqCst);
+                    continue;
+                }
+                me.woken.store(false, Ordering::Relaxed);
+                parked.push(Arc::clone(me));
+            }
+            // `woken` guards against spurious returns from `park`.
+            while !me.woken.swap(false, Ordering::Acquire) {
+                std::thread::park();
+            }
+            // The waker counted us as searching.
+        }
+    }
+
+    /// A worker took a message and stops searching; if it was the last one searching and
+    /// jobs remain, another is woken for them.
+    fn took(&self) {
+        if self.idle.searching.fetch_sub(1, Ordering::SeqCst) == 1 {
+            fence(Ordering::SeqCst);
+            if !self.rx.is_empty() {
+                self.wake_one();
+            }
+        }
     }
 
     /// Asks `n` workers to stop once the jobs ahead are done; gives up at `deadline`.
@@ -174,6 +307,76 @@ impl JobQueue {
             if self.tx.send_timeout(Msg::Stop, left).is_err() {
                 return;
             }
+            self.pushed();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(capacity: usize) -> Arc<JobQueue> {
+        let qos = Qos::new(Duration::from_secs(3600), 5, Instant::now());
+        let stats = Arc::new(Stats::new(std::iter::empty::<&str>()));
+        Arc::new(JobQueue::new(
+            capacity,
+            Duration::from_secs(3600),
+            qos,
+            stats,
+        ))
+    }
+
+    /// Pushes from several threads against a few workers that keep parking and waking:
+    /// a lost wake-up would leave a job unanswered (caught by the liveness bound).
+    #[test]
+    fn every_job_is_taken_however_pushes_and_parking_interleave() {
+        let q = queue(64);
+        let workers = crate::worker::spawn(3, &q).expect("spawn");
+        let pushers: Vec<_> = (0..4)
+            .map(|p| {
+                let q = Arc::clone(&q);
+                std::thread::spawn(move || {
+                    let mut sum = 0u64;
+                    for i in 0..5_000u64 {
+                        let rx = loop {
+                            match q.submit(move || p * 1_000_000 + i) {
+                                Ok(rx) => break rx,
+                                // a full queue is refused at once: try again
+                                Err(Refusal::QueueFull) => std::thread::yield_now(),
+                                Err(other) => panic!("{other:?}"),
+                            }
+                        };
+                        // every few jobs, let the workers run dry and park
+                        if i % 7 == 0 {
+                            std::thread::sleep(Duration::from_micros(50));
+                        }
+                        let deadline = Instant::now() + Duration::from_secs(60);
+                        let mut rx = rx;
+                        let v = loop {
+                            match rx.try_recv() {
+                                Ok(v) => break v,
+                                Err(oneshot::error::TryRecvError::Empty) => {
+                                    assert!(Instant::now() < deadline, "job {p}/{i} never taken");
+                                    std::thread::yield_now();
+                                }
+                                Err(e) => panic!("{e:?}"),
+                            }
+                        };
+                        sum += v.expect("ran") - p * 1_000_000;
+                    }
+                    sum
+                })
+            })
+            .collect();
+        for p in pushers {
+            assert_eq!(p.join().expect("pusher"), (0..5_000).sum::<u64>());
+        }
+        // graceful stop: each worker takes one Stop and exits
+        q.stop_workers(3, Instant::now() + Duration::from_secs(60));
+        for w in workers {
+            w.join().expect("worker");
+        }
+        assert_eq!(q.idle.searching.load(Ordering::SeqCst), 0);
     }
 }

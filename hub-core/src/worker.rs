@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crate::queue::{JobQueue, Msg};
+use crate::queue::{JobQueue, Msg, Parker};
 
 /// Starts `n` workers on `queue`.
 pub(crate) fn spawn(n: usize, queue: &Arc<JobQueue>) -> std::io::Result<Vec<JoinHandle<()>>> {
@@ -23,9 +23,16 @@ pub(crate) fn spawn(n: usize, queue: &Arc<JobQueue>) -> std::io::Result<Vec<Join
 /// One worker: take a job; skip it if its client left; answer it without running if it
 /// waited too long; else run it. A panic that escapes the job is caught: the worker lives on.
 fn run(queue: &JobQueue) {
+    queue.qos.worker_started();
+    serve(queue);
+    queue.qos.worker_stopped();
+}
+
+fn serve(queue: &JobQueue) {
     let stats = &queue.stats;
-    while let Ok(msg) = queue.receiver().recv() {
-        let job = match msg {
+    let me = Parker::current();
+    loop {
+        let job = match queue.next(&me) {
             Msg::Job(job) => job,
             Msg::Stop => return,
         };
@@ -48,5 +55,7 @@ fn run(queue: &JobQueue) {
             // The dispatcher catches handler panics itself; this is the last line of defence.
             stats.counters.panics.fetch_add(1, Relaxed);
         }
+        // QoS predicts queue waits from how long jobs hold a worker.
+        queue.qos.record_service(now.elapsed());
     }
 }
