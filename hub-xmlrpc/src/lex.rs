@@ -13,6 +13,7 @@
 //! written plainly (`<value>`, the innermost end tag, text up to its end tag) without
 //! building tokens; when they decline, `next_tok` reads the same input as before.
 
+use crate::swar::{has_byte, has_control};
 use crate::ParseErrorKind;
 
 /// One token.
@@ -380,6 +381,14 @@ impl<'a> Lexer<'a> {
         let mut i = start;
         let mut seen = 0;
         loop {
+            // Plain text a word at a time; a word holding `<`, `&` or a control character
+            // (tab and newline included) goes through the exact byte step.
+            if let Some(x) = crate::swar::word(b, i) {
+                if !(has_byte(x, b'<') || has_byte(x, b'&') || has_control(x)) {
+                    i += 8;
+                    continue;
+                }
+            }
             let k = class(*b.get(i)?);
             if k & LT != 0 {
                 break;
@@ -496,6 +505,33 @@ mod tests {
         );
         assert_eq!(toks("<?pi x?><a/>").unwrap_or_default(), ["Empty(\"a\")"]);
         assert_eq!(toks("<!---->").unwrap_or_default(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn text_scan_finds_the_end_and_the_work_at_every_offset() {
+        // The word step must stop at `<` and flag `&`/controls wherever they sit.
+        for len in 0..20 {
+            for at in 0..len {
+                for (special, plain) in [
+                    ("&", false),
+                    ("\r", false),
+                    ("\u{1}", false),
+                    ("\t", true),
+                    ("\n", true),
+                    ("é", true),
+                ] {
+                    let text: String = (0..len)
+                        .map(|i| if i == at { special } else { "y" })
+                        .collect();
+                    let doc = format!("<s>{text}</s>tail");
+                    let mut l = Lexer::new(&doc, 0);
+                    assert_eq!(l.eat_start("s"), Some(0));
+                    let got = l.text_then_end().map(|t| (t.0.to_owned(), t.2));
+                    assert_eq!(got, Some((text.clone(), plain)), "{doc:?}");
+                    assert_eq!(&doc[l.pos..], "tail", "{doc:?}");
+                }
+            }
+        }
     }
 
     #[test]

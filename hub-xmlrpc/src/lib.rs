@@ -61,6 +61,7 @@ mod limits;
 mod probe;
 mod read;
 mod ser;
+mod swar;
 mod value;
 mod write;
 

@@ -191,27 +191,95 @@ fn write_double(d: f64, out: &mut Vec<u8>) {
 /// Escapes text content: `&`, `<`, `>`, and control characters other than tab and
 /// newline (as character references).
 pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
+    use crate::swar::{has_byte, has_control, word};
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // A word with nothing to escape is skipped whole (tab and newline count as controls
+        // here and are let through by the byte step).
+        if let Some(x) = word(bytes, i) {
+            if !(has_byte(x, b'&') || has_byte(x, b'<') || has_byte(x, b'>') || has_control(x)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
         let rep: &[u8] = match b {
             b'&' => b"&amp;",
             b'<' => b"&lt;",
             b'>' => b"&gt;",
-            b'\t' | b'\n' => continue,
+            b'\t' | b'\n' => {
+                i += 1;
+                continue;
+            }
             0..=0x1f => {
                 out.extend_from_slice(&bytes[start..i]);
                 out.extend_from_slice(b"&#");
                 out.extend_from_slice(itoa::Buffer::new().format(b).as_bytes());
                 out.push(b';');
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(rep);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    /// The byte-at-a-time rule `escape` must match.
+    fn reference(s: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for &b in s.as_bytes() {
+            match b {
+                b'&' => out.extend_from_slice(b"&amp;"),
+                b'<' => out.extend_from_slice(b"&lt;"),
+                b'>' => out.extend_from_slice(b"&gt;"),
+                b'\t' | b'\n' => out.push(b),
+                0..=0x1f => out.extend_from_slice(format!("&#{b};").as_bytes()),
+                _ => out.push(b),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn word_steps_escape_as_the_byte_rule_does() {
+        // Every special byte at every offset of strings around the word size, and runs.
+        let specials = ["&", "<", ">", "\t", "\n", "\r", "\u{1}", "é", "\u{1F600}"];
+        for len in 0..24 {
+            for at in 0..len {
+                for sp in specials {
+                    let s: String = (0..len)
+                        .map(|i| {
+                            if i == at {
+                                sp.to_owned()
+                            } else {
+                                "x".to_owned()
+                            }
+                        })
+                        .collect();
+                    let mut out = Vec::new();
+                    escape(&s, &mut out);
+                    assert_eq!(out, reference(&s), "{s:?}");
+                }
+            }
+        }
+        let long = "plain text, then <b>&amp;</b>\r\n\u{7}é and more plain text ".repeat(50);
+        let mut out = Vec::new();
+        escape(&long, &mut out);
+        assert_eq!(out, reference(&long));
+    }
 }
