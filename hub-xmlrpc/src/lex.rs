@@ -380,21 +380,25 @@ impl<'a> Lexer<'a> {
         let start = self.pos;
         let mut i = start;
         let mut seen = 0;
-        loop {
+        'scan: loop {
             // Plain text a word at a time; a word holding `<`, `&` or a control character
-            // (tab and newline included) goes through the exact byte step.
-            if let Some(x) = crate::swar::word(b, i) {
-                if !(has_byte(x, b'<') || has_byte(x, b'&') || has_control(x)) {
+            // (tab and newline included) goes through the exact byte step, the whole word.
+            let stop = match crate::swar::word(b, i) {
+                Some(x) if !(has_byte(x, b'<') || has_byte(x, b'&') || has_control(x)) => {
                     i += 8;
                     continue;
                 }
+                Some(_) => i + 8,
+                None => usize::MAX,
+            };
+            while i < stop {
+                let k = class(*b.get(i)?);
+                if k & LT != 0 {
+                    break 'scan;
+                }
+                seen |= k;
+                i += 1;
             }
-            let k = class(*b.get(i)?);
-            if k & LT != 0 {
-                break;
-            }
-            seen |= k;
-            i += 1;
         }
         let at = self.end_at(i)?;
         Some((&s[start..at], at, seen & TEXT_WORK == 0))

@@ -39,15 +39,7 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
     let src = Source::new(input, limits)?;
     let mut p = Parser::new(&src, limits);
     p.root("methodCall")?;
-    let method_name = if p.start("methodName") {
-        p.text()?.into_owned()
-    } else {
-        match p.tag()? {
-            Tag::Start("methodName") => p.text()?.into_owned(),
-            Tag::Empty("methodName") => String::new(),
-            _ => return Err(p.err(K::InvalidXmlRpc, "missing <methodName>")),
-        }
-    };
+    let method_name = p.text_element("methodName", "missing <methodName>")?;
     if method_name.is_empty() {
         return Err(p.err(K::InvalidXmlRpc, "empty <methodName>"));
     }
@@ -426,6 +418,24 @@ impl<'a> Parser<'a> {
             frames: Vec::new(),
             items: Vec::new(),
             members: Vec::new(),
+        }
+    }
+
+    /// The text of the element `name` (`<name>…</name>`, or empty as `<name/>`), which must
+    /// come next; `missing` is the error otherwise.
+    #[inline]
+    fn text_element(
+        &mut self,
+        name: &'static str,
+        missing: &'static str,
+    ) -> Result<String, ParseError> {
+        if self.start(name) {
+            return Ok(self.text()?.into_owned());
+        }
+        match self.tag()? {
+            Tag::Start(n) if n == name => Ok(self.text()?.into_owned()),
+            Tag::Empty(n) if n == name => Ok(String::new()),
+            _ => Err(self.err(K::InvalidXmlRpc, missing)),
         }
     }
 
@@ -818,15 +828,7 @@ impl<'a> Parser<'a> {
             }
             _ => return Err(self.err(K::InvalidXmlRpc, "expected <member> or </struct>")),
         }
-        let name = if self.start("name") {
-            self.text()?.into_owned()
-        } else {
-            match self.tag()? {
-                Tag::Start("name") => self.text()?.into_owned(),
-                Tag::Empty("name") => String::new(),
-                _ => return Err(self.err(K::InvalidXmlRpc, "expected <name> in <member>")),
-            }
-        };
+        let name = self.text_element("name", "expected <name> in <member>")?;
         if let Some(Frame::Struct(_, pending)) = self.frames.last_mut() {
             *pending = name;
         }

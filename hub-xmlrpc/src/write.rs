@@ -196,41 +196,50 @@ pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // A word with nothing to escape is skipped whole (tab and newline count as controls
-        // here and are let through by the byte step).
-        if let Some(x) = word(bytes, i) {
-            if !(has_byte(x, b'&') || has_byte(x, b'<') || has_byte(x, b'>') || has_control(x)) {
+        // A word with nothing to escape is skipped whole; any other goes through the byte
+        // step, the whole word (tab and newline count as controls here and are let through).
+        let stop = match word(bytes, i) {
+            Some(x)
+                if !(has_byte(x, b'&')
+                    || has_byte(x, b'<')
+                    || has_byte(x, b'>')
+                    || has_control(x)) =>
+            {
                 i += 8;
                 continue;
             }
-        }
-        let b = bytes[i];
-        let rep: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' => b"&gt;",
-            b'\t' | b'\n' => {
-                i += 1;
-                continue;
-            }
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                out.extend_from_slice(b"&#");
-                out.extend_from_slice(itoa::Buffer::new().format(b).as_bytes());
-                out.push(b';');
-                i += 1;
-                start = i;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
+            Some(_) => i + 8,
+            None => bytes.len(),
         };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(rep);
-        i += 1;
-        start = i;
+        while i < stop {
+            let b = bytes[i];
+            let rep: &[u8] = match b {
+                b'&' => b"&amp;",
+                b'<' => b"&lt;",
+                b'>' => b"&gt;",
+                b'\t' | b'\n' => {
+                    i += 1;
+                    continue;
+                }
+                0..=0x1f => {
+                    out.extend_from_slice(&bytes[start..i]);
+                    out.extend_from_slice(b"&#");
+                    out.extend_from_slice(itoa::Buffer::new().format(b).as_bytes());
+                    out.push(b';');
+                    i += 1;
+                    start = i;
+                    continue;
+                }
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            out.extend_from_slice(&bytes[start..i]);
+            out.extend_from_slice(rep);
+            i += 1;
+            start = i;
+        }
     }
     out.extend_from_slice(&bytes[start..]);
 }
