@@ -494,15 +494,8 @@ fn drive() {
             let errs =
                 |o: &Outcome| format!("{} / {} / {}", o.errors + o.other, o.refused, o.unanswered);
             println!(
-                "| {conns} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} | {}; {}; {} | {} / {} / {} | {:.1} / {:.1} / {:.1} |",
-                f.rps(),
-                a.rps(),
-                a.rps() / f.rps(),
-                b.rps(),
-                b.rps() / f.rps(),
-                f.q_ms(0.99),
-                a.q_ms(0.99),
-                b.q_ms(0.99),
+                "| {conns} | {} | {}; {}; {} | {} / {} / {} | {:.1} / {:.1} / {:.1} |",
+                side_by_side(&f, &a, &b),
                 errs(&f),
                 errs(&a),
                 errs(&b),
@@ -569,16 +562,9 @@ fn drive() {
             let a = run(asy.addr, &hub_req, 16, None);
             let b = run(blk.addr, &hub_req, 16, None);
             println!(
-                "| {label} | {} | {:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2} |",
+                "| {label} | {} | {} |",
                 body.len(),
-                f.rps(),
-                a.rps(),
-                a.rps() / f.rps(),
-                b.rps(),
-                b.rps() / f.rps(),
-                f.q_ms(0.99),
-                a.q_ms(0.99),
-                b.q_ms(0.99),
+                side_by_side(&f, &a, &b)
             );
         }
 
@@ -620,6 +606,21 @@ fn drive() {
     if want("idle") {
         idle(&rt);
     }
+}
+
+/// The floor, async and blocking columns of a row: req/s and ratios, then the three p99s.
+fn side_by_side(f: &Outcome, a: &Outcome, b: &Outcome) -> String {
+    format!(
+        "{:.0} | {:.0} | {:.2}x | {:.0} | {:.2}x | {:.2} / {:.2} / {:.2}",
+        f.rps(),
+        a.rps(),
+        a.rps() / f.rps(),
+        b.rps(),
+        b.rps() / f.rps(),
+        f.q_ms(0.99),
+        a.q_ms(0.99),
+        b.q_ms(0.99),
+    )
 }
 
 /// Whether section `name` runs (`HUB_E2E_ONLY=headline,conns,...`; default all).
