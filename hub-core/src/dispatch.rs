@@ -148,24 +148,19 @@ async fn counted(
             }
         },
     };
-    match result {
-        Ok((outcome, elapsed)) => {
-            match &outcome {
-                Ok(_) => stats.latency.observe(elapsed),
-                Err(CallError::Fault(_)) => {
-                    stats.faults.fetch_add(1, Relaxed);
-                }
-                Err(CallError::Refused(_)) => {}
-            }
-            outcome
+    // Refused before running, or run (with its duration).
+    let (outcome, ran_for) = match result {
+        Ok((outcome, elapsed)) => (outcome, Some(elapsed)),
+        Err(e) => (Err(e), None),
+    };
+    match (&outcome, ran_for) {
+        (Ok(_), Some(elapsed)) => stats.latency.observe(elapsed),
+        (Err(CallError::Fault(_)), _) => {
+            stats.faults.fetch_add(1, Relaxed);
         }
-        Err(e) => {
-            if matches!(e, CallError::Fault(_)) {
-                stats.faults.fetch_add(1, Relaxed);
-            }
-            Err(e)
-        }
+        _ => {}
     }
+    outcome
 }
 
 /// Runs a blocking method on the worker pool and waits for its answer.
