@@ -71,8 +71,13 @@ static GLOBAL: Counting = Counting;
 
 /// IO threads of every server (the hub's `io_units`, the floor's runtimes).
 const IO_UNITS: usize = 2;
-/// The hub's worker threads (its default).
-const WORKERS: usize = 20;
+/// The hub's worker threads: its default (20), or `HUB_E2E_WORKERS`.
+fn workers() -> usize {
+    std::env::var("HUB_E2E_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
 
 // ---------------------------------------------------------------------------------------
 // Server children.
@@ -247,6 +252,7 @@ fn hub_server(addr: SocketAddr, blocking: bool, watch: bool) -> hub::core::Runni
     builder
         .listen(addr)
         .io_units(IO_UNITS)
+        .workers(workers())
         .registry(registry)
         .build()
         .unwrap()
@@ -366,9 +372,10 @@ fn drive() {
         .unwrap();
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "# hub e2e ({} mode): {IO_UNITS} IO threads per server, hub workers {WORKERS}, \
+        "# hub e2e ({} mode): {IO_UNITS} IO threads per server, hub workers {}, \
          load generator {client_threads} threads, RLIMIT_NOFILE {}, loadavg at start {}",
         if plan.quick { "quick" } else { "full" },
+        workers(),
         nofile(),
         load_avg
             .split_whitespace()
@@ -722,7 +729,7 @@ fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
     let capacity = rt.block_on(load::run(&Load {
         addr: blk.addr,
         request: Arc::clone(&req),
-        conns: 2 * WORKERS,
+        conns: 2 * workers(),
         warmup: plan.warmup,
         measure,
         pace: None,
@@ -751,11 +758,14 @@ fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
     };
     let bound = defaults.fast_reject_threshold_ms as f64 + 50.0 + SLEEP_MS as f64;
     let sent = o.answered() + o.unanswered;
-    println!("\n## Overload: sleep({SLEEP_MS}) on {WORKERS} workers\n");
+    println!(
+        "\n## Overload: sleep({SLEEP_MS}) on {} workers\n",
+        workers()
+    );
     println!(
         "Capacity (closed loop, {} connections): {cap:.0} req/s, p99 {:.1} ms. \
          Offered: {offered:.0} req/s ({:.1}x) on {conns} paced connections; answered {:.0}/s.\n",
-        2 * WORKERS,
+        2 * workers(),
         capacity.q_ms(0.99),
         offered / cap,
         o.answered() as f64 / o.elapsed.as_secs_f64(),
