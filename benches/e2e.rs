@@ -406,6 +406,17 @@ fn drive() {
         }))
     };
 
+    // Every server with the calls it is measured on (the headline and allocation tables).
+    let cases: [(&ServerProc, &str, &Arc<[u8]>); 7] = [
+        (&floor, "fixed bytes", &hello),
+        (&asy, "echo(\"hello\")", &hello),
+        (&asy, "getBuild(7)", &build),
+        (&blk, "echo(\"hello\")", &hello),
+        (&blk, "getBuild(7)", &build),
+        (&asy_nw, "echo(\"hello\")", &hello),
+        (&blk_nw, "echo(\"hello\")", &hello),
+    ];
+
     if want("headline") {
         let t = Instant::now();
         // 1. The headline: 16 connections, rounds interleaved, the median round of each.
@@ -415,15 +426,6 @@ fn drive() {
              server CPU µs/req (vs floor) | load generator CPU µs/req | errors |"
         );
         println!("|---|---|---|---|---|---|---|---|---|---|");
-        let cases: [(&ServerProc, &str, &Arc<[u8]>); 7] = [
-            (&floor, "fixed bytes", &hello),
-            (&asy, "echo(\"hello\")", &hello),
-            (&asy, "getBuild(7)", &build),
-            (&blk, "echo(\"hello\")", &hello),
-            (&blk, "getBuild(7)", &build),
-            (&asy_nw, "echo(\"hello\")", &hello),
-            (&blk_nw, "echo(\"hello\")", &hello),
-        ];
         let mut results: Vec<Vec<(Outcome, Cpu)>> = vec![Vec::new(); cases.len()];
         for _ in 0..plan.rounds {
             for (i, (srv, _, req)) in cases.iter().enumerate() {
@@ -585,15 +587,7 @@ fn drive() {
         println!("| server | call | allocations / request |");
         println!("|---|---|---|");
         let n = if plan.quick { 5_000 } else { 20_000 };
-        for (srv, call, req) in [
-            (&floor, "fixed bytes", &hello),
-            (&asy, "echo(\"hello\")", &hello),
-            (&asy, "getBuild(7)", &build),
-            (&blk, "echo(\"hello\")", &hello),
-            (&blk, "getBuild(7)", &build),
-            (&asy_nw, "echo(\"hello\")", &hello),
-            (&blk_nw, "echo(\"hello\")", &hello),
-        ] {
+        for (srv, call, req) in cases {
             let per = rt.block_on(allocs_per_request(srv, req, n));
             println!("| {} | {call} | {per:.1} |", srv.name);
         }
