@@ -26,7 +26,8 @@ pub(crate) struct CallWatch {
     threshold_kib: u64,
     debug: bool,
     mem_before: Option<u64>,
-    started: Instant,
+    /// Set by [`CallWatch::start`], on the thread that runs the handler.
+    started: Option<Instant>,
 }
 
 impl CallWatch {
@@ -49,16 +50,17 @@ impl CallWatch {
             threshold_kib,
             debug: config.debug,
             mem_before: None,
-            started: Instant::now(),
+            started: None,
         }
     }
 
     /// Starts the clock and notes the memory before the call (a sample at most
     /// [`SAMPLE_MAX_AGE`](crate::memory::SAMPLE_MAX_AGE) old: see [`crate::memory`]).
     pub(crate) fn start(&mut self) {
-        self.started = Instant::now();
+        let now = Instant::now();
+        self.started = Some(now);
         if self.threshold_kib > 0 {
-            self.mem_before = crate::memory::recent_kib(self.started);
+            self.mem_before = crate::memory::recent_kib(now);
         }
     }
 
@@ -70,7 +72,9 @@ impl CallWatch {
         outcome: &Result<Value, CallError>,
     ) -> Duration {
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(self.started);
+        let elapsed = self
+            .started
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         let args = self.args.as_ref().map_or("", Summary::as_str);
         // A call shorter than the time the threshold's growth takes cannot have caused it:
         // no second sample.
