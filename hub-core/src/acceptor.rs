@@ -50,7 +50,7 @@ pub(crate) async fn run(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                counters.accept_failures.fetch_add(1, Relaxed);
+                counters.accept_failures.add(1);
                 tracing::warn!("accept failed: {e}");
                 // Out of descriptors and the like: back off instead of spinning.
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -60,11 +60,11 @@ pub(crate) async fn run(
         let held = counters.connections_held.fetch_add(1, Relaxed) + 1;
         if held > max {
             counters.connections_held.fetch_sub(1, Relaxed);
-            counters.connections_rejected.fetch_add(1, Relaxed);
+            counters.connections_rejected.add(1);
             tokio::spawn(refuse(stream));
             continue;
         }
-        counters.connections_accepted.fetch_add(1, Relaxed);
+        counters.connections_accepted.add(1);
         let handoff = stream.into_std().map(|s| (s, peer));
         let sent = match handoff {
             Ok(h) => units[next].tx.send(h).is_ok(),

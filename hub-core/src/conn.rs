@@ -66,11 +66,11 @@ pub(crate) struct ConnState {
 
 impl ConnState {
     /// Marks a request in flight until the guard drops.
-    pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
+    pub(crate) fn begin(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Relaxed);
         self.requests.fetch_add(1, Relaxed);
         self.started.notify_one();
-        InFlight(Arc::clone(self))
+        InFlight(self)
     }
 
     /// Nothing in flight, nothing unwritten, hyper waiting to read.
@@ -83,9 +83,9 @@ impl ConnState {
 
 /// A request in flight on its connection.
 #[derive(Debug)]
-pub(crate) struct InFlight(Arc<ConnState>);
+pub(crate) struct InFlight<'a>(&'a ConnState);
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Relaxed);
     }
@@ -309,11 +309,11 @@ pub(crate) async fn serve(
                 Wake::Readable => {}
                 Wake::Shutdown => return,
                 Wake::TimedOut => {
-                    counters.timeouts.fetch_add(1, Relaxed);
+                    counters.timeouts.add(1);
                     return;
                 }
                 Wake::Failed(e) => {
-                    counters.io_failures.fetch_add(1, Relaxed);
+                    counters.io_failures.add(1);
                     tracing::debug!(%peer, "connection failed while parked: {e}");
                     return;
                 }
@@ -329,7 +329,7 @@ pub(crate) async fn serve(
                 return;
             }
             Phase::Park(back, buffered) => {
-                counters.connections_parked.fetch_add(1, Relaxed);
+                counters.connections_parked.add(1);
                 io = back;
                 if buffered.is_empty() {
                     PARKED_SINCE_TRIM.fetch_add(1, Relaxed);
@@ -362,12 +362,11 @@ async fn active(
     let state = Arc::clone(&io.state);
     state.read_pending.store(false, Relaxed);
     state.write_dirty.store(false, Relaxed);
+    // The service borrows what the connection's future outlives: no reference counts
+    // touched per request (`shared`'s is the same cache line for every unit).
     let svc = {
-        let shared = Arc::clone(shared);
-        let state = Arc::clone(&state);
-        service_fn(move |req| {
-            crate::service::handle(Arc::clone(&shared), Arc::clone(&state), peer, req)
-        })
+        let state: &ConnState = &state;
+        service_fn(move |req| crate::service::handle(shared, state, peer, req))
     };
     let mut conn = http.serve_connection(TokioIo::new(io), svc);
     let counters = &shared.stats.counters;
@@ -377,16 +376,16 @@ async fn active(
             Phase::Park(parts.io.into_inner(), parts.read_buf)
         }
         Stop::TimedOut => {
-            counters.timeouts.fetch_add(1, Relaxed);
+            counters.timeouts.add(1);
             tracing::debug!(%peer, "connection ended: no request head within the socket timeout");
             Phase::Close(conn.into_parts().io.into_inner().stream, false)
         }
         Stop::Finished(r) => {
             if let Err(e) = &r {
                 if e.is_timeout() {
-                    counters.timeouts.fetch_add(1, Relaxed);
+                    counters.timeouts.add(1);
                 } else {
-                    counters.io_failures.fetch_add(1, Relaxed);
+                    counters.io_failures.add(1);
                 }
                 tracing::debug!(%peer, "connection ended: {e}");
             }

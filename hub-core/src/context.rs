@@ -1,6 +1,8 @@
 //! The per-request context handed to every method.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -36,13 +38,40 @@ pub struct Context {
     headers: http::HeaderMap,
     request_id: u64,
     started: Instant,
-    registry: Arc<Registry>,
+    server: Arc<ServerParts>,
     extensions: http::Extensions,
     params_len: usize,
     caller: Option<Arc<Caller>>,
-    status: StatusHandle,
-    faults: FaultCodes,
     resources: ResourceScope,
+}
+
+/// A request id unique within the process. Threads take ids in blocks from one counter, so
+/// a call does not touch a counter shared with the other IO units.
+pub(crate) fn next_request_id() -> u64 {
+    const BLOCK: u64 = 1024;
+    static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
+    thread_local!(static IDS: Cell<(u64, u64)> = const { Cell::new((0, 0)) });
+    IDS.with(|ids| {
+        let (mut next, mut end) = ids.get();
+        if next == end {
+            // Ids start at 1.
+            next = NEXT_BLOCK.fetch_add(1, Relaxed) * BLOCK + 1;
+            end = next + BLOCK;
+        }
+        ids.set((next + 1, end));
+        next
+    })
+}
+
+/// What every context of one server refers to, behind one reference count: a call touches one
+/// shared counter instead of one per part (each a cache line the IO units would pass back
+/// and forth).
+#[derive(Debug)]
+pub(crate) struct ServerParts {
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) status: StatusHandle,
+    pub(crate) faults: FaultCodes,
+    pub(crate) resources: Resources,
 }
 
 impl Context {
@@ -54,19 +83,23 @@ impl Context {
         request_id: u64,
         registry: Arc<Registry>,
     ) -> Self {
+        let resources = Resources::default();
         Self {
             method: method.into(),
             peer,
             headers,
             request_id,
             started: Instant::now(),
-            registry,
             extensions: http::Extensions::new(),
             params_len: 0,
             caller: None,
-            status: StatusHandle::default(),
-            faults: FaultCodes::default(),
-            resources: ResourceScope::new(Resources::default()),
+            resources: ResourceScope::new(&resources),
+            server: Arc::new(ServerParts {
+                registry,
+                status: StatusHandle::default(),
+                faults: FaultCodes::default(),
+                resources,
+            }),
         }
     }
 
@@ -76,20 +109,16 @@ impl Context {
         self
     }
 
-    /// A context as the server makes it, built once with the server's status handle, fault
-    /// codes and resources (no defaults made and dropped).
-    #[allow(clippy::too_many_arguments)]
+    /// A context as the server makes it, with the server's parts (no defaults made and
+    /// dropped).
     pub(crate) fn serving(
         method: String,
         peer: Option<SocketAddr>,
         headers: http::HeaderMap,
         request_id: u64,
-        registry: Arc<Registry>,
         params_len: usize,
         caller: Option<Arc<Caller>>,
-        status: StatusHandle,
-        faults: FaultCodes,
-        resources: Resources,
+        server: &Arc<ServerParts>,
     ) -> Self {
         Self {
             method,
@@ -97,13 +126,11 @@ impl Context {
             headers,
             request_id,
             started: Instant::now(),
-            registry,
             extensions: http::Extensions::new(),
             params_len,
             caller,
-            status,
-            faults,
-            resources: ResourceScope::new(resources),
+            resources: ResourceScope::new(&server.resources),
+            server: Arc::clone(server),
         }
     }
 
@@ -122,18 +149,18 @@ impl Context {
     /// handler returns with `?`. For checks that depend on the arguments; a method's own
     /// permission is enforced before it runs.
     pub fn require_perm(&self, perm: &str) -> Result<(), Fault> {
-        crate::auth::check_perm(Some(perm), self.caller(), &self.faults)
+        crate::auth::check_perm(Some(perm), self.caller(), &self.server.faults)
     }
 
     /// The server's availability switch: an admin method can take the server offline or
     /// lock it out (and back) through it.
     pub fn status(&self) -> &StatusHandle {
-        &self.status
+        &self.server.status
     }
 
     /// The server's fault code table.
     pub fn fault_codes(&self) -> &FaultCodes {
-        &self.faults
+        &self.server.faults
     }
 
     /// This call's resource of type `R` (see [`crate::resource`]), acquired now if it was
@@ -161,11 +188,17 @@ impl Context {
     /// # drop(builder);
     /// ```
     pub fn resource<R: RequestResource>(&self) -> Result<ResourceGuard<'_, R>, Fault> {
-        self.resources.get::<R>(self)
+        self.resources.get::<R>(&self.server.resources, self)
     }
 
-    pub(crate) fn resource_scope(&self) -> &ResourceScope {
-        &self.resources
+    /// Acquires the eager resources, before the handler runs.
+    pub(crate) fn acquire_eager_resources(&self) -> Result<(), Fault> {
+        self.resources.acquire_eager(&self.server.resources, self)
+    }
+
+    /// Commits (`success`) or rolls back this call's resources.
+    pub(crate) fn finish_resources(&self, success: bool) -> Result<(), Fault> {
+        self.resources.finish(&self.server.resources, success)
     }
 
     /// The XML-RPC method name being called.
@@ -183,7 +216,8 @@ impl Context {
         &self.headers
     }
 
-    /// A number unique to this request within the process.
+    /// A number unique to this request within the process (not in arrival order: each
+    /// thread takes them in blocks).
     pub fn request_id(&self) -> u64 {
         self.request_id
     }
@@ -195,7 +229,7 @@ impl Context {
 
     /// The registry serving this call (introspection uses it).
     pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+        &self.server.registry
     }
 
     /// Typed per-request values set by hooks (a database connection, the caller's identity).

@@ -9,7 +9,6 @@
 //! [`Context`]: crate::context::Context
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -123,17 +122,16 @@ async fn counted(
 ) -> Result<Value, CallError> {
     let faults = shared.config.faults;
     let stats = shared.stats.method(&name);
-    stats.calls.fetch_add(1, Relaxed);
+    stats.calls.add(1);
     let result = match shared.registry.get(&name) {
         None => Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into()),
         Some(method) => match lifecycle::admit(shared, &name, method.perm(), caller.as_deref()) {
             Err(fault) => Err(fault.into()),
             Ok(()) => {
-                let method = Arc::clone(method);
                 let watch = CallWatch::new(&shared.config, &params, method.is_sensitive());
                 let ctx = lifecycle::context(shared, name, &params, peer, headers(), caller);
                 if method.is_blocking() {
-                    run_blocking(shared, method, ctx, params, watch).await
+                    run_blocking(shared, Arc::clone(method), ctx, params, watch).await
                 } else {
                     let ctx = Arc::new(ctx);
                     let call_ctx = Arc::clone(&ctx);
@@ -156,7 +154,7 @@ async fn counted(
     match (&outcome, ran_for) {
         (Ok(_), Some(elapsed)) => stats.latency.observe(elapsed),
         (Err(CallError::Fault(_)), _) => {
-            stats.faults.fetch_add(1, Relaxed);
+            stats.faults.add(1);
         }
         _ => {}
     }

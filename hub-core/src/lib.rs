@@ -11,6 +11,7 @@
 
 mod acceptor;
 pub mod auth;
+mod body;
 pub mod client;
 pub mod config;
 mod conn;

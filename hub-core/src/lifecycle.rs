@@ -21,7 +21,7 @@ use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::AtomicU8;
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -69,9 +69,11 @@ impl fmt::Debug for Hooks {
     }
 }
 
-/// The hooks a running server serves with (setup has run).
+/// The hooks a running server serves with (setup has run). Its resource declarations are
+/// with the other parts every context refers to ([`ServerParts`]).
+///
+/// [`ServerParts`]: crate::context::ServerParts
 pub(crate) struct Serving {
-    pub(crate) resources: Resources,
     pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
     pub(crate) upload: Option<Arc<UploadFn>>,
     /// Added to every HTTP response ([`ServerBuilder::response_header`]).
@@ -83,7 +85,6 @@ pub(crate) struct Serving {
 impl fmt::Debug for Serving {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Serving")
-            .field("resources", &self.resources)
             .field("authenticator", &self.authenticator.is_some())
             .field("upload", &self.upload.is_some())
             .field("response_headers", &self.response_headers)
@@ -103,8 +104,9 @@ pub(crate) fn run_setup(setup: Option<SetupFn>, config: &Config, status: &Status
     status.go_offline(STARTUP_ERROR);
 }
 
-/// Splits the builder's hooks into the setup hook and the serving ones.
-pub(crate) fn serving(hooks: Hooks, config: &Config) -> (Option<SetupFn>, Serving) {
+/// Splits the builder's hooks into the setup hook, the serving ones and the resource
+/// declarations.
+pub(crate) fn serving(hooks: Hooks, config: &Config) -> (Option<SetupFn>, Serving, Resources) {
     let resources = Resources {
         defs: Arc::from(hooks.resources),
         outage_code: config.faults.offline,
@@ -112,18 +114,17 @@ pub(crate) fn serving(hooks: Hooks, config: &Config) -> (Option<SetupFn>, Servin
         internal_error: config.faults.internal_error,
     };
     let serving = Serving {
-        resources,
         authenticator: hooks.authenticator,
         upload: hooks.upload,
         response_headers: hooks.response_headers,
     };
-    (hooks.setup, serving)
+    (hooks.setup, serving, resources)
 }
 
 /// The offline fault, if the server is offline now.
 pub(crate) fn offline(shared: &Shared) -> Result<(), Fault> {
     if shared.status.is_offline() {
-        shared.stats.counters.offline_refusals.fetch_add(1, Relaxed);
+        shared.stats.counters.offline_refusals.add(1);
         return Err(Fault::new(
             shared.config.faults.offline,
             shared.status.message().to_string(),
@@ -150,7 +151,7 @@ pub(crate) fn authenticate(
     match catch_unwind(AssertUnwindSafe(|| auth.authenticate(&req))) {
         Ok(Ok(caller)) => Ok(caller.map(Arc::new)),
         Ok(Err(failure)) => {
-            shared.stats.counters.auth_failures.fetch_add(1, Relaxed);
+            shared.stats.counters.auth_failures.add(1);
             tracing::debug!(method, ?peer, %failure, "authentication refused");
             Err(failure.into_fault(&shared.config.faults))
         }
@@ -176,18 +177,14 @@ pub(crate) fn admit(
         && !admin
         && !shared.config.lockout_exempt.iter().any(|m| m == name)
     {
-        shared.stats.counters.offline_refusals.fetch_add(1, Relaxed);
+        shared.stats.counters.offline_refusals.add(1);
         return Err(Fault::new(
             shared.config.faults.offline,
             shared.status.message().to_string(),
         ));
     }
     crate::auth::check_perm(perm, caller, &shared.config.faults).inspect_err(|_| {
-        shared
-            .stats
-            .counters
-            .permission_denials
-            .fetch_add(1, Relaxed);
+        shared.stats.counters.permission_denials.add(1);
     })
 }
 
@@ -200,19 +197,15 @@ pub(crate) fn context(
     headers: http::HeaderMap,
     caller: Option<Arc<Caller>>,
 ) -> Context {
-    let id = shared.next_request_id.fetch_add(1, Relaxed);
     let params_len = params.positional.len() + params.named.as_ref().map_or(0, |n| n.len());
     Context::serving(
         name,
         peer,
         headers,
-        id,
-        Arc::clone(&shared.registry),
+        crate::context::next_request_id(),
         params_len,
         caller,
-        shared.status.clone(),
-        shared.config.faults,
-        shared.hooks.resources.clone(),
+        &shared.parts,
     )
 }
 
@@ -267,8 +260,9 @@ pub(crate) fn run_blocking(
     mut watch: CallWatch,
     awaited: &Awaited,
 ) -> (Result<Value, CallError>, Duration) {
-    watch.start();
-    let r = match ctx.resource_scope().acquire_eager(ctx) {
+    // Timed from here, on the worker: the wait in the queue is not the handler's time.
+    watch.start(std::time::Instant::now());
+    let r = match ctx.acquire_eager_resources() {
         Err(fault) => Ok(Err(RpcError::Fault(fault))),
         Ok(()) => catch_unwind(AssertUnwindSafe(|| method.call_blocking(ctx, params))),
     };
@@ -308,8 +302,9 @@ pub(crate) fn start_async(
     mut watch: CallWatch,
     start: impl FnOnce() -> BoxFuture<Result<Value, RpcError>>,
 ) -> (Started, CallWatch) {
-    watch.start();
-    let started = match ctx.resource_scope().acquire_eager(ctx) {
+    // The context was made just now, on this thread: its clock reading serves.
+    watch.start(ctx.started());
+    let started = match ctx.acquire_eager_resources() {
         Err(fault) => Started::Done(Ok(Err(RpcError::Fault(fault)))),
         Ok(()) => match catch_unwind(AssertUnwindSafe(start)) {
             Ok(fut) => Started::Running(CatchUnwind(fut)),
@@ -335,7 +330,7 @@ pub(crate) fn finish(
             "call succeeded after its caller stopped waiting: rolled back"
         );
     }
-    let committed = ctx.resource_scope().finish(commit);
+    let committed = ctx.finish_resources(commit);
     if let (Ok(_), Err(fault)) = (&outcome, committed) {
         outcome = Err(fault);
     }
@@ -358,7 +353,7 @@ fn settle(
         Err(panic) => {
             let what = panic_text(&*panic);
             tracing::error!(method, panic = %what, "handler panicked");
-            shared.stats.counters.panics.fetch_add(1, Relaxed);
+            shared.stats.counters.panics.add(1);
             let text = if shared.config.debug {
                 format!("internal error in {method}: {what}")
             } else {

@@ -188,9 +188,7 @@ impl JobQueue {
         let now = Instant::now();
         let counters = &self.stats.counters;
         if !self.qos.admit(now, self.rx.len()) {
-            counters
-                .fast_rejects
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            counters.fast_rejects.add(1);
             return Err(Refusal::FastReject);
         }
         let (tx, rx) = oneshot::channel();
@@ -200,16 +198,12 @@ impl JobQueue {
         };
         match self.tx.try_send(Msg::Job(job)) {
             Ok(()) => {
-                counters
-                    .queue_pushes
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters.queue_pushes.add(1);
                 self.pushed();
                 Ok(rx)
             }
             Err(TrySendError::Full(_)) => {
-                counters
-                    .queue_full_rejects
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counters.queue_full_rejects.add(1);
                 Err(Refusal::QueueFull)
             }
             Err(TrySendError::Disconnected(_)) => Err(Refusal::ShuttingDown),

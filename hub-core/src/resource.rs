@@ -150,26 +150,27 @@ enum Slot {
     Failed,
 }
 
-/// One call's resources.
+/// One call's resources (the server's declarations come with each call: [`Resources`]).
 pub(crate) struct ResourceScope {
-    resources: Resources,
     slots: Mutex<Vec<Slot>>,
+    /// No resources declared: nothing to lock, acquire, commit or roll back.
+    none: bool,
 }
 
 impl fmt::Debug for ResourceScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResourceScope")
-            .field("declared", &self.resources.defs.len())
+            .field("none", &self.none)
             .finish_non_exhaustive()
     }
 }
 
 impl ResourceScope {
-    pub(crate) fn new(resources: Resources) -> Self {
+    pub(crate) fn new(resources: &Resources) -> Self {
         let slots = resources.defs.iter().map(|_| Slot::Empty).collect();
         Self {
-            resources,
             slots: Mutex::new(slots),
+            none: resources.defs.is_empty(),
         }
     }
 
@@ -178,23 +179,23 @@ impl ResourceScope {
     }
 
     /// Acquires every eager resource, in declaration order.
-    pub(crate) fn acquire_eager(&self, ctx: &Context) -> Result<(), Fault> {
-        for (i, def) in self.resources.defs.iter().enumerate() {
+    pub(crate) fn acquire_eager(&self, resources: &Resources, ctx: &Context) -> Result<(), Fault> {
+        for (i, def) in resources.defs.iter().enumerate() {
             if def.eager {
-                self.acquire(i, ctx)?;
+                self.acquire(resources, i, ctx)?;
             }
         }
         Ok(())
     }
 
     /// Fills slot `i` unless it is already held.
-    fn acquire(&self, i: usize, ctx: &Context) -> Result<(), Fault> {
+    fn acquire(&self, resources: &Resources, i: usize, ctx: &Context) -> Result<(), Fault> {
         match self.lock().get(i) {
             Some(Slot::Held(_)) => return Ok(()),
-            Some(Slot::Failed) | None => return Err(self.resources.outage()),
+            Some(Slot::Failed) | None => return Err(resources.outage()),
             Some(Slot::Empty) => {}
         }
-        let def = &self.resources.defs[i];
+        let def = &resources.defs[i];
         // The lock is released while the factory runs: it may use the context.
         let made = catch_unwind(AssertUnwindSafe(|| (def.factory)(ctx)));
         let mut slots = self.lock();
@@ -212,7 +213,7 @@ impl ResourceScope {
                 tracing::error!(method = ctx.method(), resource = def.type_name, error = %e,
                     "could not acquire a per-request resource");
                 slots[i] = Slot::Failed;
-                Err(self.resources.outage())
+                Err(resources.outage())
             }
             Err(_) => {
                 tracing::error!(
@@ -221,27 +222,28 @@ impl ResourceScope {
                     "resource factory panicked"
                 );
                 slots[i] = Slot::Failed;
-                Err(self.resources.outage())
+                Err(resources.outage())
             }
         }
     }
 
     /// The resource of type `R`, acquired now if need be.
-    pub(crate) fn get<R: RequestResource>(
-        &self,
+    pub(crate) fn get<'a, R: RequestResource>(
+        &'a self,
+        resources: &Resources,
         ctx: &Context,
-    ) -> Result<ResourceGuard<'_, R>, Fault> {
+    ) -> Result<ResourceGuard<'a, R>, Fault> {
         let wanted = TypeId::of::<R>();
-        let Some(i) = self.resources.defs.iter().position(|d| d.type_id == wanted) else {
+        let Some(i) = resources.defs.iter().position(|d| d.type_id == wanted) else {
             return Err(Fault::new(
-                self.resources.internal_error,
+                resources.internal_error,
                 format!(
                     "no resource of type {} is configured",
                     std::any::type_name::<R>()
                 ),
             ));
         };
-        self.acquire(i, ctx)?;
+        self.acquire(resources, i, ctx)?;
         Ok(ResourceGuard {
             slots: self.lock(),
             index: i,
@@ -251,7 +253,7 @@ impl ResourceScope {
 
     /// Commits every held resource if `success`, else rolls them back. A failing (or
     /// panicking) commit rolls back the rest and is returned.
-    pub(crate) fn finish(&self, success: bool) -> Result<(), Fault> {
+    pub(crate) fn finish(&self, resources: &Resources, success: bool) -> Result<(), Fault> {
         let held = self.take();
         let mut outcome = Ok(());
         for r in held {
@@ -260,7 +262,7 @@ impl ResourceScope {
                     Ok(result) => result,
                     Err(_) => {
                         tracing::error!("resource commit panicked");
-                        Err(Fault::new(self.resources.internal_error, "commit failed"))
+                        Err(Fault::new(resources.internal_error, "commit failed"))
                     }
                 };
             } else {
@@ -271,6 +273,9 @@ impl ResourceScope {
     }
 
     fn take(&self) -> Vec<Box<dyn Erased>> {
+        if self.none {
+            return Vec::new();
+        }
         self.lock()
             .iter_mut()
             .filter_map(|slot| match std::mem::replace(slot, Slot::Empty) {

@@ -22,7 +22,6 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,7 +30,7 @@ use hub_xmlrpc::{Limits, Value};
 
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, FaultCodes};
-use crate::context::Context;
+use crate::context::{Context, ServerParts};
 use crate::lifecycle::{Hooks, Serving};
 use crate::queue::JobQueue;
 use crate::registry::{Registry, RpcError};
@@ -50,9 +49,10 @@ pub(crate) struct Shared {
     pub(crate) queue: Arc<JobQueue>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: ShutdownHandle,
-    pub(crate) next_request_id: AtomicU64,
     pub(crate) status: StatusHandle,
     pub(crate) hooks: Serving,
+    /// What every call's context refers to.
+    pub(crate) parts: Arc<ServerParts>,
 }
 
 /// Why a server could not be built or started.
@@ -392,8 +392,14 @@ impl Server {
             config.offline_message.as_str(),
             config.lockout,
         );
-        let (setup, hooks) = crate::lifecycle::serving(self.hooks, &config);
+        let (setup, hooks, resources) = crate::lifecycle::serving(self.hooks, &config);
         crate::lifecycle::run_setup(setup, &config, &status);
+        let parts = Arc::new(ServerParts {
+            registry: Arc::clone(&self.registry),
+            status: status.clone(),
+            faults: config.faults,
+            resources,
+        });
         let shared = Arc::new(Shared {
             config,
             limits,
@@ -401,9 +407,9 @@ impl Server {
             queue: Arc::clone(&queue),
             stats,
             shutdown: shutdown.clone(),
-            next_request_id: AtomicU64::new(1),
             status,
             hooks,
+            parts,
         });
         let workers = crate::worker::spawn(shared.config.workers, &queue)?;
         let units = (0..shared.config.io_units)

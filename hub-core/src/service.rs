@@ -12,7 +12,6 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use std::future::Future;
@@ -21,10 +20,11 @@ use std::task::Poll;
 use bytes::{Buf, Bytes};
 use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::Full;
 use hub_xmlrpc::Fault;
 use hyper::body::Incoming;
 
+use crate::body::{read_to_end, BodyError};
 use crate::conn::ConnState;
 use crate::dispatch::{handle_body, CallError};
 use crate::queue::Refusal;
@@ -37,20 +37,20 @@ const NOT_POST: &str = "This is an XML-RPC server. Only POST requests are accept
 
 /// Serves one request. Never fails: every outcome is an HTTP answer.
 pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    conn: Arc<ConnState>,
+    shared: &Arc<Shared>,
+    conn: &ConnState,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let _flight = conn.begin();
     let counters = &shared.stats.counters;
-    counters.requests_read.fetch_add(1, Relaxed);
+    counters.requests_read.add(1);
     let path = req.uri().path();
     let resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if req.method() == Method::POST && crate::upload::is_upload(&req) {
-            crate::upload::serve(&shared, peer, req).await
+            crate::upload::serve(shared, peer, req).await
         } else if req.method() == Method::POST {
-            rpc(&shared, peer, req).await
+            rpc(shared, peer, req).await
         } else {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, NOT_POST);
             r.headers_mut()
@@ -79,10 +79,8 @@ pub(crate) async fn handle(
     for (name, value) in &shared.hooks.response_headers {
         resp.headers_mut().insert(name, value.clone());
     }
-    counters.responses_written.fetch_add(1, Relaxed);
-    counters
-        .bytes_out
-        .fetch_add(resp.body().size_hint_exact(), Relaxed);
+    counters.responses_written.add(1);
+    counters.bytes_out.add(resp.body().size_hint_exact());
     Ok(resp)
 }
 
@@ -96,46 +94,46 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
-        counters.too_large.fetch_add(1, Relaxed);
+        counters.too_large.add(1);
         return closing(text(
             StatusCode::PAYLOAD_TOO_LARGE,
             "request body too large\n",
         ));
     }
     let (parts, body) = req.into_parts();
-    let mut collect = std::pin::pin!(Limited::new(body, max).collect());
-    // A small body is usually in hyper's buffer already: one poll collects it, and only a
-    // body still on the wire gets the `socket_timeout_ms` timer.
-    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
-    let collected = match first {
+    let mut read = std::pin::pin!(read_to_end(body, max));
+    // A small body is usually in hyper's buffer already: one poll reads it, and only a body
+    // still on the wire gets the `socket_timeout_ms` timer.
+    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+    let read = match first {
         Poll::Ready(r) => Ok(r),
         Poll::Pending => {
             let deadline = tokio::time::Instant::now() + shared.config.socket_timeout();
-            tokio::time::timeout_at(deadline, collect).await
+            tokio::time::timeout_at(deadline, read).await
         }
     };
-    let body = match collected {
+    let body = match read {
         Err(_) => {
-            counters.timeouts.fetch_add(1, Relaxed);
+            counters.timeouts.add(1);
             return closing(text(
                 StatusCode::REQUEST_TIMEOUT,
                 "request body timed out\n",
             ));
         }
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            counters.too_large.fetch_add(1, Relaxed);
+        Ok(Err(BodyError::TooLarge)) => {
+            counters.too_large.add(1);
             return closing(text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request body too large\n",
             ));
         }
-        Ok(Err(_)) => {
-            counters.io_failures.fetch_add(1, Relaxed);
+        Ok(Err(BodyError::Unreadable)) => {
+            counters.io_failures.add(1);
             return closing(text(StatusCode::BAD_REQUEST, "request body unreadable\n"));
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Ok(body)) => body,
     };
-    counters.bytes_in.fetch_add(body.len() as u64, Relaxed);
+    counters.bytes_in.add(body.len() as u64);
     let call = handle_body(shared, &body, Some(peer), parts.headers);
     let Some(budget) = shared.config.handler_timeout() else {
         return xml(call.await);
@@ -146,7 +144,7 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
         Err(_) => {
             // Dropping the call stops an async handler; a blocking one runs on, and its
             // result is discarded (its oneshot receiver is gone).
-            counters.timeouts.fetch_add(1, Relaxed);
+            counters.timeouts.add(1);
             tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "call over its time budget");
             let fault = Fault::new(
                 shared.config.faults.system_error,

@@ -1,13 +1,57 @@
 //! Counters, histograms, Prometheus text and the `[SERVER_STAT]` line.
 //!
-//! Everything on the hot path is a relaxed atomic add: no lock per request. Per-method slots
-//! are allocated once from the registry's names; calls to unknown names share one slot so a
-//! hostile client cannot grow the table.
+//! Everything on the hot path is a relaxed atomic add: no lock per request. Counters and
+//! histograms that every request touches are sharded ([`Counter`]): each thread adds on its
+//! own cache line, so two IO units on two cores do not pass the same lines back and forth on
+//! every request; a read sums the shards. Per-method slots are allocated once from the
+//! registry's names; calls to unknown names share one slot so a hostile client cannot grow
+//! the table.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+/// Shards per counter. Threads take shards in the order they first count, so the IO units
+/// (which count every request) get shards of their own; workers beyond eight share.
+const SHARDS: usize = 8;
+
+/// This thread's shard.
+fn shard() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local!(static SHARD: Cell<usize> = const { Cell::new(usize::MAX) });
+    SHARD.with(|s| {
+        let mut i = s.get();
+        if i == usize::MAX {
+            i = NEXT.fetch_add(1, Relaxed) % SHARDS;
+            s.set(i);
+        }
+        i
+    })
+}
+
+/// A monotonic counter that many threads add to, each on its own cache line.
+#[derive(Debug, Default)]
+pub struct Counter {
+    shards: [CachePadded<AtomicU64>; SHARDS],
+}
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.shards[shard()].fetch_add(n, Relaxed);
+    }
+
+    /// The total so far.
+    pub fn get(&self) -> u64 {
+        self.shards
+            .iter()
+            .fold(0u64, |sum, s| sum.wrapping_add(s.load(Relaxed)))
+    }
+}
 
 /// Upper bounds of the latency buckets, in microseconds (`+Inf` is implicit).
 pub const BUCKETS_US: [u64; 16] = [
@@ -15,9 +59,14 @@ pub const BUCKETS_US: [u64; 16] = [
     1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 
-/// A fixed-bucket latency histogram.
+/// A fixed-bucket latency histogram (sharded like [`Counter`]).
 #[derive(Debug, Default)]
 pub struct Histogram {
+    shards: [CachePadded<HistogramShard>; SHARDS],
+}
+
+#[derive(Debug, Default)]
+struct HistogramShard {
     buckets: [AtomicU64; BUCKETS_US.len() + 1],
     sum_us: AtomicU64,
     count: AtomicU64,
@@ -28,33 +77,40 @@ impl Histogram {
     pub fn observe(&self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let i = BUCKETS_US.partition_point(|&b| b < us);
-        self.buckets[i].fetch_add(1, Relaxed);
-        self.sum_us.fetch_add(us, Relaxed);
-        self.count.fetch_add(1, Relaxed);
+        let shard = &self.shards[shard()];
+        shard.buckets[i].fetch_add(1, Relaxed);
+        shard.sum_us.fetch_add(us, Relaxed);
+        shard.count.fetch_add(1, Relaxed);
     }
 
     /// Observations so far.
     pub fn count(&self) -> u64 {
-        self.count.load(Relaxed)
+        self.sum(|s| &s.count)
     }
 
     /// Sum of observations, in microseconds.
     pub fn sum_us(&self) -> u64 {
-        self.sum_us.load(Relaxed)
+        self.sum(|s| &s.sum_us)
+    }
+
+    fn sum(&self, field: impl Fn(&HistogramShard) -> &AtomicU64) -> u64 {
+        self.shards
+            .iter()
+            .fold(0u64, |sum, s| sum.wrapping_add(field(s).load(Relaxed)))
     }
 
     fn write_prometheus(&self, out: &mut String, name: &str, labels: &str) {
         let sep = if labels.is_empty() { "" } else { "," };
         let mut cumulative = 0;
         for (i, bound) in BUCKETS_US.iter().enumerate() {
-            cumulative += self.buckets[i].load(Relaxed);
+            cumulative += self.sum(|s| &s.buckets[i]);
             let le = *bound as f64 / 1e6;
             let _ = writeln!(
                 out,
                 "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
             );
         }
-        cumulative += self.buckets[BUCKETS_US.len()].load(Relaxed);
+        cumulative += self.sum(|s| &s.buckets[BUCKETS_US.len()]);
         let _ = writeln!(
             out,
             "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {cumulative}"
@@ -69,18 +125,35 @@ impl Histogram {
 #[derive(Debug, Default)]
 pub struct MethodStats {
     /// Calls dispatched.
-    pub calls: AtomicU64,
+    pub calls: Counter,
     /// Calls that answered a fault.
-    pub faults: AtomicU64,
+    pub faults: Counter,
     /// Handler time (queue wait excluded).
     pub latency: Histogram,
 }
 
+/// What a [`Counters`] field reads as.
+trait Total {
+    fn total(&self) -> u64;
+}
+
+impl Total for AtomicU64 {
+    fn total(&self) -> u64 {
+        self.load(Relaxed)
+    }
+}
+
+impl Total for Counter {
+    fn total(&self) -> u64 {
+        self.get()
+    }
+}
+
 macro_rules! counters {
-    ($( $(#[$doc:meta])* $name:ident : $kind:literal ),* $(,)?) => {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty = $kind:literal ),* $(,)?) => {
         /// The server-wide counters (phxrpc's set, named for Prometheus).
         #[derive(Debug, Default)]
-        pub struct Counters { $( $(#[$doc])* pub $name: AtomicU64, )* }
+        pub struct Counters { $( $(#[$doc])* pub $name: $ty, )* }
 
         /// A copy of [`Counters`] at one instant.
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -89,12 +162,12 @@ macro_rules! counters {
         impl Counters {
             /// Reads every counter.
             pub fn snapshot(&self) -> Snapshot {
-                Snapshot { $( $name: self.$name.load(Relaxed), )* }
+                Snapshot { $( $name: self.$name.total(), )* }
             }
 
             fn write_prometheus(&self, out: &mut String) {
                 $(
-                    let v = self.$name.load(Relaxed);
+                    let v = self.$name.total();
                     let suffix = if $kind == "counter" { "_total" } else { "" };
                     let _ = writeln!(out, "# TYPE hub_{}{} {}", stringify!($name), suffix, $kind);
                     let _ = writeln!(out, "hub_{}{} {}", stringify!($name), suffix, v);
@@ -106,53 +179,53 @@ macro_rules! counters {
 
 counters! {
     /// Connections open now.
-    connections_held: "gauge",
+    connections_held: AtomicU64 = "gauge",
     /// Connections accepted and handed to a unit.
-    connections_accepted: "counter",
+    connections_accepted: Counter = "counter",
     /// Idle connections taken back from hyper to wait as bare sockets.
-    connections_parked: "counter",
+    connections_parked: Counter = "counter",
     /// Connections refused with `503` (over `max_connections`).
-    connections_rejected: "counter",
+    connections_rejected: Counter = "counter",
     /// `accept` calls that failed.
-    accept_failures: "counter",
+    accept_failures: Counter = "counter",
     /// Requests whose head was read.
-    requests_read: "counter",
+    requests_read: Counter = "counter",
     /// Responses handed to hyper for writing.
-    responses_written: "counter",
+    responses_written: Counter = "counter",
     /// Request body bytes read.
-    bytes_in: "counter",
+    bytes_in: Counter = "counter",
     /// Response body bytes written.
-    bytes_out: "counter",
+    bytes_out: Counter = "counter",
     /// Connections that ended with a protocol or IO error (timeouts excluded).
-    io_failures: "counter",
+    io_failures: Counter = "counter",
     /// Header, body or idle timeouts that cut a connection off.
-    timeouts: "counter",
+    timeouts: Counter = "counter",
     /// Blocking jobs pushed onto the queue.
-    queue_pushes: "counter",
+    queue_pushes: Counter = "counter",
     /// Blocking jobs taken by a worker.
-    queue_pops: "counter",
+    queue_pops: Counter = "counter",
     /// Requests refused by QoS fast reject.
-    fast_rejects: "counter",
+    fast_rejects: Counter = "counter",
     /// Requests refused because the queue was full.
-    queue_full_rejects: "counter",
+    queue_full_rejects: Counter = "counter",
     /// Jobs answered without running because they waited past `max_queue_wait_ms`.
-    queue_wait_drops: "counter",
+    queue_wait_drops: Counter = "counter",
     /// Jobs skipped because their client had gone.
-    client_gone_skips: "counter",
+    client_gone_skips: Counter = "counter",
     /// Handlers that panicked.
-    panics: "counter",
+    panics: Counter = "counter",
     /// Bodies refused with `413`.
-    too_large: "counter",
+    too_large: Counter = "counter",
     /// Calls answered the offline fault (offline, lockout, or a failed resource).
-    offline_refusals: "counter",
+    offline_refusals: Counter = "counter",
     /// Requests whose credentials the authenticator refused.
-    auth_failures: "counter",
+    auth_failures: Counter = "counter",
     /// Calls refused for lack of a permission.
-    permission_denials: "counter",
+    permission_denials: Counter = "counter",
     /// Calls whose memory growth passed `memory_warn_threshold_kib`.
-    memory_warnings: "counter",
+    memory_warnings: Counter = "counter",
     /// Upload requests handled.
-    uploads: "counter",
+    uploads: Counter = "counter",
 }
 
 /// All statistics of one server.
@@ -207,7 +280,7 @@ impl Stats {
             let _ = writeln!(
                 out,
                 "hub_method_calls_total{{method=\"{n}\"}} {}",
-                m.calls.load(Relaxed)
+                m.calls.get()
             );
         }
         out.push_str("# TYPE hub_method_faults_total counter\n");
@@ -215,7 +288,7 @@ impl Stats {
             let _ = writeln!(
                 out,
                 "hub_method_faults_total{{method=\"{n}\"}} {}",
-                m.faults.load(Relaxed)
+                m.faults.get()
             );
         }
         out.push_str("# TYPE hub_method_duration_seconds histogram\n");
@@ -304,6 +377,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sharded_counts_add_up_across_threads() {
+        let c = Counter::default();
+        let h = Histogram::default();
+        std::thread::scope(|s| {
+            for t in 0..(SHARDS as u64 + 3) {
+                let (c, h) = (&c, &h);
+                s.spawn(move || {
+                    for _ in 0..1000 {
+                        c.add(t + 1);
+                        h.observe(Duration::from_micros(t));
+                    }
+                });
+            }
+        });
+        let n = SHARDS as u64 + 3;
+        assert_eq!(c.get(), 1000 * n * (n + 1) / 2);
+        assert_eq!(h.count(), 1000 * n);
+        assert_eq!(h.sum_us(), 1000 * n * (n - 1) / 2);
+    }
+
+    #[test]
     fn histogram_buckets_are_cumulative() {
         let h = Histogram::default();
         h.observe(Duration::from_micros(50));
@@ -321,9 +415,9 @@ mod tests {
     #[test]
     fn unknown_methods_share_a_slot_and_stat_line_is_quiet_without_traffic() {
         let s = Stats::new(["echo"]);
-        s.method("nope").calls.fetch_add(1, Relaxed);
-        s.method("other").calls.fetch_add(1, Relaxed);
-        s.method("echo").calls.fetch_add(1, Relaxed);
+        s.method("nope").calls.add(1);
+        s.method("other").calls.add(1);
+        s.method("echo").calls.add(1);
         let text = s.prometheus();
         assert!(
             text.contains("hub_method_calls_total{method=\"(unknown)\"} 2"),
@@ -335,7 +429,7 @@ mod tests {
         );
         let mut line = StatLine::default();
         assert!(line.next(&s).is_none());
-        s.counters.requests_read.fetch_add(3, Relaxed);
+        s.counters.requests_read.add(3);
         let l = line.next(&s).expect("traffic");
         assert!(l.contains("reads=3"), "{l}");
         assert!(line.next(&s).is_none());

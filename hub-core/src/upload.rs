@@ -224,11 +224,7 @@ impl From<UploadError> for RpcError {
 /// Serves one upload request.
 pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     let faults = &shared.config.faults;
-    shared
-        .stats
-        .counters
-        .uploads
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared.stats.counters.uploads.add(1);
     let Some(handler) = shared.hooks.upload.clone() else {
         let fault = Fault::new(faults.method_not_found, "uploads are not supported here");
         return closing(xml(Err(CallError::Fault(fault))));
@@ -240,11 +236,7 @@ pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<I
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
-        shared
-            .stats
-            .counters
-            .too_large
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        shared.stats.counters.too_large.add(1);
         return closing(text(StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n"));
     }
     let (parts, incoming) = req.into_parts();
@@ -283,18 +275,17 @@ pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<I
     let (outcome, _) = lifecycle::run_async(shared, &ctx, || handler(upload), watch).await;
     let state = std::mem::take(&mut *state.lock().unwrap_or_else(PoisonError::into_inner));
     let counters = &shared.stats.counters;
-    let relaxed = std::sync::atomic::Ordering::Relaxed;
     match state.error {
         Some(UploadError::TooLarge { .. }) => {
-            counters.too_large.fetch_add(1, relaxed);
+            counters.too_large.add(1);
             closing(text(StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n"))
         }
         Some(UploadError::TimedOut) => {
-            counters.timeouts.fetch_add(1, relaxed);
+            counters.timeouts.add(1);
             closing(text(StatusCode::REQUEST_TIMEOUT, "upload timed out\n"))
         }
         Some(UploadError::Broken(_)) => {
-            counters.io_failures.fetch_add(1, relaxed);
+            counters.io_failures.add(1);
             closing(text(StatusCode::BAD_REQUEST, "upload unreadable\n"))
         }
         // A body the handler did not read to its end cannot be followed by another request.

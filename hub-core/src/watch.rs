@@ -3,7 +3,6 @@
 //! `/proc` read.
 
 use std::fmt::{self, Write as _};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use hub_xmlrpc::Value;
@@ -54,10 +53,9 @@ impl CallWatch {
         }
     }
 
-    /// Starts the clock and notes the memory before the call (a sample at most
+    /// Starts the clock at `now` and notes the memory before the call (a sample at most
     /// [`SAMPLE_MAX_AGE`](crate::memory::SAMPLE_MAX_AGE) old: see [`crate::memory`]).
-    pub(crate) fn start(&mut self) {
-        let now = Instant::now();
+    pub(crate) fn start(&mut self, now: Instant) {
         self.started = Some(now);
         if self.threshold_kib > 0 {
             self.mem_before = crate::memory::recent_kib(now);
@@ -83,7 +81,7 @@ impl CallWatch {
             if let Some(after) = crate::memory::fresh_kib(now) {
                 let growth = after.saturating_sub(before);
                 if growth > self.threshold_kib {
-                    stats.counters.memory_warnings.fetch_add(1, Relaxed);
+                    stats.counters.memory_warnings.add(1);
                     tracing::warn!(
                         method,
                         before_kib = before,

@@ -1,7 +1,6 @@
 //! The worker pool: `workers` OS threads running blocking handlers (phxrpc's thread mode).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -38,22 +37,22 @@ fn serve(queue: &JobQueue) {
         };
         let now = Instant::now();
         let wait = now.saturating_duration_since(job.enqueued);
-        stats.counters.queue_pops.fetch_add(1, Relaxed);
+        stats.counters.queue_pops.add(1);
         stats.queue_wait.observe(wait);
         queue.qos.record_wait(wait, now, queue.len());
         if job.task.client_gone() {
-            stats.counters.client_gone_skips.fetch_add(1, Relaxed);
+            stats.counters.client_gone_skips.add(1);
             continue;
         }
         if wait > queue.max_wait {
-            stats.counters.queue_wait_drops.fetch_add(1, Relaxed);
+            stats.counters.queue_wait_drops.add(1);
             job.task.expire();
             continue;
         }
         let task = job.task;
         if catch_unwind(AssertUnwindSafe(move || task.run())).is_err() {
             // The dispatcher catches handler panics itself; this is the last line of defence.
-            stats.counters.panics.fetch_add(1, Relaxed);
+            stats.counters.panics.add(1);
         }
         // QoS predicts queue waits from how long jobs hold a worker.
         queue.qos.record_service(now.elapsed());
