@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use hub_xmlrpc::{parse_call, Fault, Value};
 
 use crate::auth::Caller;
@@ -20,7 +21,7 @@ use crate::lifecycle;
 use crate::queue::Refusal;
 use crate::registry::{Method, Params};
 use crate::server::Shared;
-use crate::watch::CallWatch;
+use crate::watch::{ArgsOrigin, CallWatch};
 
 /// What became of one call, short of a value.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,18 +44,19 @@ pub(crate) struct RequestMeta {
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) headers: http::HeaderMap,
     pub(crate) caller: Option<Arc<Caller>>,
+    pub(crate) origin: ArgsOrigin,
 }
 
 /// Runs the XML-RPC request in `body`, start to finish.
 pub(crate) async fn handle_body(
     shared: &Arc<Shared>,
-    body: &[u8],
+    body: Bytes,
     peer: Option<SocketAddr>,
     headers: http::HeaderMap,
 ) -> Result<Value, CallError> {
     lifecycle::offline(shared)?;
     let faults = &shared.config.faults;
-    let mut call = match parse_call(body, &shared.limits) {
+    let mut call = match parse_call(&body, &shared.limits) {
         Ok(call) => call,
         Err(e) => {
             let code = if e.is_not_well_formed() {
@@ -71,40 +73,45 @@ pub(crate) async fn handle_body(
         positional: call.params,
         named,
     };
+    let origin = ArgsOrigin::call(body);
     if crate::multicall::is_multicall(&call.method_name) {
         let meta = RequestMeta {
             peer,
             headers,
             caller,
+            origin,
         };
         // Boxed: keeps the future of every ordinary call (held inline by hyper per
         // connection) from carrying the multicall state.
         return Box::pin(crate::multicall::run(shared, params, &meta)).await;
     }
     // A single call: its context takes the request's headers (no copy).
-    counted(shared, call.method_name, params, peer, caller, move || {
-        headers
-    })
+    let headers = move || headers;
+    counted(
+        shared,
+        call.method_name,
+        params,
+        peer,
+        caller,
+        headers,
+        &origin,
+    )
     .await
 }
 
-/// Looks `name` up and runs it with a fresh context; counts it in the method's stats.
+/// Looks `name` (entry `entry` of a multicall) up and runs it with a fresh context; counts it
+/// in the method's stats.
 pub(crate) async fn call_method(
     shared: &Arc<Shared>,
     name: String,
     params: Params,
     meta: &RequestMeta,
+    entry: usize,
 ) -> Result<Value, CallError> {
     let headers = || meta.headers.clone();
-    counted(
-        shared,
-        name,
-        params,
-        meta.peer,
-        meta.caller.clone(),
-        headers,
-    )
-    .await
+    let origin = meta.origin.entry(entry);
+    let caller = meta.caller.clone();
+    counted(shared, name, params, meta.peer, caller, headers, &origin).await
 }
 
 /// [`call_method`]'s body; `headers` makes the context's copy of the request headers, only
@@ -119,6 +126,7 @@ async fn counted(
     peer: Option<SocketAddr>,
     caller: Option<Arc<Caller>>,
     headers: impl FnOnce() -> http::HeaderMap,
+    origin: &ArgsOrigin,
 ) -> Result<Value, CallError> {
     let faults = shared.config.faults;
     let stats = shared.stats.method(&name);
@@ -128,7 +136,8 @@ async fn counted(
         Some(method) => match lifecycle::admit(shared, &name, method.perm(), caller.as_deref()) {
             Err(fault) => Err(fault.into()),
             Ok(()) => {
-                let watch = CallWatch::new(&shared.config, &params, method.is_sensitive());
+                let sensitive = method.is_sensitive();
+                let watch = CallWatch::new(&shared.config, &params, sensitive, Some(origin));
                 let ctx = lifecycle::context(shared, name, &params, peer, headers(), caller);
                 if method.is_blocking() {
                     run_blocking(shared, Arc::clone(method), ctx, params, watch).await

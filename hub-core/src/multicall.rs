@@ -56,7 +56,7 @@ pub(crate) async fn run(
         .into());
     }
     let mut results = Vec::with_capacity(calls.len());
-    for entry in calls {
+    for (i, entry) in calls.into_iter().enumerate() {
         let outcome = match entry_call(entry, faults.invalid_params) {
             Err(fault) => Err(CallError::Fault(fault)),
             Ok(call) if is_multicall(&call.method_name) => Err(CallError::Fault(Fault::new(
@@ -69,7 +69,7 @@ pub(crate) async fn run(
                     positional: call.params,
                     named,
                 };
-                call_method(shared, call.method_name, params, meta).await
+                call_method(shared, call.method_name, params, meta, i).await
             }
         };
         results.push(match outcome {
@@ -82,7 +82,7 @@ pub(crate) async fn run(
 }
 
 /// Reads one `{methodName, params}` entry.
-fn entry_call(entry: Value, code: i32) -> Result<MethodCall, Fault> {
+pub(crate) fn entry_call(entry: Value, code: i32) -> Result<MethodCall, Fault> {
     let Value::Struct(mut s) = entry else {
         return Err(Fault::new(code, "multicall entry must be a struct"));
     };

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::task::Poll;
 
 use bytes::{Buf, Bytes};
-use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hub_xmlrpc::Fault;
@@ -88,12 +88,8 @@ pub(crate) async fn handle(
 async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
     let counters = &shared.stats.counters;
     let max = shared.config.max_request_length;
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
+    // hyper's body knows the declared `Content-Length` (no header lookup).
+    if hyper::body::Body::size_hint(req.body()).lower() > max as u64 {
         counters.too_large.add(1);
         return closing(text(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -134,7 +130,7 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
         Ok(Ok(body)) => body,
     };
     counters.bytes_in.add(body.len() as u64);
-    let call = handle_body(shared, &body, Some(peer), parts.headers);
+    let call = handle_body(shared, body, Some(peer), parts.headers);
     let Some(budget) = shared.config.handler_timeout() else {
         return xml(call.await);
     };

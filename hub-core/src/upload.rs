@@ -271,7 +271,7 @@ pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<I
             state: Arc::clone(&state),
         },
     };
-    let watch = CallWatch::new(&shared.config, &params, false);
+    let watch = CallWatch::new(&shared.config, &params, false, None);
     let (outcome, _) = lifecycle::run_async(shared, &ctx, || handler(upload), watch).await;
     let state = std::mem::take(&mut *state.lock().unwrap_or_else(PoisonError::into_inner));
     let counters = &shared.stats.counters;

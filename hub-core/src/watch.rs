@@ -1,11 +1,13 @@
 //! What is logged around each call: the memory watch (koji's `MemoryWarnThreshold`) and, with
 //! `debug = true`, the call log. Both are off the hot path when disabled: no formatting, no
-//! `/proc` read.
+//! `/proc` read. The memory watch alone formats nothing either: a warning (rare) finds the
+//! call's arguments again by parsing its request body a second time ([`ArgsOrigin`]).
 
 use std::fmt::{self, Write as _};
 use std::time::{Duration, Instant};
 
-use hub_xmlrpc::Value;
+use bytes::Bytes;
+use hub_xmlrpc::{Limits, Value};
 
 use crate::config::Config;
 use crate::dispatch::CallError;
@@ -18,10 +20,66 @@ pub const REDACTED: &str = "(redacted: sensitive arguments)";
 /// How many characters of the arguments are logged (koji's cut).
 pub const ARGS_LOGGED: usize = 120;
 
+/// The request body a call came in (and which entry, in a multicall): where a memory warning
+/// finds the call's arguments, so that calls which log nothing never format them. A clone
+/// shares the body's bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct ArgsOrigin {
+    body: Bytes,
+    entry: Option<usize>,
+}
+
+impl ArgsOrigin {
+    /// The single call in `body`.
+    pub(crate) fn call(body: Bytes) -> Self {
+        Self { body, entry: None }
+    }
+
+    /// Entry `i` of the multicall in this body.
+    pub(crate) fn entry(&self, i: usize) -> Self {
+        Self {
+            body: self.body.clone(),
+            entry: Some(i),
+        }
+    }
+
+    /// The arguments as the handler got them, summarized; `None` if they cannot be found
+    /// (the body already parsed once, so only a bug would get there).
+    fn summarize(&self) -> Option<Summary> {
+        let mut call = hub_xmlrpc::parse_call(&self.body, &Limits::UNLIMITED).ok()?;
+        if let Some(i) = self.entry {
+            let Some(Value::Array(entries)) = call.params.pop() else {
+                return None;
+            };
+            let entry = entries.into_iter().nth(i)?;
+            call = crate::multicall::entry_call(entry, 0).ok()?;
+        }
+        let named = call.split_kwargs();
+        let params = Params {
+            positional: call.params,
+            named,
+        };
+        let mut out = Summary::default();
+        let _ = write_args(&mut out, &params);
+        Some(out)
+    }
+}
+
+/// What a watch logs as the call's arguments.
+#[derive(Debug)]
+enum Args {
+    /// Nothing logs them.
+    Unused,
+    /// Summarized when the watch was made.
+    Now(Summary),
+    /// Found again in the request if a warning needs them.
+    Later(ArgsOrigin),
+}
+
 /// One call's watch: started on the thread that runs the handler.
 #[derive(Debug)]
 pub(crate) struct CallWatch {
-    args: Option<Summary>,
+    args: Args,
     threshold_kib: u64,
     debug: bool,
     mem_before: Option<u64>,
@@ -30,12 +88,18 @@ pub(crate) struct CallWatch {
 }
 
 impl CallWatch {
-    /// Prepares a watch; the arguments are summarized now (the handler consumes them) only if
-    /// something may log them, and never when they are `sensitive` (a password). The summary
-    /// is written into an inline buffer: no heap allocation unless something logs.
-    pub(crate) fn new(config: &Config, params: &Params, sensitive: bool) -> Self {
+    /// Prepares a watch. The arguments are summarized now (the handler consumes them) for the
+    /// call log, or for the memory watch when there is no request body to find them in again
+    /// (`origin`); never when they are `sensitive` (a password). The summary is written into
+    /// an inline buffer: no heap allocation unless something logs.
+    pub(crate) fn new(
+        config: &Config,
+        params: &Params,
+        sensitive: bool,
+        origin: Option<&ArgsOrigin>,
+    ) -> Self {
         let threshold_kib = config.memory_warn_threshold_kib;
-        let args = (config.debug || threshold_kib > 0).then(|| {
+        let summary = || {
             let mut out = Summary::default();
             if sensitive {
                 let _ = out.write_str(REDACTED);
@@ -43,7 +107,13 @@ impl CallWatch {
                 let _ = write_args(&mut out, params);
             }
             out
-        });
+        };
+        let args = match origin {
+            _ if config.debug => Args::Now(summary()),
+            _ if threshold_kib == 0 => Args::Unused,
+            Some(origin) if !sensitive => Args::Later(origin.clone()),
+            _ => Args::Now(summary()),
+        };
         Self {
             args,
             threshold_kib,
@@ -73,7 +143,6 @@ impl CallWatch {
         let elapsed = self
             .started
             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
-        let args = self.args.as_ref().map_or("", Summary::as_str);
         // A call shorter than the time the threshold's growth takes cannot have caused it:
         // no second sample.
         let may_have_grown = elapsed >= crate::memory::min_growth_time(self.threshold_kib);
@@ -82,6 +151,17 @@ impl CallWatch {
                 let growth = after.saturating_sub(before);
                 if growth > self.threshold_kib {
                     stats.counters.memory_warnings.add(1);
+                    let found;
+                    let args = match &self.args {
+                        Args::Now(summary) => summary.as_str(),
+                        Args::Later(origin) => {
+                            found = origin.summarize();
+                            found
+                                .as_ref()
+                                .map_or("(arguments not found)", Summary::as_str)
+                        }
+                        Args::Unused => "",
+                    };
                     tracing::warn!(
                         method,
                         before_kib = before,
@@ -96,6 +176,10 @@ impl CallWatch {
             }
         }
         if self.debug {
+            let args = match &self.args {
+                Args::Now(summary) => summary.as_str(),
+                Args::Later(_) | Args::Unused => "",
+            };
             let outcome = match outcome {
                 Ok(_) => "ok".to_owned(),
                 Err(CallError::Fault(f)) => format!("fault {}: {}", f.code, f.message),

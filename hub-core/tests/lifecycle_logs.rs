@@ -73,6 +73,13 @@ fn registry() -> Arc<Registry> {
         })
         .blocking("crash", |_ctx, _p| panic!("boom"))
         .method(Method::blocking("login", |_ctx, _p| Ok(Value::Bool(true))).with_sensitive_args())
+        .method(
+            Method::blocking("grow_secret", |_ctx, _p| {
+                KEPT.lock().unwrap().push(vec![7u8; 24 << 20]);
+                Ok(Value::Nil)
+            })
+            .with_sensitive_args(),
+        )
         .build()
         .unwrap();
     Arc::new(r)
@@ -133,6 +140,43 @@ fn memory_watch_call_log_and_panics() {
     assert_eq!(server.stats().counters.snapshot().memory_warnings, 1);
     // No call log without debug.
     assert!(!text.contains("outcome="), "{text}");
+
+    // The arguments are found again in the request: the entry of a multicall that grew, with
+    // its keyword arguments.
+    let entry = |name: &str, params: &str| {
+        format!(
+            "<value><struct><member><name>methodName</name><value>{name}</value></member>\
+             <member><name>params</name><value><array><data>{params}</data></array></value>\
+             </member></struct></value>"
+        )
+    };
+    let kwargs = "<value><struct><member><name>__starstar</name><value><boolean>1</boolean>\
+                  </value></member><member><name>why</name><value>test</value></member>\
+                  </struct></value>";
+    let calls = format!(
+        "<array><data>{}{}</data></array>",
+        entry("echo", "<value>first</value>"),
+        entry("grow", &format!("<value><int>24</int></value>{kwargs}"))
+    );
+    assert!(outcome(&c.call("system.multicall", &[&calls])).is_ok());
+    let text = logs.take();
+    let line = text
+        .lines()
+        .find(|l| l.contains("grew from"))
+        .unwrap_or_else(|| panic!("no memory warning in {text}"));
+    assert!(
+        line.contains("processing request grow with args (24, why=\"test\")"),
+        "{line}"
+    );
+    assert_eq!(server.stats().counters.snapshot().memory_warnings, 2);
+    // A sensitive method's warning shows no arguments.
+    assert!(outcome(&c.call("grow_secret", &["<string>hunter3-secret</string>"])).is_ok());
+    let text = logs.take();
+    assert!(
+        text.contains("processing request grow_secret with args (redacted"),
+        "{text}"
+    );
+    assert!(!text.contains("hunter3"), "{text}");
     server.shutdown();
 
     // Threshold 0 disables the watch.
