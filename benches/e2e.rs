@@ -358,7 +358,11 @@ fn drive() {
             quick,
             warmup: Duration::from_secs(1),
             measure: Duration::from_secs(4),
-            rounds: 3,
+            // The box is shared and drifts: more rounds, each ratio taken within its round.
+            rounds: std::env::var("HUB_E2E_ROUNDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5),
         }
     };
     let client_threads: usize = std::env::var("HUB_E2E_CLIENT_THREADS")
@@ -423,9 +427,10 @@ fn drive() {
         println!("\n## 16 connections (median of {} rounds)\n", plan.rounds);
         println!(
             "| server | call | req/s | p50 ms | p99 ms | p99.9 ms | vs floor | \
+             vs floor in each round: median (min–max) | \
              server CPU µs/req (vs floor) | load generator CPU µs/req | errors |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         let mut results: Vec<Vec<(Outcome, Cpu)>> = vec![Vec::new(); cases.len()];
         for _ in 0..plan.rounds {
             for (i, (srv, _, req)) in cases.iter().enumerate() {
@@ -434,18 +439,35 @@ fn drive() {
                 results[i].push((o, cpu));
             }
         }
+        // Each case against the floor of the same round (measured seconds apart).
+        let round_ratios: Vec<Vec<f64>> = results
+            .iter()
+            .map(|case| {
+                let mut r: Vec<f64> = case
+                    .iter()
+                    .zip(&results[0])
+                    .map(|((o, _), (f, _))| o.rps() / f.rps())
+                    .collect();
+                r.sort_by(f64::total_cmp);
+                r
+            })
+            .collect();
         let medians: Vec<(Outcome, Cpu)> = results.into_iter().map(median_cpu).collect();
         let floor_rps = medians[0].0.rps();
         let floor_cpu = medians[0].1.server_us;
-        for ((srv, call, _), (o, cpu)) in cases.iter().zip(&medians) {
+        for (((srv, call, _), (o, cpu)), ratios) in cases.iter().zip(&medians).zip(&round_ratios) {
             println!(
-                "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.1} ({:.2}x) | {:.1} | {} |",
+                "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x ({:.2}–{:.2}) | \
+                 {:.1} ({:.2}x) | {:.1} | {} |",
                 srv.name,
                 o.rps(),
                 o.q_ms(0.5),
                 o.q_ms(0.99),
                 o.q_ms(0.999),
                 o.rps() / floor_rps,
+                ratios[ratios.len() / 2],
+                ratios[0],
+                ratios[ratios.len() - 1],
                 cpu.server_us,
                 cpu.server_us / floor_cpu,
                 cpu.generator_us,
