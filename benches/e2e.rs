@@ -12,7 +12,9 @@
 //!   own answer to `echo("hello")`), or the body itself on `/echo-body` (the size table);
 //! - **async**: the hub with `echo` and `getBuild` as async handlers (as `examples/echo.rs
 //!   --handlers async`);
-//! - **blocking**: the same as blocking handlers on the worker pool, plus `sleep(ms)`.
+//! - **blocking**: the same as blocking handlers on the worker pool, plus `sleep(ms)`;
+//! - **floor-pool**: the floor answering from tokio's blocking pool (`spawn_blocking`): what a
+//!   hand-off to another thread and back costs by itself, the peer of thread mode.
 //!
 //! The hub runs with its default configuration except `listen` and `io_units`.
 //! Tables are printed as Markdown for `BENCHMARKS.md`.
@@ -101,7 +103,8 @@ fn serve(role: &str) {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut _server = None;
     let addr = match role {
-        "floor" => floor(addr),
+        "floor" => floor(addr, false),
+        "floor-pool" => floor(addr, true),
         "async" | "blocking" | "async-nowatch" | "blocking-nowatch" => {
             let server = hub_server(
                 addr,
@@ -170,7 +173,7 @@ fn nofile() -> u64 {
 
 /// The bare hyper server: `IO_UNITS` threads, each a current-thread runtime accepting from the
 /// shared listener and serving its connections with hyper http1.
-fn floor(addr: SocketAddr) -> SocketAddr {
+fn floor(addr: SocketAddr, pooled: bool) -> SocketAddr {
     let listener = std::net::TcpListener::bind(addr).unwrap();
     // std listens with a backlog of 128; the hub's acceptor uses 1024. Listening again on a
     // listening socket only changes its backlog, so both sides queue the same SYNs.
@@ -204,6 +207,15 @@ fn floor(addr: SocketAddr) -> SocketAddr {
                                 async move {
                                     let echo = req.uri().path() == "/echo-body";
                                     let body = req.into_body().collect().await?.to_bytes();
+                                    // The thread-mode peer: the answer comes from tokio's
+                                    // blocking pool, a hand-off there and back per request.
+                                    let fixed = if pooled {
+                                        tokio::task::spawn_blocking(move || fixed)
+                                            .await
+                                            .expect("the pool answers")
+                                    } else {
+                                        fixed
+                                    };
                                     let mut resp = hyper::Response::new(Full::new(if echo {
                                         body
                                     } else {
@@ -392,6 +404,7 @@ fn drive() {
     let blk = ServerProc::spawn("blocking");
     let asy_nw = ServerProc::spawn("async-nowatch");
     let blk_nw = ServerProc::spawn("blocking-nowatch");
+    let floor_pool = ServerProc::spawn("floor-pool");
 
     let hello = load::post("/RPC2", &echo_call(Value::from("hello")));
     let build = {
@@ -411,7 +424,7 @@ fn drive() {
     };
 
     // Every server with the calls it is measured on (the headline and allocation tables).
-    let cases: [(&ServerProc, &str, &Arc<[u8]>); 7] = [
+    let cases: [(&ServerProc, &str, &Arc<[u8]>); 8] = [
         (&floor, "fixed bytes", &hello),
         (&asy, "echo(\"hello\")", &hello),
         (&asy, "getBuild(7)", &build),
@@ -419,6 +432,7 @@ fn drive() {
         (&blk, "getBuild(7)", &build),
         (&asy_nw, "echo(\"hello\")", &hello),
         (&blk_nw, "echo(\"hello\")", &hello),
+        (&floor_pool, "fixed bytes via spawn_blocking", &hello),
     ];
 
     if want("headline") {
@@ -617,7 +631,7 @@ fn drive() {
         eprintln!("[allocs: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
-    drop((floor, asy, asy_nw, blk_nw));
+    drop((floor, asy, asy_nw, blk_nw, floor_pool));
 
     // 5. Overload.
     if want("overload") {
