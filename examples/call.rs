@@ -244,7 +244,7 @@ fn parse_call(method: String, args: &[String]) -> Result<Call, Failure> {
     for arg in args {
         match keyword(arg) {
             Some((name, value)) => {
-                named.insert(name, parse_value(value).map_err(Failure::Usage)?);
+                named.insert(name.to_owned(), parse_value(value).map_err(Failure::Usage)?);
             }
             None if !named.is_empty() => {
                 return Err(Failure::Usage(format!(
@@ -385,7 +385,7 @@ fn to_json(v: &Value) -> serde_json::Value {
         Value::Base64(b) => J::String(base64::engine::general_purpose::STANDARD.encode(b)),
         Value::Nil => J::Null,
         Value::Array(a) => J::Array(a.iter().map(to_json).collect()),
-        Value::Struct(s) => J::Object(s.iter().map(|(k, v)| (k.clone(), to_json(v))).collect()),
+        Value::Struct(s) => J::Object(s.iter().map(|(k, v)| (k.to_string(), to_json(v))).collect()),
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::datetime::MARKER;
 use crate::error::short;
-use crate::{DateTime, DecodeError, Struct, Value};
+use crate::{DateTime, DecodeError, MemberName, Struct, Value};
 
 /// Turns a [`Value`] into any `DeserializeOwned` type.
 ///
@@ -276,7 +276,10 @@ impl<'de> de::Deserializer<'de> for Value {
             Value::Struct(s) if s.len() == 1 => {
                 let mut it = s.into_iter();
                 match it.next() {
-                    Some((variant, value)) => visitor.visit_enum(VariantAccess { variant, value }),
+                    Some((variant, value)) => visitor.visit_enum(VariantAccess {
+                        variant: variant.into_owned(),
+                        value,
+                    }),
                     None => Err(DecodeError::new("empty struct for an enum")),
                 }
             }
@@ -349,9 +352,9 @@ impl<'de> de::SeqAccess<'de> for ArrayAccess {
 }
 
 struct StructAccess {
-    iter: std::vec::IntoIter<(String, Value)>,
+    iter: std::vec::IntoIter<(MemberName, Value)>,
     /// The member whose key was just handed out; its value comes next.
-    current: Option<(String, Value)>,
+    current: Option<(MemberName, Value)>,
 }
 
 impl StructAccess {
@@ -372,7 +375,7 @@ impl<'de> de::MapAccess<'de> for StructAccess {
         match self.iter.next() {
             None => Ok(None),
             Some((k, v)) => {
-                let key = seed.deserialize(Key(&k)).map_err(|e| e.at(k.as_str()))?;
+                let key = seed.deserialize(Key(&k)).map_err(|e| e.at(k.as_ref()))?;
                 self.current = Some((k, v));
                 Ok(Some(key))
             }
@@ -383,7 +386,7 @@ impl<'de> de::MapAccess<'de> for StructAccess {
         seed: T,
     ) -> Result<T::Value, DecodeError> {
         match self.current.take() {
-            Some((k, v)) => seed.deserialize(v).map_err(|e| e.at(k)),
+            Some((k, v)) => seed.deserialize(v).map_err(|e| e.at(k.into_owned())),
             None => Err(DecodeError::new("struct value asked before its key")),
         }
     }
@@ -651,7 +654,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
                     .map_err(de::Error::custom);
             }
             let v: Value = map.next_value()?;
-            members.push((k, v));
+            members.push((MemberName::Owned(k), v));
         }
         Ok(Value::Struct(Struct::from_members(members)))
     }

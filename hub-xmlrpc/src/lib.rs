@@ -74,5 +74,5 @@ pub use limits::Limits;
 pub use probe::xmlrpc_type_name;
 pub use read::{parse_call, parse_response, parse_value};
 pub use ser::to_value;
-pub use value::{Struct, Value};
+pub use value::{MemberName, Struct, Value};
 pub use write::{write_call, write_fault, write_response, write_value};

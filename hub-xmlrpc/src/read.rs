@@ -17,7 +17,8 @@ use std::borrow::Cow;
 use crate::error::short;
 use crate::lex::{Lexer, Tok};
 use crate::{
-    DateTime, Fault, Limits, MethodCall, MethodResponse, ParseError, ParseErrorKind, Struct, Value,
+    DateTime, Fault, Limits, MemberName, MethodCall, MethodResponse, ParseError, ParseErrorKind,
+    Struct, Value,
 };
 use base64::Engine as _;
 
@@ -160,7 +161,7 @@ fn fault_of(v: Value) -> Result<Fault, &'static str> {
     let mut code = None;
     let mut message = None;
     for (k, v) in s {
-        match (k.as_str(), v) {
+        match (k.as_ref(), v) {
             ("faultCode", Value::Int(c)) => {
                 code = Some(i32::try_from(c).map_err(|_| "faultCode beyond 32 bits")?)
             }
@@ -399,7 +400,7 @@ struct Parser<'a> {
     /// Elements of the open arrays, outermost first.
     items: Vec<Value>,
     /// Members of the open structs, outermost first.
-    members: Vec<(String, Value)>,
+    members: Vec<(MemberName, Value)>,
 }
 
 fn is_xml_ws(b: u8) -> bool {
@@ -743,7 +744,8 @@ impl<'a> Parser<'a> {
                     }
                     match self.frames.last_mut() {
                         Some(Frame::Struct(_, name)) => {
-                            self.members.push((std::mem::take(name), v));
+                            self.members
+                                .push((MemberName::Owned(std::mem::take(name)), v));
                             self.end()?; // </member>
                             self.struct_next()?
                         }

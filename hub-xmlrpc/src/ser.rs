@@ -16,7 +16,7 @@
 use serde::ser::{self, Serialize};
 
 use crate::datetime::MARKER;
-use crate::{DateTime, EncodeError, Struct, Value};
+use crate::{DateTime, EncodeError, MemberName, Struct, Value};
 
 /// Turns any `Serialize` type into a [`Value`].
 ///
@@ -268,7 +268,7 @@ impl ser::SerializeTupleStruct for SerializeVec {
 
 /// Collects a struct (from a Rust struct or a map with string keys).
 struct SerializeStruct {
-    members: Vec<(String, Value)>,
+    members: Vec<(MemberName, Value)>,
     key: Option<String>,
 }
 
@@ -285,7 +285,7 @@ impl ser::SerializeMap for SerializeStruct {
             .take()
             .ok_or_else(|| EncodeError::new("map value without a key"))?;
         let v = to_value(v).map_err(|e| e.at(&key))?;
-        self.members.push((key, v));
+        self.members.push((MemberName::Owned(key), v));
         Ok(())
     }
     fn end(self) -> Result<Value, EncodeError> {
@@ -302,7 +302,8 @@ impl ser::SerializeStruct for SerializeStruct {
         v: &T,
     ) -> Result<(), EncodeError> {
         let v = to_value(v).map_err(|e| e.at(key))?;
-        self.members.push((key.to_owned(), v));
+        // A field name is `'static`: kept as it is, no copy.
+        self.members.push((MemberName::Borrowed(key), v));
         Ok(())
     }
     fn end(self) -> Result<Value, EncodeError> {

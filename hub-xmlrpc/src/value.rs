@@ -1,6 +1,7 @@
 //! [`Value`] and [`Struct`]: the XML-RPC data model.
 
 use crate::DateTime;
+use std::borrow::Cow;
 
 /// One XML-RPC value.
 ///
@@ -155,10 +156,17 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 ///
 /// Names are unique: [`insert`](Struct::insert) replaces an existing member in place,
 /// and the parser keeps the last of duplicated names (as Python does) at the position of the first.
+///
+/// A member name is a [`MemberName`]: a `&'static str` (a literal, a serde field name) is kept as it
+/// is, so a struct built in code or serialized from a Rust type allocates nothing for its
+/// names; names read from the wire are owned.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Struct {
-    members: Vec<(String, Value)>,
+    members: Vec<(MemberName, Value)>,
 }
+
+/// A struct member's name: borrowed for the program's lifetime, or owned.
+pub type MemberName = Cow<'static, str>;
 
 impl Struct {
     /// An empty struct.
@@ -192,8 +200,12 @@ impl Struct {
     }
 
     /// Sets member `name`: replaces the value in place if the name exists (returning the
-    /// old value), else appends.
-    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+    /// old value), else appends. `name` is a `&'static str` (kept, not copied) or a `String`.
+    pub fn insert(
+        &mut self,
+        name: impl Into<MemberName>,
+        value: impl Into<Value>,
+    ) -> Option<Value> {
         let name = name.into();
         let value = value.into();
         match self.members.iter_mut().find(|(k, _)| *k == name) {
@@ -212,7 +224,7 @@ impl Struct {
     }
 
     /// The members in order.
-    pub fn iter(&self) -> std::slice::Iter<'_, (String, Value)> {
+    pub fn iter(&self) -> std::slice::Iter<'_, (MemberName, Value)> {
         self.members.iter()
     }
 
@@ -227,13 +239,13 @@ impl Struct {
     }
 
     /// The members as a vector, in order.
-    pub fn into_vec(self) -> Vec<(String, Value)> {
+    pub fn into_vec(self) -> Vec<(MemberName, Value)> {
         self.members
     }
 
     /// Builds a struct from members that may repeat a name: the last value wins, at the
     /// position of the first. Linear time (hashing) for large structs.
-    pub(crate) fn from_members(mut members: Vec<(String, Value)>) -> Self {
+    pub(crate) fn from_members(mut members: Vec<(MemberName, Value)>) -> Self {
         if members.len() <= 16 {
             let mut dup = false;
             'outer: for i in 1..members.len() {
@@ -249,14 +261,14 @@ impl Struct {
             }
         } else {
             let mut seen = std::collections::HashSet::with_capacity(members.len());
-            if members.iter().all(|(k, _)| seen.insert(k.as_str())) {
+            if members.iter().all(|(k, _)| seen.insert(k.as_ref())) {
                 return Struct { members };
             }
         }
         // Slow path: duplicates exist.
-        let mut index: std::collections::HashMap<String, usize> =
+        let mut index: std::collections::HashMap<MemberName, usize> =
             std::collections::HashMap::with_capacity(members.len());
-        let mut out: Vec<(String, Value)> = Vec::with_capacity(members.len());
+        let mut out: Vec<(MemberName, Value)> = Vec::with_capacity(members.len());
         for (k, v) in members.drain(..) {
             match index.get(&k) {
                 Some(&i) => out[i].1 = v,
@@ -271,30 +283,30 @@ impl Struct {
 }
 
 impl IntoIterator for Struct {
-    type Item = (String, Value);
-    type IntoIter = std::vec::IntoIter<(String, Value)>;
+    type Item = (MemberName, Value);
+    type IntoIter = std::vec::IntoIter<(MemberName, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.members.into_iter()
     }
 }
 
 impl<'a> IntoIterator for &'a Struct {
-    type Item = &'a (String, Value);
-    type IntoIter = std::slice::Iter<'a, (String, Value)>;
+    type Item = &'a (MemberName, Value);
+    type IntoIter = std::slice::Iter<'a, (MemberName, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.members.iter()
     }
 }
 
-impl FromIterator<(String, Value)> for Struct {
+impl<K: Into<MemberName>> FromIterator<(K, Value)> for Struct {
     /// Collects members; a repeated name keeps the last value at the first position.
-    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
-        Struct::from_members(iter.into_iter().collect())
+    fn from_iter<I: IntoIterator<Item = (K, Value)>>(iter: I) -> Self {
+        Struct::from_members(iter.into_iter().map(|(k, v)| (k.into(), v)).collect())
     }
 }
 
-impl Extend<(String, Value)> for Struct {
-    fn extend<I: IntoIterator<Item = (String, Value)>>(&mut self, iter: I) {
+impl<K: Into<MemberName>> Extend<(K, Value)> for Struct {
+    fn extend<I: IntoIterator<Item = (K, Value)>>(&mut self, iter: I) {
         for (k, v) in iter {
             self.insert(k, v);
         }

@@ -68,7 +68,7 @@ pub fn write_value(v: &Value, out: &mut Vec<u8>) {
 /// One open container while writing.
 enum Open<'a> {
     Array(std::slice::Iter<'a, Value>),
-    Struct(std::slice::Iter<'a, (String, Value)>),
+    Struct(std::slice::Iter<'a, (crate::MemberName, Value)>),
 }
 
 /// Writes `<value>...</value>` for `v`, walking nested containers without recursion.

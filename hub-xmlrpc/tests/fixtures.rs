@@ -151,7 +151,7 @@ fn koji_kwargs_fixture_splits() {
     let mut call = parse_call(&xml, &Limits::default()).expect("parse");
     let kw = call.split_kwargs().expect("kwargs");
     assert_eq!(call.params, vec![Value::Int(1), Value::from("x")]);
-    let names: Vec<&str> = kw.iter().map(|(k, _)| k.as_str()).collect();
+    let names: Vec<&str> = kw.iter().map(|(k, _)| k.as_ref()).collect();
     assert_eq!(names, ["owner", "latest", "n"]);
     assert_eq!(kw.get("n"), Some(&Value::Nil));
 }

@@ -61,7 +61,7 @@ fn sample() -> Build {
 fn a_user_struct_maps_to_the_expected_value() {
     let v = to_value(&sample()).expect("encode");
     let s = v.as_struct().expect("struct");
-    let names: Vec<&str> = s.iter().map(|(k, _)| k.as_str()).collect();
+    let names: Vec<&str> = s.iter().map(|(k, _)| k.as_ref()).collect();
     assert_eq!(
         names,
         [
@@ -69,6 +69,15 @@ fn a_user_struct_maps_to_the_expected_value() {
             "pair", "ok", "initial"
         ]
     );
+    // Field names are the type's own `&'static str`s: no copy per member.
+    assert!(s
+        .iter()
+        .all(|(k, _)| matches!(k, std::borrow::Cow::Borrowed(_))));
+    // A map's keys are data: owned.
+    let Some(Value::Struct(extra)) = s.get("extra") else {
+        panic!("extra is a struct");
+    };
+    assert!(matches!(extra.iter().next(), Some((std::borrow::Cow::Owned(k), _)) if k == "a"));
     assert_eq!(s.get("id"), Some(&Value::Int(7)));
     assert_eq!(s.get("state"), Some(&Value::from("complete")));
     assert_eq!(s.get("task"), Some(&Value::Nil));

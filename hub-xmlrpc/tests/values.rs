@@ -244,7 +244,7 @@ fn duplicate_members_keep_the_last_value_at_the_first_place() {
     </struct></value>");
     let s = got.as_struct().expect("struct");
     assert_eq!(s.len(), 2);
-    assert_eq!(s.iter().next(), Some(&("a".to_owned(), Value::Int(3))));
+    assert_eq!(s.iter().next(), Some(&("a".into(), Value::Int(3))));
 }
 
 #[test]

@@ -47,7 +47,7 @@ fn call_positional(method: &str, positional: Vec<Value>) -> Result<Value, RpcErr
 }
 
 /// Builds a struct from `(name, value)` pairs.
-fn members<const N: usize>(pairs: [(&str, Value); N]) -> Struct {
+fn members<const N: usize>(pairs: [(&'static str, Value); N]) -> Struct {
     let mut out = Struct::new();
     for (name, value) in pairs {
         out.insert(name, value);
