@@ -94,7 +94,7 @@ pub(crate) async fn handle_body(
         peer,
         caller,
         headers,
-        &origin,
+        origin,
     )
     .await
 }
@@ -111,7 +111,7 @@ pub(crate) async fn call_method(
     let headers = || meta.headers.clone();
     let origin = meta.origin.entry(entry);
     let caller = meta.caller.clone();
-    counted(shared, name, params, meta.peer, caller, headers, &origin).await
+    counted(shared, name, params, meta.peer, caller, headers, origin).await
 }
 
 /// [`call_method`]'s body; `headers` makes the context's copy of the request headers, only
@@ -126,7 +126,7 @@ async fn counted(
     peer: Option<SocketAddr>,
     caller: Option<Arc<Caller>>,
     headers: impl FnOnce() -> http::HeaderMap,
-    origin: &ArgsOrigin,
+    origin: ArgsOrigin,
 ) -> Result<Value, CallError> {
     let faults = shared.config.faults;
     let stats = shared.stats.method(&name);

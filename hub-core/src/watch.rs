@@ -96,7 +96,7 @@ impl CallWatch {
         config: &Config,
         params: &Params,
         sensitive: bool,
-        origin: Option<&ArgsOrigin>,
+        origin: Option<ArgsOrigin>,
     ) -> Self {
         let threshold_kib = config.memory_warn_threshold_kib;
         let summary = || {
@@ -111,7 +111,7 @@ impl CallWatch {
         let args = match origin {
             _ if config.debug => Args::Now(summary()),
             _ if threshold_kib == 0 => Args::Unused,
-            Some(origin) if !sensitive => Args::Later(origin.clone()),
+            Some(origin) if !sensitive => Args::Later(origin),
             _ => Args::Now(summary()),
         };
         Self {
