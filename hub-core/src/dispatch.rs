@@ -8,6 +8,7 @@
 //!
 //! [`Context`]: crate::context::Context
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +20,9 @@ use crate::auth::Caller;
 use crate::context::Context;
 use crate::lifecycle;
 use crate::queue::Refusal;
-use crate::registry::{Method, Params};
+use crate::registry::{Method, Params, Registry};
 use crate::server::Shared;
+use crate::stats::{MethodStats, Stats};
 use crate::watch::{ArgsOrigin, CallWatch};
 
 /// What became of one call, short of a value.
@@ -36,6 +38,30 @@ impl From<Fault> for CallError {
     fn from(f: Fault) -> Self {
         CallError::Fault(f)
     }
+}
+
+/// A registered method and its stats slot: what a call looks up by name, once.
+#[derive(Debug)]
+pub(crate) struct Callable {
+    method: Arc<Method>,
+    stats: Arc<MethodStats>,
+}
+
+/// The server's dispatch table: the registry's methods with their stats slots (a fast hash:
+/// the keys are fixed, so names from the network cannot flood a bucket).
+pub(crate) type CallTable = HashMap<String, Callable, foldhash::fast::RandomState>;
+
+/// The dispatch table for `registry`, counting into `stats`.
+pub(crate) fn call_table(registry: &Registry, stats: &Stats) -> CallTable {
+    registry
+        .methods()
+        .map(|method| {
+            let name = method.name().to_owned();
+            let stats = stats.slot(&name).unwrap_or_default();
+            let method = Arc::clone(method);
+            (name, Callable { method, stats })
+        })
+        .collect()
 }
 
 /// What every call of one HTTP request shares.
@@ -129,9 +155,10 @@ async fn counted(
     origin: ArgsOrigin,
 ) -> Result<Value, CallError> {
     let faults = shared.config.faults;
-    let stats = shared.stats.method(&name);
+    let callable = shared.calls.get(&name);
+    let stats = callable.map_or(shared.stats.unknown(), |c| &*c.stats);
     stats.calls.add(1);
-    let result = match shared.registry.get(&name) {
+    let result = match callable.map(|c| &c.method) {
         None => Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into()),
         Some(method) => match lifecycle::admit(shared, &name, method.perm(), caller.as_deref()) {
             Err(fault) => Err(fault.into()),

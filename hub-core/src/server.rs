@@ -45,7 +45,9 @@ use crate::upload::Upload;
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) limits: Limits,
-    pub(crate) registry: Arc<Registry>,
+    /// The registry's methods with their stats slots, looked up once per call (the registry
+    /// itself is in `parts`).
+    pub(crate) calls: crate::dispatch::CallTable,
     pub(crate) queue: Arc<JobQueue>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: ShutdownHandle,
@@ -394,8 +396,9 @@ impl Server {
         );
         let (setup, hooks, resources) = crate::lifecycle::serving(self.hooks, &config);
         crate::lifecycle::run_setup(setup, &config, &status);
+        let calls = crate::dispatch::call_table(&self.registry, &stats);
         let parts = Arc::new(ServerParts {
-            registry: Arc::clone(&self.registry),
+            registry: self.registry,
             status: status.clone(),
             faults: config.faults,
             resources,
@@ -403,7 +406,7 @@ impl Server {
         let shared = Arc::new(Shared {
             config,
             limits,
-            registry: self.registry,
+            calls,
             queue: Arc::clone(&queue),
             stats,
             shutdown: shutdown.clone(),

@@ -11,6 +11,7 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
@@ -236,16 +237,17 @@ pub struct Stats {
     /// Time blocking jobs waited for a worker.
     pub queue_wait: Histogram,
     /// A fast hash: the keys are fixed, so names from the network cannot flood a bucket.
-    methods: HashMap<String, MethodStats, foldhash::fast::RandomState>,
+    /// Shared with the dispatch table, which finds a method and its slot in one lookup.
+    methods: HashMap<String, Arc<MethodStats>, foldhash::fast::RandomState>,
     unknown: MethodStats,
 }
 
 impl Stats {
     /// Allocates per-method slots for `names`.
     pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut methods: HashMap<String, MethodStats, _> = names
+        let mut methods: HashMap<String, Arc<MethodStats>, _> = names
             .into_iter()
-            .map(|n| (n.to_owned(), MethodStats::default()))
+            .map(|n| (n.to_owned(), Arc::default()))
             .collect();
         methods.entry("system.multicall".to_owned()).or_default();
         Self {
@@ -258,7 +260,17 @@ impl Stats {
 
     /// The slot for `method` (the shared "unknown" slot when it is not registered).
     pub fn method(&self, method: &str) -> &MethodStats {
-        self.methods.get(method).unwrap_or(&self.unknown)
+        self.methods.get(method).map_or(&self.unknown, |m| m)
+    }
+
+    /// The slot of a registered `method`, to be kept by the dispatch table.
+    pub(crate) fn slot(&self, method: &str) -> Option<Arc<MethodStats>> {
+        self.methods.get(method).cloned()
+    }
+
+    /// The slot calls to unregistered names share.
+    pub(crate) fn unknown(&self) -> &MethodStats {
+        &self.unknown
     }
 
     /// The Prometheus text exposition of everything.
@@ -272,7 +284,7 @@ impl Stats {
         names.sort();
         let all = names
             .iter()
-            .map(|n| (escape(n), &self.methods[*n]))
+            .map(|n| (escape(n), &*self.methods[*n]))
             .chain(std::iter::once(("(unknown)".to_owned(), &self.unknown)));
         let all: Vec<_> = all.collect();
         out.push_str("# TYPE hub_method_calls_total counter\n");
@@ -306,6 +318,7 @@ impl Stats {
     pub fn handler_time_us(&self) -> (u64, u64) {
         self.methods
             .values()
+            .map(|m| &**m)
             .chain(std::iter::once(&self.unknown))
             .fold((0, 0), |(c, s), m| {
                 (c + m.latency.count(), s + m.latency.sum_us())
