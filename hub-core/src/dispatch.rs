@@ -82,7 +82,7 @@ pub(crate) async fn handle_body(
 ) -> Result<Value, CallError> {
     lifecycle::offline(shared)?;
     let faults = &shared.config.faults;
-    let mut call = match parse_call(&body, &shared.limits) {
+    let call = match parse_call(&body, &shared.limits) {
         Ok(call) => call,
         Err(e) => {
             let code = if e.is_not_well_formed() {
@@ -94,13 +94,9 @@ pub(crate) async fn handle_body(
         }
     };
     let caller = lifecycle::authenticate(shared, &call.method_name, &headers, peer)?;
-    let named = call.split_kwargs();
-    let params = Params {
-        positional: call.params,
-        named,
-    };
+    let (name, params) = Params::from_call(call);
     let origin = ArgsOrigin::call(body);
-    if crate::multicall::is_multicall(&call.method_name) {
+    if crate::multicall::is_multicall(&name) {
         let meta = RequestMeta {
             peer,
             headers,
@@ -113,16 +109,7 @@ pub(crate) async fn handle_body(
     }
     // A single call: its context takes the request's headers (no copy).
     let headers = move || headers;
-    counted(
-        shared,
-        call.method_name,
-        params,
-        peer,
-        caller,
-        headers,
-        origin,
-    )
-    .await
+    counted(shared, name, params, peer, caller, headers, origin).await
 }
 
 /// Looks `name` (entry `entry` of a multicall) up and runs it with a fresh context; counts it

@@ -63,13 +63,9 @@ pub(crate) async fn run(
                 faults.invalid_params,
                 "system.multicall may not be nested",
             ))),
-            Ok(mut call) => {
-                let named = call.split_kwargs();
-                let params = Params {
-                    positional: call.params,
-                    named,
-                };
-                call_method(shared, call.method_name, params, meta, i).await
+            Ok(call) => {
+                let (name, params) = Params::from_call(call);
+                call_method(shared, name, params, meta, i).await
             }
         };
         results.push(match outcome {

@@ -11,7 +11,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use hub_xmlrpc::{Fault, Struct, Value};
+use hub_xmlrpc::{Fault, MethodCall, Struct, Value};
 
 use crate::context::Context;
 
@@ -26,6 +26,19 @@ pub struct Params {
     pub positional: Vec<Value>,
     /// Keyword arguments (the `__starstar` member removed), if the caller sent any.
     pub named: Option<Struct>,
+}
+
+impl Params {
+    /// A parsed call's method name and arguments, a trailing `__starstar` struct split off
+    /// as the keyword arguments.
+    pub fn from_call(mut call: MethodCall) -> (String, Params) {
+        let named = call.split_kwargs();
+        let params = Params {
+            positional: call.params,
+            named,
+        };
+        (call.method_name, params)
+    }
 }
 
 /// Why a handler did not produce a value. The lifecycle maps each kind to a fault

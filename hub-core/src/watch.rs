@@ -54,11 +54,7 @@ impl ArgsOrigin {
             let entry = entries.into_iter().nth(i)?;
             call = crate::multicall::entry_call(entry, 0).ok()?;
         }
-        let named = call.split_kwargs();
-        let params = Params {
-            positional: call.params,
-            named,
-        };
+        let (_, params) = Params::from_call(call);
         let mut out = Summary::default();
         let _ = write_args(&mut out, &params);
         Some(out)
