@@ -153,7 +153,10 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
 
 /// A `methodResponse` (value or fault) or, for a refused job, `503`.
 pub(crate) fn xml(outcome: Result<hub_xmlrpc::Value, CallError>) -> Resp {
-    let mut out = Vec::with_capacity(256);
+    // Room for a small struct answer (a koji build is ~700 bytes) without growing: each
+    // growth is an allocation and a copy, and 1 KiB is still within glibc's per-thread cache
+    // (requests up to 1,032 bytes).
+    let mut out = Vec::with_capacity(1024);
     match outcome {
         Ok(v) => hub_xmlrpc::write_response(&v, &mut out),
         Err(CallError::Fault(f)) => hub_xmlrpc::write_fault(&f, &mut out),
