@@ -13,6 +13,17 @@ pub(crate) fn word(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
+/// The fewer than eight bytes from `i` to the end, padded with `pad` (a byte no test looks
+/// for), so that a short string or a string's tail is tested in one step too.
+#[inline(always)]
+pub(crate) fn tail_word(b: &[u8], i: usize, pad: u8) -> u64 {
+    let mut chunk = [pad; 8];
+    let rest = b.get(i..).unwrap_or_default();
+    let n = rest.len().min(8);
+    chunk[..n].copy_from_slice(&rest[..n]);
+    u64::from_le_bytes(chunk)
+}
+
 /// Whether any byte of `x` is `b`.
 #[inline(always)]
 pub(crate) fn has_byte(x: u64, b: u8) -> bool {
@@ -50,5 +61,8 @@ mod tests {
         assert_eq!(word(b"1234567", 0), None);
         assert_eq!(word(b"12345678", 0), Some(u64::from_le_bytes(*b"12345678")));
         assert_eq!(word(b"12345678", usize::MAX), None);
+        assert_eq!(tail_word(b"xy<", 1, b'a'), u64::from_le_bytes(*b"y<aaaaaa"));
+        assert_eq!(tail_word(b"xy", 2, b'a'), u64::from_le_bytes(*b"aaaaaaaa"));
+        assert_eq!(tail_word(b"xy", 9, b'a'), u64::from_le_bytes(*b"aaaaaaaa"));
     }
 }

@@ -191,26 +191,21 @@ fn write_double(d: f64, out: &mut Vec<u8>) {
 /// Escapes text content: `&`, `<`, `>`, and control characters other than tab and
 /// newline (as character references).
 pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
-    use crate::swar::{has_byte, has_control, word};
+    use crate::swar::{has_byte, has_control, tail_word, word};
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
         // A word with nothing to escape is skipped whole; any other goes through the byte
         // step, the whole word (tab and newline count as controls here and are let through).
-        let stop = match word(bytes, i) {
-            Some(x)
-                if !(has_byte(x, b'&')
-                    || has_byte(x, b'<')
-                    || has_byte(x, b'>')
-                    || has_control(x)) =>
-            {
-                i += 8;
-                continue;
-            }
-            Some(_) => i + 8,
-            None => bytes.len(),
-        };
+        // The last few bytes are tested as one word too, padded with a plain letter: most
+        // strings in an answer are short names and values.
+        let x = word(bytes, i).unwrap_or_else(|| tail_word(bytes, i, b'a'));
+        let stop = (i + 8).min(bytes.len());
+        if !(has_byte(x, b'&') || has_byte(x, b'<') || has_byte(x, b'>') || has_control(x)) {
+            i = stop;
+            continue;
+        }
         while i < stop {
             let b = bytes[i];
             let rep: &[u8] = match b {
