@@ -437,14 +437,16 @@ fn drive() {
 
     if want("headline") {
         let t = Instant::now();
+        let stolen = Stolen::start();
         // 1. The headline: 16 connections, rounds interleaved, the median round of each.
         println!("\n## 16 connections (median of {} rounds)\n", plan.rounds);
         println!(
             "| server | call | req/s | p50 ms | p99 ms | p99.9 ms | vs floor | \
              vs floor in each round: median (min–max) | \
-             server CPU µs/req (vs floor) | load generator CPU µs/req | errors |"
+             server CPU µs/req (vs floor) | server threads switched in per req | \
+             load generator CPU µs/req | errors |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut results: Vec<Vec<(Outcome, Cpu)>> = vec![Vec::new(); cases.len()];
         for _ in 0..plan.rounds {
             for (i, (srv, _, req)) in cases.iter().enumerate() {
@@ -472,7 +474,7 @@ fn drive() {
         for (((srv, call, _), (o, cpu)), ratios) in cases.iter().zip(&medians).zip(&round_ratios) {
             println!(
                 "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x ({:.2}–{:.2}) | \
-                 {:.1} ({:.2}x) | {:.1} | {} |",
+                 {:.1} ({:.2}x) | {:.2} | {:.1} | {} |",
                 srv.name,
                 o.rps(),
                 o.q_ms(0.5),
@@ -484,24 +486,28 @@ fn drive() {
                 ratios[ratios.len() - 1],
                 cpu.server_us,
                 cpu.server_us / floor_cpu,
+                cpu.server_switches,
                 cpu.generator_us,
                 o.errors + o.unanswered + o.other + o.refused,
             );
         }
 
+        println!("\n{}", stolen.report());
         eprintln!("[headline: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
     if want("conns") {
         let t = Instant::now();
+        let stolen = Stolen::start();
         // 2. Connections.
         println!("\n## Connections (echo(\"hello\"))\n");
         println!(
             "| conns | floor req/s | async req/s | async/floor | blocking req/s | blocking/floor | \
              p99 ms floor / async / blocking | broken / 503 / unanswered: floor; async; blocking | \
-             listen overflows (system-wide) floor / async / blocking | server CPU µs/req floor / async / blocking |"
+             listen overflows (system-wide) floor / async / blocking | server CPU µs/req floor / async / blocking | \
+             TCP segments / delayed ACKs per request (system-wide) floor; async; blocking |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         // Where a hub's broken connections came from, by its own counters (GET /metrics).
         const SERVER_SIDE: [&str; 8] = [
             "connections_accepted",
@@ -525,11 +531,14 @@ fn drive() {
             // Server CPU per answered request: whether the server itself gets slower per
             // request with more connections, apart from the generator sharing the cores.
             let mut cpu_us = Vec::new();
+            let mut tcp = Vec::new();
             let mut measured = |srv: &ServerProc| {
                 let o0 = listen_overflows();
                 let (o, cpu) = with_cpu(srv, plan.warmup, || run(srv.addr, &hello, conns, None));
                 overflows.push(listen_overflows() - o0);
-                cpu_us.push(cpu.per_request(o.ok).server_us);
+                let cpu = cpu.per_request(o.ok);
+                cpu_us.push(cpu.server_us);
+                tcp.push(format!("{:.2} / {:.2}", cpu.tcp_segments, cpu.delayed_acks));
                 o
             };
             let f = measured(&floor);
@@ -539,7 +548,7 @@ fn drive() {
             let errs =
                 |o: &Outcome| format!("{} / {} / {}", o.errors + o.other, o.refused, o.unanswered);
             println!(
-                "| {conns} | {} | {}; {}; {} | {} / {} / {} | {:.1} / {:.1} / {:.1} |",
+                "| {conns} | {} | {}; {}; {} | {} / {} / {} | {:.1} / {:.1} / {:.1} | {} |",
                 side_by_side(&f, &a, &b),
                 errs(&f),
                 errs(&a),
@@ -550,6 +559,7 @@ fn drive() {
                 cpu_us[0],
                 cpu_us[1],
                 cpu_us[2],
+                tcp.join("; "),
             );
             for (name, (b4, af)) in ["async", "blocking"].iter().zip(before.iter().zip(&after)) {
                 let moved: Vec<String> = SERVER_SIDE
@@ -585,6 +595,7 @@ fn drive() {
             }
         );
 
+        println!("\n{}", stolen.report());
         eprintln!("[conns: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
@@ -670,6 +681,15 @@ fn want(name: &str) -> bool {
 struct Cpu {
     server_us: f64,
     generator_us: f64,
+    /// Times a server thread was switched onto a core: a hand-off between threads costs one
+    /// or two of these per request.
+    server_switches: f64,
+    /// TCP segments sent on the whole machine (both ends of loopback): two per request when
+    /// every ACK rides on data.
+    tcp_segments: f64,
+    /// Delayed ACKs sent on the whole machine: an answer (or the next request) that came later
+    /// than the peer's delayed-ACK timer (40 ms and up) costs a bare ACK packet.
+    delayed_acks: f64,
 }
 
 impl Cpu {
@@ -678,6 +698,9 @@ impl Cpu {
         Self {
             server_us: self.server_us / n,
             generator_us: self.generator_us / n,
+            server_switches: self.server_switches / n,
+            tcp_segments: self.tcp_segments / n,
+            delayed_acks: self.delayed_acks / n,
         }
     }
 }
@@ -690,12 +713,17 @@ fn with_cpu<T>(srv: &ServerProc, warmup: Duration, f: impl FnOnce() -> T) -> (T,
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
     let sampler = std::thread::spawn(move || {
         std::thread::sleep(warmup);
-        let (s0, g0) = (task_cpu_ns(pid), task_cpu_ns(std::process::id()));
+        let (s0, g0) = (task_sched(pid), task_sched(std::process::id()));
+        let (seg0, ack0) = (tcp_out_segments(), kernel_counter("TcpExt:", "DelayedACKs"));
         let _ = stop_rx.recv();
-        let (s1, g1) = (task_cpu_ns(pid), task_cpu_ns(std::process::id()));
+        let (s1, g1) = (task_sched(pid), task_sched(std::process::id()));
+        let (seg1, ack1) = (tcp_out_segments(), kernel_counter("TcpExt:", "DelayedACKs"));
         Cpu {
-            server_us: s1.saturating_sub(s0) as f64 / 1000.0,
-            generator_us: g1.saturating_sub(g0) as f64 / 1000.0,
+            server_us: s1.cpu_ns.saturating_sub(s0.cpu_ns) as f64 / 1000.0,
+            generator_us: g1.cpu_ns.saturating_sub(g0.cpu_ns) as f64 / 1000.0,
+            server_switches: s1.switches_in.saturating_sub(s0.switches_in) as f64,
+            tcp_segments: seg1.saturating_sub(seg0) as f64,
+            delayed_acks: ack1.saturating_sub(ack0) as f64,
         }
     });
     let out = f();
@@ -703,16 +731,29 @@ fn with_cpu<T>(srv: &ServerProc, warmup: Duration, f: impl FnOnce() -> T) -> (T,
     (out, sampler.join().unwrap())
 }
 
-/// Nanoseconds of CPU all live threads of `pid` have used (`/proc/PID/task/*/schedstat`).
-fn task_cpu_ns(pid: u32) -> u64 {
+/// What the scheduler counted for all live threads of a process.
+#[derive(Debug, Default, Clone, Copy)]
+struct Sched {
+    cpu_ns: u64,
+    switches_in: u64,
+}
+
+/// CPU time and times switched in, summed over the threads of `pid`
+/// (`/proc/PID/task/*/schedstat`: time on a core, time waiting for one, timeslices run).
+fn task_sched(pid: u32) -> Sched {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return 0;
+        return Sched::default();
     };
-    tasks
+    let mut sum = Sched::default();
+    for s in tasks
         .flatten()
         .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
-        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
-        .sum()
+    {
+        let mut f = s.split_whitespace().map(|x| x.parse::<u64>().unwrap_or(0));
+        sum.cpu_ns += f.next().unwrap_or(0);
+        sum.switches_in += f.nth(1).unwrap_or(0);
+    }
+    sum
 }
 
 /// The round with the median throughput, with its CPU figures.
@@ -871,17 +912,72 @@ fn metrics(addr: std::net::SocketAddr) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The share of the machine's CPU time the hypervisor gave to other guests during a section
+/// (`steal` in `/proc/stat`): on this shared VM it explains runs that are slow across the board.
+struct Stolen {
+    steal: u64,
+    total: u64,
+}
+
+impl Stolen {
+    fn start() -> Self {
+        let (steal, total) = Self::read();
+        Self { steal, total }
+    }
+
+    /// (steal, all) in clock ticks, from the `cpu` line of `/proc/stat`.
+    fn read() -> (u64, u64) {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let fields: Vec<u64> = text
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal [guest guest_nice, inside user]
+        let total = fields.iter().take(8).sum();
+        (fields.get(7).copied().unwrap_or(0), total)
+    }
+
+    fn report(&self) -> String {
+        let (steal, total) = Self::read();
+        let share = (steal - self.steal) as f64 / (total - self.total).max(1) as f64;
+        format!(
+            "CPU time stolen by the hypervisor during this section: {:.1}%",
+            share * 100.0
+        )
+    }
+}
+
 /// `TcpExt: ListenOverflows` from `/proc/net/netstat` (0 where there is none).
 fn listen_overflows() -> u64 {
-    let text = std::fs::read_to_string("/proc/net/netstat").unwrap_or_default();
-    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    kernel_counter("TcpExt:", "ListenOverflows")
+}
+
+/// `Tcp: OutSegs` from `/proc/net/snmp`.
+fn tcp_out_segments() -> u64 {
+    counter_in("/proc/net/snmp", "Tcp:", "OutSegs")
+}
+
+/// A `TcpExt:` counter from `/proc/net/netstat` (0 where there is none).
+fn kernel_counter(prefix: &str, name: &str) -> u64 {
+    counter_in("/proc/net/netstat", prefix, name)
+}
+
+/// Counter `name` of the `prefix` table in a procfs file laid out as a line of names followed
+/// by a line of values.
+fn counter_in(file: &str, prefix: &str, name: &str) -> u64 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let mut lines = text.lines().filter(|l| l.starts_with(prefix));
     let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
         return 0;
     };
     names
         .split_whitespace()
         .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "ListenOverflows")
+        .find(|(n, _)| *n == name)
         .and_then(|(_, v)| v.parse().ok())
         .unwrap_or(0)
 }
