@@ -7,8 +7,8 @@
 //! descriptor limit; the parent is the load generator ([`load`]: tokio, raw keep-alive
 //! `TcpStream`s, one prebuilt request and one response at a time per connection).
 //!
-//! - **floor**: hyper http1 on `IO_UNITS` current-thread runtimes (the same number of IO
-//!   threads as the hub's `io_units`), reading the body and answering fixed bytes (the hub's
+//! - **floor**: hyper http1 on current-thread runtimes, one per IO thread, fed by an acceptor
+//!   thread dealing connections round robin (the hub's layout and IO thread count), reading the body and answering fixed bytes (the hub's
 //!   own answer to `echo("hello")`), or the body itself on `/echo-body` (the size table);
 //! - **async**: the hub with `echo` and `getBuild` as async handlers (as `examples/echo.rs
 //!   --handlers async`);
@@ -71,8 +71,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// IO threads of every server (the hub's `io_units`, the floor's runtimes).
-const IO_UNITS: usize = 2;
+/// IO threads of every server (the hub's `io_units`, the floor's serving runtimes): 2, or
+/// `HUB_E2E_IO_UNITS`.
+fn io_units() -> usize {
+    std::env::var("HUB_E2E_IO_UNITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
 /// The hub's worker threads: its default (20), or `HUB_E2E_WORKERS`.
 fn workers() -> usize {
     std::env::var("HUB_E2E_WORKERS")
@@ -171,8 +177,13 @@ fn nofile() -> u64 {
     lim.rlim_cur
 }
 
-/// The bare hyper server: `IO_UNITS` threads, each a current-thread runtime accepting from the
-/// shared listener and serving its connections with hyper http1.
+/// The bare hyper server: one acceptor thread dealing connections round robin to
+/// [`io_units`] threads, each a current-thread runtime serving its connections with hyper
+/// http1 — the hub's own layout (`acceptor.rs`, `unit.rs`) with nothing else in it.
+///
+/// (Until session 4 every floor thread accepted from the shared listener: the first one
+/// awake took a whole burst of connections, so all 16 of the headline ran on one thread —
+/// a server that never sleeps, against the hub's two that take turns sleeping.)
 fn floor(addr: SocketAddr, pooled: bool) -> SocketAddr {
     let listener = std::net::TcpListener::bind(addr).unwrap();
     // std listens with a backlog of 128; the hub's acceptor uses 1024. Listening again on a
@@ -184,60 +195,71 @@ fn floor(addr: SocketAddr, pooled: bool) -> SocketAddr {
     let mut fixed = Vec::new();
     write_response(&Value::from("hello"), &mut fixed);
     let fixed = Bytes::from(fixed);
-    for _ in 0..IO_UNITS {
-        let listener = listener.try_clone().unwrap();
-        let fixed = fixed.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let fixed = fixed.clone();
-                    tokio::spawn(async move {
-                        let svc = hyper::service::service_fn(
-                            move |req: hyper::Request<hyper::body::Incoming>| {
-                                let fixed = fixed.clone();
-                                async move {
-                                    let echo = req.uri().path() == "/echo-body";
-                                    let body = req.into_body().collect().await?.to_bytes();
-                                    // The thread-mode peer: the answer comes from tokio's
-                                    // blocking pool, a hand-off there and back per request.
-                                    let fixed = if pooled {
-                                        tokio::task::spawn_blocking(move || fixed)
-                                            .await
-                                            .expect("the pool answers")
-                                    } else {
-                                        fixed
-                                    };
-                                    let mut resp = hyper::Response::new(Full::new(if echo {
-                                        body
-                                    } else {
-                                        fixed
-                                    }));
-                                    resp.headers_mut().insert(
-                                        http::header::CONTENT_TYPE,
-                                        http::HeaderValue::from_static("text/xml"),
-                                    );
-                                    Ok::<_, hyper::Error>(resp)
-                                }
-                            },
-                        );
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                            .await;
-                    });
-                }
+    let units: Vec<tokio::sync::mpsc::UnboundedSender<std::net::TcpStream>> = (0..io_units())
+        .map(|_| {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
+            let fixed = fixed.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    while let Some(stream) = rx.recv().await {
+                        let stream = tokio::net::TcpStream::from_std(stream).unwrap();
+                        tokio::spawn(floor_connection(stream, fixed.clone(), pooled));
+                    }
+                });
             });
+            tx
+        })
+        .collect();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            for next in (0..units.len()).cycle() {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let _ = stream.set_nodelay(true);
+                let _ = units[next].send(stream.into_std().unwrap());
+            }
         });
-    }
+    });
     local
+}
+
+/// One floor connection: read the body, answer `fixed` (or the body, on `/echo-body`).
+async fn floor_connection(stream: tokio::net::TcpStream, fixed: Bytes, pooled: bool) {
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let fixed = fixed.clone();
+        async move {
+            let echo = req.uri().path() == "/echo-body";
+            let body = req.into_body().collect().await?.to_bytes();
+            // The thread-mode peer: the answer comes from tokio's blocking pool, a hand-off
+            // there and back per request.
+            let fixed = if pooled {
+                tokio::task::spawn_blocking(move || fixed)
+                    .await
+                    .expect("the pool answers")
+            } else {
+                fixed
+            };
+            let mut resp = hyper::Response::new(Full::new(if echo { body } else { fixed }));
+            resp.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/xml"),
+            );
+            Ok::<_, hyper::Error>(resp)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+        .await;
 }
 
 fn sleep(params: Params) -> Result<Value, RpcError> {
@@ -263,7 +285,7 @@ fn hub_server(addr: SocketAddr, blocking: bool, watch: bool) -> hub::core::Runni
         .unwrap();
     builder
         .listen(addr)
-        .io_units(IO_UNITS)
+        .io_units(io_units())
         .workers(workers())
         .registry(registry)
         .build()
@@ -388,9 +410,10 @@ fn drive() {
         .unwrap();
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "# hub e2e ({} mode): {IO_UNITS} IO threads per server, hub workers {}, \
+        "# hub e2e ({} mode): {} IO threads per server, hub workers {}, \
          load generator {client_threads} threads, RLIMIT_NOFILE {}, loadavg at start {}",
         if plan.quick { "quick" } else { "full" },
+        io_units(),
         workers(),
         nofile(),
         load_avg
