@@ -191,11 +191,18 @@ fn write_double(d: f64, out: &mut Vec<u8>) {
 /// Escapes text content: `&`, `<`, `>`, and control characters other than tab and
 /// newline (as character references).
 pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
-    use crate::swar::{has_byte, has_control, tail_word, word};
+    use crate::swar::{block, block_needs_escape, has_byte, has_control, tail_word, word, BLOCK};
     let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     while i < bytes.len() {
+        // Long strings: a block with nothing to escape is skipped whole.
+        if let Some(k) = block(bytes, i) {
+            if !block_needs_escape(k) {
+                i += BLOCK;
+                continue;
+            }
+        }
         // A word with nothing to escape is skipped whole; any other goes through the byte
         // step, the whole word (tab and newline count as controls here and are let through).
         // The last few bytes are tested as one word too, padded with a plain letter: most
@@ -263,7 +270,7 @@ mod tests {
     fn word_steps_escape_as_the_byte_rule_does() {
         // Every special byte at every offset of strings around the word size, and runs.
         let specials = ["&", "<", ">", "\t", "\n", "\r", "\u{1}", "é", "\u{1F600}"];
-        for len in 0..24 {
+        for len in (0..24).chain([31, 32, 33, 40, 63, 64, 65, 97]) {
             for at in 0..len {
                 for sp in specials {
                     let s: String = (0..len)
