@@ -13,7 +13,7 @@
 //! written plainly (`<value>`, the innermost end tag, text up to its end tag) without
 //! building tokens; when they decline, `next_tok` reads the same input as before.
 
-use crate::swar::{block, block_has_text_work, has_byte, has_control, BLOCK};
+use crate::swar::{block, block_has_text_work, has_byte, has_control, BLOCK, WORDS_FIRST};
 use crate::ParseErrorKind;
 
 /// One token.
@@ -380,36 +380,38 @@ impl<'a> Lexer<'a> {
         let start = self.pos;
         let mut i = start;
         let mut seen = 0;
+        // Word steps up to here; past it, block steps while the text stays plain. Most text
+        // is a short name or value that ends within a word or two: it never pays for a block.
+        let mut words_until = start + WORDS_FIRST;
         'scan: loop {
-            // Long plain text a block at a time; a block holding `<`, `&` or a control
-            // character (tab and newline included) goes through the word steps below.
-            let block_end = match block(b, i) {
-                Some(k) if !block_has_text_work(k) => {
-                    i += BLOCK;
-                    continue;
-                }
-                Some(_) => i + BLOCK,
-                None => usize::MAX,
-            };
-            // Plain text a word at a time; a word holding one of those bytes goes through
-            // the exact byte step, the whole word.
-            while i < block_end {
-                let stop = match crate::swar::word(b, i) {
-                    Some(x) if !(has_byte(x, b'<') || has_byte(x, b'&') || has_control(x)) => {
-                        i += 8;
+            if i >= words_until {
+                match block(b, i) {
+                    Some(k) if !block_has_text_work(k) => {
+                        i += BLOCK;
                         continue;
                     }
-                    Some(_) => i + 8,
-                    None => usize::MAX,
-                };
-                while i < stop {
-                    let k = class(*b.get(i)?);
-                    if k & LT != 0 {
-                        break 'scan;
-                    }
-                    seen |= k;
-                    i += 1;
+                    // Something in this block: word steps through it.
+                    Some(_) => words_until = i + BLOCK,
+                    None => words_until = usize::MAX,
                 }
+            }
+            // Plain text a word at a time; a word holding `<`, `&` or a control character
+            // (tab and newline included) goes through the exact byte step, the whole word.
+            let stop = match crate::swar::word(b, i) {
+                Some(x) if !(has_byte(x, b'<') || has_byte(x, b'&') || has_control(x)) => {
+                    i += 8;
+                    continue;
+                }
+                Some(_) => i + 8,
+                None => usize::MAX,
+            };
+            while i < stop {
+                let k = class(*b.get(i)?);
+                if k & LT != 0 {
+                    break 'scan;
+                }
+                seen |= k;
+                i += 1;
             }
         }
         let at = self.end_at(i)?;
@@ -526,7 +528,7 @@ mod tests {
     #[test]
     fn text_scan_finds_the_end_and_the_work_at_every_offset() {
         // The block and word steps must stop at `<` and flag `&`/controls wherever they sit.
-        for len in (0..20).chain([31, 32, 33, 63, 64, 65, 100]) {
+        for len in (0..20).chain([31, 32, 33, 63, 64, 65, 79, 80, 81, 100, 150, 213]) {
             for at in 0..len {
                 for (special, plain) in [
                     ("&", false),

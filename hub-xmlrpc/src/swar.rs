@@ -14,6 +14,9 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 /// Bytes per step of the long-text scans.
 pub(crate) const BLOCK: usize = 64;
 
+/// Bytes of a text taken in word steps before the scans try blocks.
+pub(crate) const WORDS_FIRST: usize = 16;
+
 /// The [`BLOCK`] bytes at `i`, if there are that many.
 #[inline(always)]
 pub(crate) fn block(b: &[u8], i: usize) -> Option<&[u8; BLOCK]> {
