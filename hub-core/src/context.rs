@@ -1,5 +1,6 @@
 //! The per-request context handed to every method.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -33,7 +34,7 @@ use crate::status::StatusHandle;
 /// ```
 #[derive(Debug)]
 pub struct Context {
-    method: String,
+    method: Cow<'static, str>,
     peer: Option<SocketAddr>,
     headers: http::HeaderMap,
     request_id: u64,
@@ -85,7 +86,7 @@ impl Context {
     ) -> Self {
         let resources = Resources::default();
         Self {
-            method: method.into(),
+            method: Cow::Owned(method.into()),
             peer,
             headers,
             request_id,
@@ -112,7 +113,7 @@ impl Context {
     /// A context as the server makes it, with the server's parts (no defaults made and
     /// dropped).
     pub(crate) fn serving(
-        method: String,
+        method: Cow<'static, str>,
         peer: Option<SocketAddr>,
         headers: http::HeaderMap,
         request_id: u64,

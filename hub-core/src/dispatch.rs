@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hub_xmlrpc::{parse_call, Fault, Value};
+use hub_xmlrpc::{parse_call_borrowed, Fault, Value};
 
 use crate::auth::Caller;
 use crate::context::Context;
@@ -82,7 +82,8 @@ pub(crate) async fn handle_body(
 ) -> Result<Value, CallError> {
     lifecycle::offline(shared)?;
     let faults = &shared.config.faults;
-    let call = match parse_call(&body, &shared.limits) {
+    // The method name stays in the body: the context takes the registry's copy.
+    let call = match parse_call_borrowed(&body, &shared.limits) {
         Ok(call) => call,
         Err(e) => {
             let code = if e.is_not_well_formed() {
@@ -94,8 +95,8 @@ pub(crate) async fn handle_body(
         }
     };
     let caller = lifecycle::authenticate(shared, &call.method_name, &headers, peer)?;
-    let (name, params) = Params::from_call(call);
-    let origin = ArgsOrigin::call(body);
+    let (name, params) = Params::from_borrowed_call(call);
+    let origin = ArgsOrigin::call(body.clone());
     if crate::multicall::is_multicall(&name) {
         let meta = RequestMeta {
             peer,
@@ -109,14 +110,14 @@ pub(crate) async fn handle_body(
     }
     // A single call: its context takes the request's headers (no copy).
     let headers = move || headers;
-    counted(shared, name, params, peer, caller, headers, origin).await
+    counted(shared, &name, params, peer, caller, headers, origin).await
 }
 
 /// Looks `name` (entry `entry` of a multicall) up and runs it with a fresh context; counts it
 /// in the method's stats.
 pub(crate) async fn call_method(
     shared: &Arc<Shared>,
-    name: String,
+    name: &str,
     params: Params,
     meta: &RequestMeta,
     entry: usize,
@@ -134,7 +135,7 @@ pub(crate) async fn call_method(
 /// every nested future would be built and then moved into its parent on each call.
 async fn counted(
     shared: &Arc<Shared>,
-    name: String,
+    name: &str,
     params: Params,
     peer: Option<SocketAddr>,
     caller: Option<Arc<Caller>>,
@@ -142,16 +143,17 @@ async fn counted(
     origin: ArgsOrigin,
 ) -> Result<Value, CallError> {
     let faults = shared.config.faults;
-    let callable = shared.calls.get(&name);
+    let callable = shared.calls.get(name);
     let stats = callable.map_or(shared.stats.unknown(), |c| &*c.stats);
     stats.calls.add(1);
     let result = match callable.map(|c| &c.method) {
         None => Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into()),
-        Some(method) => match lifecycle::admit(shared, &name, method.perm(), caller.as_deref()) {
+        Some(method) => match lifecycle::admit(shared, name, method.perm(), caller.as_deref()) {
             Err(fault) => Err(fault.into()),
             Ok(()) => {
                 let sensitive = method.is_sensitive();
                 let watch = CallWatch::new(&shared.config, &params, sensitive, Some(origin));
+                let name = method.shared_name().clone();
                 let ctx = lifecycle::context(shared, name, &params, peer, headers(), caller);
                 if method.is_blocking() {
                     run_blocking(shared, Arc::clone(method), ctx, params, watch).await

@@ -16,6 +16,7 @@
 //! [`ServerBuilder::setup`]: crate::ServerBuilder::setup
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -191,7 +192,7 @@ pub(crate) fn admit(
 /// A fresh context for one call.
 pub(crate) fn context(
     shared: &Shared,
-    name: String,
+    name: Cow<'static, str>,
     params: &Params,
     peer: Option<std::net::SocketAddr>,
     headers: http::HeaderMap,

@@ -65,7 +65,7 @@ pub(crate) async fn run(
             ))),
             Ok(call) => {
                 let (name, params) = Params::from_call(call);
-                call_method(shared, name, params, meta, i).await
+                call_method(shared, &name, params, meta, i).await
             }
         };
         results.push(match outcome {

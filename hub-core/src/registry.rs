@@ -39,6 +39,19 @@ impl Params {
         };
         (call.method_name, params)
     }
+
+    /// A call's arguments as [`parse_call_borrowed`] read them, keyword arguments split off.
+    ///
+    /// [`parse_call_borrowed`]: hub_xmlrpc::parse_call_borrowed
+    pub fn from_borrowed_call(call: hub_xmlrpc::BorrowedCall<'_>) -> (Cow<'_, str>, Params) {
+        let mut call = call;
+        let named = call.split_kwargs();
+        let params = Params {
+            positional: call.params,
+            named,
+        };
+        (call.method_name, params)
+    }
 }
 
 /// Why a handler did not produce a value. The lifecycle maps each kind to a fault
@@ -325,6 +338,12 @@ impl Method {
 
     /// The XML-RPC method name.
     pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name as stored: a context takes it from here (for a name given as a `&'static
+    /// str`, which every `#[rpc_method]` name is, without copying).
+    pub(crate) fn shared_name(&self) -> &Cow<'static, str> {
         &self.name
     }
 

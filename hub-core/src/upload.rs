@@ -252,7 +252,7 @@ pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<I
     let params = Params::default();
     let ctx = Arc::new(lifecycle::context(
         shared,
-        UPLOAD_METHOD.to_owned(),
+        std::borrow::Cow::Borrowed(UPLOAD_METHOD),
         &params,
         Some(peer),
         parts.headers,

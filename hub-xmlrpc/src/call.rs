@@ -1,5 +1,7 @@
 //! [`MethodCall`] and [`MethodResponse`]: the two messages of XML-RPC.
 
+use std::borrow::Cow;
+
 use crate::{Fault, Struct, Value};
 
 /// The member koji's client adds to a trailing struct to mark it as keyword arguments.
@@ -38,17 +40,50 @@ impl MethodCall {
     /// assert_eq!(named.len(), 1);
     /// ```
     pub fn split_kwargs(&mut self) -> Option<Struct> {
-        match self.params.last() {
-            Some(Value::Struct(s)) if s.get(STARSTAR) == Some(&Value::Bool(true)) => {}
-            _ => return None,
+        split_kwargs(&mut self.params)
+    }
+}
+
+/// A `<methodCall>` as [`parse_call_borrowed`] reads it: the method name stays in the input
+/// when it has nothing to decode, so a server that only looks the name up allocates nothing
+/// for it.
+///
+/// [`parse_call_borrowed`]: crate::parse_call_borrowed
+#[derive(Debug, Clone, PartialEq)]
+pub struct BorrowedCall<'a> {
+    /// The `<methodName>`.
+    pub method_name: Cow<'a, str>,
+    /// The `<params>`, in order.
+    pub params: Vec<Value>,
+}
+
+impl BorrowedCall<'_> {
+    /// The call with its own copy of the method name.
+    pub fn into_owned(self) -> MethodCall {
+        MethodCall {
+            method_name: self.method_name.into_owned(),
+            params: self.params,
         }
-        match self.params.pop() {
-            Some(Value::Struct(mut s)) => {
-                s.remove(STARSTAR);
-                Some(s)
-            }
-            _ => None,
+    }
+
+    /// Splits off koji's keyword arguments, as [`MethodCall::split_kwargs`] does.
+    pub fn split_kwargs(&mut self) -> Option<Struct> {
+        split_kwargs(&mut self.params)
+    }
+}
+
+/// The keyword split shared by both call types.
+fn split_kwargs(params: &mut Vec<Value>) -> Option<Struct> {
+    match params.last() {
+        Some(Value::Struct(s)) if s.get(STARSTAR) == Some(&Value::Bool(true)) => {}
+        _ => return None,
+    }
+    match params.pop() {
+        Some(Value::Struct(mut s)) => {
+            s.remove(STARSTAR);
+            Some(s)
         }
+        _ => None,
     }
 }
 

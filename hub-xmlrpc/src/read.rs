@@ -17,8 +17,8 @@ use std::borrow::Cow;
 use crate::error::short;
 use crate::lex::{Lexer, Tok};
 use crate::{
-    DateTime, Fault, Limits, MemberName, MethodCall, MethodResponse, ParseError, ParseErrorKind,
-    Struct, Value,
+    BorrowedCall, DateTime, Fault, Limits, MemberName, MethodCall, MethodResponse, ParseError,
+    ParseErrorKind, Struct, Value,
 };
 use base64::Engine as _;
 
@@ -37,6 +37,24 @@ use ParseErrorKind as K;
 /// assert_eq!(call.params, vec![Value::from("hello")]);
 /// ```
 pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseError> {
+    parse_call_borrowed(input, limits).map(BorrowedCall::into_owned)
+}
+
+/// Parses a `<methodCall>` document as [`parse_call`] does, leaving the method name in
+/// `input` unless it had an entity or character reference to decode (or the document was not
+/// UTF-8 to begin with).
+///
+/// ```
+/// use std::borrow::Cow;
+/// use hub_xmlrpc::{parse_call_borrowed, Limits};
+/// let body = b"<methodCall><methodName>echo</methodName><params/></methodCall>";
+/// let call = parse_call_borrowed(body, &Limits::default()).unwrap();
+/// assert!(matches!(call.method_name, Cow::Borrowed("echo")));
+/// ```
+pub fn parse_call_borrowed<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<BorrowedCall<'a>, ParseError> {
     let src = Source::new(input, limits)?;
     let mut p = Parser::new(&src, limits);
     p.root("methodCall")?;
@@ -82,8 +100,8 @@ pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseErro
         p.end()?;
     }
     p.epilogue()?;
-    Ok(MethodCall {
-        method_name,
+    Ok(BorrowedCall {
+        method_name: src.rebind(method_name),
         params: match first {
             Some(v) => vec![v],
             None => params,
@@ -234,6 +252,22 @@ struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
+    /// `part` of this source's text as a borrow of the input itself when it is one (the text
+    /// is the input unless it had to be transcoded), else as an owned copy.
+    fn rebind(&self, part: Cow<'_, str>) -> Cow<'a, str> {
+        if let (Cow::Borrowed(all), Cow::Borrowed(sub)) = (&self.text, &part) {
+            // Where `sub` sits in `all`, from the two addresses; `get` checks the range.
+            let start = (sub.as_ptr() as usize).wrapping_sub(all.as_ptr() as usize);
+            if let Some(inside) = start
+                .checked_add(sub.len())
+                .and_then(|end| all.get(start..end))
+            {
+                return Cow::Borrowed(inside);
+            }
+        }
+        Cow::Owned(part.into_owned())
+    }
+
     fn new(input: &'a [u8], limits: &Limits) -> Result<Self, ParseError> {
         if input.len() > limits.max_size {
             return Err(ParseError::new(
@@ -429,13 +463,13 @@ impl<'a> Parser<'a> {
         &mut self,
         name: &'static str,
         missing: &'static str,
-    ) -> Result<String, ParseError> {
+    ) -> Result<Cow<'a, str>, ParseError> {
         if self.start(name) {
-            return Ok(self.text()?.into_owned());
+            return self.text();
         }
         match self.tag()? {
-            Tag::Start(n) if n == name => Ok(self.text()?.into_owned()),
-            Tag::Empty(n) if n == name => Ok(String::new()),
+            Tag::Start(n) if n == name => self.text(),
+            Tag::Empty(n) if n == name => Ok(Cow::Borrowed("")),
             _ => Err(self.err(K::InvalidXmlRpc, missing)),
         }
     }
@@ -832,7 +866,7 @@ impl<'a> Parser<'a> {
         }
         let name = self.text_element("name", "expected <name> in <member>")?;
         if let Some(Frame::Struct(_, pending)) = self.frames.last_mut() {
-            *pending = name;
+            *pending = name.into_owned();
         }
         if self.start("value") {
             return Ok(Step::Open);
@@ -1082,6 +1116,39 @@ fn decode_base64(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_method_name_is_borrowed_only_when_it_is_the_input() {
+        let limits = Limits::default();
+        fn name(doc: &[u8]) -> Result<Cow<'_, str>, ParseError> {
+            parse_call_borrowed(doc, &Limits::default()).map(|c| c.method_name)
+        }
+        let plain =
+            b"<?xml version='1.0'?>\n<methodCall><methodName>sys.x</methodName></methodCall>";
+        match name(plain) {
+            Ok(Cow::Borrowed(n)) => {
+                assert_eq!(n, "sys.x");
+                // A slice of the input itself, where the name is.
+                let at = n.as_ptr() as usize - plain.as_ptr() as usize;
+                assert_eq!(&plain[at..at + n.len()], b"sys.x");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Decoded: an entity, a character reference.
+        for doc in [
+            &b"<methodCall><methodName>a&amp;b</methodName></methodCall>"[..],
+            b"<methodCall><methodName>a&#38;b</methodName></methodCall>",
+        ] {
+            assert!(matches!(name(doc), Ok(Cow::Owned(n)) if n == "a&b"));
+        }
+        // Transcoded from ISO-8859-1: the text is not the input.
+        let latin = b"<?xml version='1.0' encoding='ISO-8859-1'?><methodCall><methodName>caf\xe9</methodName></methodCall>";
+        assert!(matches!(name(latin), Ok(Cow::Owned(n)) if n == "caf\u{e9}"));
+        // The owned form is what `parse_call` returns, params and all.
+        let doc = b"<methodCall><methodName>m</methodName><params><param><value>v</value></param></params></methodCall>";
+        let borrowed = parse_call_borrowed(doc, &limits).map(BorrowedCall::into_owned);
+        assert_eq!(borrowed, parse_call(doc, &limits));
+    }
 
     #[test]
     fn ints() {
