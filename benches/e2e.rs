@@ -199,38 +199,37 @@ fn floor(addr: SocketAddr, pooled: bool) -> SocketAddr {
         .map(|_| {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
             let fixed = fixed.clone();
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    while let Some(stream) = rx.recv().await {
-                        let stream = tokio::net::TcpStream::from_std(stream).unwrap();
-                        tokio::spawn(floor_connection(stream, fixed.clone(), pooled));
-                    }
-                });
+            on_own_thread(async move {
+                while let Some(stream) = rx.recv().await {
+                    let stream = tokio::net::TcpStream::from_std(stream).unwrap();
+                    tokio::spawn(floor_connection(stream, fixed.clone(), pooled));
+                }
             });
             tx
         })
         .collect();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            for next in (0..units.len()).cycle() {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
-                let _ = units[next].send(stream.into_std().unwrap());
-            }
-        });
+    on_own_thread(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+        for next in (0..units.len()).cycle() {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let _ = units[next].send(stream.into_std().unwrap());
+        }
     });
     local
+}
+
+/// Runs `task` on a new thread's current-thread runtime (the floor's acceptor and units).
+fn on_own_thread(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(task);
+    });
 }
 
 /// One floor connection: read the body, answer `fixed` (or the body, on `/echo-body`).

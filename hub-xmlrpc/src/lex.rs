@@ -13,7 +13,7 @@
 //! written plainly (`<value>`, the innermost end tag, text up to its end tag) without
 //! building tokens; when they decline, `next_tok` reads the same input as before.
 
-use crate::swar::{block, block_has_text_work, has_byte, has_control, BLOCK, WORDS_FIRST};
+use crate::swar::{block_has_text_work, block_step, has_byte, has_control, WORDS_FIRST};
 use crate::ParseErrorKind;
 
 /// One token.
@@ -384,16 +384,9 @@ impl<'a> Lexer<'a> {
         // is a short name or value that ends within a word or two: it never pays for a block.
         let mut words_until = start + WORDS_FIRST;
         'scan: loop {
-            if i >= words_until {
-                match block(b, i) {
-                    Some(k) if !block_has_text_work(k) => {
-                        i += BLOCK;
-                        continue;
-                    }
-                    // Something in this block: word steps through it.
-                    Some(_) => words_until = i + BLOCK,
-                    None => words_until = usize::MAX,
-                }
+            if let Some(next) = block_step(b, i, &mut words_until, block_has_text_work) {
+                i = next;
+                continue;
             }
             // Plain text a word at a time; a word holding `<`, `&` or a control character
             // (tab and newline included) goes through the exact byte step, the whole word.

@@ -23,6 +23,32 @@ pub(crate) fn block(b: &[u8], i: usize) -> Option<&[u8; BLOCK]> {
     b.get(i..)?.first_chunk::<BLOCK>()
 }
 
+/// The block step of a text loop at `i`: `Some(i + BLOCK)` past a block in which `holds`
+/// finds nothing; `None` to take word steps instead — before `words_until`, through a block
+/// that holds something (moving `words_until` to its end), and in the tail.
+#[inline(always)]
+pub(crate) fn block_step(
+    b: &[u8],
+    i: usize,
+    words_until: &mut usize,
+    holds: impl Fn(&[u8; BLOCK]) -> bool,
+) -> Option<usize> {
+    if i < *words_until {
+        return None;
+    }
+    match block(b, i) {
+        Some(k) if !holds(k) => Some(i + BLOCK),
+        Some(_) => {
+            *words_until = i + BLOCK;
+            None
+        }
+        None => {
+            *words_until = usize::MAX;
+            None
+        }
+    }
+}
+
 /// Whether any byte of `block` is `<`, `&` or a control character (the text scan's stops).
 #[inline(always)]
 pub(crate) fn block_has_text_work(block: &[u8; BLOCK]) -> bool {

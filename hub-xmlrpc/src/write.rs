@@ -192,7 +192,7 @@ fn write_double(d: f64, out: &mut Vec<u8>) {
 /// newline (as character references).
 pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
     use crate::swar::{
-        block, block_needs_escape, has_byte, has_control, tail_word, word, BLOCK, WORDS_FIRST,
+        block_needs_escape, block_step, has_byte, has_control, tail_word, word, WORDS_FIRST,
     };
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -201,15 +201,9 @@ pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
     // strings, most of an answer's, never pay for a block).
     let mut words_until = WORDS_FIRST;
     while i < bytes.len() {
-        if i >= words_until {
-            match block(bytes, i) {
-                Some(k) if !block_needs_escape(k) => {
-                    i += BLOCK;
-                    continue;
-                }
-                Some(_) => words_until = i + BLOCK,
-                None => words_until = usize::MAX,
-            }
+        if let Some(next) = block_step(bytes, i, &mut words_until, block_needs_escape) {
+            i = next;
+            continue;
         }
         // A word with nothing to escape is skipped whole; any other goes through the byte
         // step, the whole word (tab and newline count as controls here and are let through).
