@@ -37,7 +37,11 @@ use ParseErrorKind as K;
 /// assert_eq!(call.params, vec![Value::from("hello")]);
 /// ```
 pub fn parse_call(input: &[u8], limits: &Limits) -> Result<MethodCall, ParseError> {
-    parse_call_borrowed(input, limits).map(BorrowedCall::into_owned)
+    let (method_name, params) = parse_call_with(input, limits, |_, name| name.into_owned())?;
+    Ok(MethodCall {
+        method_name,
+        params,
+    })
 }
 
 /// Parses a `<methodCall>` document as [`parse_call`] does, leaving the method name in
@@ -55,6 +59,21 @@ pub fn parse_call_borrowed<'a>(
     input: &'a [u8],
     limits: &Limits,
 ) -> Result<BorrowedCall<'a>, ParseError> {
+    let (method_name, params) = parse_call_with(input, limits, Source::rebind)?;
+    Ok(BorrowedCall {
+        method_name,
+        params,
+    })
+}
+
+/// Both call parsers: `name` makes the method name what the caller keeps (an owned copy, or
+/// a borrow of the input) while the source is still there.
+#[inline(always)]
+fn parse_call_with<'a, N>(
+    input: &'a [u8],
+    limits: &Limits,
+    name: impl FnOnce(&Source<'a>, Cow<'_, str>) -> N,
+) -> Result<(N, Vec<Value>), ParseError> {
     let src = Source::new(input, limits)?;
     let mut p = Parser::new(&src, limits);
     p.root("methodCall")?;
@@ -100,13 +119,11 @@ pub fn parse_call_borrowed<'a>(
         p.end()?;
     }
     p.epilogue()?;
-    Ok(BorrowedCall {
-        method_name: src.rebind(method_name),
-        params: match first {
-            Some(v) => vec![v],
-            None => params,
-        },
-    })
+    let params = match first {
+        Some(v) => vec![v],
+        None => params,
+    };
+    Ok((name(&src, method_name), params))
 }
 
 /// Parses a `<methodResponse>` document (success or fault).
