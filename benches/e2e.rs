@@ -374,17 +374,29 @@ struct Plan {
     warmup: Duration,
     measure: Duration,
     rounds: usize,
+    /// The share of the CPU other guests may take during a headline measurement before it is
+    /// taken again: `HUB_E2E_MAX_STEAL` percent, default 5.
+    max_steal: f64,
 }
+
+/// How many times one headline measurement is taken again when too much was stolen.
+const STEAL_REDOS: usize = 3;
 
 fn drive() {
     raise_nofile();
     let quick = std::env::var_os("HUB_BENCH_QUICK").is_some_and(|v| v != "0");
+    let max_steal = std::env::var("HUB_E2E_MAX_STEAL")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(5.0)
+        / 100.0;
     let plan = if quick {
         Plan {
             quick,
             warmup: Duration::from_millis(300),
             measure: Duration::from_millis(1000),
             rounds: 1,
+            max_steal,
         }
     } else {
         Plan {
@@ -396,6 +408,7 @@ fn drive() {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(5),
+            max_steal,
         }
     };
     let client_threads: usize = std::env::var("HUB_E2E_CLIENT_THREADS")
@@ -470,9 +483,23 @@ fn drive() {
         );
         println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut results: Vec<Vec<(Outcome, Cpu)>> = vec![Vec::new(); cases.len()];
+        // A measurement during which other guests took more than `max_steal` of the CPU is
+        // taken again (at most `STEAL_REDOS` times): it measured the host, not the servers.
+        let (mut redone, mut worst_kept) = (0, 0.0f64);
         for _ in 0..plan.rounds {
             for (i, (srv, _, req)) in cases.iter().enumerate() {
-                let (o, cpu) = with_cpu(srv, plan.warmup, || run(srv.addr, req, 16, None));
+                let mut attempts = 0;
+                let (o, cpu) = loop {
+                    let stolen = Stolen::start();
+                    let m = with_cpu(srv, plan.warmup, || run(srv.addr, req, 16, None));
+                    let share = stolen.share();
+                    if share <= plan.max_steal || attempts == STEAL_REDOS {
+                        worst_kept = worst_kept.max(share);
+                        break m;
+                    }
+                    attempts += 1;
+                    redone += 1;
+                };
                 let cpu = cpu.per_request(o.ok);
                 results[i].push((o, cpu));
             }
@@ -515,6 +542,12 @@ fn drive() {
         }
 
         println!("\n{}", stolen.report());
+        println!(
+            "Measurements taken again because more than {:.0}% of the CPU was stolen during them: \
+             {redone}; the most stolen during a kept one: {:.1}%",
+            plan.max_steal * 100.0,
+            worst_kept * 100.0
+        );
         eprintln!("[headline: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
@@ -963,12 +996,16 @@ impl Stolen {
         (fields.get(7).copied().unwrap_or(0), total)
     }
 
-    fn report(&self) -> String {
+    /// The stolen share of the CPU time since `start`.
+    fn share(&self) -> f64 {
         let (steal, total) = Self::read();
-        let share = (steal - self.steal) as f64 / (total - self.total).max(1) as f64;
+        steal.saturating_sub(self.steal) as f64 / total.saturating_sub(self.total).max(1) as f64
+    }
+
+    fn report(&self) -> String {
         format!(
             "CPU time stolen by the hypervisor during this section: {:.1}%",
-            share * 100.0
+            self.share() * 100.0
         )
     }
 }
