@@ -96,6 +96,7 @@ pub(crate) async fn handle_body(
     };
     let caller = lifecycle::authenticate(shared, &call.method_name, &headers, peer)?;
     let (name, params) = Params::from_borrowed_call(call);
+    // Another reference to the body (the name still borrows it), for the watch.
     let origin = ArgsOrigin::call(body.clone());
     if crate::multicall::is_multicall(&name) {
         let meta = RequestMeta {

@@ -31,20 +31,18 @@ pub struct Params {
 impl Params {
     /// A parsed call's method name and arguments, a trailing `__starstar` struct split off
     /// as the keyword arguments.
-    pub fn from_call(mut call: MethodCall) -> (String, Params) {
-        let named = call.split_kwargs();
-        let params = Params {
-            positional: call.params,
-            named,
-        };
-        (call.method_name, params)
+    pub fn from_call(call: MethodCall) -> (String, Params) {
+        let (name, params) = Self::from_borrowed_call(hub_xmlrpc::BorrowedCall {
+            method_name: Cow::Owned(call.method_name),
+            params: call.params,
+        });
+        (name.into_owned(), params)
     }
 
     /// A call's arguments as [`parse_call_borrowed`] read them, keyword arguments split off.
     ///
     /// [`parse_call_borrowed`]: hub_xmlrpc::parse_call_borrowed
-    pub fn from_borrowed_call(call: hub_xmlrpc::BorrowedCall<'_>) -> (Cow<'_, str>, Params) {
-        let mut call = call;
+    pub fn from_borrowed_call(mut call: hub_xmlrpc::BorrowedCall<'_>) -> (Cow<'_, str>, Params) {
         let named = call.split_kwargs();
         let params = Params {
             positional: call.params,
