@@ -110,8 +110,13 @@ pub(crate) async fn handle_body(
         return Box::pin(crate::multicall::run(shared, params, &meta)).await;
     }
     // A single call: its context takes the request's headers (no copy).
-    let headers = move || headers;
-    counted(shared, &name, params, peer, caller, headers, origin).await
+    let site = CallSite {
+        peer,
+        caller,
+        headers: move || headers,
+        origin,
+    };
+    counted(shared, &name, params, site).await
 }
 
 /// Looks `name` (entry `entry` of a multicall) up and runs it with a fresh context; counts it
@@ -123,14 +128,26 @@ pub(crate) async fn call_method(
     meta: &RequestMeta,
     entry: usize,
 ) -> Result<Value, CallError> {
-    let headers = || meta.headers.clone();
-    let origin = meta.origin.entry(entry);
-    let caller = meta.caller.clone();
-    counted(shared, name, params, meta.peer, caller, headers, origin).await
+    let site = CallSite {
+        peer: meta.peer,
+        caller: meta.caller.clone(),
+        headers: || meta.headers.clone(),
+        origin: meta.origin.entry(entry),
+    };
+    counted(shared, name, params, site).await
 }
 
-/// [`call_method`]'s body; `headers` makes the context's copy of the request headers, only
-/// once the method is found and admitted.
+/// Who made one call, and what of its request the context and the watch are made from.
+struct CallSite<H> {
+    peer: Option<SocketAddr>,
+    caller: Option<Arc<Caller>>,
+    /// Makes the context's copy of the request headers, only once the method is found and
+    /// admitted (a multicall entry clones them; a single call hands them over).
+    headers: H,
+    origin: ArgsOrigin,
+}
+
+/// [`call_method`]'s body.
 ///
 /// One flat `async fn` for the whole call (look up, admit, context, run, commit, count):
 /// every nested future would be built and then moved into its parent on each call.
@@ -138,10 +155,7 @@ async fn counted(
     shared: &Arc<Shared>,
     name: &str,
     params: Params,
-    peer: Option<SocketAddr>,
-    caller: Option<Arc<Caller>>,
-    headers: impl FnOnce() -> http::HeaderMap,
-    origin: ArgsOrigin,
+    site: CallSite<impl FnOnce() -> http::HeaderMap>,
 ) -> Result<Value, CallError> {
     let faults = shared.config.faults;
     let callable = shared.calls.get(name);
@@ -149,13 +163,15 @@ async fn counted(
     stats.calls.add(1);
     let result = match callable.map(|c| &c.method) {
         None => Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into()),
-        Some(method) => match lifecycle::admit(shared, name, method.perm(), caller.as_deref()) {
+        Some(method) => match lifecycle::admit(shared, name, method.perm(), site.caller.as_deref())
+        {
             Err(fault) => Err(fault.into()),
             Ok(()) => {
                 let sensitive = method.is_sensitive();
-                let watch = CallWatch::new(&shared.config, &params, sensitive, Some(origin));
+                let watch = CallWatch::new(&shared.config, &params, sensitive, Some(site.origin));
                 let name = method.shared_name().clone();
-                let ctx = lifecycle::context(shared, name, &params, peer, headers(), caller);
+                let (peer, headers) = (site.peer, (site.headers)());
+                let ctx = lifecycle::context(shared, name, &params, peer, headers, site.caller);
                 if method.is_blocking() {
                     run_blocking(shared, Arc::clone(method), ctx, params, watch).await
                 } else {
