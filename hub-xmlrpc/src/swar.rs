@@ -73,15 +73,30 @@ pub(crate) fn word(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(chunk))
 }
 
-/// The fewer than eight bytes from `i` to the end, padded with `pad` (a byte no test looks
-/// for), so that a short string or a string's tail is tested in one step too.
+/// A word holding every one of the fewer than eight bytes from `i` to the end (some of them
+/// twice) and otherwise `pad` (a byte no test looks for), so that a short string or a
+/// string's tail is tested in one step too. For the "any byte" tests only: the bytes are not
+/// in their places. Built from overlapping loads, not a copy of a variable length (which is a
+/// call to `memcpy`, as much as the test itself for a short string).
 #[inline(always)]
 pub(crate) fn tail_word(b: &[u8], i: usize, pad: u8) -> u64 {
-    let mut chunk = [pad; 8];
     let rest = b.get(i..).unwrap_or_default();
-    let n = rest.len().min(8);
-    chunk[..n].copy_from_slice(&rest[..n]);
-    u64::from_le_bytes(chunk)
+    let pads = ONES * u64::from(pad);
+    match *rest {
+        [] => pads,
+        // The first, the middle and the last byte: all of one, two or three.
+        [first, .., last] | [first @ last] if rest.len() < 4 => {
+            let middle = rest[rest.len() / 2];
+            u64::from(first) | u64::from(middle) << 8 | u64::from(last) << 16 | (pads << 24)
+        }
+        _ => match (rest.first_chunk::<4>(), rest.last_chunk::<4>()) {
+            // Four to seven bytes (eight and more: the first eight): two overlapping halves.
+            (Some(lo), Some(hi)) if rest.len() < 8 => {
+                u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32
+            }
+            _ => word(rest, 0).unwrap_or(pads),
+        },
+    }
 }
 
 /// Whether any byte of `x` is `b`.
@@ -142,8 +157,36 @@ mod tests {
         assert_eq!(word(b"1234567", 0), None);
         assert_eq!(word(b"12345678", 0), Some(u64::from_le_bytes(*b"12345678")));
         assert_eq!(word(b"12345678", usize::MAX), None);
-        assert_eq!(tail_word(b"xy<", 1, b'a'), u64::from_le_bytes(*b"y<aaaaaa"));
         assert_eq!(tail_word(b"xy", 2, b'a'), u64::from_le_bytes(*b"aaaaaaaa"));
         assert_eq!(tail_word(b"xy", 9, b'a'), u64::from_le_bytes(*b"aaaaaaaa"));
+    }
+
+    #[test]
+    fn a_tail_word_holds_every_byte_of_the_tail_and_nothing_else() {
+        for n in 0..8 {
+            for pos in 0..n {
+                for v in 0..=255u8 {
+                    let mut bytes = vec![b'q'; n + 3];
+                    bytes[3 + pos] = v;
+                    let x = tail_word(&bytes, 3, b'a');
+                    let tail = &bytes[3..];
+                    for probe in [v, b'q', b'a', b'<', 0x00] {
+                        let expected = tail.contains(&probe)
+                            || (probe == b'a' && n < 8 && n < 4)
+                            || (probe == b'a' && n == 0);
+                        assert_eq!(has_byte(x, probe), expected, "{v} at {pos} of {n}, {probe}");
+                    }
+                    assert_eq!(
+                        has_control(x),
+                        tail.iter().any(|&c| c < 0x20),
+                        "{v} at {pos} of {n}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            tail_word(b"12345678", 0, b'a'),
+            u64::from_le_bytes(*b"12345678")
+        );
     }
 }

@@ -269,6 +269,52 @@ mod tests {
     }
 
     #[test]
+    fn members_and_items_are_spelled_out_exactly() {
+        use crate::{Struct, Value};
+        let mut inner = Struct::new();
+        inner.insert("n", Value::Nil);
+        inner.insert("b", Value::Base64(b"hi".to_vec()));
+        let mut s = Struct::new();
+        s.insert("i", 7);
+        s.insert("big", Value::Int(1 << 40));
+        s.insert("t", true);
+        s.insert("x", "a<b");
+        s.insert("d", 0.5);
+        s.insert(
+            "list",
+            Value::Array(vec![Value::Nil, Value::from("e"), Value::Array(vec![])]),
+        );
+        s.insert("inner", Value::Struct(inner));
+        s.insert("empty", Value::Struct(Struct::new()));
+        let mut out = Vec::new();
+        super::value(
+            &Value::Array(vec![Value::Struct(s), Value::Int(-1)]),
+            &mut out,
+        );
+        let member = |name: &str, value: &str| {
+            format!("<member><name>{name}</name><value>{value}</value></member>")
+        };
+        let expected = format!(
+            "<value><array><data><value><struct>{}{}{}{}{}{}{}{}</struct></value><value><int>-1</int></value></data></array></value>",
+            member("i", "<int>7</int>"),
+            member("big", "<i8>1099511627776</i8>"),
+            member("t", "<boolean>1</boolean>"),
+            member("x", "<string>a&lt;b</string>"),
+            member("d", "<double>0.5</double>"),
+            member(
+                "list",
+                "<array><data><value><nil/></value><value><string>e</string></value><value><array><data></data></array></value></data></array>"
+            ),
+            member(
+                "inner",
+                &format!("<struct>{}{}</struct>", member("n", "<nil/>"), member("b", "<base64>aGk=</base64>"))
+            ),
+            member("empty", "<struct></struct>"),
+        );
+        assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
+
+    #[test]
     fn word_steps_escape_as_the_byte_rule_does() {
         // Every special byte at every offset of strings around the word size, and runs.
         let specials = ["&", "<", ">", "\t", "\n", "\r", "\u{1}", "é", "\u{1F600}"];
