@@ -66,8 +66,11 @@ impl ArgsOrigin {
 enum Args {
     /// Nothing logs them.
     Unused,
-    /// Summarized when the watch was made.
-    Now(Summary),
+    /// Summarized when the watch was made (boxed: the watch is moved a few times per call,
+    /// and only the call log or a watch without a request body carries a summary).
+    Now(Box<Summary>),
+    /// A `sensitive` method's: [`REDACTED`].
+    Redacted,
     /// Found again in the request if a warning needs them.
     Later(ArgsOrigin),
 }
@@ -86,8 +89,8 @@ pub(crate) struct CallWatch {
 impl CallWatch {
     /// Prepares a watch. The arguments are summarized now (the handler consumes them) for the
     /// call log, or for the memory watch when there is no request body to find them in again
-    /// (`origin`); never when they are `sensitive` (a password). The summary is written into
-    /// an inline buffer: no heap allocation unless something logs.
+    /// (`origin`); never when they are `sensitive` (a password). Only the call log or a watch
+    /// without a request body allocates (one buffer for the summary).
     pub(crate) fn new(
         config: &Config,
         params: &Params,
@@ -95,20 +98,12 @@ impl CallWatch {
         origin: Option<ArgsOrigin>,
     ) -> Self {
         let threshold_kib = config.memory_warn_threshold_kib;
-        let summary = || {
-            let mut out = Summary::default();
-            if sensitive {
-                let _ = out.write_str(REDACTED);
-            } else {
-                let _ = write_args(&mut out, params);
-            }
-            out
-        };
         let args = match origin {
-            _ if config.debug => Args::Now(summary()),
+            _ if sensitive => Args::Redacted,
+            _ if config.debug => Args::Now(summary(params)),
             _ if threshold_kib == 0 => Args::Unused,
-            Some(origin) if !sensitive => Args::Later(origin),
-            _ => Args::Now(summary()),
+            Some(origin) => Args::Later(origin),
+            None => Args::Now(summary(params)),
         };
         Self {
             args,
@@ -150,6 +145,7 @@ impl CallWatch {
                     let found;
                     let args = match &self.args {
                         Args::Now(summary) => summary.as_str(),
+                        Args::Redacted => REDACTED,
                         Args::Later(origin) => {
                             found = origin.summarize();
                             found
@@ -174,6 +170,7 @@ impl CallWatch {
         if self.debug {
             let args = match &self.args {
                 Args::Now(summary) => summary.as_str(),
+                Args::Redacted => REDACTED,
                 Args::Later(_) | Args::Unused => "",
             };
             let outcome = match outcome {
@@ -191,6 +188,13 @@ impl CallWatch {
         }
         elapsed
     }
+}
+
+/// The arguments summarized for a log line (see [`write_args`]).
+fn summary(params: &Params) -> Box<Summary> {
+    let mut out = Box::<Summary>::default();
+    let _ = write_args(&mut out, params);
+    out
 }
 
 /// The arguments as Python would print them, cut at [`ARGS_LOGGED`] characters; formatting
