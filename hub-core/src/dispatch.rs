@@ -9,7 +9,9 @@
 //! [`Context`]: crate::context::Context
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +21,7 @@ use hub_xmlrpc::{parse_call_borrowed, Fault, Value};
 use crate::auth::Caller;
 use crate::context::Context;
 use crate::lifecycle;
-use crate::queue::Refusal;
+use crate::queue::{JobResult, Refusal};
 use crate::registry::{Method, Params, Registry};
 use crate::server::Shared;
 use crate::stats::{MethodStats, Stats};
@@ -73,14 +75,18 @@ pub(crate) struct RequestMeta {
     pub(crate) origin: ArgsOrigin,
 }
 
-/// Runs the XML-RPC request in `body`, start to finish.
-pub(crate) async fn handle_body(
+/// The XML-RPC request in `body` as far as it goes without waiting: parsed, authenticated,
+/// looked up, admitted, and its handler started or its job queued. Await
+/// [`Call::outcome`] for the answer.
+pub(crate) fn start_body(
     shared: &Arc<Shared>,
     body: Bytes,
     peer: Option<SocketAddr>,
     headers: http::HeaderMap,
-) -> Result<Value, CallError> {
-    lifecycle::offline(shared)?;
+) -> Call<'_> {
+    if let Err(fault) = lifecycle::offline(shared) {
+        return Call::Done(Err(fault.into()));
+    }
     let faults = &shared.config.faults;
     // The method name stays in the body: the context takes the registry's copy.
     let call = match parse_call_borrowed(&body, &shared.limits) {
@@ -91,10 +97,13 @@ pub(crate) async fn handle_body(
             } else {
                 faults.invalid_xmlrpc
             };
-            return Err(Fault::new(code, format!("parse error: {e}")).into());
+            return Call::Done(Err(Fault::new(code, format!("parse error: {e}")).into()));
         }
     };
-    let caller = lifecycle::authenticate(shared, &call.method_name, &headers, peer)?;
+    let caller = match lifecycle::authenticate(shared, &call.method_name, &headers, peer) {
+        Ok(caller) => caller,
+        Err(fault) => return Call::Done(Err(fault.into())),
+    };
     let (name, params) = Params::from_borrowed_call(call);
     // Another reference to the body (the name still borrows it), for the watch.
     let origin = ArgsOrigin::call(body.clone());
@@ -105,9 +114,9 @@ pub(crate) async fn handle_body(
             caller,
             origin,
         };
-        // Boxed: keeps the future of every ordinary call (held inline by hyper per
-        // connection) from carrying the multicall state.
-        return Box::pin(crate::multicall::run(shared, params, &meta)).await;
+        return Call::Multicall(Box::pin(async move {
+            crate::multicall::run(shared, params, &meta).await
+        }));
     }
     // A single call: its context takes the request's headers (no copy).
     let site = CallSite {
@@ -116,7 +125,7 @@ pub(crate) async fn handle_body(
         headers: move || headers,
         origin,
     };
-    counted(shared, &name, params, site).await
+    start(shared, &name, params, site)
 }
 
 /// Looks `name` (entry `entry` of a multicall) up and runs it with a fresh context; counts it
@@ -134,7 +143,7 @@ pub(crate) async fn call_method(
         headers: || meta.headers.clone(),
         origin: meta.origin.entry(entry),
     };
-    counted(shared, name, params, site).await
+    start(shared, name, params, site).outcome().await
 }
 
 /// Who made one call, and what of its request the context and the watch are made from.
@@ -147,87 +156,154 @@ struct CallSite<H> {
     origin: ArgsOrigin,
 }
 
-/// [`call_method`]'s body.
+/// A call after the steps that do not wait (look up, admit, context, start or queue), with
+/// what is left to wait for.
 ///
-/// One flat `async fn` for the whole call (look up, admit, context, run, commit, count):
-/// every nested future would be built and then moved into its parent on each call.
-async fn counted(
-    shared: &Arc<Shared>,
+/// It is small on purpose: the context is already behind its `Arc` (or in the queued job),
+/// the handler's future in its box, so the request's future holds only this, and whatever
+/// moves it moves a few words (a nested `async fn` would carry every step's state and be
+/// copied into its parent on each call).
+pub(crate) enum Call<'a> {
+    /// Answered without running a handler.
+    Done(Result<Value, CallError>),
+    /// An async handler running on this unit.
+    Async(Running<'a>),
+    /// A blocking handler's job in the worker queue.
+    Queued(Queued<'a>),
+    /// `system.multicall`: its entries run one after the other.
+    Multicall(Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'a>>),
+}
+
+/// An async handler started on this unit: its future, and what finishing it needs.
+pub(crate) struct Running<'a> {
+    shared: &'a Shared,
+    stats: &'a MethodStats,
+    ctx: Arc<Context>,
+    started: lifecycle::Started,
+    watch: CallWatch,
+}
+
+/// A blocking handler's job, waiting for a worker's answer.
+pub(crate) struct Queued<'a> {
+    stats: &'a MethodStats,
+    internal_error: i32,
+    answer: JobResult<(Result<Value, CallError>, Duration)>,
+    /// Dropped with the call when the caller stops waiting (budget, departed client): a
+    /// handler that finishes after that has its resources rolled back.
+    _waiting: lifecycle::AbandonOnDrop,
+}
+
+impl Call<'_> {
+    /// Waits for the call's answer and counts it in the method's stats.
+    pub(crate) async fn outcome(self) -> Result<Value, CallError> {
+        match self {
+            Call::Done(outcome) => outcome,
+            Call::Multicall(fut) => fut.await,
+            Call::Async(run) => {
+                let caught = match run.started {
+                    lifecycle::Started::Running(fut) => fut.await,
+                    lifecycle::Started::Done(caught) => caught,
+                };
+                let (outcome, elapsed) =
+                    lifecycle::finish(run.shared, &run.ctx, caught, run.watch, None);
+                tally(run.stats, outcome, Some(elapsed))
+            }
+            Call::Queued(job) => match job.answer.await {
+                Ok(Ok((outcome, elapsed))) => tally(job.stats, outcome, Some(elapsed)),
+                Ok(Err(refusal)) => Err(CallError::Refused(refusal)),
+                // The worker dropped the job without answering: only a panic outside the
+                // handler's own cage can do that.
+                Err(_) => tally(
+                    job.stats,
+                    Err(Fault::new(job.internal_error, "internal error").into()),
+                    None,
+                ),
+            },
+        }
+    }
+}
+
+/// Looks `name` up, admits it and starts it: an async handler on this unit, a blocking one
+/// as a job for the worker pool.
+fn start<'a>(
+    shared: &'a Arc<Shared>,
     name: &str,
     params: Params,
     site: CallSite<impl FnOnce() -> http::HeaderMap>,
-) -> Result<Value, CallError> {
+) -> Call<'a> {
     let faults = shared.config.faults;
     let callable = shared.calls.get(name);
     let stats = callable.map_or(shared.stats.unknown(), |c| &*c.stats);
     stats.calls.add(1);
-    let result = match callable.map(|c| &c.method) {
-        None => Err(Fault::new(faults.method_not_found, format!("Invalid method: {name}")).into()),
-        Some(method) => match lifecycle::admit(shared, name, method.perm(), site.caller.as_deref())
-        {
-            Err(fault) => Err(fault.into()),
-            Ok(()) => {
-                let sensitive = method.is_sensitive();
-                let watch = CallWatch::new(&shared.config, &params, sensitive, Some(site.origin));
-                let name = method.shared_name().clone();
-                let (peer, headers) = (site.peer, (site.headers)());
-                let ctx = lifecycle::context(shared, name, &params, peer, headers, site.caller);
-                if method.is_blocking() {
-                    run_blocking(shared, Arc::clone(method), ctx, params, watch).await
-                } else {
-                    let ctx = Arc::new(ctx);
-                    let call_ctx = Arc::clone(&ctx);
-                    let (outcome, watch) =
-                        lifecycle::start_async(&ctx, watch, || method.call_async(call_ctx, params));
-                    let outcome = match outcome {
-                        lifecycle::Started::Running(fut) => fut.await,
-                        lifecycle::Started::Done(r) => r,
-                    };
-                    Ok(lifecycle::finish(shared, &ctx, outcome, watch, None))
-                }
-            }
-        },
+    let Some(method) = callable.map(|c| &c.method) else {
+        let fault = Fault::new(faults.method_not_found, format!("Invalid method: {name}"));
+        return Call::Done(tally(stats, Err(fault.into()), None));
     };
-    // Refused before running, or run (with its duration).
-    let (outcome, ran_for) = match result {
-        Ok((outcome, elapsed)) => (outcome, Some(elapsed)),
-        Err(e) => (Err(e), None),
-    };
-    match (&outcome, ran_for) {
-        (Ok(_), Some(elapsed)) => stats.latency.observe(elapsed),
-        (Err(CallError::Fault(_)), _) => {
-            stats.faults.add(1);
-        }
-        _ => {}
+    if let Err(fault) = lifecycle::admit(shared, name, method.perm(), site.caller.as_deref()) {
+        return Call::Done(tally(stats, Err(fault.into()), None));
     }
-    outcome
+    let watch = CallWatch::new(
+        &shared.config,
+        &params,
+        method.is_sensitive(),
+        Some(site.origin),
+    );
+    let name = method.shared_name().clone();
+    let headers = (site.headers)();
+    let ctx = lifecycle::context(shared, name, &params, site.peer, headers, site.caller);
+    if method.is_blocking() {
+        return match queue_blocking(shared, stats, Arc::clone(method), ctx, params, watch) {
+            Ok(queued) => Call::Queued(queued),
+            Err(refusal) => Call::Done(Err(CallError::Refused(refusal))),
+        };
+    }
+    let ctx = Arc::new(ctx);
+    let call_ctx = Arc::clone(&ctx);
+    let (started, watch) =
+        lifecycle::start_async(&ctx, watch, || method.call_async(call_ctx, params));
+    Call::Async(Running {
+        shared,
+        stats,
+        ctx,
+        started,
+        watch,
+    })
 }
 
-/// Runs a blocking method on the worker pool and waits for its answer.
-async fn run_blocking(
+/// Queues a blocking method's job.
+fn queue_blocking<'a>(
     shared: &Arc<Shared>,
+    stats: &'a MethodStats,
     method: Arc<Method>,
     ctx: Context,
     params: Params,
     watch: CallWatch,
-) -> Result<(Result<Value, CallError>, Duration), CallError> {
-    let faults = shared.config.faults;
+) -> Result<Queued<'a>, Refusal> {
     let job_shared = Arc::clone(shared);
     let awaited = Arc::new(lifecycle::Awaited::default());
-    // Dropped with this future when the caller stops waiting (budget, departed client): a
-    // handler that finishes after that has its resources rolled back.
-    let _waiting = awaited.abandon_on_drop();
-    let rx = shared
-        .queue
-        .submit(move || {
-            lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited)
-        })
-        .map_err(CallError::Refused)?;
-    match rx.await {
-        Ok(Ok(done)) => Ok(done),
-        Ok(Err(refusal)) => Err(CallError::Refused(refusal)),
-        // The worker dropped the job without answering: only a panic outside the handler's
-        // own cage can do that.
-        Err(_) => Err(Fault::new(faults.internal_error, "internal error").into()),
+    let waiting = awaited.abandon_on_drop();
+    let answer = shared.queue.submit(move || {
+        lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited)
+    })?;
+    Ok(Queued {
+        stats,
+        internal_error: shared.config.faults.internal_error,
+        answer,
+        _waiting: waiting,
+    })
+}
+
+/// Counts a call's outcome in its method's stats: its handler time if it ran and succeeded,
+/// a fault if it answered one (a refusal by the queue is neither).
+fn tally(
+    stats: &MethodStats,
+    outcome: Result<Value, CallError>,
+    ran_for: Option<Duration>,
+) -> Result<Value, CallError> {
+    match (&outcome, ran_for) {
+        (Ok(_), Some(elapsed)) => stats.latency.observe(elapsed),
+        (Err(CallError::Fault(_)), _) => stats.faults.add(1),
+        _ => {}
     }
+    outcome
 }

@@ -26,7 +26,7 @@ use hyper::body::Incoming;
 
 use crate::body::{read_to_end, BodyError};
 use crate::conn::ConnState;
-use crate::dispatch::{handle_body, CallError};
+use crate::dispatch::{start_body, CallError};
 use crate::queue::Refusal;
 use crate::server::Shared;
 
@@ -40,17 +40,17 @@ pub(crate) async fn handle(
     shared: &Arc<Shared>,
     conn: &ConnState,
     peer: SocketAddr,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
 ) -> Result<Resp, Infallible> {
     let _flight = conn.begin();
     let counters = &shared.stats.counters;
     counters.requests_read.add(1);
     let path = req.uri().path();
-    let resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
+    let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if req.method() == Method::POST && crate::upload::is_upload(&req) {
             crate::upload::serve(shared, peer, req).await
         } else if req.method() == Method::POST {
-            rpc(shared, peer, req).await
+            rpc(shared, peer, &mut req).await.into_response()
         } else {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, NOT_POST);
             r.headers_mut()
@@ -75,7 +75,6 @@ pub(crate) async fn handle(
     } else {
         text(StatusCode::NOT_FOUND, "not found\n")
     };
-    let mut resp = resp;
     for (name, value) in &shared.hooks.response_headers {
         resp.headers_mut().insert(name, value.clone());
     }
@@ -84,20 +83,37 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
-/// Reads the body within its limits, runs the call, encodes the answer.
-async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+/// What an XML-RPC request is answered with, before it is a response (a few words: the
+/// request's future holds it, where a whole `Response` would be copied at each return).
+enum Answer {
+    /// A `methodResponse`, or `503` for a refused job.
+    Call(Result<hub_xmlrpc::Value, CallError>),
+    /// The body could not be read within its limits: this status and text, and the
+    /// connection closes.
+    Unread(StatusCode, &'static str),
+}
+
+impl Answer {
+    fn into_response(self) -> Resp {
+        match self {
+            Answer::Call(outcome) => xml(outcome),
+            Answer::Unread(status, why) => closing(text(status, why)),
+        }
+    }
+}
+
+/// Reads the body within its limits, runs the call.
+async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: &mut Request<Incoming>) -> Answer {
     let counters = &shared.stats.counters;
     let max = shared.config.max_request_length;
     // hyper's body knows the declared `Content-Length` (no header lookup).
     if hyper::body::Body::size_hint(req.body()).lower() > max as u64 {
         counters.too_large.add(1);
-        return closing(text(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large\n",
-        ));
+        return Answer::Unread(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
-    let (parts, body) = req.into_parts();
-    let mut read = std::pin::pin!(read_to_end(body, max));
+    // The call's context takes the headers (no copy); the body is read in place.
+    let headers = std::mem::take(req.headers_mut());
+    let mut read = std::pin::pin!(read_to_end(req.body_mut(), max));
     // A small body is usually in hyper's buffer already: one poll reads it, and only a body
     // still on the wire gets the `socket_timeout_ms` timer.
     let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
@@ -111,32 +127,26 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
     let body = match read {
         Err(_) => {
             counters.timeouts.add(1);
-            return closing(text(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body timed out\n",
-            ));
+            return Answer::Unread(StatusCode::REQUEST_TIMEOUT, "request body timed out\n");
         }
         Ok(Err(BodyError::TooLarge)) => {
             counters.too_large.add(1);
-            return closing(text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large\n",
-            ));
+            return Answer::Unread(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         }
         Ok(Err(BodyError::Unreadable)) => {
             counters.io_failures.add(1);
-            return closing(text(StatusCode::BAD_REQUEST, "request body unreadable\n"));
+            return Answer::Unread(StatusCode::BAD_REQUEST, "request body unreadable\n");
         }
         Ok(Ok(body)) => body,
     };
     counters.bytes_in.add(body.len() as u64);
-    let call = handle_body(shared, body, Some(peer), parts.headers);
+    let call = start_body(shared, body, Some(peer), headers);
     let Some(budget) = shared.config.handler_timeout() else {
-        return xml(call.await);
+        return Answer::Call(call.outcome().await);
     };
     // Boxed: keeps the timer out of the future of every request served without a budget.
-    match Box::pin(tokio::time::timeout(budget, call)).await {
-        Ok(outcome) => xml(outcome),
+    match Box::pin(tokio::time::timeout(budget, call.outcome())).await {
+        Ok(outcome) => Answer::Call(outcome),
         Err(_) => {
             // Dropping the call stops an async handler; a blocking one runs on, and its
             // result is discarded (its oneshot receiver is gone).
@@ -146,7 +156,7 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> 
                 shared.config.faults.system_error,
                 format!("call exceeded its time budget of {} ms", budget.as_millis()),
             );
-            xml(Err(CallError::Fault(fault)))
+            Answer::Call(Err(CallError::Fault(fault)))
         }
     }
 }
