@@ -254,6 +254,9 @@ impl ResourceScope {
     /// Commits every held resource if `success`, else rolls them back. A failing (or
     /// panicking) commit rolls back the rest and is returned.
     pub(crate) fn finish(&self, resources: &Resources, success: bool) -> Result<(), Fault> {
+        if self.none {
+            return Ok(());
+        }
         let held = self.take();
         let mut outcome = Ok(());
         for r in held {
