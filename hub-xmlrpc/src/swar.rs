@@ -100,6 +100,33 @@ pub(crate) fn tail_word(b: &[u8], i: usize, pad: u8) -> u64 {
     }
 }
 
+/// Whether `b` is at most 16 bytes long and holds nothing `escape` rewrites (`&`, `<`, `>`,
+/// a control character; tab and newline count as controls here): its first and last eight
+/// bytes (overlapping), or for fewer than eight the [`tail_word`], tested in one expression
+/// without branches.
+#[inline(always)]
+pub(crate) fn short_is_plain(b: &[u8]) -> bool {
+    let n = b.len();
+    let hits = match (word(b, 0), n.checked_sub(8).and_then(|at| word(b, at))) {
+        (Some(lo), Some(hi)) if n <= 16 => escape_hits(lo) | escape_hits(hi),
+        (None, _) if n > 0 => escape_hits(tail_word(b, 0, b'a')),
+        _ => return n == 0,
+    };
+    hits & HIGHS == 0
+}
+
+/// The high bit of each byte of `x` that is `&`, `<`, `>` or a control character is set
+/// (other high bits may be set too, but only above such a byte): `has_byte` and
+/// `has_control` as one expression. `<` (0x3C) and `>` (0x3E) are the two bytes that
+/// become 0x3E when bit 1 is set, so one test finds both.
+#[inline(always)]
+fn escape_hits(x: u64) -> u64 {
+    let zero = |y: u64| y.wrapping_sub(ONES) & !y;
+    zero(x ^ (ONES * u64::from(b'&')))
+        | zero((x | (ONES * 0x02)) ^ (ONES * u64::from(b'>')))
+        | (x.wrapping_sub(ONES * 0x20) & !x)
+}
+
 /// Whether any byte of `x` is `b`.
 #[inline(always)]
 pub(crate) fn has_byte(x: u64, b: u8) -> bool {

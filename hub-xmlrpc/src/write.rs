@@ -190,11 +190,61 @@ fn write_double(d: f64, out: &mut Vec<u8>) {
 
 /// Escapes text content: `&`, `<`, `>`, and control characters other than tab and
 /// newline (as character references).
+#[inline]
 pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
+    let bytes = s.as_bytes();
+    // Most strings of an answer are short names and values with nothing to escape: one or two
+    // overlapping words say so, and the string is copied in fixed-size moves. The rest is out
+    // of line, so this part is cheap to inline.
+    if crate::swar::short_is_plain(bytes) {
+        push_short(bytes, out);
+    } else {
+        escape_long(bytes, out);
+    }
+}
+
+/// Appends `b` (at most 16 bytes) with fixed-size copies, first and last bytes overlapping:
+/// a copy of a variable length is a call to `memcpy`, as much as the rest of a short string.
+#[inline(always)]
+fn push_short(b: &[u8], out: &mut Vec<u8>) {
+    let (at, n) = (out.len(), b.len());
+    debug_assert!(n <= 16, "push_short takes at most 16 bytes");
+    out.extend_from_slice(&[0; 16]);
+    let dst = out.get_mut(at..at + n).unwrap_or_default();
+    match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        (Some(first), Some(last)) => {
+            copy_ends(dst, first, last);
+        }
+        _ => match (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+            (Some(first), Some(last)) => copy_ends(dst, first, last),
+            _ => {
+                for (d, s) in dst.iter_mut().zip(b) {
+                    *d = *s;
+                }
+            }
+        },
+    }
+    out.truncate(at + n);
+}
+
+/// Writes `first` at the start of `dst` and `last` at its end (they overlap when `dst` is
+/// shorter than both together).
+#[inline(always)]
+fn copy_ends<const K: usize>(dst: &mut [u8], first: &[u8; K], last: &[u8; K]) {
+    if let Some(d) = dst.first_chunk_mut::<K>() {
+        *d = *first;
+    }
+    if let Some(d) = dst.last_chunk_mut::<K>() {
+        *d = *last;
+    }
+}
+
+/// [`escape`] for text longer than 16 bytes or with something to escape.
+#[inline(never)]
+fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
     use crate::swar::{
         block_needs_escape, block_step, has_byte, has_control, tail_word, word, WORDS_FIRST,
     };
-    let bytes = s.as_bytes();
     let mut start = 0;
     let mut i = 0;
     // Word steps up to here; past it, block steps while there is nothing to escape (short
@@ -312,6 +362,31 @@ mod tests {
             member("empty", "<struct></struct>"),
         );
         assert_eq!(String::from_utf8_lossy(&out), expected);
+    }
+
+    #[test]
+    fn short_strings_escape_every_byte_at_every_position() {
+        // The short path (up to 16 bytes: overlapping words, fixed-size copies), appended after
+        // text already in the buffer, against the byte rule; 17 bytes takes the long path.
+        for len in 1..=17 {
+            for at in 0..len {
+                for b in 0u8..=0x7f {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = b;
+                    let s = std::str::from_utf8(&bytes).expect("ASCII");
+                    let mut out = b"<string>".to_vec();
+                    escape(s, &mut out);
+                    let mut expected = b"<string>".to_vec();
+                    expected.extend(reference(s));
+                    assert_eq!(out, expected, "{s:?}");
+                }
+            }
+        }
+        for s in ["", "é", "ééééé", "日本語のテキスト", "\u{1F600}x"] {
+            let mut out = b"<".to_vec();
+            escape(s, &mut out);
+            assert_eq!(out[1..], reference(s)[..], "{s:?}");
+        }
     }
 
     #[test]
