@@ -13,7 +13,7 @@
 //! written plainly (`<value>`, the innermost end tag, text up to its end tag) without
 //! building tokens; when they decline, `next_tok` reads the same input as before.
 
-use crate::swar::{block_has_text_work, block_step, has_byte, has_control, WORDS_FIRST};
+use crate::swar::{block_has_text_work, block_step, text_ends_plain, text_work_or_lt, WORDS_FIRST};
 use crate::ParseErrorKind;
 
 /// One token.
@@ -388,14 +388,22 @@ impl<'a> Lexer<'a> {
                 i = next;
                 continue;
             }
-            // Plain text a word at a time; a word holding `<`, `&` or a control character
-            // (tab and newline included) goes through the exact byte step, the whole word.
+            // Plain text a word at a time. A word in which the text ends plainly (most short
+            // text: `hello</s`) ends the scan at its `<`; any other word holding `<`, `&` or a
+            // control character (tab and newline included) goes through the exact byte step,
+            // the whole word.
             let stop = match crate::swar::word(b, i) {
-                Some(x) if !(has_byte(x, b'<') || has_byte(x, b'&') || has_control(x)) => {
+                Some(x) if !text_work_or_lt(x) => {
                     i += 8;
                     continue;
                 }
-                Some(_) => i + 8,
+                Some(x) => match text_ends_plain(x) {
+                    Some(n) => {
+                        i += n;
+                        break 'scan;
+                    }
+                    None => i + 8,
+                },
                 None => usize::MAX,
             };
             while i < stop {

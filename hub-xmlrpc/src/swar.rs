@@ -127,6 +127,39 @@ fn escape_hits(x: u64) -> u64 {
         | (x.wrapping_sub(ONES * 0x20) & !x)
 }
 
+/// The text scan's word test: `Some(n)` when the first byte of `x` that is `<` comes `n`
+/// bytes in and no `&` or control character comes before it; `None` when the word has no
+/// `<`, or has something to look at before it (the caller takes the word a byte at a time,
+/// or skips it whole if [`text_work_or_lt`] finds nothing). The lowest hit of each test is
+/// exact (a false hit only ever sits above a true one), which is all this reads.
+#[inline(always)]
+pub(crate) fn text_ends_plain(x: u64) -> Option<usize> {
+    let lt = byte_hits(x, b'<');
+    let work = byte_hits(x, b'&') | control_hits(x);
+    // The bits below the first `<`'s high bit.
+    let before = (lt & lt.wrapping_neg()).wrapping_sub(1);
+    (lt != 0 && work & before == 0).then(|| lt.trailing_zeros() as usize / 8)
+}
+
+/// Whether `x` holds `<`, `&` or a control character: what ends or interrupts plain text.
+#[inline(always)]
+pub(crate) fn text_work_or_lt(x: u64) -> bool {
+    byte_hits(x, b'<') | byte_hits(x, b'&') | control_hits(x) != 0
+}
+
+/// The high bit of each byte of `x` that is `b` (and possibly of bytes above one that is).
+#[inline(always)]
+fn byte_hits(x: u64, b: u8) -> u64 {
+    let y = x ^ (ONES * u64::from(b));
+    y.wrapping_sub(ONES) & !y & HIGHS
+}
+
+/// The high bit of each byte of `x` below 0x20 (and possibly of bytes above one that is).
+#[inline(always)]
+fn control_hits(x: u64) -> u64 {
+    x.wrapping_sub(ONES * 0x20) & !x & HIGHS
+}
+
 /// Whether any byte of `x` is `b`.
 #[inline(always)]
 pub(crate) fn has_byte(x: u64, b: u8) -> bool {
@@ -187,6 +220,43 @@ mod tests {
         assert_eq!(word(b"12345678", usize::MAX), None);
         assert_eq!(tail_word(b"xy", 2, b'a'), u64::from_le_bytes(*b"aaaaaaaa"));
         assert_eq!(tail_word(b"xy", 9, b'a'), u64::from_le_bytes(*b"aaaaaaaa"));
+    }
+
+    #[test]
+    fn the_text_scan_word_test_matches_the_byte_rule_for_every_pair() {
+        // Plain text ends at the first `<`, unless `&` or a control comes first.
+        let reference = |w: &[u8; 8]| -> Option<usize> {
+            for (k, &c) in w.iter().enumerate() {
+                if c == b'<' {
+                    return Some(k);
+                }
+                if c == b'&' || c < 0x20 {
+                    return None;
+                }
+            }
+            None
+        };
+        // Two bytes at every pair of positions: the ones the test looks for and neighbours
+        // that borrow or sit one bit away.
+        let bytes = [
+            b'x', b'<', b'&', b'\n', b'\t', 0x00, 0x1f, 0x20, b'=', b'>', b';', b'%', 0x7f, 0x80,
+            0xbc, 0xff,
+        ];
+        for i in 0..8 {
+            for j in 0..8 {
+                for &a in &bytes {
+                    for &c in &bytes {
+                        let mut w = [b'x'; 8];
+                        w[i] = a;
+                        w[j] = c;
+                        let x = u64::from_le_bytes(w);
+                        assert_eq!(text_ends_plain(x), reference(&w), "{w:?}");
+                        let any = w.iter().any(|&c| c == b'<' || c == b'&' || c < 0x20);
+                        assert_eq!(text_work_or_lt(x), any, "{w:?}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
