@@ -144,6 +144,18 @@ fn invalid_utf8_is_refused() {
         ParseErrorKind::InvalidUtf8
     );
     assert_eq!(call_err(b"\x80").kind(), ParseErrorKind::InvalidUtf8);
+    // The offset of the first bad byte, short bodies and long ones (checked 32 bytes a step).
+    for pad in [0, 7, 60, 200, 5000] {
+        let mut xml = wrap(&format!("<value>{}caf\u{e9}</value>", "x".repeat(pad))).into_bytes();
+        let i = xml.iter().position(|&b| b == 0xC3).expect("e-acute");
+        xml[i + 1] = b'(';
+        let e = call_err(&xml);
+        assert_eq!(
+            (e.kind(), e.offset()),
+            (ParseErrorKind::InvalidUtf8, i),
+            "pad {pad}"
+        );
+    }
 }
 
 #[test]
