@@ -52,11 +52,18 @@ use tokio::sync::Notify;
 use crate::server::Shared;
 
 /// Per-connection state shared by the connection task, its IO wrapper and its requests.
+///
+/// All of them run in the connection's one task, on its unit's thread: the atomics are for
+/// the `Sync` bound only, so the counts are kept with plain loads and stores (a locked
+/// read-modify-write per request, right after the request was moved into its future, was
+/// one of the costlier instructions of the request path).
 #[derive(Debug, Default)]
 pub(crate) struct ConnState {
     in_flight: AtomicUsize,
     requests: AtomicU64,
     started: Notify,
+    /// The drain is waiting for a request to start (only then is `started` notified).
+    awaiting_start: AtomicBool,
     /// The last read found no data (hyper is waiting for bytes).
     read_pending: AtomicBool,
     /// Bytes were handed to the socket and not yet confirmed by a flush. hyper flushes the
@@ -67,9 +74,13 @@ pub(crate) struct ConnState {
 impl ConnState {
     /// Marks a request in flight until the guard drops.
     pub(crate) fn begin(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Relaxed);
-        self.requests.fetch_add(1, Relaxed);
-        self.started.notify_one();
+        self.in_flight
+            .store(self.in_flight.load(Relaxed) + 1, Relaxed);
+        self.requests
+            .store(self.requests.load(Relaxed) + 1, Relaxed);
+        if self.awaiting_start.load(Relaxed) {
+            self.started.notify_one();
+        }
         InFlight(self)
     }
 
@@ -87,7 +98,8 @@ pub(crate) struct InFlight<'a>(&'a ConnState);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
+        let n = self.0.in_flight.load(Relaxed);
+        self.0.in_flight.store(n.saturating_sub(1), Relaxed);
     }
 }
 
@@ -490,6 +502,7 @@ where
     // Draining. Idle at shutdown: keep serving for a moment so a request already sent is read
     // and answered (with `Connection: close`) rather than cut off.
     let until = tokio::time::Instant::now() + linger(shared);
+    state.awaiting_start.store(true, Relaxed);
     while state.in_flight.load(Relaxed) == 0 {
         tokio::select! {
             r = &mut *conn => return Stop::Finished(r),
