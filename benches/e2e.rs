@@ -687,6 +687,7 @@ fn drive() {
 
     if want("size") {
         let t = Instant::now();
+        let stolen = Stolen::start();
         // 3. Request size.
         println!(
             "\n## Request size (echo of a string, 16 connections; the floor echoes the body)\n"
@@ -709,7 +710,7 @@ fn drive() {
                 side_by_side(&f, &a, &b)
             );
         }
-
+        println!("\n{}", stolen.report());
         eprintln!("[size: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
@@ -872,6 +873,7 @@ async fn allocs_per_request(srv: &ServerProc, req: &Arc<[u8]>, n: usize) -> f64 
 /// ~3x the measured capacity offered to `sleep(5)`.
 fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
     const SLEEP_MS: i64 = 5;
+    let stolen = Stolen::start();
     let defaults = hub::core::Config::default();
     let mut body = Vec::new();
     write_call(
@@ -979,6 +981,7 @@ fn overload(rt: &tokio::runtime::Runtime, plan: &Plan, blk: &ServerProc) {
         within("0.05"),
         within("0.1"),
     );
+    println!("\n{}", stolen.report());
 }
 
 /// `GET /metrics` of the server at `addr`, as (series, value) pairs.
