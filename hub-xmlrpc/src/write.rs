@@ -212,9 +212,7 @@ fn push_short(b: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0; 16]);
     let dst = out.get_mut(at..at + n).unwrap_or_default();
     match (b.first_chunk::<8>(), b.last_chunk::<8>()) {
-        (Some(first), Some(last)) => {
-            copy_ends(dst, first, last);
-        }
+        (Some(first), Some(last)) => copy_ends(dst, first, last),
         _ => match (b.first_chunk::<4>(), b.last_chunk::<4>()) {
             (Some(first), Some(last)) => copy_ends(dst, first, last),
             _ => {
