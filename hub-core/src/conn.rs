@@ -28,9 +28,9 @@
 //!   [`LINGER_CLOSE`] before it is closed. Closing a socket with unread data makes the kernel
 //!   send a reset at once, which can destroy the answer before the client has read it.
 //!
-//! Per request, the connection's own bookkeeping is a few atomics: the shutdown wait and the
-//! tick stay registered with the task's waker and are polled again only when they can have
-//! fired (see [`drive`]).
+//! Per request, the connection's own bookkeeping is a few plain loads and stores (no locked
+//! instruction, see [`ConnState`]): the shutdown wait and the tick stay registered with the
+//! task's waker and are polled again only when they can have fired (see [`drive`]).
 
 use std::future::{poll_fn, Future};
 use std::io;
