@@ -112,19 +112,15 @@ pub(crate) fn short_is_plain(b: &[u8]) -> bool {
         (None, _) if n > 0 => escape_hits(tail_word(b, 0, b'a')),
         _ => return n == 0,
     };
-    hits & HIGHS == 0
+    hits == 0
 }
 
-/// The high bit of each byte of `x` that is `&`, `<`, `>` or a control character is set
-/// (other high bits may be set too, but only above such a byte): `has_byte` and
-/// `has_control` as one expression. `<` (0x3C) and `>` (0x3E) are the two bytes that
+/// The high bit of each byte of `x` that is `&`, `<`, `>` or a control character (and
+/// possibly of bytes above one that is). `<` (0x3C) and `>` (0x3E) are the two bytes that
 /// become 0x3E when bit 1 is set, so one test finds both.
 #[inline(always)]
 fn escape_hits(x: u64) -> u64 {
-    let zero = |y: u64| y.wrapping_sub(ONES) & !y;
-    zero(x ^ (ONES * u64::from(b'&')))
-        | zero((x | (ONES * 0x02)) ^ (ONES * u64::from(b'>')))
-        | (x.wrapping_sub(ONES * 0x20) & !x)
+    byte_hits(x, b'&') | byte_hits(x | (ONES * 0x02), b'>') | control_hits(x)
 }
 
 /// The text scan's word test: `Some(n)` when the first byte of `x` that is `<` comes `n`
@@ -163,14 +159,13 @@ fn control_hits(x: u64) -> u64 {
 /// Whether any byte of `x` is `b`.
 #[inline(always)]
 pub(crate) fn has_byte(x: u64, b: u8) -> bool {
-    let y = x ^ (ONES * u64::from(b));
-    y.wrapping_sub(ONES) & !y & HIGHS != 0
+    byte_hits(x, b) != 0
 }
 
 /// Whether any byte of `x` is below 0x20 (a control character).
 #[inline(always)]
 pub(crate) fn has_control(x: u64) -> bool {
-    x.wrapping_sub(ONES * 0x20) & !x & HIGHS != 0
+    control_hits(x) != 0
 }
 
 #[cfg(test)]
