@@ -23,6 +23,7 @@ pub mod lifecycle;
 mod memory;
 mod multicall;
 pub mod params;
+mod payload;
 pub mod qos;
 pub mod queue;
 pub mod registry;

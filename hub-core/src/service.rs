@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::future::Future;
 use std::task::Poll;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -27,6 +27,7 @@ use hyper::body::Incoming;
 use crate::body::{read_to_end, BodyError};
 use crate::conn::ConnState;
 use crate::dispatch::{start_body, CallError};
+pub(crate) use crate::payload::Payload;
 use crate::queue::Refusal;
 use crate::server::Shared;
 
@@ -163,16 +164,12 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: &mut Request<Incoming>
 
 /// A `methodResponse` (value or fault) or, for a refused job, `503`.
 pub(crate) fn xml(outcome: Result<hub_xmlrpc::Value, CallError>) -> Resp {
-    // Room for a small struct answer (a koji build is ~700 bytes) without growing: each
-    // growth is an allocation and a copy, and 1 KiB is still within glibc's per-thread cache
-    // (requests up to 1,032 bytes).
-    let mut out = Vec::with_capacity(1024);
-    match outcome {
-        Ok(v) => hub_xmlrpc::write_response(&v, &mut out),
-        Err(CallError::Fault(f)) => hub_xmlrpc::write_fault(&f, &mut out),
+    let answer = match outcome {
+        Ok(v) => Payload::answer(|out| hub_xmlrpc::write_response(&v, out)),
+        Err(CallError::Fault(f)) => Payload::answer(|out| hub_xmlrpc::write_fault(&f, out)),
         Err(CallError::Refused(r)) => return refused(r),
-    }
-    let mut resp = Response::new(Full::new(Payload::Owned { buf: out, pos: 0 }));
+    };
+    let mut resp = Response::new(Full::new(answer));
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
     resp
@@ -211,60 +208,5 @@ impl ExactSize for Full<Payload> {
     fn size_hint_exact(&self) -> u64 {
         use hyper::body::Body as _;
         self.size_hint().exact().unwrap_or(0)
-    }
-}
-
-/// The bytes of a response body: shared (a static text, `/metrics`) or an encoded answer in
-/// the `Vec` it was written into. (`Bytes::from` a `Vec` whose capacity exceeds its length
-/// allocates a shared header: one allocation per answer saved.)
-#[derive(Debug)]
-pub(crate) enum Payload {
-    Shared(Bytes),
-    Owned { buf: Vec<u8>, pos: usize },
-}
-
-impl Buf for Payload {
-    fn remaining(&self) -> usize {
-        match self {
-            Payload::Shared(b) => b.len(),
-            Payload::Owned { buf, pos } => buf.len().saturating_sub(*pos),
-        }
-    }
-
-    fn chunk(&self) -> &[u8] {
-        match self {
-            Payload::Shared(b) => b,
-            Payload::Owned { buf, pos } => buf.get(*pos..).unwrap_or_default(),
-        }
-    }
-
-    fn advance(&mut self, n: usize) {
-        match self {
-            Payload::Shared(b) => b.advance(n),
-            Payload::Owned { buf, pos } => *pos = pos.saturating_add(n).min(buf.len()),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn payload_reads_out_whole() {
-        for mut p in [
-            Payload::Shared(Bytes::from_static(b"hello")),
-            Payload::Owned {
-                buf: b"hello".to_vec(),
-                pos: 0,
-            },
-        ] {
-            assert_eq!(p.remaining(), 5);
-            assert_eq!(p.chunk(), b"hello");
-            p.advance(2);
-            assert_eq!((p.remaining(), p.chunk()), (3, &b"llo"[..]));
-            p.advance(3);
-            assert_eq!((p.remaining(), p.chunk()), (0, &b""[..]));
-        }
     }
 }
