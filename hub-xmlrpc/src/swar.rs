@@ -115,6 +115,13 @@ pub(crate) fn short_is_plain(b: &[u8]) -> bool {
     hits == 0
 }
 
+/// Whether `x` holds a byte `escape` rewrites or looks at: `&`, `<`, `>` or a control
+/// character (tab and newline included).
+#[inline(always)]
+pub(crate) fn needs_escape(x: u64) -> bool {
+    escape_hits(x) != 0
+}
+
 /// The high bit of each byte of `x` that is `&`, `<`, `>` or a control character (and
 /// possibly of bytes above one that is). `<` (0x3C) and `>` (0x3E) are the two bytes that
 /// become 0x3E when bit 1 is set, so one test finds both.
@@ -156,21 +163,19 @@ fn control_hits(x: u64) -> u64 {
     x.wrapping_sub(ONES * 0x20) & !x & HIGHS
 }
 
-/// Whether any byte of `x` is `b`.
-#[inline(always)]
-pub(crate) fn has_byte(x: u64, b: u8) -> bool {
-    byte_hits(x, b) != 0
-}
-
-/// Whether any byte of `x` is below 0x20 (a control character).
-#[inline(always)]
-pub(crate) fn has_control(x: u64) -> bool {
-    control_hits(x) != 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether any byte of `x` is `b` (the hit masks read as "any").
+    fn has_byte(x: u64, b: u8) -> bool {
+        byte_hits(x, b) != 0
+    }
+
+    /// Whether any byte of `x` is below 0x20.
+    fn has_control(x: u64) -> bool {
+        control_hits(x) != 0
+    }
 
     #[test]
     fn blocks_find_every_byte_in_every_position() {
@@ -248,6 +253,8 @@ mod tests {
                         assert_eq!(text_ends_plain(x), reference(&w), "{w:?}");
                         let any = w.iter().any(|&c| c == b'<' || c == b'&' || c < 0x20);
                         assert_eq!(text_work_or_lt(x), any, "{w:?}");
+                        let escape = any || w.contains(&b'>');
+                        assert_eq!(needs_escape(x), escape, "{w:?}");
                     }
                 }
             }

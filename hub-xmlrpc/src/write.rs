@@ -240,9 +240,7 @@ fn copy_ends<const K: usize>(dst: &mut [u8], first: &[u8; K], last: &[u8; K]) {
 /// [`escape`] for text longer than 16 bytes or with something to escape.
 #[inline(never)]
 fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
-    use crate::swar::{
-        block_needs_escape, block_step, has_byte, has_control, tail_word, word, WORDS_FIRST,
-    };
+    use crate::swar::{block_needs_escape, block_step, needs_escape, tail_word, word, WORDS_FIRST};
     let mut start = 0;
     let mut i = 0;
     // Word steps up to here; past it, block steps while there is nothing to escape (short
@@ -259,7 +257,7 @@ fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
         // strings in an answer are short names and values.
         let x = word(bytes, i).unwrap_or_else(|| tail_word(bytes, i, b'a'));
         let stop = (i + 8).min(bytes.len());
-        if !(has_byte(x, b'&') || has_byte(x, b'<') || has_byte(x, b'>') || has_control(x)) {
+        if !needs_escape(x) {
             i = stop;
             continue;
         }
