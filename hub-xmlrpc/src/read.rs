@@ -296,8 +296,8 @@ impl<'a> Source<'a> {
         }
         let bom = input.starts_with(b"\xEF\xBB\xBF");
         let base = if bom { 3 } else { 0 };
-        // simdutf8 checks 32 bytes per step (a third of std's instructions on a 10 KiB body); only a body
-        // that fails is checked again by std, which says where.
+        // simdutf8 checks 32 bytes per step (a third of std's instructions on a 10 KiB
+        // body); only a body that fails is checked again by std, which says where.
         let utf8 = |input: &'a [u8]| {
             simdutf8::basic::from_utf8(input).map_err(|_| {
                 let at = std::str::from_utf8(input).map_or_else(|e| e.valid_up_to(), |_| 0);
