@@ -200,10 +200,7 @@ impl Call<'_> {
             Call::Done(outcome) => outcome,
             Call::Multicall(fut) => fut.await,
             Call::Async(run) => {
-                let caught = match run.started {
-                    lifecycle::Started::Running(fut) => fut.await,
-                    lifecycle::Started::Done(caught) => caught,
-                };
+                let caught = run.started.await;
                 let (outcome, elapsed) =
                     lifecycle::finish(run.shared, &run.ctx, caught, run.watch, None);
                 tally(run.stats, outcome, Some(elapsed))

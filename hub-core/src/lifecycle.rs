@@ -278,10 +278,7 @@ pub(crate) async fn run_async(
     watch: CallWatch,
 ) -> (Result<Value, CallError>, Duration) {
     let (started, watch) = start_async(ctx, watch, start);
-    let r = match started {
-        Started::Running(fut) => fut.await,
-        Started::Done(r) => r,
-    };
+    let r = started.await;
     // An async call that is abandoned is dropped before it gets here: nothing to claim.
     finish(shared, ctx, r, watch, None)
 }
@@ -289,10 +286,22 @@ pub(crate) async fn run_async(
 /// A handler's outcome, or the panic that ended it.
 pub(crate) type Caught = Result<Result<Value, RpcError>, Box<dyn Any + Send>>;
 
-/// An async call after [`start_async`]: its handler's future, or already an outcome.
+/// An async call after [`start_async`]: its handler's future, or already an outcome; either
+/// way awaited for the outcome.
 pub(crate) enum Started {
     Running(CatchUnwind<Result<Value, RpcError>>),
-    Done(Caught),
+    Done(std::future::Ready<Caught>),
+}
+
+impl Future for Started {
+    type Output = Caught;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Caught> {
+        match self.get_mut() {
+            Started::Running(fut) => Pin::new(fut).poll(cx),
+            Started::Done(ready) => Pin::new(ready).poll(cx),
+        }
+    }
 }
 
 /// The part of [`run_async`] before its one await: the watch started, eager resources taken,
@@ -306,10 +315,10 @@ pub(crate) fn start_async(
     // The context was made just now, on this thread: its clock reading serves.
     watch.start(ctx.started());
     let started = match ctx.acquire_eager_resources() {
-        Err(fault) => Started::Done(Ok(Err(RpcError::Fault(fault)))),
+        Err(fault) => Started::Done(std::future::ready(Ok(Err(RpcError::Fault(fault))))),
         Ok(()) => match catch_unwind(AssertUnwindSafe(start)) {
             Ok(fut) => Started::Running(CatchUnwind(fut)),
-            Err(panic) => Started::Done(Err(panic)),
+            Err(panic) => Started::Done(std::future::ready(Err(panic))),
         },
     };
     (started, watch)
