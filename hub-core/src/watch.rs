@@ -66,9 +66,9 @@ impl ArgsOrigin {
 enum Args {
     /// Nothing logs them.
     Unused,
-    /// Summarized when the watch was made (boxed: the watch is moved a few times per call,
-    /// and only the call log or a watch without a request body carries a summary).
-    Now(Box<Summary>),
+    /// Summarized when the watch was made (only for the call log, or a watch without a
+    /// request body to find them in again).
+    Now(Summary),
     /// A `sensitive` method's: [`REDACTED`].
     Redacted,
     /// Found again in the request if a warning needs them.
@@ -191,8 +191,8 @@ impl CallWatch {
 }
 
 /// The arguments summarized for a log line (see [`write_args`]).
-fn summary(params: &Params) -> Box<Summary> {
-    let mut out = Box::<Summary>::default();
+fn summary(params: &Params) -> Summary {
+    let mut out = Summary::default();
     let _ = write_args(&mut out, params);
     out
 }
@@ -277,53 +277,23 @@ fn plain(bytes: &[u8]) -> bool {
         .all(|&b| b == b' ' || (b.is_ascii_graphic() && b != b'"' && b != b'\\'))
 }
 
-/// Inline room for the summary: [`ARGS_LOGGED`] ASCII characters and some. A summary with
-/// wider characters continues on the heap, so the cut is koji's 120 characters in every case
-/// while the common one costs no allocation and the watch stays small to move.
-const INLINE_BYTES: usize = 128;
-
 /// A string that refuses writes past [`ARGS_LOGGED`] characters (cut on a character
-/// boundary), inline while it fits in [`INLINE_BYTES`].
+/// boundary). Made only when something logs the arguments, so its allocation is no cost to
+/// the calls that do not.
+#[derive(Default)]
 struct Summary {
-    inline: [u8; INLINE_BYTES],
-    len: usize,
-    /// Everything written so far, once it outgrew `inline`.
-    spill: String,
+    text: String,
     chars: usize,
-}
-
-impl Default for Summary {
-    fn default() -> Self {
-        Self {
-            inline: [0; INLINE_BYTES],
-            len: 0,
-            spill: String::new(),
-            chars: 0,
-        }
-    }
 }
 
 impl Summary {
     fn as_str(&self) -> &str {
-        if !self.spill.is_empty() {
-            return &self.spill;
-        }
-        // Only whole characters are ever copied in, so this never fails.
-        std::str::from_utf8(&self.inline[..self.len]).unwrap_or("")
+        &self.text
     }
 
     /// Appends `s`, which fits within the character budget.
     fn push(&mut self, s: &str) {
-        if self.spill.is_empty() && self.len + s.len() <= INLINE_BYTES {
-            self.inline[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
-            self.len += s.len();
-        } else {
-            if self.spill.is_empty() {
-                let so_far = self.as_str().to_owned();
-                self.spill = so_far;
-            }
-            self.spill.push_str(s);
-        }
+        self.text.push_str(s);
         self.chars += s.chars().count();
     }
 }
