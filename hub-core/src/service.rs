@@ -27,7 +27,7 @@ use hyper::body::Incoming;
 use crate::body::{read_to_end, BodyError};
 use crate::conn::ConnState;
 use crate::dispatch::{start_body, CallError};
-pub(crate) use crate::payload::Payload;
+use crate::payload::Payload;
 use crate::queue::Refusal;
 use crate::server::Shared;
 
