@@ -8,8 +8,9 @@
 //! `TcpStream`s, one prebuilt request and one response at a time per connection).
 //!
 //! - **floor**: hyper http1 on current-thread runtimes, one per IO thread, fed by an acceptor
-//!   thread dealing connections round robin (the hub's layout and IO thread count), reading the body and answering fixed bytes (the hub's
-//!   own answer to `echo("hello")`), or the body itself on `/echo-body` (the size table);
+//!   thread dealing connections round robin (the hub's layout and IO thread count), reading
+//!   the body and answering fixed bytes (the hub's own answer to `echo("hello")`), or the
+//!   body itself on `/echo-body` (the size table);
 //! - **async**: the hub with `echo` and `getBuild` as async handlers (as `examples/echo.rs
 //!   --handlers async`);
 //! - **blocking**: the same as blocking handlers on the worker pool, plus `sleep(ms)`;
@@ -105,17 +106,19 @@ static GLOBAL: Counting = Counting;
 /// IO threads of every server (the hub's `io_units`, the floor's serving runtimes): 2, or
 /// `HUB_E2E_IO_UNITS`.
 fn io_units() -> usize {
-    std::env::var("HUB_E2E_IO_UNITS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
+    env_or("HUB_E2E_IO_UNITS", 2)
 }
 /// The hub's worker threads: its default (20), or `HUB_E2E_WORKERS`.
 fn workers() -> usize {
-    std::env::var("HUB_E2E_WORKERS")
+    env_or("HUB_E2E_WORKERS", 20)
+}
+
+/// The environment variable `name` parsed, or `default` (unset or unreadable).
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(default)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -416,11 +419,7 @@ const STEAL_REDOS: usize = 3;
 fn drive() {
     raise_nofile();
     let quick = std::env::var_os("HUB_BENCH_QUICK").is_some_and(|v| v != "0");
-    let max_steal = std::env::var("HUB_E2E_MAX_STEAL")
-        .ok()
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(5.0)
-        / 100.0;
+    let max_steal = env_or("HUB_E2E_MAX_STEAL", 5.0) / 100.0;
     let plan = if quick {
         Plan {
             quick,
@@ -435,17 +434,11 @@ fn drive() {
             warmup: Duration::from_secs(1),
             measure: Duration::from_secs(4),
             // The box is shared and drifts: more rounds, each ratio taken within its round.
-            rounds: std::env::var("HUB_E2E_ROUNDS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(5),
+            rounds: env_or("HUB_E2E_ROUNDS", 5),
             max_steal,
         }
     };
-    let client_threads: usize = std::env::var("HUB_E2E_CLIENT_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2);
+    let client_threads: usize = env_or("HUB_E2E_CLIENT_THREADS", 2);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(client_threads)
         .enable_all()
