@@ -678,6 +678,10 @@ fn drive() {
         eprintln!("[conns: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
+    if want("wrk") {
+        wrk_cross_check(&plan, [&floor, &asy, &blk]);
+    }
+
     if want("size") {
         let t = Instant::now();
         let stolen = Stolen::start();
@@ -734,6 +738,99 @@ fn drive() {
     if want("idle") {
         idle(&rt);
     }
+}
+
+/// The echo headline and the 4096-connection row again, driven by `wrk` from its own process
+/// (where installed): the ratios to the floor from a second, independent generator.
+fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
+    let t = Instant::now();
+    let Some(version) = load::wrk::version() else {
+        println!(
+            "\n## A second generator: wrk\n\nNot run: `wrk` is not on PATH \
+             (Debian: `apt-get install wrk`)."
+        );
+        return;
+    };
+    let stolen = Stolen::start();
+    let body = echo_call(Value::from("hello"));
+    let threads: usize = env_or("HUB_E2E_CLIENT_THREADS", 2);
+    let (warmup, measure) = if plan.quick {
+        (Duration::from_secs(1), Duration::from_secs(2))
+    } else {
+        (Duration::from_secs(1), plan.measure)
+    };
+    println!(
+        "\n## A second generator: {version}, {threads} threads, echo(\"hello\") \
+         (median of {} rounds)\n",
+        plan.rounds
+    );
+    println!(
+        "| conns | floor req/s | async req/s | async/floor in each round: median (min–max) | \
+         blocking req/s | blocking/floor in each round: median (min–max) | \
+         p50 / p99 ms: floor; async; blocking | server CPU µs/req floor / async / blocking | \
+         wrk CPU µs/req | non-2xx / socket errors: floor; async; blocking |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    let mut by_conns = Vec::new();
+    for conns in [16, 4096] {
+        // rounds[r][server] = (run, server CPU µs per request)
+        let mut rounds = Vec::new();
+        for _ in 0..plan.rounds {
+            rounds.push(servers.map(|srv| {
+                let wrk = |d| load::wrk::run(srv.addr, "/RPC2", &body, conns, threads, d);
+                wrk(warmup).expect("wrk warm-up run");
+                let (run, cpu) = with_cpu(srv, Duration::ZERO, || wrk(measure));
+                let run = run.expect("wrk run");
+                (run, cpu.per_request(run.requests).server_us)
+            }));
+        }
+        let median = |i: usize| {
+            let mut v: Vec<_> = rounds.iter().map(|r| r[i]).collect();
+            v.sort_by(|a, b| a.0.rps.total_cmp(&b.0.rps));
+            v[v.len() / 2]
+        };
+        let ratios = |i: usize| {
+            let mut v: Vec<f64> = rounds.iter().map(|r| r[i].0.rps / r[0].0.rps).collect();
+            v.sort_by(f64::total_cmp);
+            format!("{:.2}x ({:.2}–{:.2})", v[v.len() / 2], v[0], v[v.len() - 1])
+        };
+        let [f, a, b] = [median(0), median(1), median(2)];
+        let wrk_cpu = {
+            let all: Vec<_> = rounds.iter().flatten().map(|(r, _)| r).collect();
+            all.iter().map(|r| r.cpu_us).sum::<f64>()
+                / all.iter().map(|r| r.requests).sum::<u64>().max(1) as f64
+        };
+        let errs = |r: &load::wrk::WrkRun| format!("{} / {}", r.non_2xx, r.socket_errors);
+        let lat = |r: &load::wrk::WrkRun| format!("{:.2} / {:.2}", r.p50_ms, r.p99_ms);
+        println!(
+            "| {conns} | {:.0} | {:.0} | {} | {:.0} | {} | {}; {}; {} | \
+             {:.1} / {:.1} / {:.1} | {wrk_cpu:.1} | {}; {}; {} |",
+            f.0.rps,
+            a.0.rps,
+            ratios(1),
+            b.0.rps,
+            ratios(2),
+            lat(&f.0),
+            lat(&a.0),
+            lat(&b.0),
+            f.1,
+            a.1,
+            b.1,
+            errs(&f.0),
+            errs(&a.0),
+            errs(&b.0),
+        );
+        by_conns.push([f.0.rps, a.0.rps, b.0.rps]);
+    }
+    let [c16, c4k] = [by_conns[0], by_conns[1]];
+    println!(
+        "\n4096 vs 16 connections under wrk: floor {:.2}x, async {:.2}x, blocking {:.2}x",
+        c4k[0] / c16[0],
+        c4k[1] / c16[1],
+        c4k[2] / c16[2]
+    );
+    println!("\n{}", stolen.report());
+    eprintln!("[wrk: {:.1} s]", t.elapsed().as_secs_f64());
 }
 
 /// The floor, async and blocking columns of a row: req/s and ratios, then the three p99s.

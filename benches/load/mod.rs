@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+pub mod wrk;
+
 /// How long a response may take before its request counts as unanswered.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
