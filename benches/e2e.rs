@@ -529,16 +529,15 @@ fn drive() {
             }
         }
         // Each case against the floor of the same round (measured seconds apart).
-        let round_ratios: Vec<Vec<f64>> = results
+        let round_ratios: Vec<String> = results
             .iter()
             .map(|case| {
-                let mut r: Vec<f64> = case
-                    .iter()
-                    .zip(&results[0])
-                    .map(|((o, _), (f, _))| o.rps() / f.rps())
-                    .collect();
-                r.sort_by(f64::total_cmp);
-                r
+                spread(
+                    case.iter()
+                        .zip(&results[0])
+                        .map(|((o, _), (f, _))| o.rps() / f.rps())
+                        .collect(),
+                )
             })
             .collect();
         let medians: Vec<(Outcome, Cpu)> = results.into_iter().map(median_cpu).collect();
@@ -546,7 +545,7 @@ fn drive() {
         let floor_cpu = medians[0].1.server_us;
         for (((srv, call, _), (o, cpu)), ratios) in cases.iter().zip(&medians).zip(&round_ratios) {
             println!(
-                "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {:.2}x ({:.2}–{:.2}) | \
+                "| {} | {call} | {:.0} | {:.3} | {:.3} | {:.3} | {:.2}x | {ratios} | \
                  {:.1} ({:.2}x) | {:.2} | {:.1} | {} |",
                 srv.name,
                 o.rps(),
@@ -554,9 +553,6 @@ fn drive() {
                 o.q_ms(0.99),
                 o.q_ms(0.999),
                 o.rps() / floor_rps,
-                ratios[ratios.len() / 2],
-                ratios[0],
-                ratios[ratios.len() - 1],
                 cpu.server_us,
                 cpu.server_us / floor_cpu,
                 cpu.server_switches,
@@ -754,10 +750,11 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
     let stolen = Stolen::start();
     let body = echo_call(Value::from("hello"));
     let threads: usize = env_or("HUB_E2E_CLIENT_THREADS", 2);
-    let (warmup, measure) = if plan.quick {
-        (Duration::from_secs(1), Duration::from_secs(2))
+    let warmup = Duration::from_secs(1);
+    let measure = if plan.quick {
+        Duration::from_secs(2)
     } else {
-        (Duration::from_secs(1), plan.measure)
+        plan.measure
     };
     println!(
         "\n## A second generator: {version}, {threads} threads, echo(\"hello\") \
@@ -789,11 +786,7 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
             v.sort_by(|a, b| a.0.rps.total_cmp(&b.0.rps));
             v[v.len() / 2]
         };
-        let ratios = |i: usize| {
-            let mut v: Vec<f64> = rounds.iter().map(|r| r[i].0.rps / r[0].0.rps).collect();
-            v.sort_by(f64::total_cmp);
-            format!("{:.2}x ({:.2}–{:.2})", v[v.len() / 2], v[0], v[v.len() - 1])
-        };
+        let ratios = |i: usize| spread(rounds.iter().map(|r| r[i].0.rps / r[0].0.rps).collect());
         let [f, a, b] = [median(0), median(1), median(2)];
         let wrk_cpu = {
             let all: Vec<_> = rounds.iter().flatten().map(|(r, _)| r).collect();
@@ -831,6 +824,18 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
     );
     println!("\n{}", stolen.report());
     eprintln!("[wrk: {:.1} s]", t.elapsed().as_secs_f64());
+}
+
+/// Per-round ratios as `median (min–max)`.
+fn spread(mut ratios: Vec<f64>) -> String {
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    format!(
+        "{:.2}x ({:.2}–{:.2})",
+        ratios[n / 2],
+        ratios[0],
+        ratios[n - 1]
+    )
 }
 
 /// The floor, async and blocking columns of a row: req/s and ratios, then the three p99s.
