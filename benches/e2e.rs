@@ -15,7 +15,10 @@
 //!   --handlers async`);
 //! - **blocking**: the same as blocking handlers on the worker pool, plus `sleep(ms)`;
 //! - **floor-pool**: the floor answering from tokio's blocking pool (`spawn_blocking`): what a
-//!   hand-off to another thread and back costs by itself, the peer of thread mode.
+//!   hand-off to another thread and back costs by itself, the peer of thread mode;
+//! - **floor-queue**: the floor answering through the hub's own job queue and workers (the
+//!   default configuration's): thread mode's hand-off with no XML-RPC work around it, the
+//!   ceiling of the hub's thread mode.
 //!
 //! The hub runs with its default configuration except `listen` and `io_units`.
 //! Tables are printed as Markdown for `BENCHMARKS.md`.
@@ -37,7 +40,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hub::core::Server;
+use hub::core::{Server, StandalonePool};
 use hub::{Params, Registry, RpcError, Value};
 use hub_xmlrpc::{write_call, write_response, MethodCall};
 
@@ -143,8 +146,18 @@ fn serve(role: &str) {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut _server = None;
     let addr = match role {
-        "floor" => floor(addr, false),
-        "floor-pool" => floor(addr, true),
+        "floor" => floor(addr, Answerer::Inline),
+        "floor-pool" => floor(addr, Answerer::SpawnBlocking),
+        "floor-queue" => {
+            let config = hub::core::Config {
+                workers: workers(),
+                ..hub::core::Config::default()
+            };
+            floor(
+                addr,
+                Answerer::HubQueue(Arc::new(StandalonePool::start(&config).unwrap())),
+            )
+        }
         "async" | "blocking" | "async-nowatch" | "blocking-nowatch" => {
             let server = hub_server(
                 addr,
@@ -218,7 +231,7 @@ fn nofile() -> u64 {
 /// (Until session 4 every floor thread accepted from the shared listener: the first one
 /// awake took a whole burst of connections, so all 16 of the headline ran on one thread —
 /// a server that never sleeps, against the hub's two that take turns sleeping.)
-fn floor(addr: SocketAddr, pooled: bool) -> SocketAddr {
+fn floor(addr: SocketAddr, answerer: Answerer) -> SocketAddr {
     let listener = std::net::TcpListener::bind(addr).unwrap();
     // std listens with a backlog of 128; the hub's acceptor uses 1024. Listening again on a
     // listening socket only changes its backlog, so both sides queue the same SYNs.
@@ -233,10 +246,11 @@ fn floor(addr: SocketAddr, pooled: bool) -> SocketAddr {
         .map(|_| {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
             let fixed = fixed.clone();
+            let answerer = answerer.clone();
             on_own_thread(async move {
                 while let Some(stream) = rx.recv().await {
                     let stream = tokio::net::TcpStream::from_std(stream).unwrap();
-                    tokio::spawn(floor_connection(stream, fixed.clone(), pooled));
+                    tokio::spawn(floor_connection(stream, fixed.clone(), answerer.clone()));
                 }
             });
             tx
@@ -266,21 +280,37 @@ fn on_own_thread(task: impl std::future::Future<Output = ()> + Send + 'static) {
     });
 }
 
+/// Where a floor's answer comes from.
+#[derive(Clone)]
+enum Answerer {
+    /// The connection's own task: the floor.
+    Inline,
+    /// tokio's blocking pool, a hand-off there and back per request: thread mode's peer.
+    SpawnBlocking,
+    /// The hub's job queue and workers: thread mode's hand-off alone.
+    HubQueue(Arc<StandalonePool>),
+}
+
 /// One floor connection: read the body, answer `fixed` (or the body, on `/echo-body`).
-async fn floor_connection(stream: tokio::net::TcpStream, fixed: Bytes, pooled: bool) {
+async fn floor_connection(stream: tokio::net::TcpStream, fixed: Bytes, answerer: Answerer) {
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let fixed = fixed.clone();
+        let answerer = answerer.clone();
         async move {
             let echo = req.uri().path() == "/echo-body";
             let body = req.into_body().collect().await?.to_bytes();
-            // The thread-mode peer: the answer comes from tokio's blocking pool, a hand-off
-            // there and back per request.
-            let fixed = if pooled {
-                tokio::task::spawn_blocking(move || fixed)
+            let fixed = match answerer {
+                Answerer::Inline => fixed,
+                Answerer::SpawnBlocking => tokio::task::spawn_blocking(move || fixed)
                     .await
-                    .expect("the pool answers")
-            } else {
-                fixed
+                    .expect("the pool answers"),
+                Answerer::HubQueue(pool) => pool
+                    .queue()
+                    .submit(move || fixed)
+                    .expect("16 connections fit the queue")
+                    .await
+                    .expect("a worker answers")
+                    .expect("the job ran"),
             };
             let mut resp = hyper::Response::new(Full::new(if echo { body } else { fixed }));
             resp.headers_mut().insert(
@@ -464,6 +494,7 @@ fn drive() {
     let asy_nw = ServerProc::spawn("async-nowatch");
     let blk_nw = ServerProc::spawn("blocking-nowatch");
     let floor_pool = ServerProc::spawn("floor-pool");
+    let floor_queue = ServerProc::spawn("floor-queue");
 
     let hello = load::post("/RPC2", &echo_call(Value::from("hello")));
     let build = {
@@ -483,7 +514,7 @@ fn drive() {
     };
 
     // Every server with the calls it is measured on (the headline and allocation tables).
-    let cases: [(&ServerProc, &str, &Arc<[u8]>); 8] = [
+    let cases: [(&ServerProc, &str, &Arc<[u8]>); 9] = [
         (&floor, "fixed bytes", &hello),
         (&asy, "echo(\"hello\")", &hello),
         (&asy, "getBuild(7)", &build),
@@ -492,6 +523,7 @@ fn drive() {
         (&asy_nw, "echo(\"hello\")", &hello),
         (&blk_nw, "echo(\"hello\")", &hello),
         (&floor_pool, "fixed bytes via spawn_blocking", &hello),
+        (&floor_queue, "fixed bytes via the hub's job queue", &hello),
     ];
 
     if want("headline") {
@@ -722,7 +754,7 @@ fn drive() {
         eprintln!("[allocs: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
-    drop((floor, asy, asy_nw, blk_nw, floor_pool));
+    drop((floor, asy, asy_nw, blk_nw, floor_pool, floor_queue));
 
     // 5. Overload.
     if want("overload") {

@@ -50,3 +50,8 @@ pub use session::SessionStore;
 pub use shutdown::ShutdownHandle;
 pub use status::StatusHandle;
 pub use upload::{Upload, UploadBody, UploadError};
+
+/// The worker pool without a server, for the end-to-end bench's thread-mode peer; not part of
+/// the API.
+#[doc(hidden)]
+pub use worker::StandalonePool;

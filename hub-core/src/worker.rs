@@ -58,3 +58,79 @@ fn serve(queue: &JobQueue) {
         queue.qos.record_service(now.elapsed());
     }
 }
+
+/// The job queue and its workers with nothing around them, configured as a server's with
+/// `config`: the thread-mode hand-off alone, for the end-to-end bench's peer (a bare hyper
+/// server answering through it). Dropping it stops the workers once the jobs ahead are done.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct StandalonePool {
+    queue: Arc<JobQueue>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl StandalonePool {
+    /// Starts `config.workers` workers on a queue bounded as `config` says.
+    pub fn start(config: &crate::Config) -> std::io::Result<Self> {
+        let qos = crate::qos::Qos::new(
+            std::time::Duration::from_millis(config.fast_reject_threshold_ms),
+            config.fast_reject_adjust_rate,
+            Instant::now(),
+        );
+        let stats = Arc::new(crate::stats::Stats::new(std::iter::empty::<&str>()));
+        let queue = Arc::new(JobQueue::new(
+            config.max_queue_length,
+            config.max_queue_wait(),
+            qos,
+            stats,
+        ));
+        let workers = spawn(config.workers, &queue)?;
+        Ok(Self { queue, workers })
+    }
+
+    /// The queue to submit jobs to.
+    pub fn queue(&self) -> &Arc<JobQueue> {
+        &self.queue
+    }
+}
+
+impl Drop for StandalonePool {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(5);
+        self.queue.stop_workers(self.workers.len(), deadline);
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standalone_pool_runs_jobs_and_stops_its_workers_when_dropped() {
+        let config = crate::Config {
+            workers: 3,
+            ..crate::Config::default()
+        };
+        let pool = StandalonePool::start(&config).expect("spawn");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let answers: Vec<_> = (0..100)
+            .map(|i| pool.queue().submit(move || i * 2).expect("admitted"))
+            .collect();
+        let got: Vec<i32> = rt.block_on(async {
+            let mut got = Vec::new();
+            for a in answers {
+                got.push(a.await.expect("answered").expect("ran"));
+            }
+            got
+        });
+        assert_eq!(got, (0..100).map(|i| i * 2).collect::<Vec<_>>());
+        let queue = Arc::clone(pool.queue());
+        drop(pool); // joins the workers: returns only once all three have stopped
+        assert_eq!(Arc::strong_count(&queue), 1, "no worker holds the queue");
+    }
+}
