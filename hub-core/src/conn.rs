@@ -606,7 +606,6 @@ mod tests {
         std::mem::size_of::<F>()
     }
 
-    /// One caller gets the trim once enough connections parked, then the count starts over.
     #[test]
     fn a_busy_connection_is_checked_once_per_park_window() {
         let mut t = Ticks::new(0, 100);
@@ -649,6 +648,7 @@ mod tests {
         }
     }
 
+    /// One caller gets the trim once enough connections parked, then the count starts over.
     #[test]
     fn trim_once_per_batch_of_parks() {
         PARKED_SINCE_TRIM.fetch_add(TRIM_AFTER_PARKS, Relaxed);

@@ -168,6 +168,16 @@ impl JobQueue {
         }
     }
 
+    /// The queue `config` describes: its bound, its queue-wait limit and its QoS controller.
+    pub(crate) fn configured(config: &crate::Config, stats: Arc<Stats>) -> Self {
+        let qos = Qos::new(
+            Duration::from_millis(config.fast_reject_threshold_ms),
+            config.fast_reject_adjust_rate,
+            Instant::now(),
+        );
+        Self::new(config.max_queue_length, config.max_queue_wait(), qos, stats)
+    }
+
     /// Jobs waiting now.
     pub fn len(&self) -> usize {
         self.rx.len()

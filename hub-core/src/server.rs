@@ -373,17 +373,7 @@ impl Server {
         let local_addr = listener.local_addr()?;
         let names: Vec<&str> = self.registry.names().collect();
         let stats = Arc::new(Stats::new(names));
-        let qos = crate::qos::Qos::new(
-            Duration::from_millis(config.fast_reject_threshold_ms),
-            config.fast_reject_adjust_rate,
-            Instant::now(),
-        );
-        let queue = Arc::new(JobQueue::new(
-            config.max_queue_length,
-            config.max_queue_wait(),
-            qos,
-            Arc::clone(&stats),
-        ));
+        let queue = Arc::new(JobQueue::configured(&config, Arc::clone(&stats)));
         let shutdown = ShutdownHandle::new();
         let limits = Limits {
             max_size: config.max_request_length,

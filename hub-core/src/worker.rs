@@ -72,18 +72,8 @@ pub struct StandalonePool {
 impl StandalonePool {
     /// Starts `config.workers` workers on a queue bounded as `config` says.
     pub fn start(config: &crate::Config) -> std::io::Result<Self> {
-        let qos = crate::qos::Qos::new(
-            std::time::Duration::from_millis(config.fast_reject_threshold_ms),
-            config.fast_reject_adjust_rate,
-            Instant::now(),
-        );
         let stats = Arc::new(crate::stats::Stats::new(std::iter::empty::<&str>()));
-        let queue = Arc::new(JobQueue::new(
-            config.max_queue_length,
-            config.max_queue_wait(),
-            qos,
-            stats,
-        ));
+        let queue = Arc::new(JobQueue::configured(config, stats));
         let workers = spawn(config.workers, &queue)?;
         Ok(Self { queue, workers })
     }
