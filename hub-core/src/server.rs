@@ -506,12 +506,13 @@ impl RunningServer {
         let deadline =
             Instant::now() + self.shared.config.drain_timeout() + Duration::from_millis(200);
         for unit in units {
-            join_until(unit, deadline);
+            crate::worker::join_until(unit, deadline);
         }
-        self.shared.queue.stop_workers(self.workers.len(), deadline);
-        for w in std::mem::take(&mut self.workers) {
-            join_until(w, deadline);
-        }
+        crate::worker::stop(
+            &self.shared.queue,
+            std::mem::take(&mut self.workers),
+            deadline,
+        );
         tracing::info!("server stopped");
     }
 }
@@ -522,16 +523,4 @@ impl Drop for RunningServer {
             self.shared.shutdown.shutdown();
         }
     }
-}
-
-/// Joins `thread` if it finishes before `deadline`; otherwise leaves it detached.
-fn join_until<T>(thread: JoinHandle<T>, deadline: Instant) {
-    while !thread.is_finished() {
-        if Instant::now() >= deadline {
-            tracing::warn!(thread = ?thread.thread().name(), "still busy at the drain deadline");
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = thread.join();
 }

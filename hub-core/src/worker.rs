@@ -87,11 +87,30 @@ impl StandalonePool {
 impl Drop for StandalonePool {
     fn drop(&mut self) {
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        self.queue.stop_workers(self.workers.len(), deadline);
-        for worker in self.workers.drain(..) {
-            let _ = worker.join();
-        }
+        stop(&self.queue, std::mem::take(&mut self.workers), deadline);
     }
+}
+
+/// Asks `workers` to stop once the jobs ahead of them are done and waits for them until
+/// `deadline` (a worker still busy then is left to finish alone).
+pub(crate) fn stop(queue: &JobQueue, workers: Vec<JoinHandle<()>>, deadline: Instant) {
+    queue.stop_workers(workers.len(), deadline);
+    for worker in workers {
+        join_until(worker, deadline);
+    }
+}
+
+/// Joins `thread` if it finishes before `deadline`; otherwise leaves it detached (an IO unit
+/// or a worker still busy at the drain deadline).
+pub(crate) fn join_until<T>(thread: JoinHandle<T>, deadline: Instant) {
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            tracing::warn!(thread = ?thread.thread().name(), "still busy at the drain deadline");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let _ = thread.join();
 }
 
 #[cfg(test)]
