@@ -46,6 +46,14 @@ pub struct Context {
     resources: ResourceScope,
 }
 
+impl Drop for Context {
+    /// The request's header map goes back to this thread's kept maps: the answer's headers
+    /// are written into it (see `header_map`).
+    fn drop(&mut self) {
+        crate::header_map::give_back(std::mem::take(&mut self.headers));
+    }
+}
+
 /// A request id unique within the process. Threads take ids in blocks from one counter, so
 /// a call does not touch a counter shared with the other IO units.
 pub(crate) fn next_request_id() -> u64 {
@@ -133,6 +141,12 @@ impl Context {
             resources: ResourceScope::new(&server.resources),
             server: Arc::clone(server),
         }
+    }
+
+    /// The request's headers, for a context finished on another thread than the one that
+    /// answers (see `header_map`).
+    pub(crate) fn into_headers(mut self) -> http::HeaderMap {
+        std::mem::take(&mut self.headers)
     }
 
     /// The number of arguments (positional, plus one per keyword argument).

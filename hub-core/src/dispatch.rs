@@ -187,10 +187,19 @@ pub(crate) struct Running<'a> {
 pub(crate) struct Queued<'a> {
     stats: &'a MethodStats,
     internal_error: i32,
-    answer: JobResult<(Result<Value, CallError>, Duration)>,
+    answer: JobResult<Ran>,
     /// Dropped with the call when the caller stops waiting (budget, departed client): a
     /// handler that finishes after that has its resources rolled back.
     _waiting: lifecycle::AbandonOnDrop,
+}
+
+/// What a worker sends back for a blocking call.
+struct Ran {
+    outcome: Result<Value, CallError>,
+    /// The handler's own time (not the wait in the queue).
+    elapsed: Duration,
+    /// The request's header map, for the answer's headers on the unit (see `header_map`).
+    headers: http::HeaderMap,
 }
 
 impl Call<'_> {
@@ -206,7 +215,10 @@ impl Call<'_> {
                 tally(run.stats, outcome, Some(elapsed))
             }
             Call::Queued(job) => match job.answer.await {
-                Ok(Ok((outcome, elapsed))) => tally(job.stats, outcome, Some(elapsed)),
+                Ok(Ok(ran)) => {
+                    crate::header_map::give_back(ran.headers);
+                    tally(job.stats, ran.outcome, Some(ran.elapsed))
+                }
                 Ok(Err(refusal)) => Err(CallError::Refused(refusal)),
                 // The worker dropped the job without answering: only a panic outside the
                 // handler's own cage can do that.
@@ -280,7 +292,13 @@ fn queue_blocking<'a>(
     let awaited = Arc::new(lifecycle::Awaited::default());
     let waiting = awaited.abandon_on_drop();
     let answer = shared.queue.submit(move || {
-        lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited)
+        let (outcome, elapsed) =
+            lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited);
+        Ran {
+            outcome,
+            elapsed,
+            headers: ctx.into_headers(),
+        }
     })?;
     Ok(Queued {
         stats,

@@ -18,6 +18,7 @@ mod conn;
 pub mod context;
 mod dispatch;
 mod fd_limit;
+mod header_map;
 mod introspection;
 pub mod lifecycle;
 mod memory;

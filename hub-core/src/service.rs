@@ -169,9 +169,17 @@ pub(crate) fn xml(outcome: Result<hub_xmlrpc::Value, CallError>) -> Resp {
         Err(CallError::Fault(f)) => Payload::answer(|out| hub_xmlrpc::write_fault(&f, out)),
         Err(CallError::Refused(r)) => return refused(r),
     };
-    let mut resp = Response::new(Full::new(answer));
+    let mut resp = response(answer);
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    resp
+}
+
+/// A `200` answer with `body` and no headers yet, in a header map kept on this thread (the
+/// one a finished call's context gave back, usually).
+fn response(body: Payload) -> Resp {
+    let mut resp = Response::new(Full::new(body));
+    *resp.headers_mut() = crate::header_map::take();
     resp
 }
 
@@ -184,7 +192,7 @@ pub(crate) fn refused(r: Refusal) -> Resp {
 }
 
 pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
-    let mut resp = Response::new(Full::new(Payload::Shared(body.into())));
+    let mut resp = response(Payload::Shared(body.into()));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         CONTENT_TYPE,

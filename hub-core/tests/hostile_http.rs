@@ -249,6 +249,71 @@ fn pipelined_requests_are_answered_in_order() {
     server.shutdown();
 }
 
+/// Answers are written into the header maps of earlier requests (kept per thread): whatever
+/// a request sent — a session key, a cookie — never shows in any answer, on its connection or
+/// another, whichever kind of call or route it was.
+#[test]
+fn request_headers_never_reach_an_answer() {
+    hostile_support::quiet_deliberate_panics();
+    let server = start(config());
+    let addr = server.local_addr();
+    let multicall = call_xml(
+        "system.multicall",
+        &["<array><data><value><struct>\
+           <member><name>methodName</name><value><string>echo</string></value></member>\
+           <member><name>params</name><value><array><data><value><string>m</string></value>\
+           </data></array></value></member></struct></value></data></array>"],
+    );
+    let calls = [
+        ("POST", "/RPC2", call_xml("echo", &["<string>a</string>"])),
+        ("POST", "/RPC2", call_xml("becho", &["<string>b</string>"])),
+        ("POST", "/RPC2", call_xml("crash", &[])),
+        ("POST", "/RPC2", call_xml("no.such.method", &[])),
+        ("POST", "/RPC2", "<methodCall><bad".to_owned()),
+        ("POST", "/RPC2", multicall),
+        ("GET", "/RPC2", String::new()),
+        ("GET", "/nowhere", String::new()),
+    ];
+    let mut conns: Vec<Conn> = (0..4).map(|_| Conn::open(addr)).collect();
+    for round in 0..3 {
+        for (c, conn) in conns.iter_mut().enumerate() {
+            for (i, (method, path, body)) in calls.iter().enumerate() {
+                let secret = format!("secret-{round}-{c}-{i}");
+                let head = format!(
+                    "{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Type: text/xml\r\n\
+                     X-Session-Key: {secret}\r\nCookie: s={secret}\r\nX-{secret}: 1\r\n\
+                     Content-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                conn.stream.write_all(head.as_bytes()).unwrap();
+                let r = conn.read_response().expect("an answer");
+                let names: Vec<String> = r
+                    .head
+                    .lines()
+                    .skip(1)
+                    .filter_map(|l| Some(l.split_once(':')?.0.to_ascii_lowercase()))
+                    .collect();
+                assert!(!r.head.contains("secret"), "{method} {path}: {}", r.head);
+                for name in &names {
+                    assert!(
+                        ["content-type", "content-length", "date", "allow"]
+                            .contains(&name.as_str()),
+                        "{method} {path}: header {name} in {}",
+                        r.head
+                    );
+                }
+                assert_eq!(
+                    names.iter().filter(|n| *n == "content-type").count(),
+                    1,
+                    "{}",
+                    r.head
+                );
+            }
+        }
+    }
+    server.shutdown();
+}
+
 #[test]
 fn http_1_0_without_keep_alive_is_answered_and_closed() {
     let server = start(config());
