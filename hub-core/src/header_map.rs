@@ -14,7 +14,7 @@ use http::HeaderMap;
 const KEEP_MAX: usize = 64;
 
 /// Maps kept per thread at most (a unit builds one answer at a time per connection; a worker
-/// thread that drops contexts keeps a few it never uses).
+/// sends a blocking call's map back to its unit, and keeps only those of jobs dropped unrun).
 const KEEP: usize = 16;
 
 thread_local! {
