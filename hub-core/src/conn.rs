@@ -52,6 +52,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::server::Shared;
+use crate::unit::UnitLocal;
 
 /// Per-connection state shared by the connection task, its IO wrapper and its requests.
 ///
@@ -292,7 +293,7 @@ pub(crate) async fn serve(
     stream: std::net::TcpStream,
     peer: SocketAddr,
     shared: Arc<Shared>,
-    http: Arc<http1::Builder>,
+    unit: Arc<UnitLocal>,
 ) {
     let held = Held(shared);
     let shared = &held.0;
@@ -334,7 +335,7 @@ pub(crate) async fn serve(
             }
         }
         let state = Arc::clone(&io.state);
-        match Box::pin(active(io, peer, shared, &http, park_blocked_until)).await {
+        match Box::pin(active(io, peer, shared, &unit, park_blocked_until)).await {
             Phase::Close(stream, linger) => {
                 if linger {
                     // Boxed: its 4 KiB sink would otherwise enlarge every connection's task.
@@ -370,7 +371,7 @@ async fn active(
     io: ParkIo,
     peer: SocketAddr,
     shared: &Arc<Shared>,
-    http: &http1::Builder,
+    unit: &UnitLocal,
     park_blocked_until: Option<u64>,
 ) -> Phase {
     let state = Arc::clone(&io.state);
@@ -380,9 +381,10 @@ async fn active(
     // touched per request (`shared`'s is the same cache line for every unit).
     let svc = {
         let state: &ConnState = &state;
-        service_fn(move |req| crate::service::handle(shared, state, peer, req))
+        let parts = &unit.parts;
+        service_fn(move |req| crate::service::handle(shared, parts, state, peer, req))
     };
-    let mut conn = http.serve_connection(TokioIo::new(io), svc);
+    let mut conn = unit.http.serve_connection(TokioIo::new(io), svc);
     let counters = &shared.stats.counters;
     match drive(&mut conn, &state, shared, park_blocked_until).await {
         Stop::Park => {
@@ -668,7 +670,7 @@ mod tests {
             _,
             _,
             &'static Arc<Shared>,
-            &'static http1::Builder,
+            &'static UnitLocal,
             _,
         )| { active(io, p, sh, h, b) });
         eprintln!(

@@ -73,9 +73,10 @@ pub(crate) fn next_request_id() -> u64 {
 }
 
 /// What every context of one server refers to, behind one reference count: a call touches one
-/// shared counter instead of one per part (each a cache line the IO units would pass back
-/// and forth).
-#[derive(Debug)]
+/// counter instead of one per part. Each IO unit makes its contexts with its own copy (a clone:
+/// the parts' state is shared, only the count is the unit's), so that count's cache line is not
+/// passed back and forth between the units on every call.
+#[derive(Debug, Clone)]
 pub(crate) struct ServerParts {
     pub(crate) registry: Arc<Registry>,
     pub(crate) status: StatusHandle,
@@ -255,5 +256,27 @@ impl Context {
     /// Mutable access to the typed per-request values.
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
         &mut self.extensions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit's copy of the parts is the server's: the same registry, the same switch.
+    #[test]
+    fn a_copy_of_the_parts_shares_their_state() {
+        let server = Arc::new(ServerParts {
+            registry: Arc::new(Registry::builder().build().expect("an empty registry")),
+            status: StatusHandle::default(),
+            faults: FaultCodes::default(),
+            resources: Resources::default(),
+        });
+        let unit = Arc::new(ServerParts::clone(&server));
+        assert!(!Arc::ptr_eq(&unit, &server), "a count of its own");
+        assert!(Arc::ptr_eq(&unit.registry, &server.registry));
+        assert!(Arc::ptr_eq(&unit.resources.defs, &server.resources.defs));
+        unit.status.go_offline("maintenance");
+        assert!(server.status.is_offline());
     }
 }

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use hub_xmlrpc::{parse_call_borrowed, Fault, Value};
 
 use crate::auth::Caller;
-use crate::context::Context;
+use crate::context::{Context, ServerParts};
 use crate::lifecycle;
 use crate::queue::{JobResult, Refusal};
 use crate::registry::{Method, Params, Registry};
@@ -69,6 +69,8 @@ pub(crate) fn call_table(registry: &Registry, stats: &Stats) -> CallTable {
 /// What every call of one HTTP request shares.
 #[derive(Debug)]
 pub(crate) struct RequestMeta {
+    /// The serving unit's copy of the server's parts (see `ServerParts`).
+    pub(crate) parts: Arc<ServerParts>,
     pub(crate) peer: Option<SocketAddr>,
     pub(crate) headers: http::HeaderMap,
     pub(crate) caller: Option<Arc<Caller>>,
@@ -78,12 +80,13 @@ pub(crate) struct RequestMeta {
 /// The XML-RPC request in `body` as far as it goes without waiting: parsed, authenticated,
 /// looked up, admitted, and its handler started or its job queued. Await
 /// [`Call::outcome`] for the answer.
-pub(crate) fn start_body(
-    shared: &Arc<Shared>,
+pub(crate) fn start_body<'a>(
+    shared: &'a Arc<Shared>,
+    parts: &'a Arc<ServerParts>,
     body: Bytes,
     peer: Option<SocketAddr>,
     headers: http::HeaderMap,
-) -> Call<'_> {
+) -> Call<'a> {
     if let Err(fault) = lifecycle::offline(shared) {
         return Call::Done(Err(fault.into()));
     }
@@ -109,6 +112,7 @@ pub(crate) fn start_body(
     let origin = ArgsOrigin::call(body.clone());
     if crate::multicall::is_multicall(&name) {
         let meta = RequestMeta {
+            parts: Arc::clone(parts),
             peer,
             headers,
             caller,
@@ -120,6 +124,7 @@ pub(crate) fn start_body(
     }
     // A single call: its context takes the request's headers (no copy).
     let site = CallSite {
+        parts,
         peer,
         caller,
         headers: move || headers,
@@ -138,6 +143,7 @@ pub(crate) async fn call_method(
     entry: usize,
 ) -> Result<Value, CallError> {
     let site = CallSite {
+        parts: &meta.parts,
         peer: meta.peer,
         caller: meta.caller.clone(),
         headers: || meta.headers.clone(),
@@ -147,7 +153,9 @@ pub(crate) async fn call_method(
 }
 
 /// Who made one call, and what of its request the context and the watch are made from.
-struct CallSite<H> {
+struct CallSite<'p, H> {
+    /// The serving unit's copy of the server's parts, for the context.
+    parts: &'p Arc<ServerParts>,
     peer: Option<SocketAddr>,
     caller: Option<Arc<Caller>>,
     /// Makes the context's copy of the request headers, only once the method is found and
@@ -238,7 +246,7 @@ fn start<'a>(
     shared: &'a Arc<Shared>,
     name: &str,
     params: Params,
-    site: CallSite<impl FnOnce() -> http::HeaderMap>,
+    site: CallSite<'_, impl FnOnce() -> http::HeaderMap>,
 ) -> Call<'a> {
     let faults = shared.config.faults;
     let callable = shared.calls.get(name);
@@ -259,7 +267,7 @@ fn start<'a>(
     );
     let name = method.shared_name().clone();
     let headers = (site.headers)();
-    let ctx = lifecycle::context(shared, name, &params, site.peer, headers, site.caller);
+    let ctx = lifecycle::context(site.parts, name, &params, site.peer, headers, site.caller);
     if method.is_blocking() {
         return match queue_blocking(shared, stats, Arc::clone(method), ctx, params, watch) {
             Ok(queued) => Call::Queued(queued),

@@ -31,7 +31,7 @@ use hub_xmlrpc::{Fault, Value};
 
 use crate::auth::{AuthRequest, Authenticator, Caller};
 use crate::config::Config;
-use crate::context::Context;
+use crate::context::{Context, ServerParts};
 use crate::dispatch::CallError;
 use crate::registry::{BoxFuture, Method, Params, RpcError};
 use crate::resource::{BoxError, ResourceDef, Resources};
@@ -189,9 +189,9 @@ pub(crate) fn admit(
     })
 }
 
-/// A fresh context for one call.
+/// A fresh context for one call, referring to `parts` (the unit's copy of the server's).
 pub(crate) fn context(
-    shared: &Shared,
+    parts: &Arc<ServerParts>,
     name: Cow<'static, str>,
     params: &Params,
     peer: Option<std::net::SocketAddr>,
@@ -206,7 +206,7 @@ pub(crate) fn context(
         crate::context::next_request_id(),
         params_len,
         caller,
-        &shared.parts,
+        parts,
     )
 }
 

@@ -26,6 +26,7 @@ use hyper::body::Incoming;
 
 use crate::body::{read_to_end, BodyError};
 use crate::conn::ConnState;
+use crate::context::ServerParts;
 use crate::dispatch::{start_body, CallError};
 use crate::payload::Payload;
 use crate::queue::Refusal;
@@ -39,6 +40,7 @@ const NOT_POST: &str = "This is an XML-RPC server. Only POST requests are accept
 /// Serves one request. Never fails: every outcome is an HTTP answer.
 pub(crate) async fn handle(
     shared: &Arc<Shared>,
+    parts: &Arc<ServerParts>,
     conn: &ConnState,
     peer: SocketAddr,
     mut req: Request<Incoming>,
@@ -49,9 +51,9 @@ pub(crate) async fn handle(
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if req.method() == Method::POST && crate::upload::is_upload(&req) {
-            crate::upload::serve(shared, peer, req).await
+            crate::upload::serve(shared, parts, peer, req).await
         } else if req.method() == Method::POST {
-            rpc(shared, peer, &mut req).await.into_response()
+            rpc(shared, parts, peer, &mut req).await.into_response()
         } else {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, NOT_POST);
             r.headers_mut()
@@ -104,7 +106,12 @@ impl Answer {
 }
 
 /// Reads the body within its limits, runs the call.
-async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: &mut Request<Incoming>) -> Answer {
+async fn rpc(
+    shared: &Arc<Shared>,
+    parts: &Arc<ServerParts>,
+    peer: SocketAddr,
+    req: &mut Request<Incoming>,
+) -> Answer {
     let counters = &shared.stats.counters;
     let max = shared.config.max_request_length;
     // hyper's body knows the declared `Content-Length` (no header lookup).
@@ -141,7 +148,7 @@ async fn rpc(shared: &Arc<Shared>, peer: SocketAddr, req: &mut Request<Incoming>
         Ok(Ok(body)) => body,
     };
     counters.bytes_in.add(body.len() as u64);
-    let call = start_body(shared, body, Some(peer), headers);
+    let call = start_body(shared, parts, body, Some(peer), headers);
     let Some(budget) = shared.config.handler_timeout() else {
         return Answer::Call(call.outcome().await);
     };

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::context::ServerParts;
 use crate::server::Shared;
 
 /// A connection handed from the acceptor to a unit.
@@ -21,6 +22,16 @@ pub(crate) type Handoff = (std::net::TcpStream, SocketAddr);
 pub(crate) struct Unit {
     pub(crate) tx: mpsc::UnboundedSender<Handoff>,
     pub(crate) thread: JoinHandle<()>,
+}
+
+/// What one unit's connections share that no other unit touches.
+#[derive(Debug)]
+pub(crate) struct UnitLocal {
+    /// hyper's HTTP/1.1 settings.
+    pub(crate) http: hyper::server::conn::http1::Builder,
+    /// This unit's copy of the server's parts, which its calls' contexts refer to (see
+    /// [`ServerParts`]).
+    pub(crate) parts: Arc<ServerParts>,
 }
 
 /// Starts unit number `i`.
@@ -39,7 +50,10 @@ pub(crate) fn spawn(i: usize, shared: &Arc<Shared>) -> std::io::Result<Unit> {
 /// Serves connections until the acceptor hangs up, then drains them within the drain timeout.
 async fn run(mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Shared>) {
     let mut conns = JoinSet::new();
-    let http = Arc::new(crate::conn::http_builder());
+    let local = Arc::new(UnitLocal {
+        http: crate::conn::http_builder(),
+        parts: Arc::new(ServerParts::clone(&shared.parts)),
+    });
     // Checks whether parked connections freed enough to give back (see `trim`).
     let mut trim_check = tokio::time::interval(TRIM_CHECK);
     trim_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -47,7 +61,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Shared>) {
         tokio::select! {
             handoff = rx.recv() => match handoff {
                 Some((stream, peer)) => {
-                    let conn = crate::conn::serve(stream, peer, Arc::clone(&shared), Arc::clone(&http));
+                    let conn = crate::conn::serve(stream, peer, Arc::clone(&shared), Arc::clone(&local));
                     conns.spawn(conn);
                 }
                 // The acceptor stopped: every accepted connection has been received.

@@ -28,7 +28,7 @@ use http_body_util::BodyExt;
 use hub_xmlrpc::Fault;
 use hyper::body::Incoming;
 
-use crate::context::Context;
+use crate::context::{Context, ServerParts};
 use crate::dispatch::CallError;
 use crate::lifecycle;
 use crate::registry::{Params, RpcError};
@@ -226,7 +226,12 @@ impl From<UploadError> for RpcError {
 }
 
 /// Serves one upload request.
-pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<Incoming>) -> Resp {
+pub(crate) async fn serve(
+    shared: &Arc<Shared>,
+    parts: &Arc<ServerParts>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Resp {
     let faults = &shared.config.faults;
     shared.stats.counters.uploads.add(1);
     let Some(handler) = shared.hooks.upload.clone() else {
@@ -243,9 +248,9 @@ pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<I
         shared.stats.counters.too_large.add(1);
         return closing(text(StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n"));
     }
-    let (parts, incoming) = req.into_parts();
+    let (head, incoming) = req.into_parts();
     let caller = match lifecycle::offline(shared)
-        .and_then(|()| lifecycle::authenticate(shared, UPLOAD_METHOD, &parts.headers, Some(peer)))
+        .and_then(|()| lifecycle::authenticate(shared, UPLOAD_METHOD, &head.headers, Some(peer)))
     {
         Ok(caller) => caller,
         Err(fault) => return closing(xml(Err(CallError::Fault(fault)))),
@@ -255,17 +260,17 @@ pub(crate) async fn serve(shared: &Arc<Shared>, peer: SocketAddr, req: Request<I
     }
     let params = Params::default();
     let ctx = Arc::new(lifecycle::context(
-        shared,
+        parts,
         std::borrow::Cow::Borrowed(UPLOAD_METHOD),
         &params,
         Some(peer),
-        parts.headers,
+        head.headers,
         caller,
     ));
     let state = Arc::new(Mutex::new(BodyState::default()));
     let upload = Upload {
         ctx: Arc::clone(&ctx),
-        query: parse_query(parts.uri.query().unwrap_or("")),
+        query: parse_query(head.uri.query().unwrap_or("")),
         body: UploadBody {
             incoming,
             declared,
