@@ -53,7 +53,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: ShutdownHandle,
     pub(crate) status: StatusHandle,
     pub(crate) hooks: Serving,
-    /// What every call's context refers to.
+    /// What every call's context refers to: each IO unit makes its contexts with its own copy
+    /// of these (see `unit::UnitLocal`).
     pub(crate) parts: Arc<ServerParts>,
 }
 
