@@ -192,8 +192,13 @@ fn serve(role: &str) {
 }
 
 fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
+    vm_rss_kib("self")
+}
+
+/// `VmRSS` of the process `/proc/{process}` describes, in KiB (0 if it cannot be read).
+fn vm_rss_kib(process: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
+        .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
@@ -766,6 +771,11 @@ fn drive() {
     if want("idle") {
         idle(&rt);
     }
+
+    // 7. Many connections that each send a request now and then.
+    if want("pollers") {
+        pollers(&rt, &plan);
+    }
 }
 
 /// The echo headline and the 4096-connection row again, driven by `wrk` from its own process
@@ -1285,4 +1295,96 @@ fn idle(rt: &tokio::runtime::Runtime) {
         per_conn(rss_parked)
     );
     drop(streams);
+}
+
+/// Many clients that each poll now and then, as a hub's build daemons do: every connection
+/// sends one echo every `PACE` (longer than the hub's park window, so each one parks between
+/// requests) — the latency and memory of a lightly loaded server whose connections keep
+/// parking and waking. The peer is the floor under the same load, in the same run.
+fn pollers(rt: &tokio::runtime::Runtime, plan: &Plan) {
+    const PACE: Duration = Duration::from_secs(2);
+    let conns = env_or("HUB_E2E_POLLERS", if plan.quick { 4_000 } else { 10_000 });
+    let measure = Duration::from_secs(if plan.quick { 8 } else { 30 });
+    let warmup = Duration::from_secs(3);
+    let hello = load::post("/RPC2", &echo_call(Value::from("hello")));
+    let stolen = Stolen::start();
+    println!(
+        "\n## Pollers: {conns} connections, each sending echo(\"hello\") every {} s (parking in between), {} s measured\n",
+        PACE.as_secs(),
+        measure.as_secs()
+    );
+    println!(
+        "| server | req/s | p50 ms | p99 ms | p99.9 ms | max ms | unanswered / broken | server CPU µs/req | server RSS during the run: median / peak |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for role in ["floor", "async"] {
+        let srv = ServerProc::spawn(role);
+        let rss = RssSampler::start(srv.child.id(), warmup);
+        let (out, cpu) = with_cpu(&srv, warmup, || {
+            rt.block_on(load::run(&Load {
+                addr: srv.addr,
+                request: Arc::clone(&hello),
+                conns,
+                warmup,
+                measure,
+                pace: Some(PACE),
+            }))
+        });
+        let (rss_median, rss_peak) = rss.stop();
+        let cpu = cpu.per_request(out.answered());
+        let max_ms = out
+            .lat_us
+            .last()
+            .map_or(f64::NAN, |&us| f64::from(us) / 1000.0);
+        println!(
+            "| {role} | {:.0} | {:.3} | {:.3} | {:.3} | {max_ms:.3} | {} / {} | {:.1} | {:.1} / {:.1} MiB |",
+            out.rps(),
+            out.q_ms(0.5),
+            out.q_ms(0.99),
+            out.q_ms(0.999),
+            out.unanswered,
+            out.errors,
+            cpu.server_us,
+            rss_median as f64 / 1024.0,
+            rss_peak as f64 / 1024.0
+        );
+    }
+    println!("\n{}", stolen.report());
+}
+
+/// Reads a process's resident memory twice a second from the end of a warm-up until stopped.
+struct RssSampler {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Vec<u64>>,
+}
+
+impl RssSampler {
+    fn start(pid: u32, warmup: Duration) -> Self {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let mut kib = Vec::new();
+            if stopped.recv_timeout(warmup).is_ok() {
+                return kib;
+            }
+            loop {
+                kib.push(vm_rss_kib(&pid.to_string()));
+                match stopped.recv_timeout(Duration::from_millis(500)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return kib,
+                }
+            }
+        });
+        Self { stop, thread }
+    }
+
+    /// The median and the largest reading, in KiB.
+    fn stop(self) -> (u64, u64) {
+        drop(self.stop);
+        let mut kib = self.thread.join().unwrap();
+        kib.sort_unstable();
+        (
+            kib.get(kib.len() / 2).copied().unwrap_or(0),
+            kib.last().copied().unwrap_or(0),
+        )
+    }
 }
