@@ -5,7 +5,11 @@
 //!   A connection that stays idle (no request in flight, nothing buffered either way) for
 //!   [`PARK_TICKS`] checks (about `socket_timeout_ms / 2`, at most a second) is taken back
 //!   from hyper (`into_parts`) and waits for its next byte as a bare socket; hyper is rebuilt
-//!   when it arrives. A silent new connection starts parked. hyper and the loop driving it
+//!   when it arrives. A silent new connection starts parked. A connection whose client has
+//!   been quiet for at least a park window when its next request arrives (a daemon polling
+//!   every few seconds) is parked again as soon as that request is answered, rather than a
+//!   window later; if the client then sends requests back to back, the next one finds it
+//!   parked only briefly and it stays with hyper. hyper and the loop driving it
 //!   live in their own allocation, made when a request arrives and freed when the connection
 //!   parks, so a parked connection's task holds only the socket and a small wait (the task is
 //!   as large as its largest state: ~6.3 KiB per connection when hyper was inline, ~1.5 KiB
@@ -41,7 +45,7 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use hyper::server::conn::http1;
@@ -146,6 +150,12 @@ async fn linger_close(mut stream: TcpStream, shared: &Shared) {
 fn park_tick(shared: &Shared) -> Duration {
     // At least the timer's resolution: `drive` re-arms the tick in a loop until it is pending.
     (shared.config.socket_timeout() / 8).clamp(Duration::from_millis(1), Duration::from_millis(250))
+}
+
+/// How long a connection is quiet before the tick parks it: [`PARK_TICKS`] ticks. Requests
+/// further apart than this mark a client that polls now and then (see [`serve`]).
+fn park_window(shared: &Shared) -> Duration {
+    park_tick(shared) * PARK_TICKS
 }
 
 /// Quiet ticks in a row after which a connection is parked: it has been idle at least
@@ -277,8 +287,9 @@ pub(crate) fn trim_after_parks() -> bool {
 
 /// How the hyper part of a connection ended.
 enum Phase {
-    /// Idle: the socket (and any bytes of a request head hyper had read) comes back.
-    Park(ParkIo, Bytes),
+    /// Idle: the socket (and any bytes of a request head hyper had read) comes back, with how
+    /// long the connection had already been quiet when it parked.
+    Park(ParkIo, Bytes, Duration),
     /// Done: linger (see [`linger_close`]) unless it timed out, then close.
     Close(TcpStream, bool),
 }
@@ -318,24 +329,48 @@ pub(crate) async fn serve(
     let mut parked_budget = Some(shared.config.socket_timeout());
     // After a replay, no parking until this many requests have begun.
     let mut park_blocked_until: Option<u64> = None;
+    // Since when a connection parked with nothing buffered has been quiet.
+    let mut quiet_since: Option<Instant> = None;
     loop {
-        if let Some(within) = parked_budget.take() {
-            match wait_readable(&io.stream, shared, within).await {
-                Wake::Readable => {}
-                Wake::Shutdown => return,
-                Wake::TimedOut => {
-                    counters.timeouts.add(1);
-                    return;
+        // Whether to park again as soon as the next request is answered (see `drive`).
+        let park_when_answered = match parked_budget.take() {
+            None => false,
+            Some(within) => {
+                match wait_readable(&io.stream, shared, within).await {
+                    Wake::Readable => {}
+                    Wake::Shutdown => return,
+                    Wake::TimedOut => {
+                        counters.timeouts.add(1);
+                        return;
+                    }
+                    Wake::Failed(e) => {
+                        counters.io_failures.add(1);
+                        tracing::debug!(%peer, "connection failed while parked: {e}");
+                        return;
+                    }
                 }
-                Wake::Failed(e) => {
-                    counters.io_failures.add(1);
-                    tracing::debug!(%peer, "connection failed while parked: {e}");
-                    return;
-                }
+                // A client whose requests come more than a park window apart (a build
+                // daemon polling every few seconds) would otherwise hold hyper's ~14 KiB for
+                // a whole window after each answer, most of its time: 10,000 of them held
+                // more than hyper keeps for 10,000 connections that never park
+                // (BENCHMARKS.md, pollers). A client that starts a burst pays one extra
+                // rebuild: its next request finds the connection parked only briefly, so it
+                // stays with hyper again.
+                quiet_since
+                    .take()
+                    .is_some_and(|since| since.elapsed() >= park_window(shared))
             }
-        }
+        };
         let state = Arc::clone(&io.state);
-        match Box::pin(active(io, peer, shared, &unit, park_blocked_until)).await {
+        let active = active(
+            io,
+            peer,
+            shared,
+            &unit,
+            park_blocked_until,
+            park_when_answered,
+        );
+        match Box::pin(active).await {
             Phase::Close(stream, linger) => {
                 if linger {
                     // Boxed: its 4 KiB sink would otherwise enlarge every connection's task.
@@ -343,12 +378,14 @@ pub(crate) async fn serve(
                 }
                 return;
             }
-            Phase::Park(back, buffered) => {
+            Phase::Park(back, buffered, quiet) => {
                 counters.connections_parked.add(1);
                 io = back;
                 if buffered.is_empty() {
                     PARKED_SINCE_TRIM.fetch_add(1, Relaxed);
                     park_blocked_until = None;
+                    let now = Instant::now();
+                    quiet_since = Some(now.checked_sub(quiet).unwrap_or(now));
                     let idle_left = shared
                         .config
                         .socket_timeout()
@@ -373,6 +410,7 @@ async fn active(
     shared: &Arc<Shared>,
     unit: &UnitLocal,
     park_blocked_until: Option<u64>,
+    park_when_answered: bool,
 ) -> Phase {
     let state = Arc::clone(&io.state);
     state.read_pending.store(false, Relaxed);
@@ -386,10 +424,15 @@ async fn active(
     };
     let mut conn = unit.http.serve_connection(TokioIo::new(io), svc);
     let counters = &shared.stats.counters;
-    match drive(&mut conn, &state, shared, park_blocked_until).await {
+    let early_park = park_when_answered.then(|| state.requests.load(Relaxed));
+    match drive(&mut conn, &state, shared, park_blocked_until, early_park).await {
         Stop::Park => {
             let parts = conn.into_parts();
-            Phase::Park(parts.io.into_inner(), parts.read_buf)
+            Phase::Park(parts.io.into_inner(), parts.read_buf, park_window(shared))
+        }
+        Stop::ParkAnswered => {
+            let parts = conn.into_parts();
+            Phase::Park(parts.io.into_inner(), parts.read_buf, Duration::ZERO)
         }
         Stop::TimedOut => {
             counters.timeouts.add(1);
@@ -499,13 +542,18 @@ impl Ticks {
 /// How a hyper connection stopped.
 enum Stop {
     Finished(hyper::Result<()>),
+    /// Quiet for a park window.
     Park,
+    /// The request it was built for is answered, and it was asked to park then.
+    ParkAnswered,
     /// No request head completed within `socket_timeout_ms` (a dribbling or stalled client).
     TimedOut,
 }
 
 /// Drives `conn` until it finishes, the server drains it, it has been quiet long enough to
-/// park, or no request head has arrived within `socket_timeout_ms`.
+/// park, or no request head has arrived within `socket_timeout_ms`. With `early_park` (the
+/// requests begun when it was built), it also parks as soon as a request has begun since and
+/// the connection is quiescent again: its answer written, hyper waiting to read.
 ///
 /// Polled on every wake-up of the connection (several per request), so the two futures that
 /// rarely fire, the shutdown wait and the tick, are polled again only when they can have
@@ -516,6 +564,7 @@ async fn drive<C>(
     state: &ConnState,
     shared: &Shared,
     park_blocked_until: Option<u64>,
+    early_park: Option<u64>,
 ) -> Stop
 where
     C: GracefulConn,
@@ -537,6 +586,12 @@ where
         let fresh = !armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
         if (fresh || shared.shutdown.is_draining()) && shutdown.as_mut().poll(cx).is_ready() {
             return Poll::Ready(None);
+        }
+        if early_park.is_some_and(|begun| state.requests.load(Relaxed) != begun)
+            && park_blocked_until.is_none()
+            && state.quiescent()
+        {
+            return Poll::Ready(Some(Stop::ParkAnswered));
         }
         let ticked = !fresh && clock.is_elapsed();
         if fresh || ticked {
@@ -672,7 +727,7 @@ mod tests {
             &'static Arc<Shared>,
             &'static UnitLocal,
             _,
-        )| { active(io, p, sh, h, b) });
+        )| { active(io, p, sh, h, b, false) });
         eprintln!(
             "serve {serve} (wait_readable {wait}); boxed while serving: active {active}; \
              Sleep {}, Notified {}",
