@@ -5,11 +5,11 @@
 //!   A connection that stays idle (no request in flight, nothing buffered either way) for
 //!   [`PARK_TICKS`] checks (about `socket_timeout_ms / 2`, at most a second) is taken back
 //!   from hyper (`into_parts`) and waits for its next byte as a bare socket; hyper is rebuilt
-//!   when it arrives. A silent new connection starts parked. A connection whose client has
-//!   been quiet for at least a park window when its next request arrives (a daemon polling
-//!   every few seconds) is parked again as soon as that request is answered, rather than a
-//!   window later; if the client then sends requests back to back, the next one finds it
-//!   parked only briefly and it stays with hyper. hyper and the loop driving it
+//!   when it arrives. A silent new connection starts parked. A new connection's first
+//!   request, and a request that comes after the connection had been quiet for at least a
+//!   park window (a daemon polling every few seconds), park it again as soon as they are
+//!   answered, rather than a window later; if the client then sends requests back to back,
+//!   the next one finds it parked only briefly and it stays with hyper. hyper and the loop driving it
 //!   live in their own allocation, made when a request arrives and freed when the connection
 //!   parks, so a parked connection's task holds only the socket and a small wait (the task is
 //!   as large as its largest state: ~6.3 KiB per connection when hyper was inline, ~1.5 KiB
@@ -329,7 +329,8 @@ pub(crate) async fn serve(
     let mut parked_budget = Some(shared.config.socket_timeout());
     // After a replay, no parking until this many requests have begun.
     let mut park_blocked_until: Option<u64> = None;
-    // Since when a connection parked with nothing buffered has been quiet.
+    // Since when a connection parked with nothing buffered has been quiet (`None`: no request
+    // yet, which counts as quiet for long enough).
     let mut quiet_since: Option<Instant> = None;
     loop {
         // Whether to park again as soon as the next request is answered (see `drive`).
@@ -353,12 +354,12 @@ pub(crate) async fn serve(
                 // daemon polling every few seconds) would otherwise hold hyper's ~14 KiB for
                 // a whole window after each answer, most of its time: 10,000 of them held
                 // more than hyper keeps for 10,000 connections that never park
-                // (BENCHMARKS.md, pollers). A client that starts a burst pays one extra
-                // rebuild: its next request finds the connection parked only briefly, so it
-                // stays with hyper again.
+                // (BENCHMARKS.md, pollers). So would each of a storm of new connections.
+                // A client that starts a burst pays one extra rebuild: its next request
+                // finds the connection parked only briefly, so it stays with hyper again.
                 quiet_since
                     .take()
-                    .is_some_and(|since| since.elapsed() >= park_window(shared))
+                    .is_none_or(|since| since.elapsed() >= park_window(shared))
             }
         };
         let state = Arc::clone(&io.state);
@@ -386,11 +387,8 @@ pub(crate) async fn serve(
                     park_blocked_until = None;
                     let now = Instant::now();
                     quiet_since = Some(now.checked_sub(quiet).unwrap_or(now));
-                    let idle_left = shared
-                        .config
-                        .socket_timeout()
-                        .saturating_sub(park_tick(shared) * PARK_TICKS);
-                    parked_budget = Some(idle_left);
+                    // Idle for `socket_timeout_ms` in all, counted from the last answer.
+                    parked_budget = Some(shared.config.socket_timeout().saturating_sub(quiet));
                 } else {
                     // Part of a request head was buffered: give it back to a new hyper at
                     // once, and do not park again before a request completes (so a dribbling

@@ -55,40 +55,45 @@ fn many_parked_connections_are_answered_again() {
     }
 }
 
-/// A client whose requests come more than a park window apart (a daemon polling the hub) has
-/// its connection parked as soon as each answer is written, not a window later; a client
-/// that then sends requests back to back keeps its connection with hyper between them.
+/// A new connection's first request, and a request that comes after the connection had been
+/// quiet for a park window (a daemon polling the hub), park the connection as soon as they are
+/// answered, not a window later; requests sent back to back keep it with hyper between them;
+/// and an early park does not shorten the idle timeout.
 #[test]
 fn a_polling_client_is_parked_as_soon_as_it_is_answered() {
     let mut cfg = config();
-    // Parks after 1 s quiet (4 ticks of 250 ms); closes after 10 s idle, well after the test.
-    cfg.socket_timeout_ms = 10_000;
+    // Parks after 1 s quiet (4 ticks of 250 ms); closes after 3 s idle.
+    cfg.socket_timeout_ms = 3_000;
     let server = start(cfg);
     let addr = server.local_addr();
     let parked = || server.stats().counters.snapshot().connections_parked;
+    let soon = Duration::from_millis(500);
     let mut c = Conn::open(addr);
-    // A new connection's first request: parked by the tick, a window after its answer.
+    // The first request: parked when answered (the tick would take a second).
     assert_eq!(c.call("echo", &["<int>1</int>"]).status, 200);
-    assert!(wait_until(LONG, || parked() == 1), "not parked");
-    // It was quiet for a window: its next answer parks it at once (the tick would take a
-    // second).
-    assert_eq!(c.call("echo", &["<int>2</int>"]).status, 200);
-    assert!(
-        wait_until(Duration::from_millis(500), || parked() == 2),
-        "not parked when answered: {} parks",
-        parked()
-    );
+    assert!(wait_until(soon, || parked() == 1), "{} parks", parked());
     // Requests back to back: the first finds it parked only for a moment, so hyper stays
     // for the rest of the burst, and the tick parks it a window after the last one.
-    for i in 3..8 {
+    for i in 2..7 {
         let r = c.call("echo", &[&format!("<int>{i}</int>")]);
         assert_eq!(r.status, 200);
         assert!(r.body.contains(&format!("<int>{i}</int>")), "{}", r.body);
     }
-    assert_eq!(parked(), 2, "parked between back-to-back requests");
+    assert_eq!(parked(), 1, "parked between back-to-back requests");
     assert!(
-        wait_until(LONG, || parked() == 3),
+        wait_until(LONG, || parked() == 2),
         "not parked after the burst"
+    );
+    // It was quiet for a window: its next answer parks it at once.
+    assert_eq!(c.call("echo", &["<int>7</int>"]).status, 200);
+    let answered = std::time::Instant::now();
+    assert!(wait_until(soon, || parked() == 3), "{} parks", parked());
+    // Parked at once, it is still closed only after the whole idle timeout.
+    assert!(c.closed_within(LONG), "idle connection not closed");
+    let idle = answered.elapsed();
+    assert!(
+        idle >= Duration::from_millis(2_900),
+        "closed after {idle:?} idle"
     );
     server.shutdown();
 }
