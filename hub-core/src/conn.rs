@@ -43,7 +43,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -156,6 +156,18 @@ fn park_tick(shared: &Shared) -> Duration {
 /// further apart than this mark a client that polls now and then (see [`serve`]).
 fn park_window(shared: &Shared) -> Duration {
     park_tick(shared) * PARK_TICKS
+}
+
+/// Milliseconds since the first call, wrapping every 49 days (only differences of up to a
+/// connection's idle timeout are taken).
+fn clock_ms() -> u32 {
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    millis_u32(ORIGIN.get_or_init(Instant::now).elapsed())
+}
+
+/// `d` in milliseconds, modulo 2^32.
+fn millis_u32(d: Duration) -> u32 {
+    (d.as_millis() & u128::from(u32::MAX)) as u32
 }
 
 /// Quiet ticks in a row after which a connection is parked: it has been idle at least
@@ -287,9 +299,9 @@ pub(crate) fn trim_after_parks() -> bool {
 
 /// How the hyper part of a connection ended.
 enum Phase {
-    /// Idle: the socket (and any bytes of a request head hyper had read) comes back, with how
-    /// long the connection had already been quiet when it parked.
-    Park(ParkIo, Bytes, Duration),
+    /// Idle: the socket (and any bytes of a request head hyper had read) comes back, and
+    /// whether it parked as soon as it was answered (rather than after a quiet window).
+    Park(ParkIo, Bytes, bool),
     /// Done: linger (see [`linger_close`]) unless it timed out, then close.
     Close(TcpStream, bool),
 }
@@ -325,18 +337,25 @@ pub(crate) async fn serve(
         state: Arc::new(ConnState::default()),
     };
     let counters = &shared.stats.counters;
-    // A new connection starts parked: hyper is built when its first byte arrives.
-    let mut parked_budget = Some(shared.config.socket_timeout());
-    // After a replay, no parking until this many requests have begun.
-    let mut park_blocked_until: Option<u64> = None;
-    // Since when a connection parked with nothing buffered has been quiet (`None`: no request
-    // yet, which counts as quiet for long enough).
-    let mut quiet_since: Option<Instant> = None;
+    // `Some`: parked, waiting as a bare socket for the next request, quiet since the
+    // `clock_ms` it holds (`None` for a new connection: it starts parked, and with no request
+    // yet it counts as quiet for long enough). `None`: straight back to hyper (a replay).
+    // Milliseconds in a `u32` rather than an `Instant` and a budget: those made every
+    // connection's task 128 bytes larger (tokio rounds a task up to a cache-line pair).
+    let mut parked: Option<Option<u32>> = Some(None);
+    // After a replay, no parking until this many requests have begun (0: parking allowed).
+    let mut park_blocked_until: u64 = 0;
     loop {
         // Whether to park again as soon as the next request is answered (see `drive`).
-        let park_when_answered = match parked_budget.take() {
+        let park_when_answered = match parked.take() {
             None => false,
-            Some(within) => {
+            Some(quiet_since) => {
+                // Idle for `socket_timeout_ms` in all, counted from the last answer.
+                let quiet = quiet_since.map_or(0, |since| clock_ms().wrapping_sub(since));
+                let within = shared
+                    .config
+                    .socket_timeout()
+                    .saturating_sub(Duration::from_millis(quiet.into()));
                 match wait_readable(&io.stream, shared, within).await {
                     Wake::Readable => {}
                     Wake::Shutdown => return,
@@ -357,9 +376,9 @@ pub(crate) async fn serve(
                 // (BENCHMARKS.md, pollers). So would each of a storm of new connections.
                 // A client that starts a burst pays one extra rebuild: its next request
                 // finds the connection parked only briefly, so it stays with hyper again.
-                quiet_since
-                    .take()
-                    .is_none_or(|since| since.elapsed() >= park_window(shared))
+                quiet_since.is_none_or(|since| {
+                    u128::from(clock_ms().wrapping_sub(since)) >= park_window(shared).as_millis()
+                })
             }
         };
         let state = Arc::clone(&io.state);
@@ -379,22 +398,24 @@ pub(crate) async fn serve(
                 }
                 return;
             }
-            Phase::Park(back, buffered, quiet) => {
+            Phase::Park(back, buffered, answered) => {
                 counters.connections_parked.add(1);
                 io = back;
                 if buffered.is_empty() {
                     PARKED_SINCE_TRIM.fetch_add(1, Relaxed);
-                    park_blocked_until = None;
-                    let now = Instant::now();
-                    quiet_since = Some(now.checked_sub(quiet).unwrap_or(now));
-                    // Idle for `socket_timeout_ms` in all, counted from the last answer.
-                    parked_budget = Some(shared.config.socket_timeout().saturating_sub(quiet));
+                    park_blocked_until = 0;
+                    let quiet = if answered {
+                        Duration::ZERO
+                    } else {
+                        park_window(shared)
+                    };
+                    parked = Some(Some(clock_ms().wrapping_sub(millis_u32(quiet))));
                 } else {
                     // Part of a request head was buffered: give it back to a new hyper at
                     // once, and do not park again before a request completes (so a dribbling
                     // client gains at most one extra header timeout).
                     io.replay = buffered;
-                    park_blocked_until = Some(state.requests.load(Relaxed) + 1);
+                    park_blocked_until = state.requests.load(Relaxed) + 1;
                 }
             }
         }
@@ -407,7 +428,7 @@ async fn active(
     peer: SocketAddr,
     shared: &Arc<Shared>,
     unit: &UnitLocal,
-    park_blocked_until: Option<u64>,
+    park_blocked_until: u64,
     park_when_answered: bool,
 ) -> Phase {
     let state = Arc::clone(&io.state);
@@ -426,11 +447,11 @@ async fn active(
     match drive(&mut conn, &state, shared, park_blocked_until, early_park).await {
         Stop::Park => {
             let parts = conn.into_parts();
-            Phase::Park(parts.io.into_inner(), parts.read_buf, park_window(shared))
+            Phase::Park(parts.io.into_inner(), parts.read_buf, false)
         }
         Stop::ParkAnswered => {
             let parts = conn.into_parts();
-            Phase::Park(parts.io.into_inner(), parts.read_buf, Duration::ZERO)
+            Phase::Park(parts.io.into_inner(), parts.read_buf, true)
         }
         Stop::TimedOut => {
             counters.timeouts.add(1);
@@ -561,7 +582,7 @@ async fn drive<C>(
     conn: &mut C,
     state: &ConnState,
     shared: &Shared,
-    park_blocked_until: Option<u64>,
+    park_blocked_until: u64,
     early_park: Option<u64>,
 ) -> Stop
 where
@@ -586,7 +607,7 @@ where
             return Poll::Ready(None);
         }
         if early_park.is_some_and(|begun| state.requests.load(Relaxed) != begun)
-            && park_blocked_until.is_none()
+            && state.requests.load(Relaxed) >= park_blocked_until
             && state.quiescent()
         {
             return Poll::Ready(Some(Stop::ParkAnswered));
@@ -595,8 +616,7 @@ where
         if fresh || ticked {
             while clock.as_mut().poll(cx).is_ready() {
                 let requests = state.requests.load(Relaxed);
-                let quiet =
-                    park_blocked_until.is_none_or(|until| requests >= until) && state.quiescent();
+                let quiet = requests >= park_blocked_until && state.quiescent();
                 let idle = state.in_flight.load(Relaxed) == 0;
                 match ticks.check(requests, idle, quiet) {
                     Check::TimedOut => return Poll::Ready(Some(Stop::TimedOut)),
