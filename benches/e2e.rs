@@ -1258,9 +1258,9 @@ fn idle(rt: &tokio::runtime::Runtime) {
         failed
     });
     let burst = t.elapsed();
-    // Before they park: what a connection costs inside hyper (buffers and the boxed loop).
+    // A new connection is parked as soon as its first request is answered; a unit trims
+    // after many parks, once a second.
     let rss_active = srv.ask("rss");
-    // Parked after about a second of quiet (4 ticks of 250 ms); a unit trims after the parks.
     std::thread::sleep(Duration::from_millis(2500));
     let rss_parked = srv.ask("rss");
     let rss_trim = srv.ask("trim");
@@ -1274,12 +1274,12 @@ fn idle(rt: &tokio::runtime::Runtime) {
         rss_silent as f64 / 1024.0
     );
     println!(
-        "| each sent one echo ({failed} failed, {:.1} s), at once (most not parked yet) | {:.1} MiB |",
+        "| each sent one echo ({failed} failed, {:.1} s), at once; right after the answers | {:.1} MiB |",
         burst.as_secs_f64(),
         rss_active as f64 / 1024.0
     );
     println!(
-        "| the same 2.5 s later: parked (and trimmed by the server) | {:.1} MiB |",
+        "| the same 2.5 s later (the server has trimmed) | {:.1} MiB |",
         rss_parked as f64 / 1024.0
     );
     println!(
@@ -1289,7 +1289,7 @@ fn idle(rt: &tokio::runtime::Runtime) {
     let per_conn =
         |rss: u64| (rss.saturating_sub(rss0)) as f64 * 1024.0 / streams.len().max(1) as f64;
     println!(
-        "\nconnect errors: {errors}. Per connection: silent {:.0} B, in hyper {:.0} B, parked {:.0} B.",
+        "\nconnect errors: {errors}. Per connection: silent {:.0} B, right after the answers {:.0} B, parked {:.0} B.",
         per_conn(rss_silent),
         per_conn(rss_active),
         per_conn(rss_parked)
