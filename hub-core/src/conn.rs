@@ -9,11 +9,12 @@
 //!   request, and a request that comes after the connection had been quiet for at least a
 //!   park window (a daemon polling every few seconds), park it again as soon as they are
 //!   answered, rather than a window later; if the client then sends requests back to back,
-//!   the next one finds it parked only briefly and it stays with hyper. hyper and the loop driving it
-//!   live in their own allocation, made when a request arrives and freed when the connection
-//!   parks, so a parked connection's task holds only the socket and a small wait (the task is
-//!   as large as its largest state: ~6.3 KiB per connection when hyper was inline, ~1.5 KiB
-//!   now, all costs included; 10,000 parked connections: 20 MiB RSS, see BENCHMARKS.md).
+//!   the next one finds it parked only briefly and it stays with hyper. hyper and the loop
+//!   driving it live in their own allocation, made when a request arrives and freed when the
+//!   connection parks, so a parked connection's task holds only the socket and a small wait
+//!   (the task is as large as its largest state: ~6.3 KiB per connection when hyper was
+//!   inline, ~1.5 KiB now, all costs included; 10,000 parked connections: 20 MiB RSS, see
+//!   BENCHMARKS.md).
 //!   Parks are counted so that a unit can give the freed buffers back to the OS
 //!   ([`trim_after_parks`]; glibc otherwise keeps them).
 //! - **Idle and header timeouts**: a request head must arrive within `socket_timeout_ms` of
@@ -606,8 +607,9 @@ where
         if (fresh || shared.shutdown.is_draining()) && shutdown.as_mut().poll(cx).is_ready() {
             return Poll::Ready(None);
         }
+        // (A replay is never built with `early_park`, so `park_blocked_until` need not be
+        // checked: a request begun since it was built is the one the replay waited for.)
         if early_park.is_some_and(|begun| state.requests.load(Relaxed) != begun)
-            && state.requests.load(Relaxed) >= park_blocked_until
             && state.quiescent()
         {
             return Poll::Ready(Some(Stop::ParkAnswered));
