@@ -1362,17 +1362,15 @@ impl RssSampler {
     fn start(pid: u32, warmup: Duration) -> Self {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
+            use std::sync::mpsc::RecvTimeoutError::Timeout;
             let mut kib = Vec::new();
-            if stopped.recv_timeout(warmup).is_ok() {
-                return kib;
-            }
-            loop {
+            // Stopped (the sender dropped) before the warm-up ended: no reading.
+            let mut wait = warmup;
+            while let Err(Timeout) = stopped.recv_timeout(wait) {
                 kib.push(vm_rss_kib(&pid.to_string()));
-                match stopped.recv_timeout(Duration::from_millis(500)) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                    _ => return kib,
-                }
+                wait = Duration::from_millis(500);
             }
+            kib
         });
         Self { stop, thread }
     }
