@@ -253,6 +253,10 @@ fn floor(addr: SocketAddr, answerer: Answerer) -> SocketAddr {
             let fixed = fixed.clone();
             let answerer = answerer.clone();
             on_own_thread(async move {
+                if let Answerer::HubQueue(_) = &answerer {
+                    // The hub's units take their answers through this task; so does the peer.
+                    tokio::spawn(hub::core::queue::companion());
+                }
                 while let Some(stream) = rx.recv().await {
                     let stream = tokio::net::TcpStream::from_std(stream).unwrap();
                     tokio::spawn(floor_connection(stream, fixed.clone(), answerer.clone()));

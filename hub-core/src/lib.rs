@@ -10,6 +10,7 @@
 //!   `watch` (memory watch and call log).
 
 mod acceptor;
+mod answer;
 pub mod auth;
 mod body;
 pub mod client;

@@ -3,8 +3,9 @@
 //! One queue for the whole server (phxrpc keeps one per unit, so its limit is per unit and a
 //! busy unit cannot borrow idle workers of another). Jobs sit in a `crossbeam-channel`
 //! bounded channel, a lock-free MPMC array: a push from an IO unit never blocks (`try_send`:
-//! a full queue is refused at once). The answer goes back on a tokio oneshot, which also tells
-//! a worker that the client has gone (the receiver was dropped) so the job is skipped.
+//! a full queue is refused at once). The answer goes back through an `answer` slot, which
+//! also tells a worker that the client has gone (the waiter was dropped) so the job is
+//! skipped; on an IO unit, answers are delivered in batches through the unit's mailbox.
 //!
 //! Workers do not sleep in the channel's own `recv`: its waiting receivers spin, then
 //! `sched_yield` several times, then park, and every push wakes one of them, so with 20
@@ -19,7 +20,9 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
-use tokio::sync::oneshot;
+
+use crate::answer::Reply;
+pub use crate::answer::{companion, JobResult, Unanswered};
 
 use crate::qos::Qos;
 use crate::stats::Stats;
@@ -60,7 +63,7 @@ pub(crate) trait Task: Send {
 }
 
 struct CallTask<T, F> {
-    tx: oneshot::Sender<Result<T, Refusal>>,
+    tx: Reply<T>,
     f: F,
 }
 
@@ -71,11 +74,11 @@ impl<T: Send, F: FnOnce() -> T + Send> Task for CallTask<T, F> {
 
     fn run(self: Box<Self>) {
         let CallTask { tx, f } = *self;
-        let _ = tx.send(Ok(f()));
+        tx.send(Ok(f()));
     }
 
     fn expire(self: Box<Self>) {
-        let _ = self.tx.send(Err(Refusal::QueueWaitDrop));
+        self.tx.send(Err(Refusal::QueueWaitDrop));
     }
 }
 
@@ -151,9 +154,6 @@ impl std::fmt::Debug for Msg {
     }
 }
 
-/// The answer of a queued job: its value, or why it did not run.
-pub type JobResult<T> = oneshot::Receiver<Result<T, Refusal>>;
-
 impl JobQueue {
     /// A queue holding at most `capacity` jobs.
     pub fn new(capacity: usize, max_wait: Duration, qos: Qos, stats: Arc<Stats>) -> Self {
@@ -201,7 +201,7 @@ impl JobQueue {
             counters.fast_rejects.add(1);
             return Err(Refusal::FastReject);
         }
-        let (tx, rx) = oneshot::channel();
+        let (tx, rx) = crate::answer::channel();
         let job = Job {
             enqueued: now,
             task: Box::new(CallTask { tx, f }),
@@ -358,13 +358,13 @@ mod tests {
                         let deadline = Instant::now() + Duration::from_secs(60);
                         let mut rx = rx;
                         let v = loop {
-                            match rx.try_recv() {
-                                Ok(v) => break v,
-                                Err(oneshot::error::TryRecvError::Empty) => {
+                            match rx.try_take() {
+                                Some(Ok(v)) => break v,
+                                None => {
                                     assert!(Instant::now() < deadline, "job {p}/{i} never taken");
                                     std::thread::yield_now();
                                 }
-                                Err(e) => panic!("{e:?}"),
+                                Some(Err(e)) => panic!("{e:?}"),
                             }
                         };
                         sum += v.expect("ran") - p * 1_000_000;

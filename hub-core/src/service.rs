@@ -157,7 +157,7 @@ async fn rpc(
         Ok(outcome) => Answer::Call(outcome),
         Err(_) => {
             // Dropping the call stops an async handler; a blocking one runs on, and its
-            // result is discarded (its oneshot receiver is gone).
+            // result is discarded (its waiter is gone).
             counters.timeouts.add(1);
             tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "call over its time budget");
             let fault = Fault::new(

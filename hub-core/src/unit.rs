@@ -50,6 +50,8 @@ pub(crate) fn spawn(i: usize, shared: &Arc<Shared>) -> std::io::Result<Unit> {
 /// Serves connections until the acceptor hangs up, then drains them within the drain timeout.
 async fn run(mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Shared>) {
     let mut conns = JoinSet::new();
+    // Delivers the worker pool's answers in batches (see `answer`); dropped with the runtime.
+    tokio::spawn(crate::answer::companion());
     let local = Arc::new(UnitLocal {
         http: crate::conn::http_builder(),
         parts: Arc::new(ServerParts::clone(&shared.parts)),
