@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError};
 
 use crate::answer::Reply;
-pub use crate::answer::{companion, JobResult, Unanswered};
-
 use crate::qos::Qos;
 use crate::stats::Stats;
+
+pub use crate::answer::{companion, JobResult, Unanswered};
 
 /// Why a blocking job was not queued, or not run. Each is answered `503` + `Retry-After`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,8 @@
 //! up and makes its `Context`; an async method runs right there on the unit, a blocking one is
 //! queued (QoS fast reject, `max_queue_length`) for a worker thread, which skips it if the
 //! client left, answers `503` if it waited past `max_queue_wait_ms`, else runs it under
-//! `catch_unwind` and sends the result back to its unit (`answer`); the unit encodes the value or fault
-//! and hyper writes it.
+//! `catch_unwind` and sends the result back to its unit (`answer`); the unit encodes the
+//! value or fault and hyper writes it.
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
