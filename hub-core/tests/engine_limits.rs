@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use support::{config, start, wait_until, Conn};
+use support::{config, parks, start, wait_until, Conn};
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -305,23 +305,22 @@ fn idle_connections_park_and_wake() {
     cfg.socket_timeout_ms = 2000; // parks after 1 s idle
     let server = start(cfg);
     let addr = server.local_addr();
-    let parked = || server.stats().counters.snapshot().connections_parked;
     // an idle keep-alive connection is parked, then serves its next request
     let mut c = Conn::open(addr);
     assert_eq!(c.call("echo", &["<int>1</int>"]).status, 200);
-    assert!(wait_until(LONG, || parked() >= 1), "not parked");
+    assert!(wait_until(LONG, || parks(&server) >= 1), "not parked");
     let r = c.call("becho", &["<string>after park</string>"]);
     assert_eq!(r.status, 200);
     assert!(r.body.contains("after park"), "{}", r.body);
     drop(c);
     // half a request head is buffered when the connection parks: it is replayed
-    let before = parked();
+    let before = parks(&server);
     let mut c = Conn::open(addr);
     assert_eq!(c.call("echo", &["<int>2</int>"]).status, 200);
     // (a new connection parks as soon as its first request is answered; the half head
     // finds it parked only briefly, so hyper holds it until the tick parks it again)
-    assert!(wait_until(LONG, || parked() > before), "not parked");
-    let before = parked();
+    assert!(wait_until(LONG, || parks(&server) > before), "not parked");
+    let before = parks(&server);
     let body = support::call_xml("echo", &["<string>replayed</string>"]);
     let req = format!(
         "POST /RPC2 HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
@@ -329,7 +328,7 @@ fn idle_connections_park_and_wake() {
     );
     let (first, rest) = req.split_at(20);
     c.stream.write_all(first.as_bytes()).unwrap();
-    assert!(wait_until(LONG, || parked() > before), "not parked");
+    assert!(wait_until(LONG, || parks(&server) > before), "not parked");
     c.stream.write_all(rest.as_bytes()).unwrap();
     let r = c.read_response().expect("answered after replay");
     assert_eq!(r.status, 200);

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{config, start, wait_until, Conn};
+use support::{config, parks, start, wait_until, Conn};
 
 const LONG: Duration = Duration::from_secs(20);
 
@@ -21,7 +21,6 @@ fn many_parked_connections_are_answered_again() {
     cfg.socket_timeout_ms = 10_000;
     let server = start(cfg);
     let addr = server.local_addr();
-    let parked = || server.stats().counters.snapshot().connections_parked;
     let mut conns: Vec<Conn> = (0..CONNS).map(|_| Conn::open(addr)).collect();
     for (i, c) in conns.iter_mut().enumerate() {
         let r = c.call("echo", &[&format!("<int>{i}</int>")]);
@@ -29,9 +28,9 @@ fn many_parked_connections_are_answered_again() {
     }
     let first = CONNS as u64;
     assert!(
-        wait_until(LONG, || parked() >= first),
+        wait_until(LONG, || parks(&server) >= first),
         "{} parked",
-        parked()
+        parks(&server)
     );
     // Long enough for a unit's trim check (once a second) to have run after the parks.
     std::thread::sleep(Duration::from_millis(1200));
@@ -42,9 +41,9 @@ fn many_parked_connections_are_answered_again() {
     }
     // They park again, and shutdown closes them all.
     assert!(
-        wait_until(LONG, || parked() >= 2 * first),
+        wait_until(LONG, || parks(&server) >= 2 * first),
         "{} parked",
-        parked()
+        parks(&server)
     );
     server.shutdown();
     for c in &mut conns {
@@ -66,12 +65,15 @@ fn a_polling_client_is_parked_as_soon_as_it_is_answered() {
     cfg.socket_timeout_ms = 3_000;
     let server = start(cfg);
     let addr = server.local_addr();
-    let parked = || server.stats().counters.snapshot().connections_parked;
     let soon = Duration::from_millis(500);
     let mut c = Conn::open(addr);
     // The first request: parked when answered (the tick would take a second).
     assert_eq!(c.call("echo", &["<int>1</int>"]).status, 200);
-    assert!(wait_until(soon, || parked() == 1), "{} parks", parked());
+    assert!(
+        wait_until(soon, || parks(&server) == 1),
+        "{} parks",
+        parks(&server)
+    );
     // Requests back to back: the first finds it parked only for a moment, so hyper stays
     // for the rest of the burst, and the tick parks it a window after the last one.
     for i in 2..7 {
@@ -79,15 +81,19 @@ fn a_polling_client_is_parked_as_soon_as_it_is_answered() {
         assert_eq!(r.status, 200);
         assert!(r.body.contains(&format!("<int>{i}</int>")), "{}", r.body);
     }
-    assert_eq!(parked(), 1, "parked between back-to-back requests");
+    assert_eq!(parks(&server), 1, "parked between back-to-back requests");
     assert!(
-        wait_until(LONG, || parked() == 2),
+        wait_until(LONG, || parks(&server) == 2),
         "not parked after the burst"
     );
     // It was quiet for a window: its next answer parks it at once.
     assert_eq!(c.call("echo", &["<int>7</int>"]).status, 200);
     let answered = std::time::Instant::now();
-    assert!(wait_until(soon, || parked() == 3), "{} parks", parked());
+    assert!(
+        wait_until(soon, || parks(&server) == 3),
+        "{} parks",
+        parks(&server)
+    );
     // Parked at once, it is still closed only after the whole idle timeout.
     assert!(c.closed_within(LONG), "idle connection not closed");
     let idle = answered.elapsed();
@@ -105,10 +111,9 @@ fn a_request_sent_as_shutdown_starts_is_answered_by_a_parked_connection() {
     cfg.drain_timeout_ms = 4000;
     let server = start(cfg);
     let addr = server.local_addr();
-    let parked = || server.stats().counters.snapshot().connections_parked;
     let mut c = Conn::open(addr);
     assert_eq!(c.call("echo", &["<int>1</int>"]).status, 200);
-    assert!(wait_until(LONG, || parked() >= 1), "not parked");
+    assert!(wait_until(LONG, || parks(&server) >= 1), "not parked");
     // The request is on the wire before shutdown starts: the parked connection lingers
     // for it and answers it, closing afterwards.
     c.send(

@@ -100,6 +100,11 @@ pub fn start(config: Config) -> hub_core::RunningServer {
         .unwrap()
 }
 
+/// How many times `server` has parked a connection so far.
+pub fn parks(server: &hub_core::RunningServer) -> u64 {
+    server.stats().counters.snapshot().connections_parked
+}
+
 /// An XML-RPC call body.
 pub fn call_xml(method: &str, params: &[&str]) -> String {
     let params: String = params
