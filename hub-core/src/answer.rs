@@ -60,6 +60,21 @@ impl<T> Slot<T> {
     }
 }
 
+impl<T> State<T> {
+    /// The answer if it has come, or `Unanswered` if the reply was dropped without one.
+    fn take(&mut self) -> Option<Result<Result<T, Refusal>, Unanswered>> {
+        match self.answer.take() {
+            Some(answer) => {
+                // The reply, if not yet dropped, would otherwise wake the waiter for nothing.
+                self.waiter = None;
+                Some(Ok(answer))
+            }
+            None if self.replied => Some(Err(Unanswered)),
+            None => None,
+        }
+    }
+}
+
 /// A job's two ends; the reply posts to this thread's mailbox if it has one.
 pub(crate) fn channel<T>() -> (Reply<T>, JobResult<T>) {
     let mailbox = MAILBOX.with_borrow(Option::clone);
@@ -113,12 +128,7 @@ impl<T> Drop for Reply<T> {
 impl<T> JobResult<T> {
     /// The answer if it has come, without waiting.
     pub fn try_take(&mut self) -> Option<Result<Result<T, Refusal>, Unanswered>> {
-        let mut state = self.slot.lock();
-        match state.answer.take() {
-            Some(answer) => Some(Ok(answer)),
-            None if state.replied => Some(Err(Unanswered)),
-            None => None,
-        }
+        self.slot.lock().take()
     }
 }
 
@@ -127,13 +137,8 @@ impl<T> Future for JobResult<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.slot.lock();
-        if let Some(answer) = state.answer.take() {
-            // The reply, not yet dropped, would otherwise wake this task again for nothing.
-            state.waiter = None;
-            return Poll::Ready(Ok(answer));
-        }
-        if state.replied {
-            return Poll::Ready(Err(Unanswered));
+        if let Some(outcome) = state.take() {
+            return Poll::Ready(outcome);
         }
         match &mut state.waiter {
             Some(waiter) if waiter.will_wake(cx.waker()) => {}
