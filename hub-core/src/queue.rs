@@ -336,7 +336,11 @@ mod tests {
     #[test]
     fn every_job_is_taken_however_pushes_and_parking_interleave() {
         let q = queue(64);
-        let workers = crate::worker::spawn(3, &q).expect("spawn");
+        let config = crate::Config {
+            workers: 3,
+            ..crate::Config::default()
+        };
+        let workers = crate::worker::spawn(&config, &q).expect("spawn");
         let pushers: Vec<_> = (0..4)
             .map(|p| {
                 let q = Arc::clone(&q);

@@ -155,6 +155,8 @@ impl ServerBuilder {
         io_units: usize,
         /// See [`Config::workers`].
         workers: usize,
+        /// See [`Config::batch_scheduled_workers`].
+        batch_scheduled_workers: bool,
         /// See [`Config::max_connections`].
         max_connections: usize,
         /// See [`Config::max_queue_length`].
@@ -405,7 +407,7 @@ impl Server {
             hooks,
             parts,
         });
-        let workers = crate::worker::spawn(shared.config.workers, &queue)?;
+        let workers = crate::worker::spawn(&shared.config, &queue)?;
         let units = (0..shared.config.io_units)
             .map(|i| crate::unit::spawn(i, &shared))
             .collect::<io::Result<Vec<_>>>()?;

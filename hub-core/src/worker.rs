@@ -7,17 +7,47 @@ use std::time::Instant;
 
 use crate::queue::{JobQueue, Msg, Parker};
 
-/// Starts `n` workers on `queue`.
-pub(crate) fn spawn(n: usize, queue: &Arc<JobQueue>) -> std::io::Result<Vec<JoinHandle<()>>> {
-    (0..n)
+/// Starts `config.workers` workers on `queue`.
+pub(crate) fn spawn(
+    config: &crate::Config,
+    queue: &Arc<JobQueue>,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let batch = config.batch_scheduled_workers;
+    (0..config.workers)
         .map(|i| {
             let queue = Arc::clone(queue);
             std::thread::Builder::new()
                 .name(format!("hub-worker-{i}"))
-                .spawn(move || run(&queue))
+                .spawn(move || {
+                    if batch {
+                        schedule_as_batch();
+                    }
+                    run(&queue)
+                })
         })
         .collect()
 }
+
+/// Puts the calling thread under `SCHED_BATCH`: woken, it waits for the running thread to
+/// block or use up its slice instead of preempting it. Without it, on a busy CPU each job
+/// handed to a sleeping worker preempted the IO unit that queued it, and the unit preempted
+/// the worker again when its next connection became readable (BENCHMARKS.md, session 11).
+#[cfg(target_os = "linux")]
+fn schedule_as_batch() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `sched_setscheduler` reads `param` only during the call; pid 0 is this thread.
+    #[allow(unsafe_code)]
+    let refused = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0;
+    if refused {
+        // A seccomp profile may forbid it; the worker runs as before.
+        let err = std::io::Error::last_os_error();
+        tracing::debug!(%err, "SCHED_BATCH refused for a worker");
+    }
+}
+
+/// Other systems have no such policy.
+#[cfg(not(target_os = "linux"))]
+fn schedule_as_batch() {}
 
 /// One worker: take a job; skip it if its client left; answer it without running if it
 /// waited too long; else run it. A panic that escapes the job is caught: the worker lives on.
@@ -74,7 +104,7 @@ impl StandalonePool {
     pub fn start(config: &crate::Config) -> std::io::Result<Self> {
         let stats = Arc::new(crate::stats::Stats::new(std::iter::empty::<&str>()));
         let queue = Arc::new(JobQueue::configured(config, stats));
-        let workers = spawn(config.workers, &queue)?;
+        let workers = spawn(config, &queue)?;
         Ok(Self { queue, workers })
     }
 
@@ -141,5 +171,37 @@ mod tests {
         let queue = Arc::clone(pool.queue());
         drop(pool); // joins the workers: returns only once all three have stopped
         assert_eq!(Arc::strong_count(&queue), 1, "no worker holds the queue");
+    }
+
+    /// The policy a job finds its worker under, with `batch_scheduled_workers` set to `batch`.
+    #[cfg(target_os = "linux")]
+    fn policy_seen_by_a_job(batch: bool) -> libc::c_int {
+        let config = crate::Config {
+            workers: 1,
+            batch_scheduled_workers: batch,
+            ..crate::Config::default()
+        };
+        let pool = StandalonePool::start(&config).expect("spawn");
+        // SAFETY: `sched_getscheduler` only reads the calling thread's policy.
+        #[allow(unsafe_code)]
+        let job = pool
+            .queue()
+            .submit(|| unsafe { libc::sched_getscheduler(0) })
+            .expect("admitted");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        rt.block_on(job).expect("answered").expect("ran")
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn workers_run_under_sched_batch_unless_configured_otherwise() {
+        assert_eq!(policy_seen_by_a_job(true), libc::SCHED_BATCH);
+        assert_eq!(policy_seen_by_a_job(false), libc::SCHED_OTHER);
+        // SAFETY: as above; the test's own thread keeps the default policy.
+        #[allow(unsafe_code)]
+        let here = unsafe { libc::sched_getscheduler(0) };
+        assert_eq!(here, libc::SCHED_OTHER, "only the workers change policy");
     }
 }
