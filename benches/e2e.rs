@@ -14,6 +14,8 @@
 //! - **async**: the hub with `echo` and `getBuild` as async handlers (as `examples/echo.rs
 //!   --handlers async`);
 //! - **blocking**: the same as blocking handlers on the worker pool, plus `sleep(ms)`;
+//!   **blocking-nobatch** with its workers under the default scheduling policy
+//!   (`batch_scheduled_workers = false`), to show what `SCHED_BATCH` does in the same run;
 //! - **floor-pool**: the floor answering from tokio's blocking pool (`spawn_blocking`): what a
 //!   hand-off to another thread and back costs by itself, the peer of thread mode;
 //! - **floor-queue**: the floor answering through the hub's own job queue and workers (the
@@ -158,11 +160,12 @@ fn serve(role: &str) {
                 Answerer::HubQueue(Arc::new(StandalonePool::start(&config).unwrap())),
             )
         }
-        "async" | "blocking" | "async-nowatch" | "blocking-nowatch" => {
+        "async" | "blocking" | "async-nowatch" | "blocking-nowatch" | "blocking-nobatch" => {
             let server = hub_server(
                 addr,
                 role.starts_with("blocking"),
                 !role.ends_with("nowatch"),
+                !role.ends_with("nobatch"),
             );
             let a = server.local_addr();
             _server = Some(server);
@@ -344,8 +347,13 @@ fn sleep(params: Params) -> Result<Value, RpcError> {
 }
 
 /// The hub with its default configuration (`watch = false`: `memory_warn_threshold_kib = 0`).
-fn hub_server(addr: SocketAddr, blocking: bool, watch: bool) -> hub::core::RunningServer {
-    let mut builder = Server::builder();
+fn hub_server(
+    addr: SocketAddr,
+    blocking: bool,
+    watch: bool,
+    batch: bool,
+) -> hub::core::RunningServer {
+    let mut builder = Server::builder().batch_scheduled_workers(batch);
     if !watch {
         builder = builder.memory_warn_threshold_kib(0);
     }
@@ -502,6 +510,7 @@ fn drive() {
     let blk = ServerProc::spawn("blocking");
     let asy_nw = ServerProc::spawn("async-nowatch");
     let blk_nw = ServerProc::spawn("blocking-nowatch");
+    let blk_nb = ServerProc::spawn("blocking-nobatch");
     let floor_pool = ServerProc::spawn("floor-pool");
     let floor_queue = ServerProc::spawn("floor-queue");
 
@@ -523,7 +532,7 @@ fn drive() {
     };
 
     // Every server with the calls it is measured on (the headline and allocation tables).
-    let cases: [(&ServerProc, &str, &Arc<[u8]>); 9] = [
+    let cases: [(&ServerProc, &str, &Arc<[u8]>); 10] = [
         (&floor, "fixed bytes", &hello),
         (&asy, "echo(\"hello\")", &hello),
         (&asy, "getBuild(7)", &build),
@@ -531,6 +540,7 @@ fn drive() {
         (&blk, "getBuild(7)", &build),
         (&asy_nw, "echo(\"hello\")", &hello),
         (&blk_nw, "echo(\"hello\")", &hello),
+        (&blk_nb, "echo(\"hello\")", &hello),
         (&floor_pool, "fixed bytes via spawn_blocking", &hello),
         (&floor_queue, "fixed bytes via the hub's job queue", &hello),
     ];
