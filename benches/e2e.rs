@@ -165,7 +165,7 @@ fn serve(role: &str) {
                 addr,
                 role.starts_with("blocking"),
                 !role.ends_with("nowatch"),
-                !role.ends_with("nobatch"),
+                !role.ends_with("nobatch") && env_or("HUB_E2E_BATCH", 1) != 0,
             );
             let a = server.local_addr();
             _server = Some(server);
