@@ -24,7 +24,7 @@ pub struct Config {
     /// Linux: run the workers under the `SCHED_BATCH` policy. A worker woken for a job then
     /// does not preempt the thread running on its CPU (usually the IO unit that queued the
     /// job) but starts when that thread blocks or its time slice ends, so a hand-off costs
-    /// fewer preemptions: server CPU per thread-mode request 10–25% lower in BENCHMARKS.md.
+    /// fewer preemptions: server CPU per thread-mode request 10–23% lower in BENCHMARKS.md.
     /// Needs no privilege; elsewhere, or if the kernel refuses, the workers keep the default
     /// policy. Set `false` if a blocking handler must start within microseconds on a CPU
     /// that other busy threads share. Default `true`.

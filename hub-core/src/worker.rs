@@ -29,9 +29,10 @@ pub(crate) fn spawn(
 }
 
 /// Puts the calling thread under `SCHED_BATCH`: woken, it waits for the running thread to
-/// block or use up its slice instead of preempting it. Without it, on a busy CPU each job
-/// handed to a sleeping worker preempted the IO unit that queued it, and the unit preempted
-/// the worker again when its next connection became readable (BENCHMARKS.md, session 11).
+/// block or use up its slice instead of preempting it. Without it, on a busy CPU a job handed
+/// to a sleeping worker often preempted the IO unit that queued it, on the unit's way back
+/// from the wake or from its next `writev`, in the middle of its turn (BENCHMARKS.md,
+/// session 11).
 #[cfg(target_os = "linux")]
 fn schedule_as_batch() {
     let param = libc::sched_param { sched_priority: 0 };
