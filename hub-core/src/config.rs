@@ -26,8 +26,9 @@ pub struct Config {
     /// job) but starts when that thread blocks or its time slice ends, so a hand-off costs
     /// fewer preemptions: server CPU per thread-mode request 10–23% lower in BENCHMARKS.md.
     /// Needs no privilege; elsewhere, or if the kernel refuses, the workers keep the default
-    /// policy. Set `false` if a blocking handler must start within microseconds on a CPU
-    /// that other busy threads share. Default `true`.
+    /// policy. Threads a blocking handler starts inherit the policy. Set `false` if a
+    /// blocking handler must start within microseconds on a CPU that other busy threads
+    /// share. Default `true`.
     pub batch_scheduled_workers: bool,
     /// Connections held at once; past it a new connection is answered `503` and closed.
     /// Default 100000. The open-file soft limit is raised toward this at start (see
