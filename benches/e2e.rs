@@ -117,6 +117,11 @@ fn io_units() -> usize {
 fn workers() -> usize {
     env_or("HUB_E2E_WORKERS", 20)
 }
+/// Whether the hubs' workers (and floor-queue's) run under `SCHED_BATCH`: the default (yes),
+/// or not with `HUB_E2E_BATCH=0`.
+fn batch() -> bool {
+    env_or("HUB_E2E_BATCH", 1) != 0
+}
 
 /// The environment variable `name` parsed, or `default` (unset or unreadable).
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -153,6 +158,7 @@ fn serve(role: &str) {
         "floor-queue" => {
             let config = hub::core::Config {
                 workers: workers(),
+                batch_scheduled_workers: batch(),
                 ..hub::core::Config::default()
             };
             floor(
@@ -165,7 +171,7 @@ fn serve(role: &str) {
                 addr,
                 role.starts_with("blocking"),
                 !role.ends_with("nowatch"),
-                !role.ends_with("nobatch") && env_or("HUB_E2E_BATCH", 1) != 0,
+                !role.ends_with("nobatch") && batch(),
             );
             let a = server.local_addr();
             _server = Some(server);
