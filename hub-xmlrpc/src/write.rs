@@ -12,6 +12,11 @@ use crate::{Fault, MethodCall, Value};
 
 const DECL: &[u8] = b"<?xml version=\"1.0\"?>\n";
 
+/// Room reserved past a long text or base64 scalar for the end tags that follow it (a
+/// fault's are the longest: 68 bytes), so a document that ends with a big scalar is not
+/// moved to a buffer twice its size by its last few bytes.
+const END_TAGS: usize = 128;
+
 /// Appends a `<methodCall>` document to `out`.
 ///
 /// ```
@@ -45,7 +50,9 @@ pub fn write_response(v: &Value, out: &mut Vec<u8>) {
 
 /// Appends a fault `<methodResponse>` to `out`.
 pub fn write_fault(fault: &Fault, out: &mut Vec<u8>) {
-    out.reserve(DECL.len() + 192 + fault.message.len());
+    // The head (under 192 bytes), the message, and the room a long message's escape
+    // keeps after it for the end tags.
+    out.reserve(DECL.len() + 192 + fault.message.len() + END_TAGS);
     out.extend_from_slice(DECL);
     out.extend_from_slice(
         b"<methodResponse><fault><value><struct><member><name>faultCode</name><value><int>",
@@ -165,6 +172,7 @@ fn write_scalar(v: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(b"<base64>");
             let start = out.len();
             let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+            out.reserve(len.saturating_add(END_TAGS));
             out.resize(start + len, 0);
             let n = base64::engine::general_purpose::STANDARD
                 .encode_slice(bytes, &mut out[start..])
@@ -241,6 +249,8 @@ fn copy_ends<const K: usize>(dst: &mut [u8], first: &[u8; K], last: &[u8; K]) {
 #[inline(never)]
 fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
     use crate::swar::{block_needs_escape, block_step, needs_escape, tail_word, word, WORDS_FIRST};
+    // Once for the text and its end tags: growing as it is copied would copy it again.
+    out.reserve(bytes.len().saturating_add(END_TAGS));
     let mut start = 0;
     let mut i = 0;
     // Word steps up to here; past it, block steps while there is nothing to escape (short
@@ -312,6 +322,24 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn a_document_ending_in_a_big_scalar_is_not_moved_by_its_end_tags() {
+        use crate::{write_fault, write_response, Fault, Value};
+        let big = "x".repeat(1 << 20);
+        for what in ["string", "base64", "fault"] {
+            let mut out = Vec::new();
+            match what {
+                "string" => write_response(&Value::from(big.as_str()), &mut out),
+                "base64" => write_response(&Value::Base64(big.clone().into_bytes()), &mut out),
+                _ => write_fault(&Fault::new(1, big.clone()), &mut out),
+            }
+            // Grown once for the scalar and what follows it; a growth for the end tags would
+            // have doubled the buffer (and copied the whole document).
+            let (cap, len) = (out.capacity(), out.len());
+            assert!(cap < len + 256, "{what}: capacity {cap} for {len} bytes");
+        }
     }
 
     #[test]
