@@ -30,12 +30,13 @@ where
         let Ok(data) = frame.map_err(|_| BodyError::Unreadable)?.into_data() else {
             continue;
         };
-        if read.len.saturating_add(data.len()) > max {
+        let Some(room) = max.checked_sub(read.len.saturating_add(data.len())) else {
             return Err(BodyError::TooLarge);
-        }
-        // What the body says is still to come (its declared length; 0 when chunked).
-        let rest = usize::try_from(body.size_hint().lower()).unwrap_or(usize::MAX);
-        read.push(data, rest.min(max));
+        };
+        // What the body says is still to come (its declared length; 0 when chunked), within
+        // the limit.
+        let rest = usize::try_from(body.size_hint().lower()).map_or(room, |rest| rest.min(room));
+        read.push(data, rest);
     }
     Ok(read.finish())
 }

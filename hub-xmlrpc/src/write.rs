@@ -12,10 +12,17 @@ use crate::{Fault, MethodCall, Value};
 
 const DECL: &[u8] = b"<?xml version=\"1.0\"?>\n";
 
-/// Room reserved past a long text or base64 scalar for the end tags that follow it (a
-/// fault's are the longest: 68 bytes), so a document that ends with a big scalar is not
-/// moved to a buffer twice its size by its last few bytes.
+/// Room for the end tags after a scalar (a fault's are the longest: 68 bytes).
 const END_TAGS: usize = 128;
+
+/// Makes room for a scalar of `n` bytes. When that takes a new buffer, the buffer also has
+/// room for the end tags after it: otherwise a document ending in a big scalar would be
+/// moved to a buffer twice its size by its last few bytes, copying it all again.
+fn reserve_scalar(out: &mut Vec<u8>, n: usize) {
+    if out.capacity() - out.len() < n {
+        out.reserve(n.saturating_add(END_TAGS));
+    }
+}
 
 /// Appends a `<methodCall>` document to `out`.
 ///
@@ -172,7 +179,7 @@ fn write_scalar(v: &Value, out: &mut Vec<u8>) {
             out.extend_from_slice(b"<base64>");
             let start = out.len();
             let len = base64::encoded_len(bytes.len(), true).unwrap_or(0);
-            out.reserve(len.saturating_add(END_TAGS));
+            reserve_scalar(out, len);
             out.resize(start + len, 0);
             let n = base64::engine::general_purpose::STANDARD
                 .encode_slice(bytes, &mut out[start..])
@@ -249,8 +256,7 @@ fn copy_ends<const K: usize>(dst: &mut [u8], first: &[u8; K], last: &[u8; K]) {
 #[inline(never)]
 fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
     use crate::swar::{block_needs_escape, block_step, needs_escape, tail_word, word, WORDS_FIRST};
-    // Once for the text and its end tags: growing as it is copied would copy it again.
-    out.reserve(bytes.len().saturating_add(END_TAGS));
+    reserve_scalar(out, bytes.len());
     let mut start = 0;
     let mut i = 0;
     // Word steps up to here; past it, block steps while there is nothing to escape (short
