@@ -57,8 +57,8 @@ pub fn write_response(v: &Value, out: &mut Vec<u8>) {
 
 /// Appends a fault `<methodResponse>` to `out`.
 pub fn write_fault(fault: &Fault, out: &mut Vec<u8>) {
-    // The head (under 192 bytes), the message, and the room a long message's escape
-    // keeps after it for the end tags.
+    // The head (under 192 bytes), the message and the end tags (68 bytes, within
+    // `END_TAGS`): all of it fits, so no escape of the message has to grow the buffer.
     out.reserve(DECL.len() + 192 + fault.message.len() + END_TAGS);
     out.extend_from_slice(DECL);
     out.extend_from_slice(
