@@ -1,5 +1,6 @@
 //! Helpers for the tests that run the examples as real processes and drive them with real
-//! clients (Python's `xmlrpc.client`, the `koji` CLI, the `call` example).
+//! clients (Python's `xmlrpc.client`, the `koji` CLI, xmlrpc-c's `xmlrpc`, the `call`
+//! example).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
@@ -224,6 +225,19 @@ pub fn koji(url: &str, args: &[&str]) -> Ran {
         )
     });
     run(koji, &all, "")
+}
+
+/// Runs xmlrpc-c's `xmlrpc` command-line client: `xmlrpc URL METHOD ARGS...`.
+pub fn xmlrpc_c(url: &str, method: &str, args: &[&str]) -> Ran {
+    let mut all = vec![url, method];
+    all.extend_from_slice(args);
+    let xmlrpc = which("xmlrpc").unwrap_or_else(|| {
+        panic!(
+            "xmlrpc-c's `xmlrpc` client is not on PATH; install it as CI does: \
+             bash .ci/deps (Debian's libxmlrpc-core-c3-dev)"
+        )
+    });
+    run(xmlrpc, &all, "")
 }
 
 fn which(program: &str) -> Option<PathBuf> {
