@@ -1,6 +1,7 @@
 //! The echo example, run as a process, driven by Python's `xmlrpc.client`: every value type
 //! round trips, faults keep their codes, a panic is caged, MultiCall and introspection work,
-//! with `echo`/`getBuild` as async handlers and as blocking ones.
+//! gzipped requests are decoded, with `echo`/`getBuild` as async handlers and as blocking
+//! ones.
 
 mod support;
 
@@ -106,6 +107,24 @@ try:
 except x.Fault as f:
     assert f.faultCode == -32603, f
 same(r[5], 1, "multicall sleep")
+
+# gzip: a transport with encode_threshold set compresses every request body past it
+# (Content-Encoding: gzip), as Python's own server decodes
+class GzipTransport(x.Transport):
+    encode_threshold = 0
+gz = x.ServerProxy(url, transport=GzipTransport(), allow_none=True, use_builtin_types=True)
+for v in ["hello", s, arr, "x" * 200_000]:
+    same(gz.echo(v), v, "gzip echo")
+same(gz.getBuild(7), want, "gzip getBuild")
+m = x.MultiCall(gz)
+m.echo(1)
+m.getBuild(7)
+same(list(m()), [1, want], "gzip multicall")
+try:
+    gz.getBuild("seven")
+    raise AssertionError("gzip getBuild('seven') answered no fault")
+except x.Fault as f:
+    assert f.faultCode == -32602, f
 
 # introspection
 names = p.system.listMethods()

@@ -18,6 +18,7 @@ pub mod config;
 mod conn;
 pub mod context;
 mod dispatch;
+mod encoding;
 mod fd_limit;
 mod header_map;
 mod introspection;

@@ -3,8 +3,9 @@
 //! - `POST` with `Content-Type: application/octet-stream` on an RPC path → the upload handler
 //!   ([`crate::upload`]: streamed, bounded by `max_upload_length`);
 //! - any other `POST` on an RPC path → XML-RPC (body bounded by `max_request_length` → `413`,
-//!   and by `socket_timeout_ms` → `408`; the call by `handler_timeout_ms` → `system_error`
-//!   fault);
+//!   and by `socket_timeout_ms` → `408`; a gzip or deflate body decoded within the same
+//!   limit, another `Content-Encoding` → `415`; the call by `handler_timeout_ms` →
+//!   `system_error` fault);
 //! - any other method on an RPC path → `405` with `Allow: POST` and koji's sentence;
 //! - `GET /metrics` → Prometheus text; `GET /healthz` → `200`, or `503` while draining or
 //!   offline;
@@ -18,7 +19,7 @@ use std::future::Future;
 use std::task::Poll;
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hub_xmlrpc::Fault;
@@ -28,6 +29,7 @@ use crate::body::{read_to_end, BodyError};
 use crate::conn::ConnState;
 use crate::context::ServerParts;
 use crate::dispatch::{start_body, CallError};
+use crate::encoding::{self, DecodeError};
 use crate::payload::Payload;
 use crate::queue::Refusal;
 use crate::server::Shared;
@@ -94,6 +96,12 @@ enum Answer {
     /// The body could not be read within its limits: this status and text, and the
     /// connection closes.
     Unread(StatusCode, &'static str),
+    /// The body was read but could not be decoded from its `Content-Encoding`: this status
+    /// and text; the connection stays open.
+    Undecoded(StatusCode, &'static str),
+    /// A `Content-Encoding` the hub does not decode: `415` naming those it does; the body is
+    /// not read, so the connection closes.
+    UnknownCoding,
 }
 
 impl Answer {
@@ -101,6 +109,11 @@ impl Answer {
         match self {
             Answer::Call(outcome) => xml(outcome),
             Answer::Unread(status, why) => closing(text(status, why)),
+            Answer::Undecoded(status, why) => text(status, why),
+            Answer::UnknownCoding => unsupported_coding(
+                "unsupported Content-Encoding: send the body as is, gzip or deflate\n",
+                encoding::ACCEPTED,
+            ),
         }
     }
 }
@@ -119,6 +132,10 @@ async fn rpc(
         counters.too_large.add(1);
         return Answer::Unread(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
     }
+    let Ok(coding) = encoding::coding(req.headers()) else {
+        counters.bad_encodings.add(1);
+        return Answer::UnknownCoding;
+    };
     // The call's context takes the headers (no copy); the body is read in place.
     let headers = std::mem::take(req.headers_mut());
     let mut read = std::pin::pin!(read_to_end(req.body_mut(), max));
@@ -148,6 +165,23 @@ async fn rpc(
         Ok(Ok(body)) => body,
     };
     counters.bytes_in.add(body.len() as u64);
+    let body = match encoding::decode(coding, body, max) {
+        Ok(body) => body,
+        Err(DecodeError::TooLarge) => {
+            counters.too_large.add(1);
+            return Answer::Undecoded(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large once decoded\n",
+            );
+        }
+        Err(DecodeError::Corrupt) => {
+            counters.bad_encodings.add(1);
+            return Answer::Undecoded(
+                StatusCode::BAD_REQUEST,
+                "request body not valid in its Content-Encoding\n",
+            );
+        }
+    };
     let call = start_body(shared, parts, body, Some(peer), headers);
     let Some(budget) = shared.config.handler_timeout() else {
         return Answer::Call(call.outcome().await);
@@ -206,6 +240,16 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+/// `415` for a body in a `Content-Encoding` not decoded here, naming those that are
+/// (`accepted`, as `Accept-Encoding`: RFC 9110 §12.5.3); the body is left unread, so the
+/// connection closes.
+pub(crate) fn unsupported_coding(why: &'static str, accepted: &'static str) -> Resp {
+    let mut resp = text(StatusCode::UNSUPPORTED_MEDIA_TYPE, why);
+    resp.headers_mut()
+        .insert(ACCEPT_ENCODING, HeaderValue::from_static(accepted));
+    closing(resp)
 }
 
 /// Marks a response as the last on its connection (the request body was not fully read).

@@ -216,6 +216,9 @@ counters! {
     panics: Counter = "counter",
     /// Bodies refused with `413`.
     too_large: Counter = "counter",
+    /// Request bodies refused for their `Content-Encoding`: one the hub does not decode
+    /// (`415`), or data not valid in it (`400`).
+    bad_encodings: Counter = "counter",
     /// Calls answered the offline fault (offline, lockout, or a failed resource).
     offline_refusals: Counter = "counter",
     /// Requests whose credentials the authenticator refused.

@@ -14,7 +14,8 @@
 //! authenticator (the caller is in the context), per-request resources committed or rolled
 //! back, the panic cage. Limits: `max_upload_length` bytes (a larger declared length is
 //! refused before reading, a longer stream is cut off: `413`), and `socket_timeout_ms` between
-//! two chunks (`408`).
+//! two chunks (`408`). The body is handed over as sent: a `Content-Encoding` other than
+//! `identity` is refused with `415`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -33,7 +34,7 @@ use crate::dispatch::CallError;
 use crate::lifecycle;
 use crate::registry::{Params, RpcError};
 use crate::server::Shared;
-use crate::service::{closing, text, xml, Resp};
+use crate::service::{closing, text, unsupported_coding, xml, Resp};
 use crate::watch::CallWatch;
 
 /// The method name uploads have in the context, the stats, the logs and `lockout_exempt`.
@@ -247,6 +248,14 @@ pub(crate) async fn serve(
     if declared.is_some_and(|n| n > max) {
         shared.stats.counters.too_large.add(1);
         return closing(text(StatusCode::PAYLOAD_TOO_LARGE, "upload too large\n"));
+    }
+    // The handler gets the bytes as sent; encoded ones would be stored encoded, unnoticed.
+    if crate::encoding::coding(req.headers()) != Ok(crate::encoding::Coding::Identity) {
+        shared.stats.counters.bad_encodings.add(1);
+        return unsupported_coding(
+            "uploads are taken as sent: no Content-Encoding\n",
+            "identity",
+        );
     }
     let (head, incoming) = req.into_parts();
     let caller = match lifecycle::offline(shared)

@@ -1,8 +1,8 @@
 //! HTTP abuse over real loopback sockets: bodies streamed past the limit (the 413 always
 //! arrives), a client that sends everything before reading, oversized headers, bodies longer
 //! or shorter than declared, pipelining across blocking and async handlers, HTTP/1.0,
-//! clients that leave mid-request or before reading, and slow-loris connections that do not
-//! slow anyone else down. After each: the server still serves and holds no connection.
+//! clients that leave mid-request or before reading, slow-loris connections that do not
+//! slow anyone else down, and compressed bodies (decoded within the limit, or refused). After each: the server still serves and holds no connection.
 #![allow(clippy::unwrap_used)]
 
 mod hostile_support;
@@ -196,6 +196,136 @@ fn body_longer_or_shorter_than_declared() {
 
     assert_eq!(TOUCH_RUNS.load(Ordering::SeqCst), runs, "a cut body ran");
     assert_eq!(Conn::open(addr).call("echo", &["<int>7</int>"]).status, 200);
+    assert!(wait_until(LONG, || held(&server) == 0));
+    server.shutdown();
+}
+
+/// Writes a `POST /RPC2` with `headers` and the raw `body` on `c` and reads the answer.
+fn post_raw(c: &mut Conn, headers: &str, body: &[u8]) -> Option<Resp> {
+    let head = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    c.stream.write_all(head.as_bytes()).unwrap();
+    c.stream.write_all(body).unwrap();
+    c.read_response()
+}
+
+fn compressed(data: &[u8], gzip: bool) -> Vec<u8> {
+    use flate2::write::{GzEncoder, ZlibEncoder};
+    use flate2::Compression;
+    if gzip {
+        let mut e = GzEncoder::new(Vec::new(), Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    } else {
+        let mut e = ZlibEncoder::new(Vec::new(), Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+}
+
+/// `call` gzipped, then a second gzip member of 16 MiB of zeros (~16 KiB): a real call first,
+/// so only the decoded size can stop it.
+fn gzip_bomb(call: &[u8]) -> Vec<u8> {
+    let mut bomb = compressed(call, true);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    let mib = vec![0u8; 1 << 20];
+    for _ in 0..16 {
+        e.write_all(&mib).unwrap();
+    }
+    bomb.extend_from_slice(&e.finish().unwrap());
+    bomb
+}
+
+/// Compressed request bodies: gzip and deflate are decoded and answered on a kept-alive
+/// connection; a body inflating past `max_request_length` (a "zip bomb": 16 MiB of zeros in
+/// ~16 KiB) is `413`, corrupt data `400`, both leaving the connection usable; an unknown
+/// coding is `415` naming the accepted ones, and the connection closes unread; an encoded
+/// upload is `415` too. None of the refused bodies reaches a handler.
+#[test]
+fn compressed_bodies_are_decoded_within_the_limit_or_refused() {
+    let mut cfg = config();
+    cfg.max_request_length = 256 * 1024;
+    let server = start_with(cfg, |b| b.upload(drain_upload));
+    let addr = server.local_addr();
+    let runs = TOUCH_RUNS.load(Ordering::SeqCst);
+    let xml = "text/xml";
+    let echo = call_xml("echo", &["<string>squeezed</string>"]);
+
+    let mut c = Conn::open(addr);
+    for (coding, gzip) in [("gzip", true), ("x-gzip", true), ("deflate", false)] {
+        let headers = format!("Content-Type: {xml}\r\nContent-Encoding: {coding}\r\n");
+        let r = post_raw(&mut c, &headers, &compressed(echo.as_bytes(), gzip)).unwrap();
+        assert_eq!(r.status, 200, "{coding}: {r:?}");
+        assert!(
+            r.body.contains("<string>squeezed</string>"),
+            "{coding}: {r:?}"
+        );
+    }
+    // Just under the limit once decoded, from a body a hundred times smaller.
+    let big = "y".repeat(200 * 1024);
+    let body = call_xml("echo", &[&format!("<string>{big}</string>")]);
+    let headers = format!("Content-Type: {xml}\r\nContent-Encoding: gzip\r\n");
+    let packed = compressed(body.as_bytes(), true);
+    assert!(packed.len() < 4 * 1024, "{} bytes", packed.len());
+    let r = post_raw(&mut c, &headers, &packed).unwrap();
+    assert!(r.status == 200 && r.body.contains(&big), "{}", r.status);
+
+    // The bomb, twice on one connection; then the connection still serves.
+    let touch = call_xml("touch", &[]);
+    let bomb = gzip_bomb(touch.as_bytes());
+    assert!(bomb.len() < 32 * 1024, "{} bytes", bomb.len());
+    for _ in 0..2 {
+        let r = post_raw(&mut c, &headers, &bomb).unwrap();
+        assert_eq!(r.status, 413, "{r:?}");
+        assert!(r.body.contains("decoded"), "{r:?}");
+    }
+    // Corrupt: plain XML labelled gzip, and a gzip stream cut short.
+    let cut = &packed[..packed.len() / 2];
+    for bad in [touch.as_bytes(), cut] {
+        let r = post_raw(&mut c, &headers, bad).unwrap();
+        assert_eq!(r.status, 400, "{r:?}");
+        assert!(!r.body.contains("touch"), "the body came back: {r:?}");
+    }
+    assert_eq!(c.call("echo", &["<int>7</int>"]).status, 200, "kept alive");
+    drop(c);
+
+    // Unknown codings: refused unread, with what is accepted.
+    for coding in ["br", "zstd", "gzip, gzip"] {
+        let mut c = Conn::open(addr);
+        let headers = format!("Content-Type: {xml}\r\nContent-Encoding: {coding}\r\n");
+        let r = post_raw(&mut c, &headers, touch.as_bytes()).unwrap();
+        assert_eq!(r.status, 415, "{coding}: {r:?}");
+        assert_eq!(
+            r.header("accept-encoding").as_deref(),
+            Some("gzip, deflate"),
+            "{r:?}"
+        );
+        assert_eq!(r.header("connection").as_deref(), Some("close"), "{r:?}");
+        assert!(c.closed_within(LONG));
+    }
+    // An upload is taken as sent: an encoded one is refused.
+    let mut c = Conn::open(addr);
+    let head = "POST /RPC2?filename=x HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcde";
+    c.stream.write_all(head.as_bytes()).unwrap();
+    let r = c.read_response().unwrap();
+    assert_eq!(r.status, 415, "{r:?}");
+    assert_eq!(
+        r.header("accept-encoding").as_deref(),
+        Some("identity"),
+        "{r:?}"
+    );
+    assert!(c.closed_within(LONG));
+
+    assert_eq!(
+        TOUCH_RUNS.load(Ordering::SeqCst),
+        runs,
+        "a refused body ran"
+    );
+    let counters = server.stats().counters.snapshot();
+    assert_eq!(counters.too_large, 2);
+    assert_eq!(counters.bad_encodings, 2 + 3 + 1);
     assert!(wait_until(LONG, || held(&server) == 0));
     server.shutdown();
 }
