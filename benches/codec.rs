@@ -3,7 +3,8 @@
 //!
 //! Cases: (a) `echo("hello")`, (b) a ~1 MiB call holding an array of structs, (c) an
 //! 8-member struct response. Each is decoded (bytes to values) and encoded (values to
-//! bytes). Run: `cargo bench --bench codec`.
+//! bytes). Then what gzipping a ~1 MiB answer costs beside writing it (`gzip_answers_over`).
+//! Run: `cargo bench --bench codec` (`cargo bench --bench codec -- gzip` for that part).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -220,11 +221,58 @@ fn encode(c: &mut Criterion) {
     }
 }
 
+/// What `gzip_answers_over` adds to an answer: the hub writing a ~1 MiB array of builds
+/// (the peer), then gzip at the fastest level (what the hub uses) and at the default level.
+fn gzip(c: &mut Criterion) {
+    use std::io::Write as _;
+    let gz = |bytes: &[u8], level: flate2::Compression| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), level);
+        e.write_all(bytes).expect("in memory");
+        e.finish().expect("in memory")
+    };
+    let mut builds = Vec::new();
+    let mut bytes = Vec::new();
+    while bytes.len() < 1 << 20 {
+        builds.extend((builds.len() as i64..builds.len() as i64 + 256).map(build));
+        bytes.clear();
+        write_response(&Value::Array(builds.clone()), &mut bytes);
+    }
+    let answer = Value::Array(builds);
+    for (name, level) in [
+        ("fast", flate2::Compression::fast()),
+        ("default", flate2::Compression::default()),
+    ] {
+        let packed = gz(&bytes, level).len();
+        println!(
+            "gzip/{name}: {} bytes -> {packed} ({:.1}x)",
+            bytes.len(),
+            bytes.len() as f64 / packed as f64
+        );
+    }
+    let mut g = c.benchmark_group("gzip/1MiB-answer");
+    g.throughput(Throughput::Bytes(bytes.len() as u64));
+    g.sample_size(20);
+    g.bench_function(BenchmarkId::from_parameter("write"), |b| {
+        b.iter(|| {
+            let mut out = Vec::new();
+            write_response(black_box(&answer), &mut out);
+            out
+        })
+    });
+    g.bench_function(BenchmarkId::from_parameter("gzip-fast"), |b| {
+        b.iter(|| gz(black_box(&bytes), flate2::Compression::fast()))
+    });
+    g.bench_function(BenchmarkId::from_parameter("gzip-default"), |b| {
+        b.iter(|| gz(black_box(&bytes), flate2::Compression::default()))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = decode, encode
+    targets = decode, encode, gzip
 }
 criterion_main!(benches);

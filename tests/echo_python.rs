@@ -1,7 +1,7 @@
 //! The echo example, run as a process, driven by Python's `xmlrpc.client`: every value type
 //! round trips, faults keep their codes, a panic is caged, MultiCall and introspection work,
-//! gzipped requests are decoded, with `echo`/`getBuild` as async handlers and as blocking
-//! ones.
+//! gzipped requests are decoded and gzipped answers read, with `echo`/`getBuild` as async
+//! handlers and as blocking ones.
 
 mod support;
 
@@ -126,6 +126,16 @@ try:
 except x.Fault as f:
     assert f.faultCode == -32602, f
 
+# the answer's own encoding, as the server chose it (gzip when the run asks for it)
+class Seen(x.Transport):
+    def parse_response(self, response):
+        self.coding = response.getheader("Content-Encoding")
+        return super().parse_response(response)
+seen = Seen()
+same(x.ServerProxy(url, transport=seen).echo("peek"), "peek", "echo through Seen")
+want_coding = "gzip" if sys.argv[2:] == ["gzip"] else None
+assert seen.coding == want_coding, f"answer Content-Encoding {seen.coding!r}, want {want_coding!r}"
+
 # introspection
 names = p.system.listMethods()
 for n in ["echo", "getBuild", "sleep", "fail", "crash", "getAPIVersion", "_listapi",
@@ -144,8 +154,14 @@ print("ok")
 "#;
 
 fn drive(handlers: &str) {
-    let server = support::serve("echo", &["--handlers", handlers]);
-    let ran = support::python(SCRIPT, &[&server.url()]);
+    drive_with(&["--handlers", handlers], "plain");
+}
+
+/// Runs the script against the echo example started with `args`; `answers` is how the
+/// script expects them encoded (`gzip` or `plain`).
+fn drive_with(args: &[&str], answers: &str) {
+    let server = support::serve("echo", args);
+    let ran = support::python(SCRIPT, &[&server.url(), answers]);
     assert_eq!(
         ran.ok().trim(),
         "ok",
@@ -162,4 +178,16 @@ fn python_drives_echo_with_async_handlers() {
 #[test]
 fn python_drives_echo_with_blocking_handlers() {
     drive("blocking");
+}
+
+/// Every answer gzipped (`gzip_answers_over = 1`): Python asks for gzip and decodes it.
+#[test]
+fn python_drives_echo_with_gzipped_answers() {
+    let conf = std::env::temp_dir().join(format!("hub-echo-gzip-{}.toml", std::process::id()));
+    std::fs::write(&conf, "gzip_answers_over = 1\n").expect("temp config written");
+    drive_with(
+        &["--config", conf.to_str().expect("a UTF-8 temp path")],
+        "gzip",
+    );
+    let _ = std::fs::remove_file(conf);
 }

@@ -60,8 +60,16 @@ pub struct Config {
     /// `socket_timeout_ms` between chunks). Counted in the `timeouts` counter. Default 0:
     /// koji has long legitimate calls, so a hub sets its own budget.
     pub handler_timeout_ms: u64,
-    /// Largest request body in bytes; larger ones are answered `413`. Default 4 MiB.
+    /// Largest request body in bytes, as sent and once decoded from gzip or deflate; larger
+    /// ones are answered `413`. Default 4 MiB.
     pub max_request_length: usize,
+    /// Answers of at least this many bytes are gzipped for clients that accept it
+    /// (`Accept-Encoding: gzip`, as Python's `xmlrpc.client` and koji's `requests` send);
+    /// 0 means never. Compression, at the fastest level, runs on the IO unit that writes the
+    /// answer and pauses its other connections meanwhile: measured on the development VM,
+    /// 8 MB of koji-like build listings took 7.8 ms and came out 18x smaller (the default
+    /// level: 53 ms, 29x). Default 0: a proxy in front often does it.
+    pub gzip_answers_over: usize,
     /// Paths that accept XML-RPC `POST`s. Default `["/", "/RPC2"]`.
     pub rpc_paths: Vec<String>,
     /// Seconds between `[SERVER_STAT]` log lines (only logged when there was traffic);
@@ -203,6 +211,7 @@ impl Default for Config {
             socket_timeout_ms: 30_000,
             handler_timeout_ms: 0,
             max_request_length: 4 * 1024 * 1024,
+            gzip_answers_over: 0,
             rpc_paths: vec!["/".to_owned(), "/RPC2".to_owned()],
             stat_interval_secs: 10,
             drain_timeout_ms: 10_000,

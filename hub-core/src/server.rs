@@ -173,6 +173,8 @@ impl ServerBuilder {
         handler_timeout_ms: u64,
         /// See [`Config::max_request_length`].
         max_request_length: usize,
+        /// See [`Config::gzip_answers_over`].
+        gzip_answers_over: usize,
         /// See [`Config::rpc_paths`].
         rpc_paths: Vec<String>,
         /// See [`Config::stat_interval_secs`].

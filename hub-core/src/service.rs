@@ -18,8 +18,11 @@ use std::sync::Arc;
 use std::future::Future;
 use std::task::Poll;
 
-use bytes::Bytes;
-use http::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONNECTION, CONTENT_TYPE, RETRY_AFTER};
+use bytes::{Buf, Bytes};
+use http::header::{
+    HeaderValue, ACCEPT_ENCODING, ALLOW, CONNECTION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER,
+    VARY,
+};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hub_xmlrpc::Fault;
@@ -91,8 +94,8 @@ pub(crate) async fn handle(
 /// What an XML-RPC request is answered with, before it is a response (a few words: the
 /// request's future holds it, where a whole `Response` would be copied at each return).
 enum Answer {
-    /// A `methodResponse`, or `503` for a refused job.
-    Call(Result<hub_xmlrpc::Value, CallError>),
+    /// A `methodResponse`, or `503` for a refused job; gzipped from this many bytes if set.
+    Call(Result<hub_xmlrpc::Value, CallError>, Option<usize>),
     /// The body could not be read within its limits: this status and text, and the
     /// connection closes.
     Unread(StatusCode, &'static str),
@@ -107,7 +110,7 @@ enum Answer {
 impl Answer {
     fn into_response(self) -> Resp {
         match self {
-            Answer::Call(outcome) => xml(outcome),
+            Answer::Call(outcome, gzip_over) => xml_for(outcome, gzip_over),
             Answer::Unread(status, why) => closing(text(status, why)),
             Answer::Undecoded(status, why) => text(status, why),
             Answer::UnknownCoding => unsupported_coding(
@@ -135,6 +138,10 @@ async fn rpc(
     let Ok(coding) = encoding::coding(req.headers()) else {
         counters.bad_encodings.add(1);
         return Answer::UnknownCoding;
+    };
+    let gzip_over = match shared.config.gzip_answers_over {
+        0 => None,
+        over => encoding::accepts_gzip(req.headers()).then_some(over),
     };
     // The call's context takes the headers (no copy); the body is read in place.
     let headers = std::mem::take(req.headers_mut());
@@ -184,11 +191,11 @@ async fn rpc(
     };
     let call = start_body(shared, parts, body, Some(peer), headers);
     let Some(budget) = shared.config.handler_timeout() else {
-        return Answer::Call(call.outcome().await);
+        return Answer::Call(call.outcome().await, gzip_over);
     };
     // Boxed: keeps the timer out of the future of every request served without a budget.
     match Box::pin(tokio::time::timeout(budget, call.outcome())).await {
-        Ok(outcome) => Answer::Call(outcome),
+        Ok(outcome) => Answer::Call(outcome, gzip_over),
         Err(_) => {
             // Dropping the call stops an async handler; a blocking one runs on, and its
             // result is discarded (its waiter is gone).
@@ -198,21 +205,37 @@ async fn rpc(
                 shared.config.faults.system_error,
                 format!("call exceeded its time budget of {} ms", budget.as_millis()),
             );
-            Answer::Call(Err(CallError::Fault(fault)))
+            Answer::Call(Err(CallError::Fault(fault)), gzip_over)
         }
     }
 }
 
 /// A `methodResponse` (value or fault) or, for a refused job, `503`.
 pub(crate) fn xml(outcome: Result<hub_xmlrpc::Value, CallError>) -> Resp {
+    xml_for(outcome, None)
+}
+
+/// [`xml`], gzipped when it is at least `gzip_over` bytes.
+fn xml_for(outcome: Result<hub_xmlrpc::Value, CallError>, gzip_over: Option<usize>) -> Resp {
     let answer = match outcome {
         Ok(v) => Payload::answer(|out| hub_xmlrpc::write_response(&v, out)),
         Err(CallError::Fault(f)) => Payload::answer(|out| hub_xmlrpc::write_fault(&f, out)),
         Err(CallError::Refused(r)) => return refused(r),
     };
-    let mut resp = response(answer);
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    let gzip = gzip_over.is_some_and(|over| answer.remaining() >= over);
+    let body = if gzip {
+        let buf = encoding::gzip(answer.chunk());
+        Payload::Owned { buf, pos: 0 }
+    } else {
+        answer
+    };
+    let mut resp = response(body);
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    }
     resp
 }
 

@@ -1,7 +1,8 @@
-//! The request path over real loopback sockets: calls, faults, multicall, routes, metrics,
-//! and a real client (Python's `xmlrpc.client`).
+//! The request path over real loopback sockets: calls, faults, gzipped answers, multicall,
+//! routes, metrics, and a real client (Python's `xmlrpc.client`).
 #![allow(clippy::unwrap_used)]
 
+mod lifecycle_support;
 mod support;
 
 use std::process::Command;
@@ -83,6 +84,61 @@ fn configured_fault_codes() {
     let mut c = Conn::open(server.local_addr());
     assert!(c.call("nope", &[]).body.contains("<int>1000</int>"));
     assert!(c.call("sleep", &[]).body.contains("<int>1019</int>"));
+    server.shutdown();
+}
+
+/// `gzip_answers_over`: an answer at least that long is gzipped for a client that accepts
+/// gzip (and comes back whole); a shorter one, or one for a client that does not, is sent as
+/// is; with the default (0) nothing is.
+#[test]
+fn big_answers_are_gzipped_for_clients_that_accept_it() {
+    use std::io::Read as _;
+
+    let post = |c: &mut Conn, accept: Option<&str>, text: &str| {
+        let accept = accept.map(|a| vec![("Accept-Encoding", a.to_owned())]);
+        let body = support::call_xml("echo", &[&format!("<string>{text}</string>")]);
+        lifecycle_support::post(c, &body, accept.as_deref().unwrap_or_default())
+    };
+    let big = "koji-build ".repeat(1000);
+    let mut cfg = config();
+    cfg.gzip_answers_over = 4096;
+    let server = start(cfg);
+    let mut c = Conn::open(server.local_addr());
+    for accept in ["gzip", "gzip, deflate", "deflate, gzip;q=0.5", "*"] {
+        let r = post(&mut c, Some(accept), &big);
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(
+            r.header("content-encoding").as_deref(),
+            Some("gzip"),
+            "{accept}"
+        );
+        assert_eq!(r.header("vary").as_deref(), Some("accept-encoding"));
+        assert!(r.bytes.len() < big.len() / 10, "{} bytes", r.bytes.len());
+        let mut xml = String::new();
+        flate2::read::GzDecoder::new(&r.bytes[..])
+            .read_to_string(&mut xml)
+            .unwrap();
+        assert!(xml.starts_with("<?xml") && xml.contains(&big), "{accept}");
+        assert!(xml.trim_end().ends_with("</methodResponse>"), "{accept}");
+    }
+    for (accept, text) in [
+        (Some("gzip"), "short"),
+        (None, big.as_str()),
+        (Some("identity"), big.as_str()),
+        (Some("gzip;q=0"), big.as_str()),
+        (Some("deflate"), big.as_str()),
+    ] {
+        let r = post(&mut c, accept, text);
+        assert_eq!(r.header("content-encoding"), None, "{accept:?}");
+        assert!(r.body.contains(text), "{accept:?}");
+    }
+    server.shutdown();
+
+    let server = start(config());
+    let mut c = Conn::open(server.local_addr());
+    let r = post(&mut c, Some("gzip"), &big);
+    assert_eq!(r.header("content-encoding"), None, "off by default");
+    assert!(r.body.contains(&big));
     server.shutdown();
 }
 

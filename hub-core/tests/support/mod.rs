@@ -120,6 +120,8 @@ pub struct Resp {
     pub status: u16,
     pub head: String,
     pub body: String,
+    /// The body as received (`body` is it read as UTF-8, lossily).
+    pub bytes: Vec<u8>,
 }
 
 impl Resp {
@@ -223,6 +225,7 @@ impl Conn {
             status,
             head,
             body: String::new(),
+            bytes: Vec::new(),
         };
         let len: usize = resp
             .header("content-length")
@@ -234,7 +237,8 @@ impl Conn {
                 return None;
             }
         }
-        resp.body = String::from_utf8_lossy(&self.buf[start..start + len]).into_owned();
+        resp.bytes = self.buf[start..start + len].to_vec();
+        resp.body = String::from_utf8_lossy(&resp.bytes).into_owned();
         self.buf.drain(..start + len);
         Some(resp)
     }
