@@ -1,6 +1,6 @@
 //! The Rust client API (`hub::client`) against an in-process server: typed calls, keyword
-//! arguments, multicall, faults, HTTP statuses, transport errors, timeouts, and one kept-alive
-//! connection across many calls.
+//! arguments, multicall, faults, HTTP statuses, transport errors, timeouts, gzipped answers,
+//! and one kept-alive connection across many calls.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -142,6 +142,49 @@ async fn typed_calls_round_trip() {
     match client.call::<Value>("echo", 5).await {
         Err(Error::Encode(m)) => assert!(m.contains("list"), "{m}"),
         other => panic!("expected an encode error, got {other:?}"),
+    }
+    server.shutdown();
+}
+
+/// A hub that gzips answers of 1 KiB and more: the client asks for gzip, gets it (the
+/// server wrote fewer bytes than the answer holds) and decodes it within its limits.
+#[tokio::test(flavor = "current_thread")]
+async fn gzipped_answers_are_decoded_within_the_limits() {
+    let server = Server::builder()
+        .config(Config {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            io_units: 1,
+            workers: 2,
+            stat_interval_secs: 0,
+            gzip_answers_over: 1024,
+            ..Config::default()
+        })
+        .registry(Registry::builder().with_inventory().build().expect("names"))
+        .build()
+        .expect("a valid config")
+        .start()
+        .expect("the server starts");
+    let big = "listBuilds ".repeat(20_000);
+    let client = Client::new(url(&server)).expect("an http URL");
+    let back: String = client.call("echo", (&big,)).await.expect("echoed");
+    assert_eq!(back, big);
+    let written = server.stats().counters.snapshot().bytes_out;
+    assert!(
+        written < big.len() as u64 / 10,
+        "{written} bytes written for a {}-byte string",
+        big.len()
+    );
+    // Small enough gzipped, too large decoded: refused, not inflated without bound.
+    let limits = hub::xmlrpc::Limits {
+        max_size: 100_000,
+        ..hub::xmlrpc::Limits::DEFAULT
+    };
+    let small = Client::new(url(&server))
+        .expect("an http URL")
+        .limits(limits);
+    match small.call::<String>("echo", (&big,)).await {
+        Err(Error::Decode(m)) => assert!(m.contains("once decoded"), "{m}"),
+        other => panic!("expected a decode error, got {other:?}"),
     }
     server.shutdown();
 }

@@ -2,7 +2,8 @@
 //! connections and timeouts. The `call` example, the tests and the benchmarks use it.
 //!
 //! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
-//! so consecutive calls reuse one connection). [`blocking::Client`] wraps it for code that
+//! so consecutive calls reuse one connection; it takes gzipped answers, decoded within its
+//! [`Limits`](hub_xmlrpc::Limits)). [`blocking::Client`] wraps it for code that
 //! is not async. Cloning a [`Client`] is cheap and clones share the pool.
 //!
 //! # Calling a method
@@ -93,7 +94,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use http::header::{HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_TYPE, USER_AGENT};
 use http::{HeaderMap, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hub_xmlrpc::{Fault, Limits, MethodCall, MethodResponse, Struct, Value, STARSTAR};
@@ -101,6 +102,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+use crate::encoding::DecodeError;
 
 /// Why a call did not produce a result.
 #[derive(Debug)]
@@ -466,6 +469,8 @@ impl Client {
         let mut request = Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "text/xml")
             .header(USER_AGENT, concat!("hub/", env!("CARGO_PKG_VERSION")))
+            // A hub with `gzip_answers_over` set sends big answers gzipped.
+            .header(ACCEPT_ENCODING, "gzip")
             .body(Full::new(body))
             .map_err(|e| Error::Encode(e.to_string()))?;
         for (name, value) in &self.headers {
@@ -490,6 +495,9 @@ impl Client {
             }
             .map_err(|e| Error::Transport(Box::new(e)))?;
             let status = response.status();
+            let coding = crate::encoding::coding(response.headers()).map_err(|_| {
+                Error::Decode("the response's Content-Encoding is not gzip or deflate".into())
+            })?;
             let body = Limited::new(response.into_body(), self.limits.max_size)
                 .collect()
                 .await
@@ -504,6 +512,17 @@ impl Client {
                     }
                 })?
                 .to_bytes();
+            let body = crate::encoding::decode(coding, body, self.limits.max_size).map_err(
+                |e| match e {
+                    DecodeError::TooLarge => Error::Decode(format!(
+                        "the response is larger than {} bytes once decoded",
+                        self.limits.max_size
+                    )),
+                    DecodeError::Corrupt => {
+                        Error::Decode("the response is not valid in its Content-Encoding".into())
+                    }
+                },
+            )?;
             if !status.is_success() {
                 let excerpt = &body[..body.len().min(HTTP_BODY_EXCERPT)];
                 return Err(Error::Http {
