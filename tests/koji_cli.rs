@@ -1,5 +1,6 @@
 //! The real `koji` CLI against the echo example: `call` with positional and keyword
-//! arguments, a fault mapped to koji's exception, and `list-api` (koji's `_listapi`).
+//! arguments, a fault mapped to koji's exception, `list-api` (koji's `_listapi`), and all of
+//! it again with every answer gzipped.
 
 mod support;
 
@@ -100,4 +101,45 @@ fn koji_cli_lists_the_api() {
     ] {
         assert!(out.lines().any(|l| l == line), "no line `{line}` in {ran}");
     }
+}
+
+/// `getBuild(7)` posted with `requests` (koji's transport), which must have come gzipped.
+const REQUESTS_GETBUILD: &str = r#"
+import sys, requests, xmlrpc.client as x
+r = requests.post(sys.argv[1], data=x.dumps((7,), "getBuild"), headers={"Content-Type": "text/xml"})
+assert r.headers.get("Content-Encoding") == "gzip", r.headers
+(build,), _ = x.loads(r.content)
+print(build["name"])
+"#;
+
+/// koji's client (`requests`) asks for gzip: with every answer gzipped, its calls and
+/// `list-api` read them as before, and `requests` is seen getting them gzipped.
+#[test]
+fn koji_cli_reads_gzipped_answers() {
+    let hub_conf = std::env::temp_dir().join(format!("hub-koji-gzip-{}.toml", std::process::id()));
+    std::fs::write(&hub_conf, "gzip_answers_over = 1\n").expect("temp config written");
+    let server = serve(
+        "echo",
+        &["--config", hub_conf.to_str().expect("a UTF-8 temp path")],
+    );
+    let conf = koji_config(&server, "gzip");
+    let conf = conf.to_str().expect("a UTF-8 temp path");
+    let url = server.url();
+    let ran = koji(
+        &url,
+        &["-c", conf, "call", "--json-output", "getBuild", "7"],
+    );
+    let json: serde_json::Value = serde_json::from_str(ran.ok()).expect("JSON output");
+    assert_eq!(json["release"], "3.fc40", "{ran}");
+    let ran = koji(&url, &["-c", conf, "list-api"]);
+    assert!(ran.ok().lines().any(|l| l == "getBuild(id)"), "{ran}");
+    let ran = koji(
+        &url,
+        &["-c", conf, "call", "fail", "code=1005", "message=zipped"],
+    );
+    assert!(ran.stderr.contains("BuildError: zipped"), "{ran}");
+    // What koji's transport was sent: requests' own Accept-Encoding got a gzipped answer.
+    let ran = support::python(REQUESTS_GETBUILD, &[&url]);
+    assert_eq!(ran.ok().trim(), "bash", "{ran}");
+    let _ = (std::fs::remove_file(conf), std::fs::remove_file(&hub_conf));
 }
