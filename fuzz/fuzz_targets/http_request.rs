@@ -35,6 +35,7 @@ fn server() -> &'static RunningServer {
         config.max_upload_length = 64 * 1024;
         config.stat_interval_secs = 0;
         config.memory_warn_threshold_kib = 0;
+        config.gzip_answers_over = 64;
         Server::builder()
             .config(config)
             .registry(Arc::new(registry))
