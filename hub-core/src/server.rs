@@ -416,16 +416,22 @@ impl Server {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        // Installed before this returns (and before the caller says it is listening): a
+        // SIGTERM sent the moment after must drain, not kill.
+        let signals = signals.then(|| {
+            let _runtime = rt.enter();
+            crate::shutdown::Signals::install()
+        });
         let acceptor = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("hub-acceptor".to_owned())
                 .spawn(move || {
                     rt.block_on(async move {
-                        if signals {
+                        if let Some(signals) = signals {
                             let handle = shared.shutdown.clone();
                             tokio::spawn(async move {
-                                crate::shutdown::signal().await;
+                                signals.received().await;
                                 handle.shutdown();
                             });
                         }
