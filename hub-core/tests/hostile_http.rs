@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hostile_support::{held, start, start_with, TOUCH_RUNS};
+use hostile_support::{held, post_raw, start, start_with, TOUCH_RUNS};
 use hub_core::{RpcError, Struct, Upload};
 use hub_xmlrpc::Value;
 use lifecycle_support::outcome;
@@ -198,17 +198,6 @@ fn body_longer_or_shorter_than_declared() {
     assert_eq!(Conn::open(addr).call("echo", &["<int>7</int>"]).status, 200);
     assert!(wait_until(LONG, || held(&server) == 0));
     server.shutdown();
-}
-
-/// Writes a `POST /RPC2` with `headers` and the raw `body` on `c` and reads the answer.
-fn post_raw(c: &mut Conn, headers: &str, body: &[u8]) -> Option<Resp> {
-    let head = format!(
-        "POST /RPC2 HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\r\n",
-        body.len()
-    );
-    c.stream.write_all(head.as_bytes()).unwrap();
-    c.stream.write_all(body).unwrap();
-    c.read_response()
 }
 
 fn compressed(data: &[u8], gzip: bool) -> Vec<u8> {

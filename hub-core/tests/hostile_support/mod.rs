@@ -73,9 +73,14 @@ pub fn start(cfg: Config) -> hub_core::RunningServer {
 
 /// POSTs `body` (any bytes) to `/RPC2` on a new connection and reads one answer.
 pub fn post_bytes(addr: SocketAddr, body: &[u8]) -> Option<Resp> {
-    let mut c = Conn::open(addr);
+    post_raw(&mut Conn::open(addr), "Content-Type: text/xml\r\n", body)
+}
+
+/// Writes a `POST /RPC2` with `headers` (each line ending in CRLF) and the raw `body` on
+/// `c`, and reads one answer.
+pub fn post_raw(c: &mut Conn, headers: &str, body: &[u8]) -> Option<Resp> {
     let head = format!(
-        "POST /RPC2 HTTP/1.1\r\nHost: t\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        "POST /RPC2 HTTP/1.1\r\nHost: t\r\n{headers}Content-Length: {}\r\n\r\n",
         body.len()
     );
     c.stream.write_all(head.as_bytes()).unwrap();
