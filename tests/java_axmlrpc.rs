@@ -9,7 +9,7 @@ mod support;
 
 use std::path::PathBuf;
 
-use support::{run, serve};
+use support::{installed, run, serve};
 
 /// The aXMLRPC jar: `HUB_AXMLRPC_JAR`, or where Debian puts it.
 fn jar() -> PathBuf {
@@ -35,7 +35,8 @@ fn compiled(dir: &std::path::Path) -> String {
         jar.to_str().expect("UTF-8 jar path"),
         source.to_str().expect("UTF-8 source path"),
     );
-    run("javac", &["-cp", jar, "-d", dir, source], "").ok();
+    let javac = installed("javac", "a JDK");
+    run(javac, &["-cp", jar, "-d", dir, source], "").ok();
     format!("{dir}:{jar}")
 }
 

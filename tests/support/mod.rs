@@ -218,26 +218,22 @@ pub fn python(script: &str, args: &[&str]) -> Ran {
 pub fn koji(url: &str, args: &[&str]) -> Ran {
     let mut all = vec!["--server", url, "--noauth"];
     all.extend_from_slice(args);
-    let koji = which("koji").unwrap_or_else(|| {
-        panic!(
-            "the koji CLI is not on PATH; install it as CI does: \
-             python3 -m pip install --no-deps koji defusedxml requests six python-dateutil"
-        )
-    });
-    run(koji, &all, "")
+    run(installed("koji", "the koji CLI (PyPI)"), &all, "")
 }
 
 /// Runs xmlrpc-c's `xmlrpc` command-line client: `xmlrpc URL METHOD ARGS...`.
 pub fn xmlrpc_c(url: &str, method: &str, args: &[&str]) -> Ran {
     let mut all = vec![url, method];
     all.extend_from_slice(args);
-    let xmlrpc = which("xmlrpc").unwrap_or_else(|| {
-        panic!(
-            "xmlrpc-c's `xmlrpc` client is not on PATH; install it as CI does: \
-             bash .ci/deps (Debian's libxmlrpc-core-c3-dev)"
-        )
-    });
-    run(xmlrpc, &all, "")
+    let what = "xmlrpc-c's `xmlrpc` client (Debian's libxmlrpc-core-c3-dev)";
+    run(installed("xmlrpc", what), &all, "")
+}
+
+/// Where `program` is on `PATH`; panics saying how CI installs `what` when it is not.
+pub fn installed(program: &str, what: &str) -> PathBuf {
+    which(program).unwrap_or_else(|| {
+        panic!("`{program}` is not on PATH; install {what} as CI does: bash .ci/deps")
+    })
 }
 
 fn which(program: &str) -> Option<PathBuf> {
