@@ -199,7 +199,7 @@ pub use hub_core::registry::{
 };
 pub use hub_core::Context;
 pub use hub_core::{
-    AuthFailure, AuthRequest, Authenticator, Caller, Config, ConfigError, FaultCodes,
+    AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Config, ConfigError, FaultCodes,
     RequestResource, ResourceGuard, RunningServer, Server, ServerBuilder, ServerError,
     SessionStore, ShutdownHandle, StatusHandle, Upload, UploadBody, UploadError,
 };

@@ -100,6 +100,9 @@ pub struct AuthRequest<'a> {
     pub headers: &'a http::HeaderMap,
     /// The client's address.
     pub peer: Option<SocketAddr>,
+    /// The certificate the client presented over TLS and the server verified against
+    /// `tls_client_ca_file` (see [`crate::tls`]); `None` over plain HTTP or without one.
+    pub client_cert: Option<&'a crate::tls::ClientCert>,
 }
 
 /// Why credentials were refused; each kind answers its code of the `[faults]` table.

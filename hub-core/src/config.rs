@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -70,6 +70,23 @@ pub struct Config {
     /// 8 MB of koji-like build listings took 7.8 ms and came out 18x smaller (the default
     /// level: 53 ms, 29x). Default 0: a proxy in front often does it.
     pub gzip_answers_over: usize,
+    /// HTTPS: the server's certificate chain, PEM (its own certificate first). Set together
+    /// with `tls_key_file`; the listener then speaks TLS only (1.2 and 1.3, ALPN
+    /// `http/1.1`), and a plain HTTP request sent to it is answered `400` in plain text.
+    /// Needs the `tls` cargo feature (on by default in `hub`). Default none: plain HTTP.
+    pub tls_cert_file: Option<PathBuf>,
+    /// HTTPS: the private key of `tls_cert_file`, PEM (PKCS #8, PKCS #1 or SEC1).
+    pub tls_key_file: Option<PathBuf>,
+    /// HTTPS: CA certificates, PEM, that client certificates are checked against (koji's
+    /// `ssl_login`). When set, the server asks every client for a certificate; a valid one
+    /// reaches the [`Authenticator`](crate::Authenticator) as
+    /// [`AuthRequest::client_cert`](crate::AuthRequest::client_cert), an invalid one ends the
+    /// handshake. Default none: no client certificates are asked for.
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// HTTPS with `tls_client_ca_file`: refuse clients that present no certificate at all
+    /// (by default they are let in, and authenticate some other way: a password login, a
+    /// session). Default `false`.
+    pub tls_require_client_cert: bool,
     /// Paths that accept XML-RPC `POST`s. Default `["/", "/RPC2"]`.
     pub rpc_paths: Vec<String>,
     /// Seconds between `[SERVER_STAT]` log lines (only logged when there was traffic);
@@ -212,6 +229,10 @@ impl Default for Config {
             handler_timeout_ms: 0,
             max_request_length: 4 * 1024 * 1024,
             gzip_answers_over: 0,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
+            tls_require_client_cert: false,
             rpc_paths: vec!["/".to_owned(), "/RPC2".to_owned()],
             stat_interval_secs: 10,
             drain_timeout_ms: 10_000,
@@ -317,6 +338,33 @@ impl Config {
                 format!("`{bad}` must start with `/`"),
             ));
         }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return Err(ConfigError::key(
+                    "tls_key_file",
+                    "must be set with `tls_cert_file`",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::key(
+                    "tls_cert_file",
+                    "must be set with `tls_key_file`",
+                ))
+            }
+            _ => {}
+        }
+        if self.tls_cert_file.is_none() && self.tls_client_ca_file.is_some() {
+            return Err(ConfigError::key(
+                "tls_client_ca_file",
+                "needs `tls_cert_file` and `tls_key_file`: client certificates come with TLS",
+            ));
+        }
+        if self.tls_require_client_cert && self.tls_client_ca_file.is_none() {
+            return Err(ConfigError::key(
+                "tls_require_client_cert",
+                "needs `tls_client_ca_file` to check the certificates against",
+            ));
+        }
         if self.io_units > 1024 || self.workers > 65_536 {
             return Err(ConfigError::key(
                 if self.io_units > 1024 {
@@ -333,6 +381,11 @@ impl Config {
     /// `socket_timeout_ms` as a duration.
     pub fn socket_timeout(&self) -> Duration {
         Duration::from_millis(self.socket_timeout_ms)
+    }
+
+    /// Whether the listener speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert_file.is_some()
     }
 
     /// `handler_timeout_ms` as a duration, `None` when 0 (no budget).
@@ -420,5 +473,24 @@ mod tests {
         assert!(e.to_string().contains("offline_message"), "{e}");
         let e = Config::from_toml("ofline = true").expect_err("unknown");
         assert!(e.to_string().contains("ofline"), "{e}");
+    }
+
+    #[test]
+    fn tls_keys_come_in_the_pairs_they_need() {
+        let c = Config::from_toml("tls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"")
+            .expect("valid");
+        assert!(c.tls() && !c.tls_require_client_cert);
+        for (text, names) in [
+            ("tls_cert_file = \"c.pem\"", "tls_key_file"),
+            ("tls_key_file = \"k.pem\"", "tls_cert_file"),
+            ("tls_client_ca_file = \"ca.pem\"", "tls_client_ca_file"),
+            (
+                "tls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"\ntls_require_client_cert = true",
+                "tls_require_client_cert",
+            ),
+        ] {
+            let e = Config::from_toml(text).expect_err(text);
+            assert!(e.to_string().contains(names), "{text}: {e}");
+        }
     }
 }

@@ -57,6 +57,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
 use crate::server::Shared;
+use crate::tls::ClientCert;
+use crate::transport::Transport;
 use crate::unit::UnitLocal;
 
 /// Per-connection state shared by the connection task, its IO wrapper and its requests.
@@ -77,6 +79,9 @@ pub(crate) struct ConnState {
     /// Bytes were handed to the socket and not yet confirmed by a flush. hyper flushes the
     /// socket only once its own write buffer is empty, so `false` means nothing is pending.
     write_dirty: AtomicBool,
+    /// The client's verified TLS certificate, set once by the handshake (boxed: most
+    /// connections have none, and 10,000 parked ones each hold this state).
+    client_cert: OnceLock<Box<ClientCert>>,
 }
 
 impl ConnState {
@@ -90,6 +95,11 @@ impl ConnState {
             self.started.notify_one();
         }
         InFlight(self)
+    }
+
+    /// The client's verified TLS certificate, if it presented one.
+    pub(crate) fn client_cert(&self) -> Option<&ClientCert> {
+        self.client_cert.get().map(|c| &**c)
     }
 
     /// Nothing in flight, nothing unwritten, hyper waiting to read.
@@ -179,7 +189,7 @@ const PARK_TICKS: u32 = 4;
 /// The socket as hyper sees it: replays bytes hyper had buffered when it was parked, and
 /// records whether hyper is waiting to read and whether it has unflushed writes.
 struct ParkIo {
-    stream: TcpStream,
+    stream: Transport,
     replay: Bytes,
     state: Arc<ConnState>,
 }
@@ -332,12 +342,42 @@ pub(crate) async fn serve(
         }
     };
     let _ = stream.set_nodelay(true);
+    let counters = &shared.stats.counters;
+    let state = Arc::new(ConnState::default());
+    let stream = match &shared.tls {
+        None => Transport::Tcp(stream),
+        Some(acceptor) => {
+            // Like a parked connection, a silent one holds no handshake state.
+            match wait_readable(&stream, shared, shared.config.socket_timeout()).await {
+                Wake::Readable => {}
+                Wake::Shutdown => return,
+                Wake::TimedOut => {
+                    counters.timeouts.add(1);
+                    counters.tls_failures.add(1);
+                    return;
+                }
+                Wake::Failed(_) => {
+                    counters.io_failures.add(1);
+                    return;
+                }
+            }
+            // Boxed: rustls's handshake is large, and it happens once.
+            let Some((tls, cert)) = Box::pin(start_tls(acceptor, stream, shared, &unit)).await
+            else {
+                counters.tls_failures.add(1);
+                return;
+            };
+            if let Some(cert) = cert {
+                let _ = state.client_cert.set(Box::new(cert));
+            }
+            tls
+        }
+    };
     let mut io = ParkIo {
         stream,
         replay: Bytes::new(),
-        state: Arc::new(ConnState::default()),
+        state,
     };
-    let counters = &shared.stats.counters;
     // `Some`: parked, waiting as a bare socket for the next request, quiet since the
     // `clock_ms` it holds (`None` for a new connection: it starts parked, and with no request
     // yet it counts as quiet for long enough). `None`: straight back to hyper (a replay).
@@ -357,7 +397,14 @@ pub(crate) async fn serve(
                     .config
                     .socket_timeout()
                     .saturating_sub(Duration::from_millis(quiet.into()));
-                match wait_readable(&io.stream, shared, within).await {
+                // TLS may hold the next request's bytes already (they came with the last
+                // record): then there is nothing to wait for.
+                let wake = if io.stream.holds_unread() {
+                    Wake::Readable
+                } else {
+                    wait_readable(io.stream.tcp(), shared, within).await
+                };
+                match wake {
                     Wake::Readable => {}
                     Wake::Shutdown => return,
                     Wake::TimedOut => {
@@ -423,6 +470,52 @@ pub(crate) async fn serve(
     }
 }
 
+/// What a client that speaks plain HTTP to the TLS port is told.
+const TLS_ONLY: &str = "This port speaks HTTPS: use an https:// URL.\n";
+
+/// Starts TLS on a new connection whose first bytes have arrived: the stream and the
+/// client's certificate, or `None` when the connection is done (already logged).
+async fn start_tls(
+    acceptor: &crate::tls::Acceptor,
+    stream: TcpStream,
+    shared: &Shared,
+    unit: &UnitLocal,
+) -> Option<(Transport, Option<ClientCert>)> {
+    let peer = stream.peer_addr().ok();
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) if !crate::tls::starts_handshake(first[0]) => {
+            tracing::debug!(?peer, "plain HTTP on the TLS port: answered 400");
+            // hyper reads the request and writes the answer, then closes.
+            let svc = service_fn(|_req| async {
+                Ok::<_, std::convert::Infallible>(crate::service::closing(crate::service::text(
+                    http::StatusCode::BAD_REQUEST,
+                    TLS_ONLY,
+                )))
+            });
+            let conn = unit.http.serve_connection(TokioIo::new(stream), svc);
+            let _ = tokio::time::timeout(shared.config.socket_timeout(), conn).await;
+            return None;
+        }
+        Ok(1) => {}
+        // Closed before a byte, or broken.
+        _ => return None,
+    }
+    let handshake = crate::tls::handshake(acceptor, stream);
+    match tokio::time::timeout(shared.config.socket_timeout(), handshake).await {
+        Ok(Ok(established)) => Some(established),
+        Ok(Err(e)) => {
+            tracing::debug!(?peer, "TLS handshake failed: {e}");
+            None
+        }
+        Err(_) => {
+            shared.stats.counters.timeouts.add(1);
+            tracing::debug!(?peer, "TLS handshake not done within the socket timeout");
+            None
+        }
+    }
+}
+
 /// Serves `io` with hyper until the connection finishes or parks.
 async fn active(
     io: ParkIo,
@@ -457,7 +550,7 @@ async fn active(
         Stop::TimedOut => {
             counters.timeouts.add(1);
             tracing::debug!(%peer, "connection ended: no request head within the socket timeout");
-            Phase::Close(conn.into_parts().io.into_inner().stream, false)
+            Phase::Close(conn.into_parts().io.into_inner().stream.into_tcp(), false)
         }
         Stop::Finished(r) => {
             if let Err(e) = &r {
@@ -471,7 +564,7 @@ async fn active(
             // A timed-out client sends nothing more; any other may still be sending (a
             // body refused with 413, a request hyper refused with 400 or 431).
             let linger = !r.as_ref().is_err_and(hyper::Error::is_timeout);
-            Phase::Close(conn.into_parts().io.into_inner().stream, linger)
+            Phase::Close(conn.into_parts().io.into_inner().stream.into_tcp(), linger)
         }
     }
 }

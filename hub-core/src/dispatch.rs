@@ -85,6 +85,7 @@ pub(crate) fn start_body<'a>(
     parts: &'a Arc<ServerParts>,
     body: Bytes,
     peer: Option<SocketAddr>,
+    client_cert: Option<&crate::tls::ClientCert>,
     headers: http::HeaderMap,
 ) -> Call<'a> {
     if let Err(fault) = lifecycle::offline(shared) {
@@ -103,10 +104,11 @@ pub(crate) fn start_body<'a>(
             return Call::Done(Err(Fault::new(code, format!("parse error: {e}")).into()));
         }
     };
-    let caller = match lifecycle::authenticate(shared, &call.method_name, &headers, peer) {
-        Ok(caller) => caller,
-        Err(fault) => return Call::Done(Err(fault.into())),
-    };
+    let caller =
+        match lifecycle::authenticate(shared, &call.method_name, &headers, peer, client_cert) {
+            Ok(caller) => caller,
+            Err(fault) => return Call::Done(Err(fault.into())),
+        };
     let (name, params) = Params::from_borrowed_call(call);
     // Another reference to the body (the name still borrows it), for the watch.
     let origin = ArgsOrigin::call(body.clone());

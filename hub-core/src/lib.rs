@@ -37,6 +37,8 @@ pub mod session;
 pub mod shutdown;
 pub mod stats;
 pub mod status;
+pub mod tls;
+mod transport;
 mod unit;
 pub mod upload;
 mod watch;
@@ -52,6 +54,7 @@ pub use server::{RunningServer, Server, ServerBuilder, ServerError};
 pub use session::SessionStore;
 pub use shutdown::ShutdownHandle;
 pub use status::StatusHandle;
+pub use tls::ClientCert;
 pub use upload::{Upload, UploadBody, UploadError};
 
 /// The worker pool without a server, for the end-to-end bench's thread-mode peer; not part of

@@ -140,6 +140,7 @@ pub(crate) fn authenticate(
     method: &str,
     headers: &http::HeaderMap,
     peer: Option<std::net::SocketAddr>,
+    client_cert: Option<&crate::tls::ClientCert>,
 ) -> Result<Option<Arc<Caller>>, Fault> {
     let Some(auth) = &shared.hooks.authenticator else {
         return Ok(None);
@@ -148,6 +149,7 @@ pub(crate) fn authenticate(
         method,
         headers,
         peer,
+        client_cert,
     };
     match catch_unwind(AssertUnwindSafe(|| auth.authenticate(&req))) {
         Ok(Ok(caller)) => Ok(caller.map(Arc::new)),

@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     /// What every call's context refers to: each IO unit makes its contexts with its own copy
     /// of these (see `unit::UnitLocal`).
     pub(crate) parts: Arc<ServerParts>,
+    /// The TLS handshake every connection starts with, if the listener speaks TLS.
+    pub(crate) tls: Option<crate::tls::Acceptor>,
 }
 
 /// Why a server could not be built or started.
@@ -327,10 +329,13 @@ impl ServerBuilder {
                 Registry::from_inventory().map_err(|e| ServerError::Registry(e.to_string()))?,
             ),
         };
+        // Certificate files are read now, so a bad one stops the build, not the first client.
+        let tls = crate::tls::acceptor(&self.config)?;
         Ok(Server {
             config: self.config,
             registry,
             hooks: self.hooks,
+            tls,
         })
     }
 }
@@ -341,6 +346,7 @@ pub struct Server {
     config: Config,
     registry: Arc<Registry>,
     hooks: Hooks,
+    tls: Option<crate::tls::Acceptor>,
 }
 
 impl Server {
@@ -408,6 +414,7 @@ impl Server {
             status,
             hooks,
             parts,
+            tls: self.tls,
         });
         let workers = crate::worker::spawn(&shared.config, &queue)?;
         let units = (0..shared.config.io_units)

@@ -36,6 +36,7 @@ use crate::encoding::{self, DecodeError};
 use crate::payload::Payload;
 use crate::queue::Refusal;
 use crate::server::Shared;
+use crate::tls::ClientCert;
 
 /// The response type of every route.
 pub(crate) type Resp = Response<Full<Payload>>;
@@ -56,9 +57,11 @@ pub(crate) async fn handle(
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if req.method() == Method::POST && crate::upload::is_upload(&req) {
-            crate::upload::serve(shared, parts, peer, req).await
+            crate::upload::serve(shared, parts, peer, conn.client_cert(), req).await
         } else if req.method() == Method::POST {
-            rpc(shared, parts, peer, &mut req).await.into_response()
+            rpc(shared, parts, peer, conn.client_cert(), &mut req)
+                .await
+                .into_response()
         } else {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, NOT_POST);
             r.headers_mut()
@@ -126,6 +129,7 @@ async fn rpc(
     shared: &Arc<Shared>,
     parts: &Arc<ServerParts>,
     peer: SocketAddr,
+    client_cert: Option<&ClientCert>,
     req: &mut Request<Incoming>,
 ) -> Answer {
     let counters = &shared.stats.counters;
@@ -189,7 +193,7 @@ async fn rpc(
             );
         }
     };
-    let call = start_body(shared, parts, body, Some(peer), headers);
+    let call = start_body(shared, parts, body, Some(peer), client_cert, headers);
     let Some(budget) = shared.config.handler_timeout() else {
         return Answer::Call(call.outcome().await, gzip_over);
     };

@@ -36,7 +36,7 @@ pub const SESSION_CALLNUM: &str = "koji-session-callnum";
 /// headers.insert("koji-session-id", id.to_string().parse()?);
 /// headers.insert("koji-session-key", key.parse()?);
 /// headers.insert("koji-session-callnum", "1".parse()?);
-/// let req = AuthRequest { method: "getBuild", headers: &headers, peer: None };
+/// let req = AuthRequest { method: "getBuild", headers: &headers, peer: None, client_cert: None };
 /// let caller = store.authenticate(&req)?.expect("a session");
 /// assert_eq!(caller.name(), "alice");
 /// assert!(matches!(store.authenticate(&req), Err(AuthFailure::Retry(_))));

@@ -219,6 +219,10 @@ counters! {
     /// Request bodies refused for their `Content-Encoding`: one the hub does not decode
     /// (`415`), or data not valid in it (`400`).
     bad_encodings: Counter = "counter",
+    /// TLS connections that ended before their handshake finished: a failed or refused
+    /// handshake (no or an unverified client certificate when one is required), a plain HTTP
+    /// request (answered `400`), or no handshake within `socket_timeout_ms`.
+    tls_failures: Counter = "counter",
     /// Calls answered the offline fault (offline, lockout, or a failed resource).
     offline_refusals: Counter = "counter",
     /// Requests whose credentials the authenticator refused.

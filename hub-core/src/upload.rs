@@ -35,6 +35,7 @@ use crate::lifecycle;
 use crate::registry::{Params, RpcError};
 use crate::server::Shared;
 use crate::service::{closing, text, unsupported_coding, xml, Resp};
+use crate::tls::ClientCert;
 use crate::watch::CallWatch;
 
 /// The method name uploads have in the context, the stats, the logs and `lockout_exempt`.
@@ -231,6 +232,7 @@ pub(crate) async fn serve(
     shared: &Arc<Shared>,
     parts: &Arc<ServerParts>,
     peer: SocketAddr,
+    client_cert: Option<&ClientCert>,
     req: Request<Incoming>,
 ) -> Resp {
     let faults = &shared.config.faults;
@@ -258,9 +260,15 @@ pub(crate) async fn serve(
         );
     }
     let (head, incoming) = req.into_parts();
-    let caller = match lifecycle::offline(shared)
-        .and_then(|()| lifecycle::authenticate(shared, UPLOAD_METHOD, &head.headers, Some(peer)))
-    {
+    let caller = match lifecycle::offline(shared).and_then(|()| {
+        lifecycle::authenticate(
+            shared,
+            UPLOAD_METHOD,
+            &head.headers,
+            Some(peer),
+            client_cert,
+        )
+    }) {
         Ok(caller) => caller,
         Err(fault) => return closing(xml(Err(CallError::Fault(fault)))),
     };

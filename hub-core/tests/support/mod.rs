@@ -135,9 +135,9 @@ impl Resp {
     }
 }
 
-/// A raw keep-alive HTTP/1.1 connection.
-pub struct Conn {
-    pub stream: TcpStream,
+/// A raw keep-alive HTTP/1.1 connection, over TCP or any other byte stream (TLS).
+pub struct Conn<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
@@ -186,6 +186,37 @@ impl Conn {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Whether the server closes the connection (EOF or reset) within `within`.
+    pub fn closed_within(&mut self, within: Duration) -> bool {
+        self.stream.set_read_timeout(Some(within)).unwrap();
+        let mut b = [0u8; 1024];
+        loop {
+            match self.stream.read(&mut b) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return false
+                }
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+impl<S: Read + Write> Conn<S> {
+    /// A connection over `stream` (its timeouts are the caller's).
+    pub fn over(stream: S) -> Conn<S> {
         Conn {
             stream,
             buf: Vec::new(),
@@ -241,27 +272,6 @@ impl Conn {
         resp.body = String::from_utf8_lossy(&resp.bytes).into_owned();
         self.buf.drain(..start + len);
         Some(resp)
-    }
-
-    /// Whether the server closes the connection (EOF or reset) within `within`.
-    pub fn closed_within(&mut self, within: Duration) -> bool {
-        self.stream.set_read_timeout(Some(within)).unwrap();
-        let mut b = [0u8; 1024];
-        loop {
-            match self.stream.read(&mut b) {
-                Ok(0) => return true,
-                Ok(_) => continue,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    return false
-                }
-                Err(_) => return true,
-            }
-        }
     }
 
     fn fill(&mut self) -> bool {

@@ -1,0 +1,228 @@
+//! HTTPS: the server's certificate, client certificates, and who they say the client is.
+//!
+//! With `tls_cert_file` and `tls_key_file` set (and the `tls` cargo feature, on by default in
+//! `hub`), every connection is TLS (rustls: 1.2 and 1.3, ALPN `http/1.1`). The handshake runs
+//! on the IO unit once the client's first bytes arrive, within `socket_timeout_ms`; a
+//! connection that fails it is closed and counted in `tls_failures`. A client that speaks
+//! plain HTTP to the TLS port is answered `400` in plain text, so it learns why.
+//!
+//! With `tls_client_ca_file` set, the server asks for a client certificate (koji's
+//! `ssl_login`) and checks it against those CAs; the certificate of a client that passed
+//! reaches the [`Authenticator`](crate::Authenticator) as
+//! [`AuthRequest::client_cert`](crate::AuthRequest::client_cert) on every request of the
+//! connection. Mapping it to a user (koji takes the subject's `CN`) is the authenticator's
+//! call.
+
+use std::fmt;
+
+/// The certificate a client presented and the server verified.
+///
+/// ```
+/// # fn name(cert: &hub_core::ClientCert) -> Option<&str> {
+/// // koji's `DNUsernameComponent = CN`: the user is the subject's common name.
+/// cert.common_name()
+/// # }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    der: Vec<u8>,
+    subject: String,
+    common_name: Option<String>,
+}
+
+impl ClientCert {
+    /// The subject's distinguished name, most significant part last, as OpenSSL's
+    /// RFC 2253 form prints it (`CN=alice, O=Example`).
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// The subject's first common name (`CN`), if it has one that is text.
+    pub fn common_name(&self) -> Option<&str> {
+        self.common_name.as_deref()
+    }
+
+    /// The certificate itself, DER.
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+}
+
+impl fmt::Debug for ClientCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientCert")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+pub(crate) use disabled::{acceptor, handshake, starts_handshake, Acceptor};
+#[cfg(feature = "tls")]
+pub(crate) use enabled::{acceptor, handshake, starts_handshake, Acceptor};
+
+/// Without the `tls` feature: a TLS configuration is refused when the server is built.
+#[cfg(not(feature = "tls"))]
+mod disabled {
+    use std::io;
+
+    use tokio::net::TcpStream;
+
+    use super::ClientCert;
+    use crate::config::{Config, ConfigError};
+    use crate::transport::Transport;
+
+    /// Never made.
+    #[derive(Debug, Clone)]
+    pub(crate) enum Acceptor {}
+
+    pub(crate) fn acceptor(config: &Config) -> Result<Option<Acceptor>, ConfigError> {
+        if config.tls() {
+            return Err(ConfigError::key(
+                "tls_cert_file",
+                "this build of hub has no TLS: enable the `tls` cargo feature",
+            ));
+        }
+        Ok(None)
+    }
+
+    pub(crate) async fn handshake(
+        acceptor: &Acceptor,
+        _stream: TcpStream,
+    ) -> io::Result<(Transport, Option<ClientCert>)> {
+        match *acceptor {}
+    }
+
+    pub(crate) fn starts_handshake(_first: u8) -> bool {
+        false
+    }
+}
+
+#[cfg(feature = "tls")]
+mod enabled {
+    use std::io;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::{RootCertStore, ServerConfig};
+    use tokio::net::TcpStream;
+
+    use super::ClientCert;
+    use crate::config::{Config, ConfigError};
+    use crate::transport::Transport;
+
+    /// What every connection's handshake starts from.
+    #[derive(Clone)]
+    pub(crate) struct Acceptor(tokio_rustls::TlsAcceptor);
+
+    impl std::fmt::Debug for Acceptor {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Acceptor")
+        }
+    }
+
+    /// The acceptor `config` asks for, `None` for plain HTTP. Errors name the key whose file
+    /// could not be used.
+    pub(crate) fn acceptor(config: &Config) -> Result<Option<Acceptor>, ConfigError> {
+        let (Some(cert_file), Some(key_file)) = (&config.tls_cert_file, &config.tls_key_file)
+        else {
+            return Ok(None);
+        };
+        let chain = certificates("tls_cert_file", cert_file)?;
+        let key = PrivateKeyDer::from_pem_file(key_file)
+            .map_err(|e| file_error("tls_key_file", key_file, e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ConfigError::key("tls_cert_file", e))?;
+        let builder = match &config.tls_client_ca_file {
+            None => builder.with_no_client_auth(),
+            Some(ca_file) => {
+                let mut roots = RootCertStore::empty();
+                for ca in certificates("tls_client_ca_file", ca_file)? {
+                    roots
+                        .add(ca)
+                        .map_err(|e| file_error("tls_client_ca_file", ca_file, e))?;
+                }
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
+                let verifier = if config.tls_require_client_cert {
+                    verifier
+                } else {
+                    verifier.allow_unauthenticated()
+                };
+                let verifier = verifier
+                    .build()
+                    .map_err(|e| file_error("tls_client_ca_file", ca_file, e))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+        };
+        let mut server = builder
+            .with_single_cert(chain, key)
+            .map_err(|e| ConfigError::key("tls_key_file", e))?;
+        server.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Some(Acceptor(Arc::new(server).into())))
+    }
+
+    fn certificates(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| file_error(key, path, e))?;
+        if certs.is_empty() {
+            return Err(file_error(key, path, "no certificate in it"));
+        }
+        Ok(certs)
+    }
+
+    fn file_error(key: &str, path: &Path, e: impl std::fmt::Display) -> ConfigError {
+        ConfigError::key(key, format!("{}: {e}", path.display()))
+    }
+
+    /// Runs the server side of the handshake on `stream`: the TLS stream, and the client's
+    /// certificate if it sent one.
+    pub(crate) async fn handshake(
+        acceptor: &Acceptor,
+        stream: TcpStream,
+    ) -> io::Result<(Transport, Option<ClientCert>)> {
+        let tls = acceptor.0.accept(stream).await?;
+        let cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(<[_]>::first)
+            .map(|der| client_cert(der.as_ref()));
+        Ok((Transport::Tls(Box::new(tls)), cert))
+    }
+
+    /// The parts of a verified certificate an authenticator needs (rustls checked its chain
+    /// and validity already; the parse cannot fail on a certificate webpki accepted, and
+    /// if it somehow did, the client still has its DER with an empty subject).
+    fn client_cert(der: &[u8]) -> ClientCert {
+        let parsed = x509_parser::parse_x509_certificate(der)
+            .ok()
+            .map(|(_, c)| c);
+        let subject = parsed
+            .as_ref()
+            .map_or_else(String::new, |c| c.subject().to_string());
+        let common_name = parsed.as_ref().and_then(|c| {
+            c.subject()
+                .iter_common_name()
+                .next()
+                .and_then(|cn| cn.as_str().ok())
+                .map(str::to_owned)
+        });
+        ClientCert {
+            der: der.to_vec(),
+            subject,
+            common_name,
+        }
+    }
+
+    /// Whether `first`, a connection's first byte, can start a TLS handshake (a handshake
+    /// record, 22); a plain HTTP request starts with a method's letter.
+    pub(crate) fn starts_handshake(first: u8) -> bool {
+        first == 22
+    }
+}

@@ -1,0 +1,371 @@
+//! HTTPS: calls over TLS (kept across parking), client certificates reaching the
+//! authenticator, and what the TLS port does with clients that cannot speak it: plain HTTP
+//! answered `400`, an unknown CA's certificate or a missing required one refused, a stalled
+//! handshake closed, bad certificate files refused when the server is built.
+#![cfg(feature = "tls")]
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hub_core::{AuthFailure, AuthRequest, Authenticator, Caller, Config, Server, Value};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use support::{config, parks, registry_builder, wait_until, Conn};
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+const LONG: Duration = Duration::from_secs(20);
+
+/// A certificate authority that signs certificates for the tests.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).unwrap();
+        Ca { cert, key }
+    }
+
+    /// A certificate for `names` (server) or with common name `cn` (client).
+    fn issue(&self, names: &[&str], cn: &str, purpose: ExtendedKeyUsagePurpose) -> Issued {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "hub tests");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = vec![purpose];
+        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
+        Issued { cert, key }
+    }
+}
+
+struct Issued {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+}
+
+/// The files a TLS server is configured with, in a directory of their own.
+struct Pki {
+    dir: PathBuf,
+    ca: Ca,
+}
+
+impl Pki {
+    fn new(tag: &str) -> Pki {
+        let dir = std::env::temp_dir().join(format!("hub-tls-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = Ca::new("hub test CA");
+        let server = ca.issue(
+            &["localhost", "127.0.0.1"],
+            "localhost",
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), server.cert.pem()).unwrap();
+        std::fs::write(dir.join("server.key"), server.key.serialize_pem()).unwrap();
+        Pki { dir, ca }
+    }
+
+    /// `config()` serving TLS with this PKI's server certificate.
+    fn config(&self) -> Config {
+        Config {
+            tls_cert_file: Some(self.dir.join("server.pem")),
+            tls_key_file: Some(self.dir.join("server.key")),
+            ..config()
+        }
+    }
+
+    /// The same, asking clients for certificates signed by this PKI's CA.
+    fn config_with_client_ca(&self) -> Config {
+        Config {
+            tls_client_ca_file: Some(self.dir.join("ca.pem")),
+            ..self.config()
+        }
+    }
+
+    /// A client trusting this PKI's CA, presenting `cert` if given.
+    fn client(&self, cert: Option<&Issued>) -> Arc<ClientConfig> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.ca.cert.der().clone()).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+        let mut config = match cert {
+            None => builder.with_no_client_auth(),
+            Some(issued) => builder
+                .with_client_auth_cert(
+                    vec![issued.cert.der().clone()],
+                    PrivateKeyDer::Pkcs8(issued.key.serialize_der().into()),
+                )
+                .unwrap(),
+        };
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    fn client_cert(&self, cn: &str) -> Issued {
+        self.ca.issue(&[], cn, ExtendedKeyUsagePurpose::ClientAuth)
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+type TlsConn = Conn<StreamOwned<ClientConnection, TcpStream>>;
+
+/// A keep-alive HTTPS connection to `addr` (the handshake happens with the first request).
+fn open(addr: SocketAddr, client: &Arc<ClientConfig>) -> TlsConn {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(LONG)).unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = ClientConnection::new(Arc::clone(client), name).unwrap();
+    Conn::over(StreamOwned::new(tls, tcp))
+}
+
+/// Names the caller after its certificate: `CN|subject`, or nobody without one.
+struct ByCertificate;
+
+impl Authenticator for ByCertificate {
+    fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure> {
+        Ok(req.client_cert.map(|cert| {
+            Caller::new(format!(
+                "{}|{}",
+                cert.common_name().unwrap_or("-"),
+                cert.subject()
+            ))
+        }))
+    }
+}
+
+/// A server with the test registry, `whoami` (the caller's name) and [`ByCertificate`].
+fn start(config: Config) -> hub_core::RunningServer {
+    let registry = registry_builder()
+        .asynchronous("whoami", |ctx, _p| async move {
+            Ok(Value::from(
+                ctx.caller().map_or("nobody", Caller::name).to_owned(),
+            ))
+        })
+        .build()
+        .unwrap();
+    Server::builder()
+        .config(config)
+        .registry(Arc::new(registry))
+        .authenticator(ByCertificate)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap()
+}
+
+fn tls_failures(server: &hub_core::RunningServer) -> u64 {
+    server.stats().counters.snapshot().tls_failures
+}
+
+#[test]
+fn calls_are_served_over_tls_and_a_parked_connection_keeps_its_session() {
+    let pki = Pki::new("parked");
+    let mut cfg = pki.config();
+    // Ticks of 100 ms: a connection parks within a second of going quiet.
+    cfg.socket_timeout_ms = 800;
+    let server = start(cfg);
+    let mut conn = open(server.local_addr(), &pki.client(None));
+    // Each answer is followed by a park (at once or after a quiet window); each next call
+    // finds the connection parked, its TLS session kept.
+    for round in 0..3 {
+        let before = parks(&server);
+        let r = conn.call("becho", &[&format!("<string>round {round}</string>")]);
+        assert_eq!(r.status, 200, "round {round}: {}", r.body);
+        assert!(r.body.contains(&format!(">round {round}<")), "{}", r.body);
+        assert!(
+            wait_until(LONG, || parks(&server) > before),
+            "round {round}: the connection never parked"
+        );
+    }
+    assert_eq!(conn.stream.conn.alpn_protocol(), Some(&b"http/1.1"[..]));
+    assert_eq!(tls_failures(&server), 0);
+}
+
+#[test]
+fn a_request_that_comes_with_the_handshake_is_answered() {
+    let pki = Pki::new("early");
+    let server = start(pki.config());
+    let tcp = TcpStream::connect(server.local_addr()).unwrap();
+    tcp.set_read_timeout(Some(LONG)).unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut tls = ClientConnection::new(pki.client(None), name).unwrap();
+    // Written before the handshake: rustls sends it right behind its last handshake
+    // message, so the server's handshake reads it off the socket too, and the socket has
+    // nothing more to say (a wait for it to become readable would wait forever).
+    let body = support::call_xml("echo", &["<string>early</string>"]);
+    let request = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: test\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    tls.writer().write_all(request.as_bytes()).unwrap();
+    let mut conn = Conn::over(StreamOwned::new(tls, tcp));
+    let r = conn.read_response().expect("an answer");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<string>early</string>"), "{}", r.body);
+}
+
+#[test]
+fn plain_http_on_the_tls_port_is_told_to_use_https() {
+    let pki = Pki::new("plain");
+    let server = start(pki.config());
+    let mut plain = Conn::open(server.local_addr());
+    let r = plain.call("echo", &["<int>1</int>"]);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("https://"), "{}", r.body);
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
+    assert!(plain.closed_within(LONG));
+    assert!(wait_until(LONG, || tls_failures(&server) == 1));
+    // The port still speaks TLS to those who do.
+    let r = open(server.local_addr(), &pki.client(None)).call("echo", &["<int>2</int>"]);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn a_client_certificate_names_the_caller_and_an_unknown_one_is_refused() {
+    let pki = Pki::new("client");
+    let server = start(pki.config_with_client_ca());
+    let addr = server.local_addr();
+
+    let alice = pki.client_cert("alice");
+    let r = open(addr, &pki.client(Some(&alice))).call("whoami", &[]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let name = r.body.split("<string>").nth(1).unwrap_or_default();
+    let name = name.split("</string>").next().unwrap_or_default();
+    let (cn, subject) = name.split_once('|').unwrap_or_default();
+    assert_eq!(cn, "alice", "{name}");
+    assert!(
+        subject.contains("CN=alice") && subject.contains("O=hub tests"),
+        "{subject}"
+    );
+
+    // A certificate is asked for, not required: without one the caller is anonymous.
+    let r = open(addr, &pki.client(None)).call("whoami", &[]);
+    assert!(r.body.contains("<string>nobody</string>"), "{}", r.body);
+
+    // A certificate from another CA ends the handshake: no answer, counted.
+    let other = Pki::new("client-other");
+    let mallory = other.client_cert("alice");
+    let mut conn = open(addr, &pki.client(Some(&mallory)));
+    conn.send("POST", "/RPC2", &support::call_xml("whoami", &[]));
+    assert!(
+        conn.read_response().is_none(),
+        "answered a foreign certificate"
+    );
+    assert!(wait_until(LONG, || tls_failures(&server) == 1));
+}
+
+#[test]
+fn a_required_client_certificate_is_required() {
+    let pki = Pki::new("required");
+    let server = start(Config {
+        tls_require_client_cert: true,
+        ..pki.config_with_client_ca()
+    });
+    let addr = server.local_addr();
+    let mut conn = open(addr, &pki.client(None));
+    conn.send("POST", "/RPC2", &support::call_xml("whoami", &[]));
+    assert!(
+        conn.read_response().is_none(),
+        "answered a client without a certificate"
+    );
+    assert!(wait_until(LONG, || tls_failures(&server) == 1));
+
+    let bob = pki.client_cert("bob");
+    let r = open(addr, &pki.client(Some(&bob))).call("whoami", &[]);
+    assert!(r.body.contains("<string>bob|"), "{}", r.body);
+}
+
+#[test]
+fn a_stalled_or_broken_handshake_is_closed_and_counted() {
+    let pki = Pki::new("stalled");
+    let server = start(Config {
+        socket_timeout_ms: 300,
+        ..pki.config()
+    });
+    let addr = server.local_addr();
+    // The start of a handshake record, then nothing.
+    let mut stalled = Conn::open(addr);
+    stalled.stream.write_all(&[22, 3, 1]).unwrap();
+    // A handshake record holding garbage.
+    let mut broken = Conn::open(addr);
+    broken
+        .stream
+        .write_all(&[22, 3, 3, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8])
+        .unwrap();
+    assert!(broken.closed_within(LONG));
+    assert!(stalled.closed_within(LONG));
+    assert!(wait_until(LONG, || tls_failures(&server) == 2));
+    let r = open(addr, &pki.client(None)).call("echo", &["<int>3</int>"]);
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[test]
+fn unusable_certificate_files_stop_the_build_naming_the_key() {
+    let pki = Pki::new("files");
+    let build = |config: Config| {
+        Server::builder()
+            .config(config)
+            .registry(support::registry())
+            .build()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let missing = build(Config {
+        tls_key_file: Some(pki.dir.join("nowhere.key")),
+        ..pki.config()
+    });
+    assert!(
+        missing.contains("tls_key_file") && missing.contains("nowhere.key"),
+        "{missing}"
+    );
+    std::fs::write(pki.dir.join("empty.pem"), "not a certificate\n").unwrap();
+    let empty = build(Config {
+        tls_cert_file: Some(pki.dir.join("empty.pem")),
+        ..pki.config()
+    });
+    assert!(
+        empty.contains("tls_cert_file") && empty.contains("no certificate"),
+        "{empty}"
+    );
+    // The key of another certificate.
+    let stranger = pki.client_cert("stranger");
+    std::fs::write(pki.dir.join("stranger.key"), stranger.key.serialize_pem()).unwrap();
+    let mismatched = build(Config {
+        tls_key_file: Some(pki.dir.join("stranger.key")),
+        ..pki.config()
+    });
+    assert!(mismatched.contains("tls_key_file"), "{mismatched}");
+    let no_ca = build(Config {
+        tls_client_ca_file: Some(pki.dir.join("server.key")),
+        ..pki.config()
+    });
+    assert!(no_ca.contains("tls_client_ca_file"), "{no_ca}");
+}
