@@ -362,7 +362,8 @@ pub(crate) async fn serve(
                 }
             }
             // Boxed: rustls's handshake is large, and it happens once.
-            let Some((tls, cert)) = Box::pin(start_tls(acceptor, stream, shared, &unit)).await
+            let Some((tls, cert)) =
+                Box::pin(start_tls(acceptor, stream, peer, shared, &unit)).await
             else {
                 counters.tls_failures.add(1);
                 return;
@@ -478,14 +479,14 @@ const TLS_ONLY: &str = "This port speaks HTTPS: use an https:// URL.\n";
 async fn start_tls(
     acceptor: &crate::tls::Acceptor,
     stream: TcpStream,
+    peer: SocketAddr,
     shared: &Shared,
     unit: &UnitLocal,
 ) -> Option<(Transport, Option<ClientCert>)> {
-    let peer = stream.peer_addr().ok();
     let mut first = [0u8; 1];
     match stream.peek(&mut first).await {
         Ok(1) if !crate::tls::starts_handshake(first[0]) => {
-            tracing::debug!(?peer, "plain HTTP on the TLS port: answered 400");
+            tracing::debug!(%peer, "plain HTTP on the TLS port: answered 400");
             // hyper reads the request and writes the answer, then closes.
             let svc = service_fn(|_req| async {
                 Ok::<_, std::convert::Infallible>(crate::service::closing(crate::service::text(
@@ -505,12 +506,12 @@ async fn start_tls(
     match tokio::time::timeout(shared.config.socket_timeout(), handshake).await {
         Ok(Ok(established)) => Some(established),
         Ok(Err(e)) => {
-            tracing::debug!(?peer, "TLS handshake failed: {e}");
+            tracing::debug!(%peer, "TLS handshake failed: {e}");
             None
         }
         Err(_) => {
             shared.stats.counters.timeouts.add(1);
-            tracing::debug!(?peer, "TLS handshake not done within the socket timeout");
+            tracing::debug!(%peer, "TLS handshake not done within the socket timeout");
             None
         }
     }

@@ -21,7 +21,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -206,6 +206,26 @@ impl ServerBuilder {
         max_upload_length: u64,
         /// See [`Config::resource_outage_message`].
         resource_outage_message: String,
+    }
+
+    /// Serves HTTPS only, with this certificate chain and private key (PEM files); see
+    /// [`Config::tls_cert_file`].
+    pub fn tls(mut self, cert_file: impl Into<PathBuf>, key_file: impl Into<PathBuf>) -> Self {
+        self.config.tls_cert_file = Some(cert_file.into());
+        self.config.tls_key_file = Some(key_file.into());
+        self
+    }
+
+    /// Asks clients for certificates signed by these CAs (a PEM file); see
+    /// [`Config::tls_client_ca_file`].
+    pub fn tls_client_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.tls_client_ca_file = Some(path.into());
+        self
+    }
+
+    setters! {
+        /// See [`Config::tls_require_client_cert`].
+        tls_require_client_cert: bool,
     }
 
     /// Runs `setup` once, when the server starts, before the first connection is accepted
