@@ -20,7 +20,9 @@
 //!   hand-off to another thread and back costs by itself, the peer of thread mode;
 //! - **floor-queue**: the floor answering through the hub's own job queue and workers (the
 //!   default configuration's): thread mode's hand-off with no XML-RPC work around it, the
-//!   ceiling of the hub's thread mode.
+//!   ceiling of the hub's thread mode;
+//! - **floor-tls** / **async-tls**: the floor and the async hub serving HTTPS (rustls with
+//!   ring, the same self-signed ECDSA certificate kind on both), driven by `wrk`.
 //!
 //! The hub runs with its default configuration except `listen` and `io_units`.
 //! Tables are printed as Markdown for `BENCHMARKS.md`.
@@ -153,8 +155,9 @@ fn serve(role: &str) {
     let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let mut _server = None;
     let addr = match role {
-        "floor" => floor(addr, Answerer::Inline),
-        "floor-pool" => floor(addr, Answerer::SpawnBlocking),
+        "floor" => floor(addr, Answerer::Inline, None),
+        "floor-tls" => floor(addr, Answerer::Inline, Some(tls_acceptor())),
+        "floor-pool" => floor(addr, Answerer::SpawnBlocking, None),
         "floor-queue" => {
             let config = hub::core::Config {
                 workers: workers(),
@@ -164,7 +167,15 @@ fn serve(role: &str) {
             floor(
                 addr,
                 Answerer::HubQueue(Arc::new(StandalonePool::start(&config).unwrap())),
+                None,
             )
+        }
+        "async-tls" => {
+            let (cert, key) = tls_files();
+            let server = hub_server(addr, false, true, batch(), Some((cert, key)));
+            let a = server.local_addr();
+            _server = Some(server);
+            a
         }
         "async" | "blocking" | "async-nowatch" | "blocking-nowatch" | "blocking-nobatch" => {
             let server = hub_server(
@@ -172,6 +183,7 @@ fn serve(role: &str) {
                 role.starts_with("blocking"),
                 !role.ends_with("nowatch"),
                 !role.ends_with("nobatch") && batch(),
+                None,
             );
             let a = server.local_addr();
             _server = Some(server);
@@ -245,7 +257,11 @@ fn nofile() -> u64 {
 /// (Until session 4 every floor thread accepted from the shared listener: the first one
 /// awake took a whole burst of connections, so all 16 of the headline ran on one thread —
 /// a server that never sleeps, against the hub's two that take turns sleeping.)
-fn floor(addr: SocketAddr, answerer: Answerer) -> SocketAddr {
+fn floor(
+    addr: SocketAddr,
+    answerer: Answerer,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> SocketAddr {
     let listener = std::net::TcpListener::bind(addr).unwrap();
     // std listens with a backlog of 128; the hub's acceptor uses 1024. Listening again on a
     // listening socket only changes its backlog, so both sides queue the same SYNs.
@@ -261,6 +277,7 @@ fn floor(addr: SocketAddr, answerer: Answerer) -> SocketAddr {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<std::net::TcpStream>();
             let fixed = fixed.clone();
             let answerer = answerer.clone();
+            let tls = tls.clone();
             on_own_thread(async move {
                 if let Answerer::HubQueue(_) = &answerer {
                     // The hub's units take their answers through this task; so does the peer.
@@ -268,7 +285,15 @@ fn floor(addr: SocketAddr, answerer: Answerer) -> SocketAddr {
                 }
                 while let Some(stream) = rx.recv().await {
                     let stream = tokio::net::TcpStream::from_std(stream).unwrap();
-                    tokio::spawn(floor_connection(stream, fixed.clone(), answerer.clone()));
+                    let (fixed, answerer) = (fixed.clone(), answerer.clone());
+                    match tls.clone() {
+                        None => tokio::spawn(floor_connection(stream, fixed, answerer)),
+                        Some(tls) => tokio::spawn(async move {
+                            if let Ok(stream) = tls.accept(stream).await {
+                                floor_connection(stream, fixed, answerer).await;
+                            }
+                        }),
+                    };
                 }
             });
             tx
@@ -309,8 +334,45 @@ enum Answerer {
     HubQueue(Arc<StandalonePool>),
 }
 
+/// A self-signed certificate for `localhost` and its key, written once per process (the
+/// TLS roles' files).
+fn tls_files() -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("hub-e2e-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// The floor's TLS: rustls with ring, as the hub's (`hub-core/src/tls.rs`).
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = tls_files();
+    let chain = CertificateDer::pem_file_iter(&cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&key).unwrap();
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config).into()
+}
+
 /// One floor connection: read the body, answer `fixed` (or the body, on `/echo-body`).
-async fn floor_connection(stream: tokio::net::TcpStream, fixed: Bytes, answerer: Answerer) {
+async fn floor_connection<S>(stream: S, fixed: Bytes, answerer: Answerer)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let fixed = fixed.clone();
         let answerer = answerer.clone();
@@ -358,10 +420,14 @@ fn hub_server(
     blocking: bool,
     watch: bool,
     batch: bool,
+    tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 ) -> hub::core::RunningServer {
     let mut builder = Server::builder().batch_scheduled_workers(batch);
     if !watch {
         builder = builder.memory_warn_threshold_kib(0);
+    }
+    if let Some((cert, key)) = tls {
+        builder = builder.tls(cert, key);
     }
     let registry = Registry::builder()
         .method(method("echo", echo, blocking))
@@ -735,6 +801,10 @@ fn drive() {
         wrk_cross_check(&plan, [&floor, &asy, &blk]);
     }
 
+    if want("tls") {
+        tls(&plan);
+    }
+
     if want("size") {
         let t = Instant::now();
         let stolen = Stolen::start();
@@ -812,7 +882,6 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
     let stolen = Stolen::start();
     let body = echo_call(Value::from("hello"));
     let threads: usize = env_or("HUB_E2E_CLIENT_THREADS", 2);
-    let warmup = Duration::from_secs(1);
     let measure = if plan.quick {
         Duration::from_secs(2)
     } else {
@@ -832,17 +901,17 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut by_conns = Vec::new();
     for conns in [16, 4096] {
-        // rounds[r][server] = (run, server CPU µs per request)
-        let mut rounds = Vec::new();
-        for _ in 0..plan.rounds {
-            rounds.push(servers.map(|srv| {
-                let wrk = |d| load::wrk::run(srv.addr, "/RPC2", &body, conns, threads, d);
-                wrk(warmup).expect("wrk warm-up run");
-                let (run, cpu) = with_cpu(srv, Duration::ZERO, || wrk(measure));
-                let run = run.expect("wrk run");
-                (run, cpu.per_request(run.requests).server_us)
-            }));
-        }
+        let load = WrkLoad {
+            scheme: "http",
+            close: false,
+            body: &body,
+            conns,
+            threads,
+            measure,
+        };
+        let rounds: Vec<[_; 3]> = (0..plan.rounds)
+            .map(|_| servers.map(|srv| load.run(srv)))
+            .collect();
         let median = |i: usize| {
             let mut v: Vec<_> = rounds.iter().map(|r| r[i]).collect();
             v.sort_by(|a, b| a.0.rps.total_cmp(&b.0.rps));
@@ -886,6 +955,100 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
     );
     println!("\n{}", stolen.report());
     eprintln!("[wrk: {:.1} s]", t.elapsed().as_secs_f64());
+}
+
+/// One `wrk` load, run against one server after a 1 s warm-up.
+struct WrkLoad<'a> {
+    scheme: &'a str,
+    close: bool,
+    body: &'a [u8],
+    conns: usize,
+    threads: usize,
+    measure: Duration,
+}
+
+impl WrkLoad<'_> {
+    /// The run and the server's CPU µs per request.
+    fn run(&self, srv: &ServerProc) -> (load::wrk::WrkRun, f64) {
+        let url = format!("{}://{}/RPC2", self.scheme, srv.addr);
+        let wrk = |d| load::wrk::run(&url, self.close, self.body, self.conns, self.threads, d);
+        wrk(Duration::from_secs(1)).expect("wrk warm-up run");
+        let (run, cpu) = with_cpu(srv, Duration::ZERO, || wrk(self.measure));
+        let run = run.expect("wrk run");
+        (run, cpu.per_request(run.requests).server_us)
+    }
+}
+
+/// HTTPS: the floor and the async hub behind rustls, under `wrk` at 16 connections, both
+/// keep-alive (one handshake per connection) and with a new connection per request (a full
+/// handshake each: what a client that does not keep connections costs).
+fn tls(plan: &Plan) {
+    let t = Instant::now();
+    let Some(version) = load::wrk::version() else {
+        println!("\n## HTTPS\n\nNot run: `wrk` is not on PATH (Debian: `apt-get install wrk`).");
+        return;
+    };
+    let stolen = Stolen::start();
+    let servers = [
+        ServerProc::spawn("floor-tls"),
+        ServerProc::spawn("async-tls"),
+    ];
+    let body = echo_call(Value::from("hello"));
+    let threads: usize = env_or("HUB_E2E_CLIENT_THREADS", 2);
+    let measure = if plan.quick {
+        Duration::from_secs(2)
+    } else {
+        plan.measure
+    };
+    println!(
+        "\n## HTTPS: {version}, {threads} threads, echo(\"hello\"), 16 connections \
+         (median of {} rounds)\n",
+        plan.rounds
+    );
+    println!(
+        "| connections | floor-tls req/s | async-tls req/s | async/floor in each round: median \
+         (min–max) | p50 / p99 ms: floor; async | server CPU µs/req floor / async | \
+         non-2xx / socket errors: floor; async |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (label, close) in [("kept alive", false), ("one per request", true)] {
+        let load = WrkLoad {
+            scheme: "https",
+            close,
+            body: &body,
+            conns: 16,
+            threads,
+            measure,
+        };
+        let rounds: Vec<[_; 2]> = (0..plan.rounds)
+            .map(|_| [load.run(&servers[0]), load.run(&servers[1])])
+            .collect();
+        let median = |i: usize| {
+            let mut v: Vec<_> = rounds.iter().map(|r| r[i]).collect();
+            v.sort_by(|a, b| a.0.rps.total_cmp(&b.0.rps));
+            v[v.len() / 2]
+        };
+        let (f, a) = (median(0), median(1));
+        let ratios = spread(rounds.iter().map(|r| r[1].0.rps / r[0].0.rps).collect());
+        println!(
+            "| {label} | {:.0} | {:.0} | {ratios} | {:.2} / {:.2}; {:.2} / {:.2} | {:.1} / {:.1} | \
+             {} / {}; {} / {} |",
+            f.0.rps,
+            a.0.rps,
+            f.0.p50_ms,
+            f.0.p99_ms,
+            a.0.p50_ms,
+            a.0.p99_ms,
+            f.1,
+            a.1,
+            f.0.non_2xx,
+            f.0.socket_errors,
+            a.0.non_2xx,
+            a.0.socket_errors,
+        );
+    }
+    println!("\n{}", stolen.report());
+    eprintln!("[tls: {:.1} s]", t.elapsed().as_secs_f64());
 }
 
 /// Per-round ratios as `median (min–max)`.

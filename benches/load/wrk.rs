@@ -6,7 +6,6 @@
 //! built-in generator's way of sending and reading.
 
 use std::io;
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,17 +36,23 @@ pub fn version() -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Runs `wrk` against `http://addr{path}` with `POST`s of `body` on `conns` connections.
+/// Runs `wrk` against `url` (`http` or `https`: wrk does not check the server's certificate)
+/// with `POST`s of `body` on `conns` connections; with `close`, every request asks for
+/// `Connection: close`, so each one is a new connection (and, over TLS, a full handshake).
 pub fn run(
-    addr: SocketAddr,
-    path: &str,
+    url: &str,
+    close: bool,
     body: &[u8],
     conns: usize,
     threads: usize,
     duration: Duration,
 ) -> io::Result<WrkRun> {
     let script = std::env::temp_dir().join(format!("hub-e2e-wrk-{}.lua", std::process::id()));
-    std::fs::write(&script, lua_post(body)?)?;
+    let mut lua = lua_post(body)?;
+    if close {
+        lua.push_str("wrk.headers[\"Connection\"] = \"close\"\n");
+    }
+    std::fs::write(&script, lua)?;
     let cpu_before = children_cpu_us();
     let out = Command::new("wrk")
         .arg(format!("-t{}", threads.min(conns)))
@@ -56,7 +61,7 @@ pub fn run(
         .arg("--latency")
         .arg("-s")
         .arg(&script)
-        .arg(format!("http://{addr}{path}"))
+        .arg(url)
         .output()?;
     let cpu_us = children_cpu_us() - cpu_before;
     let _ = std::fs::remove_file(&script);
