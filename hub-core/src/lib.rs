@@ -8,6 +8,8 @@
 //!   [`auth`] and [`session`] (who calls, permissions), [`resource`] (per-request resources
 //!   committed or rolled back), [`upload`] (streamed uploads), [`status`] (offline, lockout),
 //!   `watch` (memory watch and call log).
+//! - [`tls`] (feature `tls`): HTTPS listeners, and the client certificate the authenticator
+//!   sees; `transport` is the stream under hyper, TCP or TLS.
 
 mod acceptor;
 mod answer;
