@@ -1,7 +1,7 @@
 //! The command-line client: calls one method (or a batch) and prints the result.
 //!
 //! ```text
-//! cargo run --example call -- [--url URL] [--timeout SECS] [--json] METHOD [ARG ...]
+//! cargo run --example call -- [--url URL] [--ca FILE] [--cert FILE] [--timeout SECS] [--json] METHOD [ARG ...]
 //! cargo run --example call -- [--url URL] --list
 //! cargo run --example call -- [--url URL] --help METHOD
 //! cargo run --example call -- [--url URL] [--json] --multicall < calls.txt
@@ -22,6 +22,10 @@
 //! | `name=ARG` | a keyword argument (koji's `__starstar`), typed the same way |
 //! | anything else | an int if it parses as one, else a double, else `true`/`false`, else a string |
 //!
+//! For an `https://` URL the server is checked against the system's CAs, or those of `--ca`
+//! (koji's `serverca`); `--cert` presents a client certificate (koji's `cert`: one PEM file
+//! with the certificate and its key).
+//!
 //! `--multicall` reads one call per line from stdin (`METHOD ARG ...`, with shell-like
 //! quoting; blank lines and `#` comments are skipped) and sends them as one
 //! `system.multicall`. Exit status: 0 on success, 1 on a fault (its code and message on
@@ -38,13 +42,15 @@ use hub::client::{Call, Error};
 use hub::{DateTime, Struct, Value};
 
 const USAGE: &str = "\
-usage: call [--url URL] [--timeout SECS] [--json] METHOD [ARG ...]
+usage: call [--url URL] [--ca FILE] [--cert FILE] [--timeout SECS] [--json] METHOD [ARG ...]
        call [--url URL] --list
        call [--url URL] --help METHOD
        call [--url URL] [--json] --multicall < calls.txt
 
 ARG: i:5 s:5 b:true d:1.5 dt:19980717T14:08:55 b64:aGk= nil JSON (arrays, structs)
      name=ARG (keyword argument); untyped: int, double, true/false, else string.
+https: --ca FILE trusts these CAs (PEM) instead of the system's; --cert FILE presents
+       a client certificate (PEM: certificate and key).
 Default URL: http://127.0.0.1:8080/RPC2";
 
 /// What went wrong, and so which exit status.
@@ -74,6 +80,8 @@ enum Mode {
 
 struct Args {
     url: String,
+    ca: Option<String>,
+    cert: Option<String>,
     timeout: Duration,
     json: bool,
     mode: Mode,
@@ -81,6 +89,7 @@ struct Args {
 
 fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
     let mut url = "http://127.0.0.1:8080/RPC2".to_owned();
+    let (mut ca, mut cert) = (None, None);
     let mut timeout = Duration::from_secs(60);
     let mut json = false;
     let mut mode = None;
@@ -92,6 +101,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
         };
         match arg.as_str() {
             "--url" => url = value("--url")?,
+            "--ca" => ca = Some(value("--ca")?),
+            "--cert" => cert = Some(value("--cert")?),
             "--timeout" => {
                 let v = value("--timeout")?;
                 timeout = v
@@ -125,6 +136,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
     let mode = mode.ok_or_else(|| Failure::Usage("no METHOD given".into()))?;
     Ok(Args {
         url,
+        ca,
+        cert,
         timeout,
         json,
         mode,
@@ -486,9 +499,19 @@ fn multicall(client: &Client, json: bool) -> Result<(), Failure> {
 
 fn run() -> Result<(), Failure> {
     let args = parse_args(std::env::args().skip(1))?;
-    let client = Client::new(&args.url)
+    let mut client = Client::new(&args.url)
         .map_err(|e| Failure::Usage(e.to_string()))?
         .timeout(args.timeout);
+    if let Some(ca) = &args.ca {
+        client = client
+            .tls_ca_file(ca)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+    }
+    if let Some(cert) = &args.cert {
+        client = client
+            .tls_client_cert(cert)
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+    }
     match args.mode {
         Mode::List => {
             let names: Vec<String> = client.call("system.listMethods", ())?;

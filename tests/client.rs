@@ -292,7 +292,7 @@ async fn faults_http_statuses_and_transport_errors() {
     assert!(err.to_string().contains("refused"), "{err}");
 
     for bad in [
-        "https://example.org/RPC2",
+        "ftp://example.org/RPC2",
         "127.0.0.1:8080",
         "http:///x",
         "not a url",

@@ -91,6 +91,7 @@
 //! ```
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -98,11 +99,11 @@ use http::header::{HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_TYPE, USER_
 use http::{HeaderMap, Request, Uri};
 use http_body_util::{BodyExt, Full, Limited};
 use hub_xmlrpc::{Fault, Limits, MethodCall, MethodResponse, Struct, Value, STARSTAR};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::connector::{connector, Connector, TlsOptions};
 use crate::encoding::DecodeError;
 
 /// Why a call did not produce a result.
@@ -126,8 +127,11 @@ pub enum Error {
     Encode(String),
     /// The response was not XML-RPC, or its value does not decode into the requested type.
     Decode(String),
-    /// The URL is not an `http://` URL.
+    /// The URL is not an `http://` or `https://` URL.
     Url(String),
+    /// A TLS setting could not be used (a CA or certificate file; no trusted CAs on the
+    /// system).
+    Tls(String),
 }
 
 impl Error {
@@ -159,6 +163,7 @@ impl fmt::Display for Error {
             Error::Encode(e) => write!(f, "encoding the call: {e}"),
             Error::Decode(e) => write!(f, "decoding the response: {e}"),
             Error::Url(e) => write!(f, "URL: {e}"),
+            Error::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -297,10 +302,13 @@ fn entry_fault(s: &Struct) -> Option<Fault> {
 /// An async XML-RPC client for one endpoint URL.
 ///
 /// Connections are kept alive and reused by later calls (and by clones of this client).
-/// Only `http://` URLs are supported.
+/// `https://` URLs (feature `tls`, on by default in `hub`) check the server against the
+/// system's trust store, or the CAs of [`tls_ca_file`](Self::tls_ca_file), and present the
+/// certificate of [`tls_client_cert`](Self::tls_client_cert) if the server asks for one.
 #[derive(Clone, Debug)]
 pub struct Client {
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    http: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
+    tls: TlsOptions,
     uri: Uri,
     headers: HeaderMap,
     timeout: Option<Duration>,
@@ -308,7 +316,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `url`, like `http://127.0.0.1:8080/RPC2` (the path defaults to `/`).
+    /// A client for `url`, like `http://127.0.0.1:8080/RPC2` or
+    /// `https://hub.example.org/kojihub` (the path defaults to `/`).
     ///
     /// Needs no runtime to be made, but its calls must run inside a tokio runtime.
     pub fn new(url: impl AsRef<str>) -> Result<Client, Error> {
@@ -317,28 +326,25 @@ impl Client {
             .parse()
             .map_err(|e| Error::Url(format!("`{url}`: {e}")))?;
         match uri.scheme_str() {
-            Some("http") => {}
+            Some("http" | "https") => {}
             Some(other) => {
                 return Err(Error::Url(format!(
-                    "`{url}`: the {other} scheme is not supported (only http)"
+                    "`{url}`: the {other} scheme is not supported (only http and https)"
                 )))
             }
             None => {
                 return Err(Error::Url(format!(
-                    "`{url}`: expected http://HOST[:PORT]/PATH"
+                    "`{url}`: expected http://HOST[:PORT]/PATH or https://..."
                 )))
             }
         }
         if uri.host().is_none() {
             return Err(Error::Url(format!("`{url}`: no host")));
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let tls = TlsOptions::default();
         Ok(Client {
-            http,
+            http: Self::connect(&uri, &tls)?,
+            tls,
             uri,
             headers: HeaderMap::new(),
             timeout: None,
@@ -347,6 +353,44 @@ impl Client {
                 ..Limits::DEFAULT
             },
         })
+    }
+
+    /// The pooled HTTP client for `uri` with these TLS options.
+    fn connect(
+        uri: &Uri,
+        tls: &TlsOptions,
+    ) -> Result<hyper_util::client::legacy::Client<Connector, Full<Bytes>>, Error> {
+        let https = uri.scheme_str() == Some("https");
+        let connector = connector(https, tls).map_err(|e| {
+            if https && cfg!(not(feature = "tls")) {
+                Error::Url(e)
+            } else {
+                Error::Tls(e)
+            }
+        })?;
+        Ok(
+            hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(60))
+                .build(connector),
+        )
+    }
+
+    /// For an `https://` URL: trusts the CA certificates in this PEM file instead of the
+    /// system's (koji's `serverca`). A file that cannot be read or holds no certificate is an
+    /// [`Error::Tls`].
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Result<Self, Error> {
+        self.tls.ca_file = Some(path.into());
+        self.http = Self::connect(&self.uri, &self.tls)?;
+        Ok(self)
+    }
+
+    /// For an `https://` URL: presents this certificate to a server that asks for one (koji's
+    /// `cert`: one PEM file holding the certificate chain and its private key). A file that
+    /// cannot be used is an [`Error::Tls`].
+    pub fn tls_client_cert(mut self, path: impl Into<PathBuf>) -> Result<Self, Error> {
+        self.tls.cert_file = Some(path.into());
+        self.http = Self::connect(&self.uri, &self.tls)?;
+        Ok(self)
     }
 
     /// Fails a call with [`Error::Timeout`] if its complete response has not arrived within
@@ -560,6 +604,7 @@ impl Client {
 /// # Ok(()) }
 /// ```
 pub mod blocking {
+    use std::path::PathBuf;
     use std::time::Duration;
 
     use hub_xmlrpc::{Fault, Limits, Value};
@@ -605,6 +650,18 @@ pub mod blocking {
         pub fn limits(mut self, limits: Limits) -> Self {
             self.inner = self.inner.limits(limits);
             self
+        }
+
+        /// See [`Client::tls_ca_file`](super::Client::tls_ca_file).
+        pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Result<Self, Error> {
+            self.inner = self.inner.tls_ca_file(path)?;
+            Ok(self)
+        }
+
+        /// See [`Client::tls_client_cert`](super::Client::tls_client_cert).
+        pub fn tls_client_cert(mut self, path: impl Into<PathBuf>) -> Result<Self, Error> {
+            self.inner = self.inner.tls_client_cert(path)?;
+            Ok(self)
         }
 
         /// The endpoint URL.

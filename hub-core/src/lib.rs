@@ -18,6 +18,7 @@ mod body;
 pub mod client;
 pub mod config;
 mod conn;
+mod connector;
 pub mod context;
 mod dispatch;
 mod encoding;

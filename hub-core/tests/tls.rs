@@ -369,3 +369,55 @@ fn unusable_certificate_files_stop_the_build_naming_the_key() {
     });
     assert!(no_ca.contains("tls_client_ca_file"), "{no_ca}");
 }
+
+#[test]
+fn the_client_speaks_https_with_a_ca_file_and_a_client_certificate() {
+    use hub_core::client::{blocking::Client, Error};
+    let pki = Pki::new("client-lib");
+    let server = start(pki.config_with_client_ca());
+    let url = format!("https://127.0.0.1:{}/RPC2", server.local_addr().port());
+    let alice = pki.client_cert("alice");
+    // koji's `cert`: the certificate and its key in one file.
+    let alice_pem = pki.dir.join("alice.pem");
+    std::fs::write(
+        &alice_pem,
+        format!("{}{}", alice.cert.pem(), alice.key.serialize_pem()),
+    )
+    .unwrap();
+    let client = Client::new(&url)
+        .unwrap()
+        .tls_ca_file(pki.dir.join("ca.pem"))
+        .unwrap()
+        .tls_client_cert(&alice_pem)
+        .unwrap();
+    let who: String = client.call("whoami", ()).unwrap();
+    assert!(who.starts_with("alice|CN=alice"), "{who}");
+    // Kept alive: a second call reuses the connection (one handshake, one connection).
+    let again: String = client.call("whoami", ()).unwrap();
+    assert_eq!(again, who);
+
+    // Without the test CA the server's certificate is trusted by nobody: the system's store
+    // does not know it (or there is no store, which is refused when the client is made).
+    let refused = Client::new(&url)
+        .and_then(|c| c.call::<String>("whoami", ()))
+        .expect_err("an unknown CA's server certificate was accepted");
+    let text = refused.to_string();
+    assert!(
+        text.contains("certificate") || text.contains("CA"),
+        "{text}"
+    );
+    // Files that cannot be used are refused when set, naming the file.
+    let missing = Client::new(&url)
+        .unwrap()
+        .tls_ca_file(pki.dir.join("nowhere.pem"))
+        .expect_err("a missing CA file");
+    assert!(
+        matches!(&missing, Error::Tls(e) if e.contains("nowhere.pem")),
+        "{missing}"
+    );
+    let keyless = Client::new(&url)
+        .unwrap()
+        .tls_client_cert(pki.dir.join("ca.pem"))
+        .expect_err("a certificate file without a key");
+    assert!(matches!(keyless, Error::Tls(_)), "{keyless}");
+}
