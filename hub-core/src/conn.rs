@@ -79,6 +79,11 @@ pub(crate) struct ConnState {
     /// Bytes were handed to the socket and not yet confirmed by a flush. hyper flushes the
     /// socket only once its own write buffer is empty, so `false` means nothing is pending.
     write_dirty: AtomicBool,
+    /// The client has finished sending (a read met the end of its stream): closing cannot
+    /// reset an answer it has not read, so there is nothing to linger for.
+    client_done: AtomicBool,
+    /// hyper shut the write side down (its graceful close): the answer is flushed.
+    shut_down: AtomicBool,
     /// The client's verified TLS certificate, set once by the handshake (boxed: most
     /// connections have none, and 10,000 parked ones each hold this state).
     client_cert: OnceLock<Box<ClientCert>>,
@@ -139,11 +144,12 @@ fn linger(shared: &Shared) -> Duration {
 /// sends, so the last answer reaches it (see the module docs); at most `socket_timeout_ms`.
 pub(crate) const LINGER_CLOSE: Duration = Duration::from_secs(2);
 
-/// Shuts the write side of a connection hyper has finished with (its answer is flushed), then
-/// reads and discards until the client closes, an error, or [`LINGER_CLOSE`] passes.
-async fn linger_close(mut stream: TcpStream, shared: &Shared) {
+/// Shuts the write side of a connection hyper has finished with (its answer is flushed;
+/// `shut_down`: hyper did it already), then reads and discards until the client closes, an
+/// error, or [`LINGER_CLOSE`] passes.
+async fn linger_close(mut stream: TcpStream, shut_down: bool, shared: &Shared) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    if stream.shutdown().await.is_err() {
+    if !shut_down && stream.shutdown().await.is_err() {
         return;
     }
     let deadline = tokio::time::Instant::now() + LINGER_CLOSE.min(shared.config.socket_timeout());
@@ -208,8 +214,12 @@ impl AsyncRead for ParkIo {
             this.state.read_pending.store(false, Relaxed);
             return Poll::Ready(Ok(()));
         }
+        let before = buf.filled().len();
         let r = Pin::new(&mut this.stream).poll_read(cx, buf);
         this.state.read_pending.store(r.is_pending(), Relaxed);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() == before && buf.remaining() > 0 {
+            this.state.client_done.store(true, Relaxed);
+        }
         r
     }
 }
@@ -249,7 +259,12 @@ impl AsyncWrite for ParkIo {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.stream).poll_shutdown(cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            this.state.shut_down.store(true, Relaxed);
+        }
+        r
     }
 }
 
@@ -308,13 +323,23 @@ pub(crate) fn trim_after_parks() -> bool {
             .is_ok()
 }
 
+/// Whether and how a finished connection lingers before it closes.
+#[derive(Clone, Copy)]
+enum Linger {
+    /// The client timed out or finished sending: close at once.
+    No,
+    /// Read and discard what the client still sends; `true` if hyper already shut the
+    /// write side down.
+    Yes(bool),
+}
+
 /// How the hyper part of a connection ended.
 enum Phase {
     /// Idle: the socket (and any bytes of a request head hyper had read) comes back, and
     /// whether it parked as soon as it was answered (rather than after a quiet window).
     Park(ParkIo, Bytes, bool),
-    /// Done: linger (see [`linger_close`]) unless it timed out, then close.
-    Close(TcpStream, bool),
+    /// Done: linger (see [`linger_close`]) if the client may still be sending, then close.
+    Close(TcpStream, Linger),
 }
 
 /// Serves one accepted connection until it closes.
@@ -331,10 +356,8 @@ pub(crate) async fn serve(
 ) {
     let held = Held(shared);
     let shared = &held.0;
-    let stream = match stream
-        .set_nonblocking(true)
-        .and_then(|()| TcpStream::from_std(stream))
-    {
+    // Non-blocking already: tokio's listener accepted it (`unit::Handoff`).
+    let stream = match TcpStream::from_std(stream) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(%peer, "cannot register connection: {e}");
@@ -441,9 +464,9 @@ pub(crate) async fn serve(
         );
         match Box::pin(active).await {
             Phase::Close(stream, linger) => {
-                if linger {
+                if let Linger::Yes(shut_down) = linger {
                     // Boxed: its 4 KiB sink would otherwise enlarge every connection's task.
-                    Box::pin(linger_close(stream, shared)).await;
+                    Box::pin(linger_close(stream, shut_down, shared)).await;
                 }
                 return;
             }
@@ -551,7 +574,10 @@ async fn active(
         Stop::TimedOut => {
             counters.timeouts.add(1);
             tracing::debug!(%peer, "connection ended: no request head within the socket timeout");
-            Phase::Close(conn.into_parts().io.into_inner().stream.into_tcp(), false)
+            Phase::Close(
+                conn.into_parts().io.into_inner().stream.into_tcp(),
+                Linger::No,
+            )
         }
         Stop::Finished(r) => {
             if let Err(e) = &r {
@@ -563,8 +589,15 @@ async fn active(
                 tracing::debug!(%peer, "connection ended: {e}");
             }
             // A timed-out client sends nothing more; any other may still be sending (a
-            // body refused with 413, a request hyper refused with 400 or 431).
-            let linger = !r.as_ref().is_err_and(hyper::Error::is_timeout);
+            // body refused with 413, a request hyper refused with 400 or 431) unless a read
+            // already met the end of what it sends.
+            let linger = if r.as_ref().is_err_and(hyper::Error::is_timeout)
+                || state.client_done.load(Relaxed)
+            {
+                Linger::No
+            } else {
+                Linger::Yes(state.shut_down.load(Relaxed))
+            };
             Phase::Close(conn.into_parts().io.into_inner().stream.into_tcp(), linger)
         }
     }

@@ -14,7 +14,8 @@ use tokio::task::JoinSet;
 use crate::context::ServerParts;
 use crate::server::Shared;
 
-/// A connection handed from the acceptor to a unit.
+/// A connection handed from the acceptor to a unit: non-blocking, as tokio's listener
+/// accepts it (the unit registers it with its own runtime as it is).
 pub(crate) type Handoff = (std::net::TcpStream, SocketAddr);
 
 /// The acceptor's end of a unit.
