@@ -528,8 +528,12 @@ async fn start_tls(
     let handshake = crate::tls::handshake(acceptor, stream);
     match tokio::time::timeout(shared.config.socket_timeout(), handshake).await {
         Ok(Ok(established)) => Some(established),
-        Ok(Err(e)) => {
+        Ok(Err((e, stream))) => {
             tracing::debug!(%peer, "TLS handshake failed: {e}");
+            // The alert saying why is written; closing with the client's next records
+            // unread would reset the connection under it (a refused certificate would then
+            // look like a network failure to the client).
+            linger_close(stream, false, shared).await;
             None
         }
         Err(_) => {

@@ -89,7 +89,7 @@ mod disabled {
     pub(crate) async fn handshake(
         acceptor: &Acceptor,
         _stream: TcpStream,
-    ) -> io::Result<(Transport, Option<ClientCert>)> {
+    ) -> Result<(Transport, Option<ClientCert>), (io::Error, TcpStream)> {
         match *acceptor {}
     }
 
@@ -181,12 +181,13 @@ mod enabled {
     }
 
     /// Runs the server side of the handshake on `stream`: the TLS stream, and the client's
-    /// certificate if it sent one.
+    /// certificate if it sent one; or why it failed, and the socket (its alert to the client
+    /// written, for the caller to close without resetting it).
     pub(crate) async fn handshake(
         acceptor: &Acceptor,
         stream: TcpStream,
-    ) -> io::Result<(Transport, Option<ClientCert>)> {
-        let tls = acceptor.0.accept(stream).await?;
+    ) -> Result<(Transport, Option<ClientCert>), (io::Error, TcpStream)> {
+        let tls = acceptor.0.accept(stream).into_fallible().await?;
         let cert = tls
             .get_ref()
             .1
