@@ -5,35 +5,9 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use support::{koji, python, serve, Served};
-
-/// A fresh temp dir for one test's database and uploads; removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("hub-buildhub-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir created");
-        TempDir(dir)
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.0
-            .join(name)
-            .to_str()
-            .expect("a UTF-8 temp path")
-            .to_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::{koji, python, serve, Served, TempDir};
 
 /// Starts buildhub on `db`, with an admin `admin`/`adminpw`.
 fn buildhub(dir: &TempDir) -> Served {
@@ -44,7 +18,7 @@ fn buildhub(dir: &TempDir) -> Served {
 }
 
 fn kojihub(server: &Served) -> String {
-    format!("http://{}/kojihub", server.addr)
+    server.url_at("/kojihub")
 }
 
 /// A koji config naming the hub, so the CLI needs no system profile.
@@ -96,7 +70,7 @@ fn py(server: &Served, body: &str, extra: &[&str]) -> String {
 
 #[test]
 fn koji_cli_reads_builds() {
-    let dir = TempDir::new("cli");
+    let dir = TempDir::new("buildhub-cli");
     let server = buildhub(&dir);
     py(
         &server,
@@ -179,7 +153,7 @@ s.deleteBuild('bash-5.2.15-4.fc41')",
 
 #[test]
 fn koji_version_header() {
-    let dir = TempDir::new("header");
+    let dir = TempDir::new("buildhub-header");
     let server = buildhub(&dir);
     let out = py(
         &server,
@@ -195,7 +169,7 @@ with urllib.request.urlopen(req) as r:
 
 #[test]
 fn client_session_logs_in_and_works() {
-    let dir = TempDir::new("session");
+    let dir = TempDir::new("buildhub-session");
     let server = buildhub(&dir);
     let upload = dir.path("bash-5.2.15-3.fc40.src.rpm");
     let content: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -292,16 +266,14 @@ print('ok')
     assert_eq!(out.trim(), "ok");
     // passwords stay out of the logs (the memory watch logs a call's arguments)
     assert!(!server.stderr().contains("s3cret"), "{}", server.stderr());
-    let stored = dir
-        .0
-        .join("buildhub-work/cli-build/1/bash-5.2.15-3.fc40.src.rpm");
+    let stored = dir.path("buildhub-work/cli-build/1/bash-5.2.15-3.fc40.src.rpm");
     assert_eq!(std::fs::read(&stored).expect("uploaded file"), content);
     assert!(!Path::new(&dir.path("escape")).exists());
 }
 
 #[test]
 fn data_survives_a_restart_and_admin_goes_offline() {
-    let dir = TempDir::new("restart");
+    let dir = TempDir::new("buildhub-restart");
     let server = buildhub(&dir);
     let key = py(
         &server,

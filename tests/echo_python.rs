@@ -1,9 +1,14 @@
 //! The echo example, run as a process, driven by Python's `xmlrpc.client`: every value type
 //! round trips, faults keep their codes, a panic is caged, MultiCall and introspection work,
 //! gzipped requests are decoded and gzipped answers read, with `echo`/`getBuild` as async
-//! handlers and as blocking ones.
+//! handlers and as blocking ones. Over HTTPS (a throwaway PKI, `support::Pki`): Python
+//! verifies the server's certificate against the test CA and no other, a plain `http://`
+//! request to the TLS port gets `400`, and a server that requires client certificates lets
+//! in only clients that present one from its CA.
 
 mod support;
+
+use support::{python, serve, ClientCerts, Pki};
 
 /// Asserts with Python's own client; prints `ok` when every check passed.
 const SCRIPT: &str = r#"
@@ -190,4 +195,135 @@ fn python_drives_echo_with_gzipped_answers() {
         "gzip",
     );
     let _ = std::fs::remove_file(conf);
+}
+
+/// Python over HTTPS: `argv` is the `https://` URL, then the CA file. Prints `ok`.
+const HTTPS_SCRIPT: &str = r#"
+import http.client, ssl, sys, urllib.parse
+import xmlrpc.client as x
+
+url, ca = sys.argv[1:3]
+p = x.ServerProxy(url, allow_none=True, use_builtin_types=True,
+                  context=ssl.create_default_context(cafile=ca))
+# several calls on one kept-alive connection, one answer spanning many TLS records
+for v in ["over tls", 7, {"nested": [1, None, b"\x00\xff"]}, "x" * 300_000]:
+    got = p.echo(v)
+    assert got == v, (got if len(repr(got)) < 200 else len(got), v if len(repr(v)) < 200 else len(v))
+m = x.MultiCall(p)
+m.echo(1)
+m.getBuild(7)
+r = list(m())
+assert r[0] == 1 and r[1]["name"] == "bash", r
+try:
+    p.fail(1005, "faults too")
+    raise AssertionError("fail() answered no fault")
+except x.Fault as f:
+    assert (f.faultCode, f.faultString) == (1005, "faults too"), f
+
+# Python's default context trusts the system's CAs, not the test CA: the server really
+# serves the generated certificate, and Python really checks it
+try:
+    x.ServerProxy(url).echo(1)
+    raise AssertionError("a certificate from an untrusted CA was accepted")
+except ssl.SSLCertVerificationError as e:
+    assert "certificate verify failed" in str(e), e
+
+# plain HTTP to the TLS port: 400, and a body that says what to do
+u = urllib.parse.urlsplit(url)
+plain = "http://%s/RPC2" % u.netloc
+try:
+    x.ServerProxy(plain).echo(1)
+    raise AssertionError("plain HTTP to the TLS port was answered")
+except x.ProtocolError as e:
+    assert e.errcode == 400, (e.errcode, e.errmsg)
+conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+conn.request("POST", "/RPC2", x.dumps((1,), "echo"), {"Content-Type": "text/xml"})
+resp = conn.getresponse()
+body = resp.read().decode()
+assert resp.status == 400 and "use an https:// URL" in body, (resp.status, body)
+print("ok")
+"#;
+
+/// The echo example over HTTPS: Python's client verifies the test CA's server certificate
+/// and round trips values, refuses the server under its default (system) CAs with a
+/// certificate-verify error, and a plain `http://` request to the port gets `400`.
+#[test]
+fn python_calls_echo_over_https() {
+    let pki = Pki::new("echo-https");
+    let server = serve(
+        "echo",
+        &["--config", &pki.server_config(ClientCerts::NotAsked, "")],
+    );
+    assert_eq!(server.scheme, "https");
+    let ran = python(HTTPS_SCRIPT, &[&server.url(), &pki.ca()]);
+    assert_eq!(
+        ran.ok().trim(),
+        "ok",
+        "{ran}\n--- server stderr\n{}",
+        server.stderr()
+    );
+}
+
+/// Python with a client certificate: `argv` is the URL, the CA file, then the certificate
+/// file that works (`good`) and the ones that must not (`bad`, or `none` for none at all).
+/// Prints one line per client: `accepted` or the refusal's SSL reason.
+const CLIENT_CERT_SCRIPT: &str = r#"
+import ssl, sys
+import xmlrpc.client as x
+
+url, ca = sys.argv[1:3]
+for cert in sys.argv[3:]:
+    ctx = ssl.create_default_context(cafile=ca)
+    if cert != "none":
+        ctx.load_cert_chain(cert)
+    p = x.ServerProxy(url, context=ctx)
+    try:
+        assert p.echo("with " + cert) == "with " + cert
+        print("accepted")
+    except x.Fault as f:
+        raise AssertionError("a refused client got as far as a fault: %r" % f)
+    except ssl.SSLError as e:
+        # OpenSSL's reason: the alert the server sent
+        print("refused:", e.reason)
+    except OSError as e:
+        # the server closed the connection before the client read its alert
+        print("refused:", type(e).__name__)
+"#;
+
+/// `tls_require_client_cert`: a client without a certificate, and one whose certificate
+/// comes from another CA, are refused in the handshake; one with a certificate from
+/// `tls_client_ca_file` calls as usual.
+#[test]
+fn python_needs_a_client_certificate_when_required() {
+    let pki = Pki::new("echo-client-cert");
+    let server = serve(
+        "echo",
+        &["--config", &pki.server_config(ClientCerts::Required, "")],
+    );
+    let alice = pki.client("alice");
+    let stranger = pki.foreign_client("alice");
+    let ran = python(
+        CLIENT_CERT_SCRIPT,
+        &[&server.url(), &pki.ca(), "none", &alice, &stranger],
+    );
+    let lines: Vec<&str> = ran.ok().lines().collect();
+    let [none, alice, stranger] = lines[..] else {
+        panic!("one line per client expected: {ran}");
+    };
+    // The server's alerts reach the client (it lingers after a failed handshake instead of
+    // resetting the connection under them): each refusal says why.
+    assert_eq!(
+        none, "refused: TLSV13_ALERT_CERTIFICATE_REQUIRED",
+        "no certificate: {ran}"
+    );
+    assert_eq!(
+        alice,
+        "accepted",
+        "{ran}\n--- server stderr\n{}",
+        server.stderr()
+    );
+    assert_eq!(
+        stranger, "refused: TLSV1_ALERT_UNKNOWN_CA",
+        "another CA's certificate: {ran}"
+    );
 }

@@ -1,12 +1,15 @@
 //! The real `koji` CLI against the echo example: `call` with positional and keyword
 //! arguments, a fault mapped to koji's exception, `list-api` (koji's `_listapi`), and all of
-//! it again with every answer gzipped.
+//! it again with every answer gzipped. Then against buildhub over HTTPS, koji's certificate
+//! login (`--authtype=ssl`, `sslLogin`): a certificate from the hub's CA logs its `CN`'s user
+//! in, one from another CA is refused in the handshake, and the hub's refusals (a `CN` that
+//! names no user, no certificate, a proxy login) reach the user as koji's `AuthError`.
 
 mod support;
 
 use std::path::PathBuf;
 
-use support::{koji, serve, Served};
+use support::{koji, koji_cli, python, serve, ClientCerts, Pki, Ran, Served};
 
 /// A koji config naming `url`, so the CLI needs no system profile.
 fn koji_config(server: &Served, tag: &str) -> PathBuf {
@@ -142,4 +145,148 @@ fn koji_cli_reads_gzipped_answers() {
     let ran = support::python(REQUESTS_GETBUILD, &[&url]);
     assert_eq!(ran.ok().trim(), "bash", "{ran}");
     let _ = (std::fs::remove_file(conf), std::fs::remove_file(&hub_conf));
+}
+
+/// buildhub over HTTPS asking for client certificates (`tls_client_ca_file`), with an
+/// admin `admin` whose database lives in the PKI's temp dir.
+fn buildhub_tls(pki: &Pki) -> Served {
+    let server = serve(
+        "buildhub",
+        &[
+            "--db",
+            &pki.dir.path("hub.sqlite3"),
+            "--admin",
+            "admin:adminpw",
+            "--config",
+            &pki.server_config(ClientCerts::Optional, ""),
+        ],
+    );
+    assert_eq!(server.scheme, "https", "buildhub serves TLS");
+    server
+}
+
+/// Runs `koji --authtype=ssl` with a config naming the hub, the test CA (`serverca`) and the
+/// client's certificate file `cert` (certificate and key in one PEM, koji's `cert`), then
+/// `args`. `max_retries = 0`: koji retries a failed `sslLogin` handshake (an `unknown ca`
+/// alert is not among the certificate errors it gives up on) 30 times, 20 s apart.
+fn koji_ssl(pki: &Pki, server: &Served, cert: &str, args: &[&str]) -> Ran {
+    let conf = pki.dir.write(
+        "koji.conf",
+        &format!(
+            "[koji]\nserver = {}\ncert = {cert}\nserverca = {}\nmax_retries = 0\n",
+            server.url_at("/kojihub"),
+            pki.ca(),
+        ),
+    );
+    let mut all = vec!["-c", conf.as_str(), "--authtype=ssl"];
+    all.extend_from_slice(args);
+    koji_cli(&all)
+}
+
+/// koji's certificate login against buildhub: the admin's certificate logs in as `admin`
+/// (`sslLogin` at `/kojihub/ssllogin`) and creates `alice`; alice's certificate then logs in
+/// as alice, whom `moshimoshi` greets (it needs a login and calls `getLoggedInUser`) and
+/// `getLoggedInUser` names, with no admin permission.
+#[test]
+fn koji_cli_logs_in_with_a_client_certificate() {
+    let pki = Pki::new("koji-ssl-login");
+    let server = buildhub_tls(&pki);
+    let (admin, alice) = (pki.client("admin"), pki.client("alice"));
+
+    let ran = koji_ssl(
+        &pki,
+        &server,
+        &admin,
+        &["call", "createUser", "alice", "pw"],
+    );
+    assert!(ran.ok().trim().parse::<i64>().is_ok(), "a user id: {ran}");
+
+    let ran = koji_ssl(&pki, &server, &alice, &["moshimoshi"]);
+    let out = ran.ok();
+    assert!(out.contains(", alice!"), "greets alice: {ran}");
+    assert!(
+        out.contains(&format!("Authenticated via client certificate {alice}")),
+        "{ran}"
+    );
+    let ran = koji_ssl(&pki, &server, &alice, &["call", "getLoggedInUser"]);
+    assert!(ran.ok().contains("'name': 'alice'"), "{ran}");
+    let ran = koji_ssl(&pki, &server, &alice, &["call", "hasPerm", "admin"]);
+    assert_eq!(ran.ok().trim(), "False", "{ran}");
+    let ran = koji_ssl(&pki, &server, &admin, &["call", "hasPerm", "admin"]);
+    assert_eq!(ran.ok().trim(), "True", "{ran}");
+}
+
+/// A certificate for `admin`, a real user, signed by a CA the hub does not trust: the
+/// handshake fails, so koji gets no session (the hub's own CA's certificate for the same
+/// `CN` logs in, so the CA is what was refused).
+#[test]
+fn koji_cli_refuses_a_certificate_of_another_ca() {
+    let pki = Pki::new("koji-ssl-foreign");
+    let server = buildhub_tls(&pki);
+    let stranger = pki.foreign_client("admin");
+    let ran = koji_ssl(&pki, &server, &stranger, &["call", "getLoggedInUser"]);
+    assert_ne!(ran.status, Some(0), "{ran}");
+    // The handshake's failure, as requests reports it: usually the server's `unknown ca`
+    // alert, sometimes only the connection's end (the alert lost to the closing socket).
+    assert!(
+        ran.stderr
+            .contains("unable to obtain a session (ssl auth failed: requests.exceptions.SSLError"),
+        "{ran}"
+    );
+    let ran = koji_ssl(
+        &pki,
+        &server,
+        &pki.client("admin"),
+        &["call", "getLoggedInUser"],
+    );
+    assert!(ran.ok().contains("'name': 'admin'"), "{ran}");
+}
+
+/// `sslLogin` called over HTTPS without a client certificate; prints the fault.
+const SSL_LOGIN_WITHOUT_CERT: &str = r#"
+import ssl, sys
+import xmlrpc.client as x
+p = x.ServerProxy(sys.argv[1], allow_none=True,
+                  context=ssl.create_default_context(cafile=sys.argv[2]))
+try:
+    p.sslLogin()
+    raise AssertionError("sslLogin without a certificate answered a session")
+except x.Fault as f:
+    print(f.faultCode, f.faultString)
+"#;
+
+/// The hub's refusals, as koji's `AuthError` (fault 1002) with their reason: a trusted
+/// certificate whose `CN` names no user, a proxy login (`--runas`), and (from Python, as
+/// koji's client will not try) `sslLogin` without a certificate.
+#[test]
+fn koji_cli_ssl_login_faults_name_the_reason() {
+    let pki = Pki::new("koji-ssl-faults");
+    let server = buildhub_tls(&pki);
+
+    let ran = koji_ssl(&pki, &server, &pki.client("mallory"), &["moshimoshi"]);
+    assert_ne!(ran.status, Some(0), "{ran}");
+    assert!(
+        ran.stderr.contains("AuthError: Unknown user: mallory"),
+        "{ran}\n--- server\n{}",
+        server.stderr()
+    );
+
+    let admin = pki.client("admin");
+    let ran = koji_ssl(&pki, &server, &admin, &["--runas=alice", "moshimoshi"]);
+    assert_ne!(ran.status, Some(0), "{ran}");
+    assert!(
+        ran.stderr
+            .contains("proxy logins are not supported: admin may not log in as alice"),
+        "{ran}"
+    );
+
+    let ran = python(
+        SSL_LOGIN_WITHOUT_CERT,
+        &[&server.url_at("/kojihub/ssllogin"), &pki.ca()],
+    );
+    let out = ran.ok();
+    assert!(
+        out.starts_with("1002 could not verify client: no client certificate"),
+        "{ran}"
+    );
 }

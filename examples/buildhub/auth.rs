@@ -1,7 +1,13 @@
 //! Who calls: password hashes (Argon2id, PHC strings), the authenticator (koji's session
 //! headers and call numbers, checked by the engine's `SessionStore`, with the caller's
 //! permissions read from the database on every request so a grant counts at once), and the
-//! `login`/`logout` methods.
+//! `login`/`sslLogin`/`logout` methods.
+//!
+//! `sslLogin` is koji's certificate login: over HTTPS with `tls_client_ca_file` set, the
+//! engine verifies the client's certificate and the authenticator makes the user its subject's
+//! `CN` names (koji's `DNUsernameComponent = CN`) the caller of that one method, which opens a
+//! session for it. Every other call is authenticated by its session headers alone, as in koji:
+//! a certificate is a way to log in, not a session.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,7 +15,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use hub::serde::Serialize;
-use hub::{rpc_method, AuthFailure, AuthRequest, Authenticator, Caller, Context, Fault, Value};
+use hub::{
+    rpc_method, AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Context, Fault, Value,
+};
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::db::{self, Tx};
@@ -70,16 +78,63 @@ impl SessionAuth {
             conn: Mutex::new(conn),
         }
     }
+
+    /// `sslLogin`'s caller: the active user the verified client certificate's `CN` names.
+    /// Anything else refuses the call with koji's `AuthError` and its reason.
+    fn certificate_user(&self, cert: Option<&ClientCert>) -> Result<Caller, AuthFailure> {
+        let cert = cert.ok_or_else(|| {
+            AuthFailure::Invalid(
+                "could not verify client: no client certificate (sslLogin needs HTTPS and a \
+                 certificate signed by a CA of the hub's tls_client_ca_file)"
+                    .into(),
+            )
+        })?;
+        let name = cert.common_name().ok_or_else(|| {
+            AuthFailure::Invalid(format!(
+                "unable to get user information (CN) from client certificate `{}`",
+                cert.subject()
+            ))
+        })?;
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let status: Option<i64> = conn
+            .query_row("SELECT status FROM users WHERE name = ?1", [name], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(database_error)?;
+        match status {
+            None => Err(AuthFailure::Invalid(format!(
+                "Unknown user: {name} (the CN of client certificate `{}`)",
+                cert.subject()
+            ))),
+            Some(0) => {
+                let perms = perms_of(&conn, name).map_err(database_error)?;
+                Ok(Caller::new(name).with_perms(perms))
+            }
+            Some(_) => Err(AuthFailure::Invalid(format!(
+                "logins by {name} are not allowed"
+            ))),
+        }
+    }
+}
+
+/// A database failure while authenticating: koji's unexpected-error code 1.
+fn database_error(e: rusqlite::Error) -> AuthFailure {
+    AuthFailure::Fault(Fault::new(1, format!("database error: {e}")))
 }
 
 impl Authenticator for SessionAuth {
     fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure> {
+        // The certificate is sslLogin's credential, whatever session the client still sends
+        // (koji's client sends its old one when it logs in again).
+        if req.method == SSL_LOGIN {
+            return self.certificate_user(req.client_cert).map(Some);
+        }
         let Some(caller) = self.sessions.authenticate(req)? else {
             return Ok(None);
         };
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let perms = perms_of(&conn, caller.name())
-            .map_err(|e| AuthFailure::Fault(Fault::new(1, format!("database error: {e}"))))?;
+        let perms = perms_of(&conn, caller.name()).map_err(database_error)?;
         let mut fresh = Caller::new(caller.name()).with_perms(perms);
         if let Some(id) = caller.session_id() {
             fresh = fresh.with_session(id);
@@ -87,6 +142,9 @@ impl Authenticator for SessionAuth {
         Ok(Some(fresh))
     }
 }
+
+/// The name of koji's certificate login, which the authenticator treats apart.
+const SSL_LOGIN: &str = "sslLogin";
 
 /// What `login` answers: koji's session info. `header-auth` tells the client to send the
 /// session in headers (`Koji-Session-Id`, `Koji-Session-Key`, `Koji-Session-Callnum`).
@@ -130,16 +188,62 @@ fn login(
     if !stored.is_some_and(|hash| verify_password(&password, &hash)) {
         return Err(Fault::new(faults::AUTH, "invalid username or password"));
     }
+    open_session(&user, "password")
+}
+
+/// Opens a session for `user`, who logged in by `how`; answers its session info.
+fn open_session(user: &str, how: &str) -> Result<SessionInfo, Fault> {
     let (id, key) = crate::state()
         .sessions
-        .create(Caller::new(user.as_str()))
+        .create(Caller::new(user))
         .map_err(|e| Fault::new(1, format!("could not open a session: {e}")))?;
-    tracing::info!(%user, session = id, "logged in");
+    tracing::info!(%user, session = id, how, "logged in");
     Ok(SessionInfo {
         session_id: i64::try_from(id).map_err(|_| Fault::new(1, "session ids exhausted"))?,
         session_key: key,
         header_auth: true,
     })
+}
+
+/// Logs in with the client certificate of the connection (HTTPS, `tls_client_ca_file`) as
+/// the user its subject's `CN` names; answers the same session info as `login`. koji's
+/// client posts it to `/kojihub/ssllogin`, which buildhub serves like `/kojihub`.
+///
+/// `proxyuser` (logging in as another user, koji's `ProxyDNs`) is refused: buildhub trusts
+/// no certificate to speak for others. `proxyauthtype`, `renew` and `exclusive` are accepted
+/// as koji's client sends them and ignored.
+#[rpc_method(name = "sslLogin")]
+fn ssl_login(
+    ctx: &Context,
+    proxyuser: Option<String>,
+    proxyauthtype: Option<i32>,
+    renew: Option<bool>,
+    exclusive: Option<bool>,
+) -> Result<SessionInfo, Fault> {
+    let _ = (proxyauthtype, renew, exclusive);
+    // Called on its own, the authenticator made the certificate's user the caller, with no
+    // session (or refused the call). Any other caller (a session's, or none) means this ran
+    // inside a multicall, which is authenticated as a whole by its session headers.
+    let user = match ctx.caller() {
+        Some(caller) if caller.session_id().is_none() => caller.name(),
+        _ => {
+            return Err(Fault::new(
+                faults::AUTH,
+                "sslLogin authenticates by the client certificate: call it on its own, not \
+                 in a multicall",
+            ))
+        }
+    };
+    if let Some(proxyuser) = proxyuser {
+        return Err(Fault::new(
+            faults::AUTH,
+            format!(
+                "proxy logins are not supported: {user} may not log in as {proxyuser} \
+                 (buildhub has no ProxyDNs)"
+            ),
+        ));
+    }
+    open_session(user, "client certificate")
 }
 
 /// Ends the caller's session. `session_id` (koji ≥ 1.31 sends it, usually nil) may only name

@@ -16,9 +16,16 @@
 //! Then `koji --server http://127.0.0.1:8080/kojihub --noauth version`, or a
 //! `koji.ClientSession` with `opts={'user': ..., 'password': ...}` and `login()`.
 //!
+//! HTTPS and koji's certificate login come from the engine's options in `--config`:
+//! `tls_cert_file` and `tls_key_file` make the listener speak TLS, and `tls_client_ca_file`
+//! has it ask for client certificates, which `sslLogin` (`koji --authtype=ssl`, with the
+//! client's `cert` and `serverca`) takes as the user their `CN` names. koji's client posts
+//! `sslLogin` to `URL/ssllogin` (for its web server to ask for the certificate there alone),
+//! so buildhub serves `P/ssllogin` for every RPC path `P` as it serves `P`.
+//!
 //! Modules, one job each: `db` (schema, migrations, the per-request transaction), `auth`
-//! (passwords, sessions, `login`/`logout`), `users`, `packages`, `builds`, `uploads`, `info`
-//! (versions, `hello`, `echo`, `setOffline`), `faults` (koji's codes).
+//! (passwords, sessions, `login`/`sslLogin`/`logout`), `users`, `packages`, `builds`,
+//! `uploads`, `info` (versions, `hello`, `echo`, `setOffline`), `faults` (koji's codes).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -97,8 +104,9 @@ fn parse_args() -> Result<Args, String> {
 /// The lowest memory-watch threshold buildhub runs with (see [`config`]).
 const MIN_MEMORY_WARN_KIB: u64 = 64 * 1024;
 
-/// The engine options: the file's (or the defaults), the listen address, koji's fault codes
-/// and outage message, and `/kojihub` among the RPC paths.
+/// The engine options: the file's (or the defaults, TLS included), the listen address, koji's
+/// fault codes and outage message, and `/kojihub` among the RPC paths, each with its
+/// `/ssllogin` twin.
 fn config(args: &Args) -> Result<Config, String> {
     let mut config = args.server.config()?;
     config.faults = FaultCodes::koji();
@@ -113,6 +121,14 @@ fn config(args: &Args) -> Result<Config, String> {
     if !config.rpc_paths.iter().any(|p| p == "/kojihub") {
         config.rpc_paths.push("/kojihub".to_owned());
     }
+    // koji's client sends `sslLogin` to `URL/ssllogin`, URL being the path it was given.
+    let ssl_logins: Vec<String> = config
+        .rpc_paths
+        .iter()
+        .map(|p| format!("{}/ssllogin", p.trim_end_matches('/')))
+        .filter(|p| !config.rpc_paths.contains(p))
+        .collect();
+    config.rpc_paths.extend(ssl_logins);
     Ok(config)
 }
 

@@ -1,5 +1,6 @@
 //! What every example server shares: the `--listen`/`--config` options, logging, and the
-//! `listening on http://ADDR` line that newcomers and the tests wait for.
+//! `listening on http://ADDR` line (`https://` when the config sets `tls_cert_file`) that
+//! newcomers and the tests wait for.
 
 use std::process::ExitCode;
 
@@ -45,15 +46,18 @@ impl ServerArgs {
     }
 }
 
-/// Builds and starts the server, prints where it listens, and serves until SIGTERM or
+/// Builds and starts the server, prints where it listens (the URL scheme says whether the
+/// listener speaks TLS, so a client knows which URL to use), and serves until SIGTERM or
 /// Ctrl-C has drained it.
 pub fn serve(builder: ServerBuilder) -> Result<(), String> {
-    let server = builder
-        .build()
-        .map_err(|e| e.to_string())?
-        .start_with_signals()
-        .map_err(|e| e.to_string())?;
-    println!("listening on http://{}", server.local_addr());
+    let server = builder.build().map_err(|e| e.to_string())?;
+    let scheme = if server.config().tls() {
+        "https"
+    } else {
+        "http"
+    };
+    let server = server.start_with_signals().map_err(|e| e.to_string())?;
+    println!("listening on {scheme}://{}", server.local_addr());
     server.wait();
     Ok(())
 }
