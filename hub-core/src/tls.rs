@@ -31,8 +31,8 @@ pub struct ClientCert {
 }
 
 impl ClientCert {
-    /// The subject's distinguished name, most significant part last, as OpenSSL's
-    /// RFC 2253 form prints it (`CN=alice, O=Example`).
+    /// The subject's distinguished name, its attributes in the certificate's order (most
+    /// significant first) joined by `, `: `O=Example, CN=alice`.
     pub fn subject(&self) -> &str {
         &self.subject
     }

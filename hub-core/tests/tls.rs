@@ -9,129 +9,63 @@ mod support;
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hub_core::{AuthFailure, AuthRequest, Authenticator, Caller, Config, Server, Value};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
-};
+#[path = "../../tests/support/pki.rs"]
+mod pki;
+use pki::Pki;
 use support::{config, parks, registry_builder, wait_until, Conn};
-use tokio_rustls::rustls::pki_types::{PrivateKeyDer, ServerName};
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 const LONG: Duration = Duration::from_secs(20);
 
-/// A certificate authority that signs certificates for the tests.
-struct Ca {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let cert = params.self_signed(&key).unwrap();
-        Ca { cert, key }
-    }
-
-    /// A certificate for `names` (server) or with common name `cn` (client).
-    fn issue(&self, names: &[&str], cn: &str, purpose: ExtendedKeyUsagePurpose) -> Issued {
-        let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
-                .unwrap();
-        params
-            .distinguished_name
-            .push(DnType::OrganizationName, "hub tests");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.extended_key_usages = vec![purpose];
-        let cert = params.signed_by(&key, &self.cert, &self.key).unwrap();
-        Issued { cert, key }
+/// `config()` serving TLS with `pki`'s server certificate.
+fn tls_config(pki: &Pki) -> Config {
+    Config {
+        tls_cert_file: Some(pki.dir.path("server.pem").into()),
+        tls_key_file: Some(pki.dir.path("server.key").into()),
+        ..config()
     }
 }
 
-struct Issued {
-    cert: rcgen::Certificate,
-    key: KeyPair,
-}
-
-/// The files a TLS server is configured with, in a directory of their own.
-struct Pki {
-    dir: PathBuf,
-    ca: Ca,
-}
-
-impl Pki {
-    fn new(tag: &str) -> Pki {
-        let dir = std::env::temp_dir().join(format!("hub-tls-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let ca = Ca::new("hub test CA");
-        let server = ca.issue(
-            &["localhost", "127.0.0.1"],
-            "localhost",
-            ExtendedKeyUsagePurpose::ServerAuth,
-        );
-        std::fs::write(dir.join("ca.pem"), ca.cert.pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), server.cert.pem()).unwrap();
-        std::fs::write(dir.join("server.key"), server.key.serialize_pem()).unwrap();
-        Pki { dir, ca }
-    }
-
-    /// `config()` serving TLS with this PKI's server certificate.
-    fn config(&self) -> Config {
-        Config {
-            tls_cert_file: Some(self.dir.join("server.pem")),
-            tls_key_file: Some(self.dir.join("server.key")),
-            ..config()
-        }
-    }
-
-    /// The same, asking clients for certificates signed by this PKI's CA.
-    fn config_with_client_ca(&self) -> Config {
-        Config {
-            tls_client_ca_file: Some(self.dir.join("ca.pem")),
-            ..self.config()
-        }
-    }
-
-    /// A client trusting this PKI's CA, presenting `cert` if given.
-    fn client(&self, cert: Option<&Issued>) -> Arc<ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.cert.der().clone()).unwrap();
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots);
-        let mut config = match cert {
-            None => builder.with_no_client_auth(),
-            Some(issued) => builder
-                .with_client_auth_cert(
-                    vec![issued.cert.der().clone()],
-                    PrivateKeyDer::Pkcs8(issued.key.serialize_der().into()),
-                )
-                .unwrap(),
-        };
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Arc::new(config)
-    }
-
-    fn client_cert(&self, cn: &str) -> Issued {
-        self.ca.issue(&[], cn, ExtendedKeyUsagePurpose::ClientAuth)
+/// The same, asking clients for certificates signed by `pki`'s CA.
+fn tls_config_with_client_ca(pki: &Pki) -> Config {
+    Config {
+        tls_client_ca_file: Some(pki.ca().into()),
+        ..tls_config(pki)
     }
 }
 
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+/// A client trusting `pki`'s CA, presenting the certificate in `cert_file` (certificate and
+/// key, one PEM) if given.
+fn client(pki: &Pki, cert_file: Option<&str>) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(pki.ca()).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
     }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut config = match cert_file {
+        None => builder.with_no_client_auth(),
+        Some(file) => builder
+            .with_client_auth_cert(
+                CertificateDer::pem_file_iter(file)
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect(),
+                PrivateKeyDer::from_pem_file(file).unwrap(),
+            )
+            .unwrap(),
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
 }
 
 type TlsConn = Conn<StreamOwned<ClientConnection, TcpStream>>;
@@ -187,11 +121,11 @@ fn tls_failures(server: &hub_core::RunningServer) -> u64 {
 #[test]
 fn calls_are_served_over_tls_and_a_parked_connection_keeps_its_session() {
     let pki = Pki::new("parked");
-    let mut cfg = pki.config();
+    let mut cfg = tls_config(&pki);
     // Ticks of 100 ms: a connection parks within a second of going quiet.
     cfg.socket_timeout_ms = 800;
     let server = start(cfg);
-    let mut conn = open(server.local_addr(), &pki.client(None));
+    let mut conn = open(server.local_addr(), &client(&pki, None));
     // Each answer is followed by a park (at once or after a quiet window); each next call
     // finds the connection parked, its TLS session kept.
     for round in 0..3 {
@@ -211,11 +145,11 @@ fn calls_are_served_over_tls_and_a_parked_connection_keeps_its_session() {
 #[test]
 fn a_request_that_comes_with_the_handshake_is_answered() {
     let pki = Pki::new("early");
-    let server = start(pki.config());
+    let server = start(tls_config(&pki));
     let tcp = TcpStream::connect(server.local_addr()).unwrap();
     tcp.set_read_timeout(Some(LONG)).unwrap();
     let name = ServerName::try_from("localhost").unwrap();
-    let mut tls = ClientConnection::new(pki.client(None), name).unwrap();
+    let mut tls = ClientConnection::new(client(&pki, None), name).unwrap();
     // Written before the handshake: rustls sends it right behind its last handshake
     // message, so the server's handshake reads it off the socket too, and the socket has
     // nothing more to say (a wait for it to become readable would wait forever).
@@ -234,7 +168,7 @@ fn a_request_that_comes_with_the_handshake_is_answered() {
 #[test]
 fn plain_http_on_the_tls_port_is_told_to_use_https() {
     let pki = Pki::new("plain");
-    let server = start(pki.config());
+    let server = start(tls_config(&pki));
     let mut plain = Conn::open(server.local_addr());
     let r = plain.call("echo", &["<int>1</int>"]);
     assert_eq!(r.status, 400, "{}", r.body);
@@ -243,18 +177,18 @@ fn plain_http_on_the_tls_port_is_told_to_use_https() {
     assert!(plain.closed_within(LONG));
     assert!(wait_until(LONG, || tls_failures(&server) == 1));
     // The port still speaks TLS to those who do.
-    let r = open(server.local_addr(), &pki.client(None)).call("echo", &["<int>2</int>"]);
+    let r = open(server.local_addr(), &client(&pki, None)).call("echo", &["<int>2</int>"]);
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
 #[test]
 fn a_client_certificate_names_the_caller_and_an_unknown_one_is_refused() {
     let pki = Pki::new("client");
-    let server = start(pki.config_with_client_ca());
+    let server = start(tls_config_with_client_ca(&pki));
     let addr = server.local_addr();
 
-    let alice = pki.client_cert("alice");
-    let r = open(addr, &pki.client(Some(&alice))).call("whoami", &[]);
+    let alice = pki.client("alice");
+    let r = open(addr, &client(&pki, Some(&alice))).call("whoami", &[]);
     assert_eq!(r.status, 200, "{}", r.body);
     let name = r.body.split("<string>").nth(1).unwrap_or_default();
     let name = name.split("</string>").next().unwrap_or_default();
@@ -266,14 +200,13 @@ fn a_client_certificate_names_the_caller_and_an_unknown_one_is_refused() {
     );
 
     // A certificate is asked for, not required: without one the caller is anonymous.
-    let r = open(addr, &pki.client(None)).call("whoami", &[]);
+    let r = open(addr, &client(&pki, None)).call("whoami", &[]);
     assert!(r.body.contains("<string>nobody</string>"), "{}", r.body);
 
     // A certificate from another CA ends the handshake, and the client is told why (the
     // alert is not lost to a reset: the server lingers before it closes). No answer; counted.
-    let other = Pki::new("client-other");
-    let mallory = other.client_cert("alice");
-    let foreign = pki.client(Some(&mallory));
+    let mallory = pki.foreign_client("alice");
+    let foreign = client(&pki, Some(&mallory));
     const ROUNDS: u64 = 40;
     for round in 0..ROUNDS {
         let mut conn = open(addr, &foreign);
@@ -287,8 +220,6 @@ fn a_client_certificate_names_the_caller_and_an_unknown_one_is_refused() {
         let told = err
             .get_ref()
             .and_then(|e| e.downcast_ref::<tokio_rustls::rustls::Error>())
-            // The alert names the verifier's reason: both CAs here have the same name, so
-            // the foreign one's signature fails (`decrypt_error`).
             .is_some_and(|e| matches!(e, tokio_rustls::rustls::Error::AlertReceived(_)));
         assert!(told, "round {round}: not told why: {err:?}");
     }
@@ -300,10 +231,10 @@ fn a_required_client_certificate_is_required() {
     let pki = Pki::new("required");
     let server = start(Config {
         tls_require_client_cert: true,
-        ..pki.config_with_client_ca()
+        ..tls_config_with_client_ca(&pki)
     });
     let addr = server.local_addr();
-    let mut conn = open(addr, &pki.client(None));
+    let mut conn = open(addr, &client(&pki, None));
     conn.send("POST", "/RPC2", &support::call_xml("whoami", &[]));
     assert!(
         conn.read_response().is_none(),
@@ -311,8 +242,8 @@ fn a_required_client_certificate_is_required() {
     );
     assert!(wait_until(LONG, || tls_failures(&server) == 1));
 
-    let bob = pki.client_cert("bob");
-    let r = open(addr, &pki.client(Some(&bob))).call("whoami", &[]);
+    let bob = pki.client("bob");
+    let r = open(addr, &client(&pki, Some(&bob))).call("whoami", &[]);
     assert!(r.body.contains("<string>bob|"), "{}", r.body);
 }
 
@@ -321,7 +252,7 @@ fn a_stalled_or_broken_handshake_is_closed_and_counted() {
     let pki = Pki::new("stalled");
     let server = start(Config {
         socket_timeout_ms: 300,
-        ..pki.config()
+        ..tls_config(&pki)
     });
     let addr = server.local_addr();
     // The start of a handshake record, then nothing.
@@ -336,7 +267,7 @@ fn a_stalled_or_broken_handshake_is_closed_and_counted() {
     assert!(broken.closed_within(LONG));
     assert!(stalled.closed_within(LONG));
     assert!(wait_until(LONG, || tls_failures(&server) == 2));
-    let r = open(addr, &pki.client(None)).call("echo", &["<int>3</int>"]);
+    let r = open(addr, &client(&pki, None)).call("echo", &["<int>3</int>"]);
     assert_eq!(r.status, 200, "{}", r.body);
 }
 
@@ -353,33 +284,32 @@ fn unusable_certificate_files_stop_the_build_naming_the_key() {
             .unwrap_or_default()
     };
     let missing = build(Config {
-        tls_key_file: Some(pki.dir.join("nowhere.key")),
-        ..pki.config()
+        tls_key_file: Some(pki.dir.path("nowhere.key").into()),
+        ..tls_config(&pki)
     });
     assert!(
         missing.contains("tls_key_file") && missing.contains("nowhere.key"),
         "{missing}"
     );
-    std::fs::write(pki.dir.join("empty.pem"), "not a certificate\n").unwrap();
+    pki.dir.write("empty.pem", "not a certificate\n");
     let empty = build(Config {
-        tls_cert_file: Some(pki.dir.join("empty.pem")),
-        ..pki.config()
+        tls_cert_file: Some(pki.dir.path("empty.pem").into()),
+        ..tls_config(&pki)
     });
     assert!(
         empty.contains("tls_cert_file") && empty.contains("no certificate"),
         "{empty}"
     );
-    // The key of another certificate.
-    let stranger = pki.client_cert("stranger");
-    std::fs::write(pki.dir.join("stranger.key"), stranger.key.serialize_pem()).unwrap();
+    // The key of another certificate (the file holds it, after that certificate).
+    let stranger = pki.client("stranger");
     let mismatched = build(Config {
-        tls_key_file: Some(pki.dir.join("stranger.key")),
-        ..pki.config()
+        tls_key_file: Some(stranger.into()),
+        ..tls_config(&pki)
     });
     assert!(mismatched.contains("tls_key_file"), "{mismatched}");
     let no_ca = build(Config {
-        tls_client_ca_file: Some(pki.dir.join("server.key")),
-        ..pki.config()
+        tls_client_ca_file: Some(pki.dir.path("server.key").into()),
+        ..tls_config(&pki)
     });
     assert!(no_ca.contains("tls_client_ca_file"), "{no_ca}");
 }
@@ -388,24 +318,18 @@ fn unusable_certificate_files_stop_the_build_naming_the_key() {
 fn the_client_speaks_https_with_a_ca_file_and_a_client_certificate() {
     use hub_core::client::{blocking::Client, Error};
     let pki = Pki::new("client-lib");
-    let server = start(pki.config_with_client_ca());
+    let server = start(tls_config_with_client_ca(&pki));
     let url = format!("https://127.0.0.1:{}/RPC2", server.local_addr().port());
-    let alice = pki.client_cert("alice");
     // koji's `cert`: the certificate and its key in one file.
-    let alice_pem = pki.dir.join("alice.pem");
-    std::fs::write(
-        &alice_pem,
-        format!("{}{}", alice.cert.pem(), alice.key.serialize_pem()),
-    )
-    .unwrap();
+    let alice_pem = pki.client("alice");
     let client = Client::new(&url)
         .unwrap()
-        .tls_ca_file(pki.dir.join("ca.pem"))
+        .tls_ca_file(pki.ca())
         .unwrap()
         .tls_client_cert(&alice_pem)
         .unwrap();
     let who: String = client.call("whoami", ()).unwrap();
-    assert!(who.starts_with("alice|CN=alice"), "{who}");
+    assert!(who.starts_with("alice|") && who.ends_with("CN=alice"), "{who}");
     // Kept alive: a second call reuses the connection (one handshake, one connection).
     let again: String = client.call("whoami", ()).unwrap();
     assert_eq!(again, who);
@@ -423,7 +347,7 @@ fn the_client_speaks_https_with_a_ca_file_and_a_client_certificate() {
     // Files that cannot be used are refused when set, naming the file.
     let missing = Client::new(&url)
         .unwrap()
-        .tls_ca_file(pki.dir.join("nowhere.pem"))
+        .tls_ca_file(pki.dir.path("nowhere.pem"))
         .expect_err("a missing CA file");
     assert!(
         matches!(&missing, Error::Tls(e) if e.contains("nowhere.pem")),
@@ -431,7 +355,7 @@ fn the_client_speaks_https_with_a_ca_file_and_a_client_certificate() {
     );
     let keyless = Client::new(&url)
         .unwrap()
-        .tls_client_cert(pki.dir.join("ca.pem"))
+        .tls_client_cert(pki.ca())
         .expect_err("a certificate file without a key");
     assert!(matches!(keyless, Error::Tls(_)), "{keyless}");
 }

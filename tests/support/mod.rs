@@ -4,12 +4,16 @@
 //! certificates.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+mod pki;
+
+#[allow(unused_imports)] // each test binary uses a part
+pub use pki::{ClientCerts, Pki, TempDir};
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -263,170 +267,4 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
-}
-
-/// A fresh temp dir for one test's files; removed when dropped.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    /// `hub-{tag}-{pid}` under the system temp dir, emptied first.
-    pub fn new(tag: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("hub-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir created");
-        TempDir(dir)
-    }
-
-    /// The path of `name` in the dir, as text (the clients take it in arguments and configs).
-    pub fn path(&self, name: &str) -> String {
-        self.0
-            .join(name)
-            .to_str()
-            .expect("a UTF-8 temp path")
-            .to_owned()
-    }
-
-    /// Writes `contents` to `name` in the dir; answers its path.
-    pub fn write(&self, name: &str, contents: &str) -> String {
-        let path = self.path(name);
-        std::fs::write(&path, contents).unwrap_or_else(|e| panic!("writing {path}: {e}"));
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Whether a TLS server asks clients for certificates (`tls_client_ca_file`) and lets in
-/// those without one (`tls_require_client_cert`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientCerts {
-    /// No `tls_client_ca_file`: no certificate is asked for.
-    NotAsked,
-    /// Checked against the PKI's CA; a client without one is let in.
-    Optional,
-    /// Checked against the PKI's CA; a client without one is refused.
-    Required,
-}
-
-/// A throwaway PKI in its own temp dir: a CA (`ca.pem`), the server's certificate for
-/// `localhost` and `127.0.0.1` signed by it (`server.pem`, `server.key`), and client
-/// certificates made on demand, each in one PEM file holding the certificate and its key
-/// (koji's `cert = ~/.koji/client.pem`; Python's `load_cert_chain(path)` reads it too).
-pub struct Pki {
-    /// Where the files are; removed with the `Pki`.
-    pub dir: TempDir,
-    ca: rcgen::Certificate,
-    ca_key: rcgen::KeyPair,
-    /// Numbers the configs written, so each has its own file.
-    configs: AtomicUsize,
-}
-
-impl Pki {
-    /// Makes the CA and the server's certificate in a fresh temp dir named after `tag`.
-    pub fn new(tag: &str) -> Pki {
-        let dir = TempDir::new(&format!("pki-{tag}"));
-        let (ca, ca_key) = Self::make_ca("hub test CA");
-        dir.write("ca.pem", &ca.pem());
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-                .unwrap();
-        params.distinguished_name = Self::name("localhost");
-        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
-        let server = params.signed_by(&key, &ca, &ca_key).unwrap();
-        dir.write("server.pem", &server.pem());
-        dir.write("server.key", &key.serialize_pem());
-        Pki {
-            dir,
-            ca,
-            ca_key,
-            configs: AtomicUsize::new(0),
-        }
-    }
-
-    /// A self-signed CA named `cn` and its key.
-    fn make_ca(cn: &str) -> (rcgen::Certificate, rcgen::KeyPair) {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = Self::name(cn);
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            rcgen::KeyUsagePurpose::KeyCertSign,
-            rcgen::KeyUsagePurpose::CrlSign,
-            rcgen::KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca = params.self_signed(&key).unwrap();
-        (ca, key)
-    }
-
-    /// `CN=cn, O=hub tests`.
-    fn name(cn: &str) -> rcgen::DistinguishedName {
-        let mut name = rcgen::DistinguishedName::new();
-        name.push(rcgen::DnType::OrganizationName, "hub tests");
-        name.push(rcgen::DnType::CommonName, cn);
-        name
-    }
-
-    /// The CA certificate's path (the server's `tls_client_ca_file`, the clients' `cafile`).
-    pub fn ca(&self) -> String {
-        self.dir.path("ca.pem")
-    }
-
-    /// A client certificate for `cn` signed by the CA: the path of `{cn}.pem`, holding the
-    /// certificate and its key.
-    pub fn client(&self, cn: &str) -> String {
-        self.client_signed_by(cn, &self.ca, &self.ca_key, &format!("{cn}.pem"))
-    }
-
-    /// A client certificate for `cn` signed by another CA, one the server does not trust:
-    /// the path of `foreign-{cn}.pem`.
-    pub fn foreign_client(&self, cn: &str) -> String {
-        let (ca, ca_key) = Self::make_ca("another test CA");
-        self.client_signed_by(cn, &ca, &ca_key, &format!("foreign-{cn}.pem"))
-    }
-
-    fn client_signed_by(
-        &self,
-        cn: &str,
-        ca: &rcgen::Certificate,
-        ca_key: &rcgen::KeyPair,
-        file: &str,
-    ) -> String {
-        let key = rcgen::KeyPair::generate().unwrap();
-        let mut params = rcgen::CertificateParams::default();
-        params.distinguished_name = Self::name(cn);
-        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        let cert = params.signed_by(&key, ca, ca_key).unwrap();
-        self.dir
-            .write(file, &format!("{}{}", cert.pem(), key.serialize_pem()))
-    }
-
-    /// Writes an engine config (`--config`) serving TLS with the server's certificate,
-    /// client certificates as `client_certs` says, then the TOML lines `extra`; answers its
-    /// path. [`serve`] with it answers an `https://` URL.
-    pub fn server_config(&self, client_certs: ClientCerts, extra: &str) -> String {
-        // TOML basic strings escape like Rust's `{:?}` for these ASCII temp paths.
-        let mut toml = format!(
-            "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
-            self.dir.path("server.pem"),
-            self.dir.path("server.key"),
-        );
-        if client_certs != ClientCerts::NotAsked {
-            toml += &format!("tls_client_ca_file = {:?}\n", self.ca());
-        }
-        if client_certs == ClientCerts::Required {
-            toml += "tls_require_client_cert = true\n";
-        }
-        toml += extra;
-        let n = self.configs.fetch_add(1, Ordering::Relaxed);
-        self.dir.write(&format!("hub-{n}.toml"), &toml)
-    }
 }
