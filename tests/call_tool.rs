@@ -1,10 +1,10 @@
 //! The `call` example, run as a process against the echo example: typed and inferred
-//! arguments, keyword arguments, `--json`, `--list`, `--help`, `--multicall`, and the exit
-//! status and stderr of faults and errors.
+//! arguments, keyword arguments, `--json`, `--list`, `--help`, `--multicall`, the exit
+//! status and stderr of faults and errors, and HTTPS with `--ca` and `--cert`.
 
 mod support;
 
-use support::{example, run, serve, Ran};
+use support::{example, run, serve, ClientCerts, Pki, Ran};
 
 fn call(url: &str, args: &[&str]) -> Ran {
     call_with_stdin(url, args, "")
@@ -208,4 +208,33 @@ sleep ms=1
     assert_eq!(ran.ok(), "[0] \"a\"\n[1] \"b\"\n");
     call_with_stdin(&url, &["--multicall"], "# nothing\n").expect_status(2);
     call_with_stdin(&url, &["--multicall"], "echo 'open\n").expect_status(2);
+}
+
+/// Over HTTPS to an echo that requires client certificates: `--ca` and `--cert` call it; no
+/// `--ca` (the system's CAs do not know the test CA) or no `--cert` is a transport error
+/// (exit 3); a file that cannot be used is a usage error (exit 2) naming it.
+#[test]
+fn https_with_a_ca_file_and_a_client_certificate() {
+    let pki = Pki::new("call-https");
+    let server = serve(
+        "echo",
+        &["--config", &pki.server_config(ClientCerts::Required, "")],
+    );
+    let url = server.url();
+    assert!(url.starts_with("https://"), "{url}");
+    let (ca, alice) = (pki.ca(), pki.client("alice"));
+    let ran = call(&url, &["--ca", &ca, "--cert", &alice, "echo", "s:over tls"]);
+    assert_eq!(ran.ok().trim(), "\"over tls\"", "{ran}");
+
+    let ran = call(&url, &["--cert", &alice, "echo", "1"]);
+    ran.expect_status(3);
+    assert!(ran.stderr.contains("certificate"), "{ran}");
+    let ran = call(&url, &["--ca", &ca, "echo", "1"]);
+    ran.expect_status(3);
+    assert!(ran.stderr.to_lowercase().contains("certificate"), "{ran}");
+
+    let missing = pki.dir.path("missing.pem");
+    let ran = call(&url, &["--ca", &missing, "echo", "1"]);
+    ran.expect_status(2);
+    assert!(ran.stderr.contains("missing.pem"), "{ran}");
 }
