@@ -1,5 +1,6 @@
 //! The acceptor: owns the listener (SO_REUSEADDR, backlog 1024), deals accepted connections
-//! round robin to the units, refuses connections past `max_connections` with a `503`.
+//! round robin to the units, refuses connections past `max_connections` with a `503` (a TLS
+//! alert on a TLS listener).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -61,7 +62,7 @@ pub(crate) async fn run(
         if held > max {
             counters.connections_held.fetch_sub(1, Relaxed);
             counters.connections_rejected.add(1);
-            tokio::spawn(refuse(stream));
+            tokio::spawn(refuse(stream, shared.tls.is_some()));
             continue;
         }
         counters.connections_accepted.add(1);
@@ -96,16 +97,32 @@ const CANNED: &str = "HTTP/1.1 503 Service Unavailable\r\n\
     \r\n\
     server busy: too many connections";
 
-/// Answers a connection over `max_connections` with `503` and closes it.
+/// What a TLS client over `max_connections` gets instead: a fatal `internal_error` alert
+/// record (TLS has no "busy"), sent before any handshake — plain HTTP bytes would read as a
+/// protocol error, and a handshake is the CPU an overloaded server must not spend.
+const TLS_REFUSAL: [u8; 7] = [
+    21, // content type: alert
+    3, 3, // TLS 1.2 record version (what a 1.3 record carries too)
+    0, 2,  // length
+    2,  // level: fatal
+    80, // internal_error
+];
+
+/// Answers a connection over `max_connections` with `503` (`tls`: the alert) and closes it.
 ///
 /// This is the one place that writes HTTP by hand: the connection is refused before it ever
 /// reaches hyper (handing it to a unit is exactly what over-capacity must avoid), so a fixed
 /// canned response is written on the raw socket. What the client already sent is read and
 /// discarded briefly after our half-close, so closing does not reset the connection before the
 /// client reads the answer.
-async fn refuse(mut stream: tokio::net::TcpStream) {
+async fn refuse(mut stream: tokio::net::TcpStream, tls: bool) {
     let work = async {
-        stream.write_all(CANNED.as_bytes()).await?;
+        let answer = if tls {
+            &TLS_REFUSAL[..]
+        } else {
+            CANNED.as_bytes()
+        };
+        stream.write_all(answer).await?;
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
         let mut drained = 0usize;

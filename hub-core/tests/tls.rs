@@ -329,7 +329,10 @@ fn the_client_speaks_https_with_a_ca_file_and_a_client_certificate() {
         .tls_client_cert(&alice_pem)
         .unwrap();
     let who: String = client.call("whoami", ()).unwrap();
-    assert!(who.starts_with("alice|") && who.ends_with("CN=alice"), "{who}");
+    assert!(
+        who.starts_with("alice|") && who.ends_with("CN=alice"),
+        "{who}"
+    );
     // Kept alive: a second call reuses the connection (one handshake, one connection).
     let again: String = client.call("whoami", ()).unwrap();
     assert_eq!(again, who);
@@ -358,4 +361,36 @@ fn the_client_speaks_https_with_a_ca_file_and_a_client_certificate() {
         .tls_client_cert(pki.ca())
         .expect_err("a certificate file without a key");
     assert!(matches!(keyless, Error::Tls(_)), "{keyless}");
+}
+
+#[test]
+fn a_tls_client_over_max_connections_is_told_by_an_alert() {
+    let pki = Pki::new("over-max");
+    let server = start(Config {
+        max_connections: 1,
+        ..tls_config(&pki)
+    });
+    let addr = server.local_addr();
+    let tls = client(&pki, None);
+    let mut held = open(addr, &tls);
+    assert_eq!(held.call("echo", &["<int>1</int>"]).status, 200);
+    // Plain HTTP's `503` would read as garbage to a TLS client: it gets a fatal alert.
+    // (The client meets it in the handshake its first write drives.)
+    let mut refused = open(addr, &tls);
+    let err = std::io::Write::write_all(&mut refused.stream, b"POST / HTTP/1.1\r\n\r\n")
+        .and_then(|()| std::io::Read::read(&mut refused.stream, &mut [0u8; 1]).map(drop))
+        .expect_err("refused");
+    let alert = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<tokio_rustls::rustls::Error>())
+        .cloned();
+    assert_eq!(
+        alert,
+        Some(tokio_rustls::rustls::Error::AlertReceived(
+            tokio_rustls::rustls::AlertDescription::InternalError
+        )),
+        "{err:?}"
+    );
+    assert_eq!(server.stats().counters.snapshot().connections_rejected, 1);
+    assert_eq!(held.call("echo", &["<int>3</int>"]).status, 200);
 }
