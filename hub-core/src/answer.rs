@@ -8,7 +8,7 @@
 //! [`companion`] task, which then wakes the waiting tasks from inside the runtime (no
 //! syscall). Answers that finish while the unit is busy, or before it wakes, cost one wake.
 //! In thread mode this took the eventfd writes from 0.78 to 0.16 per request
-//! (BENCHMARKS.md).
+//! (docs/benchmark-log.md, session 10).
 //!
 //! A job queued on a thread without a companion is answered the plain way: the worker wakes
 //! the waiter.

@@ -8,7 +8,7 @@
 //! rising while that queue drains (refusing work the idle workers could have done), then falls
 //! while the next queue builds. Our first port (windows of 64 samples or 100 ms) still did
 //! both under 3x overload: 82–85% refused where capacity allowed ~67% acceptance, and the
-//! accepted requests waited up to ~110–180 ms at p99 (BENCHMARKS.md).
+//! accepted requests waited up to ~110–180 ms at p99 (docs/benchmark-log.md).
 //!
 //! **What we do**: predict the wait of the job being admitted and refuse it if that exceeds
 //! the threshold, like CoDel bounding sojourn time rather than queue length. The prediction is

@@ -10,7 +10,7 @@
 //! Workers do not sleep in the channel's own `recv`: its waiting receivers spin, then
 //! `sched_yield` several times, then park, and every push wakes one of them, so with 20
 //! workers on a small machine most of the pool's CPU went to yields and wake-ups
-//! (BENCHMARKS.md). Instead the queue keeps its own `Idle` set: a push wakes a worker only
+//! (docs/benchmark-log.md). Instead the queue keeps its own `Idle` set: a push wakes a worker only
 //! when no worker is already awake and about to look at the queue, and then the one that
 //! parked last (its stack and caches are warm; the others stay asleep).
 
@@ -96,7 +96,7 @@ pub(crate) enum Msg {
 /// parks. While it polls it counts as searching, so a push meanwhile wakes nobody: a futex
 /// wait and a wake saved. Kept short because on a small, busy machine the spinning worker
 /// takes a core from the IO units that would push the next job: in interleaved runs
-/// (BENCHMARKS.md) 0 and 50 polls were alike, 200 lost throughput once the box was loaded,
+/// (docs/benchmark-log.md) 0 and 50 polls were alike, 200 lost throughput once the box was loaded,
 /// 20,000 starved the IO units, and yielding instead of spinning traded futex calls for
 /// `sched_yield` calls.
 const SPINS: u32 = 50;

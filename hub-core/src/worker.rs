@@ -31,7 +31,7 @@ pub(crate) fn spawn(
 /// Puts the calling thread under `SCHED_BATCH`: woken, it waits for the running thread to
 /// block or use up its slice instead of preempting it. Without it, on a busy CPU a job handed
 /// to a sleeping worker often preempted the IO unit that queued it, on the unit's way back
-/// from the wake or from its next `writev`, in the middle of its turn (BENCHMARKS.md,
+/// from the wake or from its next `writev`, in the middle of its turn (docs/benchmark-log.md,
 /// session 11).
 #[cfg(target_os = "linux")]
 fn schedule_as_batch() {
