@@ -881,12 +881,7 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
     };
     let stolen = Stolen::start();
     let body = echo_call(Value::from("hello"));
-    let threads: usize = env_or("HUB_E2E_CLIENT_THREADS", 2);
-    let measure = if plan.quick {
-        Duration::from_secs(2)
-    } else {
-        plan.measure
-    };
+    let (threads, measure) = wrk_settings(plan);
     println!(
         "\n## A second generator: {version}, {threads} threads, echo(\"hello\") \
          (median of {} rounds)\n",
@@ -912,11 +907,7 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
         let rounds: Vec<[_; 3]> = (0..plan.rounds)
             .map(|_| servers.map(|srv| load.run(srv)))
             .collect();
-        let median = |i: usize| {
-            let mut v: Vec<_> = rounds.iter().map(|r| r[i]).collect();
-            v.sort_by(|a, b| a.0.rps.total_cmp(&b.0.rps));
-            v[v.len() / 2]
-        };
+        let median = |i: usize| median_round(&rounds, i);
         let ratios = |i: usize| spread(rounds.iter().map(|r| r[i].0.rps / r[0].0.rps).collect());
         let [f, a, b] = [median(0), median(1), median(2)];
         let wrk_cpu = {
@@ -957,6 +948,27 @@ fn wrk_cross_check(plan: &Plan, servers: [&ServerProc; 3]) {
     eprintln!("[wrk: {:.1} s]", t.elapsed().as_secs_f64());
 }
 
+/// `wrk`'s threads (`HUB_E2E_CLIENT_THREADS`, default 2) and measured window for `plan`.
+fn wrk_settings(plan: &Plan) -> (usize, Duration) {
+    let threads = env_or("HUB_E2E_CLIENT_THREADS", 2);
+    let measure = if plan.quick {
+        Duration::from_secs(2)
+    } else {
+        plan.measure
+    };
+    (threads, measure)
+}
+
+/// Server `i`'s run of the median round by its requests/s.
+fn median_round<const N: usize>(
+    rounds: &[[(load::wrk::WrkRun, f64); N]],
+    i: usize,
+) -> (load::wrk::WrkRun, f64) {
+    let mut v: Vec<_> = rounds.iter().map(|r| r[i]).collect();
+    v.sort_by(|a, b| a.0.rps.total_cmp(&b.0.rps));
+    v[v.len() / 2]
+}
+
 /// One `wrk` load, run against one server after a 1 s warm-up.
 struct WrkLoad<'a> {
     scheme: &'a str,
@@ -994,12 +1006,7 @@ fn tls(plan: &Plan) {
         ServerProc::spawn("async-tls"),
     ];
     let body = echo_call(Value::from("hello"));
-    let threads: usize = env_or("HUB_E2E_CLIENT_THREADS", 2);
-    let measure = if plan.quick {
-        Duration::from_secs(2)
-    } else {
-        plan.measure
-    };
+    let (threads, measure) = wrk_settings(plan);
     println!(
         "\n## HTTPS: {version}, {threads} threads, echo(\"hello\"), 16 connections \
          (median of {} rounds)\n",
@@ -1023,11 +1030,7 @@ fn tls(plan: &Plan) {
         let rounds: Vec<[_; 2]> = (0..plan.rounds)
             .map(|_| [load.run(&servers[0]), load.run(&servers[1])])
             .collect();
-        let median = |i: usize| {
-            let mut v: Vec<_> = rounds.iter().map(|r| r[i]).collect();
-            v.sort_by(|a, b| a.0.rps.total_cmp(&b.0.rps));
-            v[v.len() / 2]
-        };
+        let median = |i: usize| median_round(&rounds, i);
         let (f, a) = (median(0), median(1));
         let ratios = spread(rounds.iter().map(|r| r[1].0.rps / r[0].0.rps).collect());
         println!(
