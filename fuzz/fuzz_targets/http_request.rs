@@ -3,15 +3,18 @@
 //! any thread), every answer starts with a status line, and no connection is leaked.
 #![no_main]
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hub_core::registry::Registry;
 use hub_core::{RpcError, RunningServer, Server, Value};
 use libfuzzer_sys::fuzz_target;
+
+#[path = "exchange.rs"]
+mod exchange;
 
 fn server() -> &'static RunningServer {
     static SERVER: OnceLock<RunningServer> = OnceLock::new();
@@ -65,33 +68,8 @@ fuzz_target!(|data: &[u8]| {
     // The server may answer and close before reading everything (413, 431, 400).
     let _ = s.write_all(data);
     let _ = s.shutdown(Shutdown::Write);
-    let started = Instant::now();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            // libFuzzer's own timers interrupt system calls now and then.
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("no answer nor close after {:?}: {e}", started.elapsed()),
-        }
-    }
-    if !answer.is_empty() {
-        assert!(
-            answer.starts_with(b"HTTP/1.1 ") || answer.starts_with(b"HTTP/1.0 "),
-            "not a status line: {:?}",
-            String::from_utf8_lossy(&answer[..answer.len().min(200)])
-        );
-    }
+    exchange::read_answer(&mut s);
     drop(s);
     // Every few hundred inputs: nothing is left held once the clients are gone.
-    if RUNS.fetch_add(1, Ordering::Relaxed) % 500 == 499 {
-        let end = Instant::now() + Duration::from_secs(5);
-        while server().stats().counters.snapshot().connections_held > 0 {
-            assert!(Instant::now() < end, "connections leaked");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
+    exchange::no_connection_leaked(server(), RUNS.fetch_add(1, Ordering::Relaxed), 500);
 });

@@ -1,0 +1,52 @@
+//! What the HTTP fuzz targets check of one connection, whatever its transport: the server
+//! answers or closes, every answer starts with a status line, and no connection is leaked.
+
+use std::io::{ErrorKind, Read};
+use std::time::{Duration, Instant};
+
+use hub_core::RunningServer;
+
+/// Reads until the server closes; panics if it neither answers nor closes in time (the
+/// stream's read timeout) or answers something that is not HTTP.
+pub fn read_answer(s: &mut impl Read) {
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            // A close with data unread, or (TLS) without a close_notify.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe
+                ) =>
+            {
+                break
+            }
+            // libFuzzer's own timers interrupt system calls now and then.
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => panic!("no answer nor close after {:?}: {e}", started.elapsed()),
+        }
+    }
+    if !answer.is_empty() {
+        assert!(
+            answer.starts_with(b"HTTP/1.1 ") || answer.starts_with(b"HTTP/1.0 "),
+            "not a status line: {:?}",
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        );
+    }
+}
+
+/// Every `every` calls: waits until `server` holds no connection (the clients are gone).
+pub fn no_connection_leaked(server: &RunningServer, run: u64, every: u64) {
+    if run % every != every - 1 {
+        return;
+    }
+    let end = Instant::now() + Duration::from_secs(5);
+    while server.stats().counters.snapshot().connections_held > 0 {
+        assert!(Instant::now() < end, "connections leaked");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
