@@ -510,15 +510,22 @@ async fn start_tls(
     match stream.peek(&mut first).await {
         Ok(1) if !crate::tls::starts_handshake(first[0]) => {
             tracing::debug!(%peer, "plain HTTP on the TLS port: answered 400");
-            // hyper reads the request and writes the answer, then closes.
+            // hyper reads the request and writes the answer; then the same lingering close
+            // as any refusal, so a client still sending its body is not reset under it.
             let svc = service_fn(|_req| async {
                 Ok::<_, std::convert::Infallible>(crate::service::closing(crate::service::text(
                     http::StatusCode::BAD_REQUEST,
                     TLS_ONLY,
                 )))
             });
-            let conn = unit.http.serve_connection(TokioIo::new(stream), svc);
-            let _ = tokio::time::timeout(shared.config.socket_timeout(), conn).await;
+            let conn = unit
+                .http
+                .serve_connection(TokioIo::new(stream), svc)
+                .without_shutdown();
+            if let Ok(Ok(parts)) = tokio::time::timeout(shared.config.socket_timeout(), conn).await
+            {
+                linger_close(parts.io.into_inner(), false, shared).await;
+            }
             return None;
         }
         Ok(1) => {}
