@@ -141,6 +141,35 @@
 //! type then each parameter's type, one signature per accepted arity) and koji's
 //! `_listapi` (`{name, doc, argdesc, args}` per method).
 //!
+//! ## 6. HTTPS and who is calling
+//!
+//! With a certificate and its key the listener speaks TLS only (the `tls` feature, on by
+//! default); with `tls_client_ca_file` it also asks clients for certificates, as koji's
+//! `ssl_login` presents them. The one it verified reaches the [`Authenticator`] on every
+//! request of the connection; which user it is, and what that user may do, is yours to say.
+//!
+//! ```no_run
+//! use hub::{AuthFailure, AuthRequest, Authenticator, Caller, Server};
+//!
+//! /// koji's `DNUsernameComponent = CN`: the certificate's common name is the user.
+//! struct ByCertificate;
+//!
+//! impl Authenticator for ByCertificate {
+//!     fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure> {
+//!         Ok(req.client_cert.and_then(|cert| cert.common_name()).map(Caller::new))
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! Server::builder()
+//!     .tls("/etc/hub/server.pem", "/etc/hub/server.key")
+//!     .tls_client_ca_file("/etc/hub/clients-ca.pem")
+//!     .authenticator(ByCertificate)
+//!     .build()?
+//!     .run()?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Crates
 //! `hub` is the crate to depend on. It re-exports the codec ([`xmlrpc`]), the
 //! engine ([`core`]) and the attribute, and the code `#[rpc_method]` generates
