@@ -401,3 +401,40 @@ fn a_tls_client_over_max_connections_is_told_by_an_alert() {
     assert_eq!(server.stats().counters.snapshot().connections_rejected, 1);
     assert_eq!(held.call("echo", &["<int>3</int>"]).status, 200);
 }
+
+#[test]
+fn a_drain_answers_tls_calls_in_flight_and_closes_parked_tls_connections() {
+    let pki = Pki::new("drain");
+    let server = start(tls_config(&pki));
+    let addr = server.local_addr();
+    let tls = client(&pki, None);
+    // A parked TLS connection: answered once, then idle.
+    let mut idle = open(addr, &tls);
+    assert_eq!(idle.call("echo", &["<int>1</int>"]).status, 200);
+    // A slow blocking call in flight over TLS when the drain starts.
+    let mut busy = open(addr, &tls);
+    assert_eq!(busy.call("echo", &["<int>2</int>"]).status, 200);
+    busy.send(
+        "POST",
+        "/RPC2",
+        &support::call_xml("sleep", &["<int>700</int>"]),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let handle = server.shutdown_handle();
+    let draining = std::thread::spawn(move || server.wait());
+    handle.shutdown();
+    let r = busy
+        .read_response()
+        .expect("the call in flight is answered");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("<int>700</int>"), "{}", r.body);
+    // The parked one is closed (a read ends, cleanly or not, long before the client's
+    // 20 s read timeout), and the drain finishes.
+    let waited = std::time::Instant::now();
+    assert!(idle.read_response().is_none(), "an answer nobody asked for");
+    assert!(
+        waited.elapsed() < Duration::from_secs(10),
+        "the parked connection stayed open through the drain"
+    );
+    draining.join().unwrap();
+}
