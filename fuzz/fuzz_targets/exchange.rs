@@ -4,7 +4,23 @@
 use std::io::{ErrorKind, Read};
 use std::time::{Duration, Instant};
 
-use hub_core::RunningServer;
+use hub_core::{Config, RunningServer};
+
+/// The fuzzed server's options: one IO unit, two workers, 64 KiB limits, a 1 s socket
+/// timeout, answers of 64 bytes and more gzipped, no stat line, no memory watch.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.listen = "127.0.0.1:0".parse().expect("addr");
+    config.io_units = 1;
+    config.workers = 2;
+    config.socket_timeout_ms = 1000;
+    config.max_request_length = 64 * 1024;
+    config.max_upload_length = 64 * 1024;
+    config.stat_interval_secs = 0;
+    config.memory_warn_threshold_kib = 0;
+    config.gzip_answers_over = 64;
+    config
+}
 
 /// Reads until the server closes; panics if it neither answers nor closes in time (the
 /// stream's read timeout) or answers something that is not HTTP.

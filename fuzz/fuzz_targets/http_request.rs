@@ -29,16 +29,7 @@ fn server() -> &'static RunningServer {
             .blocking("fail", |_ctx, _p| Err(RpcError::InvalidParams("no".into())))
             .build()
             .expect("registry");
-        let mut config = hub_core::Config::default();
-        config.listen = "127.0.0.1:0".parse().expect("addr");
-        config.io_units = 1;
-        config.workers = 2;
-        config.socket_timeout_ms = 1000;
-        config.max_request_length = 64 * 1024;
-        config.max_upload_length = 64 * 1024;
-        config.stat_interval_secs = 0;
-        config.memory_warn_threshold_kib = 0;
-        config.gzip_answers_over = 64;
+        let config = exchange::config();
         Server::builder()
             .config(config)
             .registry(Arc::new(registry))
@@ -64,7 +55,8 @@ static RUNS: AtomicU64 = AtomicU64::new(0);
 
 fuzz_target!(|data: &[u8]| {
     let mut s = TcpStream::connect(addr()).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     // The server may answer and close before reading everything (413, 431, 400).
     let _ = s.write_all(data);
     let _ = s.shutdown(Shutdown::Write);

@@ -29,8 +29,8 @@ fn fixture() -> &'static Fixture {
     FIXTURE.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("hub-fuzz-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
-            .expect("certificate");
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
         let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
         std::fs::write(&cert, certified.cert.pem()).expect("cert written");
         std::fs::write(&key, certified.key_pair.serialize_pem()).expect("key written");
@@ -43,15 +43,7 @@ fn fixture() -> &'static Fixture {
             })
             .build()
             .expect("registry");
-        let mut config = hub_core::Config::default();
-        config.listen = "127.0.0.1:0".parse().expect("addr");
-        config.io_units = 1;
-        config.workers = 2;
-        config.socket_timeout_ms = 1000;
-        config.max_request_length = 64 * 1024;
-        config.stat_interval_secs = 0;
-        config.memory_warn_threshold_kib = 0;
-        config.gzip_answers_over = 64;
+        let mut config = exchange::config();
         config.tls_cert_file = Some(cert);
         config.tls_key_file = Some(key);
         let server = Server::builder()
