@@ -147,6 +147,8 @@
 //! default); with `tls_client_ca_file` it also asks clients for certificates, as koji's
 //! `ssl_login` presents them. The one it verified reaches the [`Authenticator`] on every
 //! request of the connection; which user it is, and what that user may do, is yours to say.
+//! Renewed files are read again on `SIGHUP` (or through [`TlsReloadHandle`]), without a
+//! restart.
 //!
 //! ```no_run
 //! use hub::{AuthFailure, AuthRequest, Authenticator, Caller, Server};
@@ -230,7 +232,7 @@ pub use hub_core::Context;
 pub use hub_core::{
     AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Config, ConfigError, FaultCodes,
     RequestResource, ResourceGuard, RunningServer, Server, ServerBuilder, ServerError,
-    SessionStore, ShutdownHandle, StatusHandle, Upload, UploadBody, UploadError,
+    SessionStore, ShutdownHandle, StatusHandle, TlsReloadHandle, Upload, UploadBody, UploadError,
 };
 pub use hub_xmlrpc::{DateTime, Fault, Struct, Value};
 

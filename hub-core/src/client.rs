@@ -3,7 +3,7 @@
 //!
 //! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
 //! so consecutive calls reuse one connection; it takes gzipped answers, decoded within its
-//! [`Limits`](hub_xmlrpc::Limits)). [`blocking::Client`] wraps it for code that
+//! [`Limits`]). [`blocking::Client`] wraps it for code that
 //! is not async. Cloning a [`Client`] is cheap and clones share the pool.
 //!
 //! # Calling a method

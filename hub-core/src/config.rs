@@ -74,6 +74,8 @@ pub struct Config {
     /// with `tls_key_file`; the listener then speaks TLS only (1.2 and 1.3, ALPN
     /// `http/1.1`), and a plain HTTP request sent to it is answered `400` in plain text.
     /// Needs the `tls` cargo feature (on by default in `hub`). Default none: plain HTTP.
+    /// The TLS files are read again on `SIGHUP` or
+    /// [`TlsReloadHandle::reload`](crate::TlsReloadHandle::reload), to renew them.
     pub tls_cert_file: Option<PathBuf>,
     /// HTTPS: the private key of `tls_cert_file`, PEM (PKCS #8, PKCS #1 or SEC1).
     pub tls_key_file: Option<PathBuf>,
@@ -92,7 +94,9 @@ pub struct Config {
     /// Seconds between `[SERVER_STAT]` log lines (only logged when there was traffic);
     /// 0 disables them. Default 10.
     pub stat_interval_secs: u64,
-    /// How long a graceful shutdown waits for in-flight requests. Default 10000.
+    /// How long a graceful shutdown waits for in-flight requests. Default 10000. A second
+    /// SIGTERM or Ctrl-C (or [`ShutdownHandle::shutdown_now`](crate::ShutdownHandle::shutdown_now))
+    /// cuts it short.
     pub drain_timeout_ms: u64,
     /// Most calls in one `system.multicall`. Default 1000.
     pub max_multicall_calls: usize,

@@ -38,6 +38,7 @@ pub mod server;
 mod service;
 pub mod session;
 pub mod shutdown;
+mod signals;
 pub mod stats;
 pub mod status;
 pub mod tls;
@@ -57,7 +58,7 @@ pub use server::{RunningServer, Server, ServerBuilder, ServerError};
 pub use session::SessionStore;
 pub use shutdown::ShutdownHandle;
 pub use status::StatusHandle;
-pub use tls::ClientCert;
+pub use tls::{ClientCert, TlsReloadHandle};
 pub use upload::{Upload, UploadBody, UploadError};
 
 /// The worker pool without a server, for the end-to-end bench's thread-mode peer; not part of

@@ -36,8 +36,10 @@ use crate::queue::JobQueue;
 use crate::registry::{Registry, RpcError};
 use crate::resource::{BoxError, RequestResource, ResourceDef};
 use crate::shutdown::ShutdownHandle;
+use crate::signals::SignalThread;
 use crate::stats::{StatLine, Stats};
 use crate::status::StatusHandle;
+use crate::tls::TlsReloadHandle;
 use crate::upload::Upload;
 
 /// What every part of a running server shares.
@@ -445,23 +447,15 @@ impl Server {
             .build()?;
         // Installed before this returns (and before the caller says it is listening): a
         // SIGTERM sent the moment after must drain, not kill.
-        let signals = signals.then(|| {
-            let _runtime = rt.enter();
-            crate::shutdown::Signals::install()
-        });
+        let signals = signals
+            .then(|| SignalThread::spawn(shutdown.clone(), tls_reload_handle(&shared)))
+            .transpose()?;
         let acceptor = {
             let shared = Arc::clone(&shared);
             std::thread::Builder::new()
                 .name("hub-acceptor".to_owned())
                 .spawn(move || {
                     rt.block_on(async move {
-                        if let Some(signals) = signals {
-                            let handle = shared.shutdown.clone();
-                            tokio::spawn(async move {
-                                signals.received().await;
-                                handle.shutdown();
-                            });
-                        }
                         tokio::spawn(stat_lines(Arc::clone(&shared)));
                         crate::acceptor::run(listener, units, shared).await
                     })
@@ -473,8 +467,13 @@ impl Server {
             shared,
             acceptor: Some(acceptor),
             workers,
+            signals,
         })
     }
+}
+
+fn tls_reload_handle(shared: &Shared) -> Option<TlsReloadHandle> {
+    shared.tls.clone().map(TlsReloadHandle::new)
 }
 
 /// Logs a `[SERVER_STAT]` line every `stat_interval_secs` while there is traffic.
@@ -503,6 +502,8 @@ pub struct RunningServer {
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<Vec<JoinHandle<()>>>>,
     workers: Vec<JoinHandle<()>>,
+    /// Listening for signals, when started with them; until [`RunningServer::wait`] is done.
+    signals: Option<SignalThread>,
 }
 
 impl RunningServer {
@@ -514,6 +515,12 @@ impl RunningServer {
     /// A handle that starts the graceful shutdown from anywhere.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shared.shutdown.clone()
+    }
+
+    /// Reloads the TLS files while serving (`None` for a plain HTTP server). A server
+    /// started with signals also reloads them on `SIGHUP`.
+    pub fn tls_reload_handle(&self) -> Option<TlsReloadHandle> {
+        tls_reload_handle(&self.shared)
     }
 
     /// The availability switch: take the server offline, or lock it out, at run time.
@@ -543,14 +550,20 @@ impl RunningServer {
         // The units' drain deadline starts when they see the acceptor hang up.
         let deadline =
             Instant::now() + self.shared.config.drain_timeout() + Duration::from_millis(200);
+        let shutdown = &self.shared.shutdown;
+        let hurried = || shutdown.is_hurried();
         for unit in units {
-            crate::worker::join_until(unit, deadline);
+            crate::worker::join_until(unit, deadline, &hurried);
         }
         crate::worker::stop(
             &self.shared.queue,
             std::mem::take(&mut self.workers),
             deadline,
+            &hurried,
         );
+        if let Some(signals) = self.signals.take() {
+            signals.stop();
+        }
         tracing::info!("server stopped");
     }
 }

@@ -1,5 +1,7 @@
 //! Graceful shutdown: one trigger (a signal or [`ShutdownHandle::shutdown`]), observed by
-//! the acceptor (stop accepting), the units (drain connections), `/healthz` (answer 503).
+//! the acceptor (stop accepting), the units (drain connections), `/healthz` (answer 503);
+//! and a second one ([`ShutdownHandle::shutdown_now`], a second signal) that cuts the drain
+//! short.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +18,9 @@ pub struct ShutdownHandle {
 #[derive(Debug)]
 struct Inner {
     draining: AtomicBool,
+    /// The drain is cut short: connections still open are closed without their answers.
+    hurried: AtomicBool,
+    hurry: Notify,
     /// Wakes every pending [`ShutdownHandle::wait`] once. A `Notify` rather than a `watch`:
     /// its wait is one intrusive list entry, which every parked connection holds.
     notify: Notify,
@@ -27,6 +32,8 @@ impl ShutdownHandle {
         Self {
             inner: Arc::new(Inner {
                 draining: AtomicBool::new(false),
+                hurried: AtomicBool::new(false),
+                hurry: Notify::new(),
                 notify: Notify::new(),
             }),
         }
@@ -38,6 +45,34 @@ impl ShutdownHandle {
         if !self.inner.draining.swap(true, Ordering::SeqCst) {
             tracing::info!("shutdown requested: draining");
             self.inner.notify.notify_waiters();
+        }
+    }
+
+    /// Starts the shutdown if it has not, and cuts its drain short: connections still open
+    /// are closed at once, calls in flight go unanswered, and [`RunningServer::wait`]
+    /// returns without waiting for handlers still running (what a second Ctrl-C does).
+    ///
+    /// [`RunningServer::wait`]: crate::RunningServer::wait
+    pub fn shutdown_now(&self) {
+        if !self.inner.hurried.swap(true, Ordering::SeqCst) {
+            tracing::warn!("shutdown now: closing connections without waiting for answers");
+            self.inner.hurry.notify_waiters();
+        }
+        self.shutdown();
+    }
+
+    /// Whether [`ShutdownHandle::shutdown_now`] was called.
+    pub(crate) fn is_hurried(&self) -> bool {
+        self.inner.hurried.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once [`ShutdownHandle::shutdown_now`] has been called.
+    pub(crate) async fn hurried(&self) {
+        let notified = self.inner.hurry.notified();
+        let mut notified = std::pin::pin!(notified);
+        notified.as_mut().enable();
+        if !self.is_hurried() {
+            notified.await;
         }
     }
 
@@ -63,60 +98,5 @@ impl ShutdownHandle {
 impl Default for ShutdownHandle {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// SIGTERM and Ctrl-C (SIGINT), listened for from the moment [`Signals::install`] returns
-/// (tokio installs the process's handlers then, not when first awaited).
-pub(crate) struct Signals {
-    #[cfg(unix)]
-    term: Option<tokio::signal::unix::Signal>,
-    #[cfg(unix)]
-    interrupt: Option<tokio::signal::unix::Signal>,
-}
-
-impl Signals {
-    /// Installs the handlers; must run inside a runtime (its signal driver delivers them).
-    pub(crate) fn install() -> Self {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let listen = |kind: SignalKind, name: &str| {
-                signal(kind)
-                    .map_err(|e| tracing::warn!("cannot listen for {name}: {e}"))
-                    .ok()
-            };
-            Self {
-                term: listen(SignalKind::terminate(), "SIGTERM"),
-                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            Self {}
-        }
-    }
-
-    /// Resolves when either signal arrives (never, if neither could be listened for).
-    pub(crate) async fn received(self) {
-        #[cfg(unix)]
-        {
-            async fn next(signal: Option<tokio::signal::unix::Signal>) {
-                match signal {
-                    Some(mut s) => {
-                        s.recv().await;
-                    }
-                    None => std::future::pending().await,
-                }
-            }
-            tokio::select! {
-                _ = next(self.term) => tracing::info!("SIGTERM received"),
-                _ = next(self.interrupt) => tracing::info!("Ctrl-C received"),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
     }
 }

@@ -79,14 +79,14 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Shared>) {
         }
     }
     let drain = async { while conns.join_next().await.is_some() {} };
-    if tokio::time::timeout(shared.config.drain_timeout(), drain)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            left = conns.len(),
-            "drain timeout: closing connections still busy"
-        );
+    let cut = tokio::select! {
+        () = drain => None,
+        () = tokio::time::sleep(shared.config.drain_timeout()) => Some("drain timeout"),
+        () = shared.shutdown.hurried() => Some("shutdown now"),
+    };
+    if let Some(why) = cut {
+        // Dropping the set aborts them: their sockets close, their calls unanswered.
+        tracing::warn!(left = conns.len(), "{why}: closing connections still busy");
     }
 }
 

@@ -118,23 +118,45 @@ impl StandalonePool {
 impl Drop for StandalonePool {
     fn drop(&mut self) {
         let deadline = Instant::now() + std::time::Duration::from_secs(5);
-        stop(&self.queue, std::mem::take(&mut self.workers), deadline);
+        stop(
+            &self.queue,
+            std::mem::take(&mut self.workers),
+            deadline,
+            &|| false,
+        );
     }
 }
 
 /// Asks `workers` to stop once the jobs ahead of them are done and waits for them until
-/// `deadline` (a worker still busy then is left to finish alone).
-pub(crate) fn stop(queue: &JobQueue, workers: Vec<JoinHandle<()>>, deadline: Instant) {
-    queue.stop_workers(workers.len(), deadline);
+/// `deadline` or `cut_short` (a worker still busy then is left to finish alone).
+pub(crate) fn stop(
+    queue: &JobQueue,
+    workers: Vec<JoinHandle<()>>,
+    deadline: Instant,
+    cut_short: &dyn Fn() -> bool,
+) {
+    let asked_by = if cut_short() {
+        Instant::now()
+    } else {
+        deadline
+    };
+    queue.stop_workers(workers.len(), asked_by);
     for worker in workers {
-        join_until(worker, deadline);
+        join_until(worker, deadline, cut_short);
     }
 }
 
-/// Joins `thread` if it finishes before `deadline`; otherwise leaves it detached (an IO unit
-/// or a worker still busy at the drain deadline).
-pub(crate) fn join_until<T>(thread: JoinHandle<T>, deadline: Instant) {
+/// Joins `thread` if it finishes before `deadline` or `cut_short`; otherwise leaves it
+/// detached (an IO unit or a worker still busy at the drain deadline).
+pub(crate) fn join_until<T>(
+    thread: JoinHandle<T>,
+    deadline: Instant,
+    cut_short: &dyn Fn() -> bool,
+) {
     while !thread.is_finished() {
+        if cut_short() {
+            return;
+        }
         if Instant::now() >= deadline {
             tracing::warn!(thread = ?thread.thread().name(), "still busy at the drain deadline");
             return;

@@ -234,4 +234,50 @@ fn memory_watch_call_log_and_panics() {
         "{text}"
     );
     server.shutdown();
+
+    #[cfg(feature = "tls")]
+    tls_certificate_logs(&logs);
+}
+
+#[cfg(feature = "tls")]
+#[path = "../../tests/support/pki.rs"]
+mod pki;
+
+/// The certificate a TLS server is built with is named in the log with its end date, and
+/// one that is not valid now is warned about (what clients will refuse).
+#[cfg(feature = "tls")]
+fn tls_certificate_logs(logs: &Capture) {
+    let pki = pki::Pki::new("logs");
+    let build = |cert: String, key: String| {
+        Server::builder()
+            .config(Config {
+                tls_cert_file: Some(cert.into()),
+                tls_key_file: Some(key.into()),
+                ..config()
+            })
+            .registry(registry())
+            .build()
+            .unwrap()
+    };
+    logs.take();
+    let _valid = build(pki.dir.path("server.pem"), pki.dir.path("server.key"));
+    let text = logs.take();
+    let line = text
+        .lines()
+        .find(|l| l.contains("serving TLS certificate"))
+        .unwrap_or_else(|| panic!("no certificate line in {text}"));
+    assert!(
+        line.contains("CN=localhost") && line.contains("server.pem") && line.contains("until="),
+        "{line}"
+    );
+    assert!(!text.contains("not valid now"), "{text}");
+
+    let (cert, key) = pki.expired_server();
+    let _expired = build(cert, key);
+    let text = logs.take();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("WARN") && l.contains("not valid now") && l.contains("2001")),
+        "{text}"
+    );
 }

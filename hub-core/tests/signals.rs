@@ -3,22 +3,30 @@
 //! installed by a task the acceptor thread ran a little later; a supervisor that stopped a
 //! hub right after it said it was listening killed it about one time in fifteen.)
 //!
+//! A second one during the drain stops the server at once, leaving the call in flight.
+//!
 //! The signal goes to this test process, straight from `kill(2)` (microseconds, where a
 //! `kill` command takes long enough for the old code to have caught up): were it not
-//! handled, the test binary would die of it and the test fail. Alone in its file so that no
-//! other test shares the process.
+//! handled, the test binary would die of it and the test fail. Alone in their file so that
+//! no other test shares the process, and one at a time (every server started with signals
+//! hears every signal).
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use hub_core::Server;
-use support::{config, registry, Conn};
+use hub_core::{Config, Server};
+use support::{call_xml, config, registry, Conn};
+
+/// Held by each test: the process's signals reach every server started with them.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn sigterm_the_moment_the_server_is_up_drains_it() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for round in 0..20 {
         let server = Server::builder()
             .config(config())
@@ -49,6 +57,54 @@ fn sigterm_the_moment_the_server_is_up_drains_it() {
             "round {round}: still serving"
         );
     }
+}
+
+#[test]
+fn a_second_sigterm_during_the_drain_stops_the_server_now() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::builder()
+        .config(Config {
+            drain_timeout_ms: 60_000,
+            ..config()
+        })
+        .registry(registry())
+        .build()
+        .unwrap()
+        .start_with_signals()
+        .unwrap();
+    let addr = server.local_addr();
+    // A call that would hold the drain for 30 s.
+    let mut busy = Conn::open(addr);
+    busy.send("POST", "/RPC2", &call_xml("sleep", &["<int>30000</int>"]));
+    std::thread::sleep(Duration::from_millis(200));
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.wait();
+        let _ = done.send(());
+    });
+
+    assert!(terminate_self(), "kill failed");
+    // The first signal drains: the port closes, the call in flight is waited for.
+    assert!(
+        support::wait_until(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(addr).is_err()
+        }),
+        "still accepting after SIGTERM"
+    );
+    assert!(
+        waited.recv_timeout(Duration::from_millis(500)).is_err(),
+        "the drain did not wait for the call in flight"
+    );
+
+    let second = Instant::now();
+    assert!(terminate_self(), "kill failed");
+    assert!(
+        waited.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "a second SIGTERM did not stop the server"
+    );
+    assert!(second.elapsed() < Duration::from_secs(10));
+    // The connection is closed without an answer: that is what stopping now gives up.
+    assert!(busy.read_response().is_none(), "answered after all");
 }
 
 /// Sends SIGTERM to this process.

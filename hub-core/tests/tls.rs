@@ -438,3 +438,152 @@ fn a_drain_answers_tls_calls_in_flight_and_closes_parked_tls_connections() {
     );
     draining.join().unwrap();
 }
+
+/// The name in a `whoami` answer (`CN|subject`), up to the `|`.
+fn caller_cn(r: &support::Resp) -> &str {
+    let name = r.body.split("<string>").nth(1).unwrap_or_default();
+    name.split(['|', '<']).next().unwrap_or_default()
+}
+
+/// Whether the handshake on `conn` fails with a rustls error `is_it` recognizes (the
+/// client's own verdict, or the server's alert).
+fn handshake_fails(conn: TlsConn, is_it: impl Fn(&tokio_rustls::rustls::Error) -> bool) -> bool {
+    let StreamOwned { mut conn, mut sock } = conn.stream;
+    // A client with a certificate learns of its refusal only when it next reads.
+    let result = conn.complete_io(&mut sock).and_then(|_| {
+        let mut byte = [0u8; 1];
+        std::io::Read::read(&mut StreamOwned::new(conn, sock), &mut byte)
+    });
+    result
+        .err()
+        .and_then(|e| {
+            e.get_ref()
+                .and_then(|e| e.downcast_ref::<tokio_rustls::rustls::Error>())
+                .map(&is_it)
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_reload_serves_new_files_to_new_connections_and_keeps_open_ones() {
+    use tokio_rustls::rustls::{AlertDescription, CertificateError, Error as TlsError};
+    let (old, new) = (Pki::new("reload-old"), Pki::new("reload-new"));
+    // The files the server is configured with, renewed in place as an operator would.
+    let live = pki::TempDir::new("reload-live");
+    let install = |pki: &Pki| {
+        for file in ["server.pem", "server.key", "ca.pem"] {
+            std::fs::copy(pki.dir.path(file), live.path(file)).unwrap();
+        }
+    };
+    install(&old);
+    let server = start(Config {
+        tls_cert_file: Some(live.path("server.pem").into()),
+        tls_key_file: Some(live.path("server.key").into()),
+        tls_client_ca_file: Some(live.path("ca.pem").into()),
+        ..config()
+    });
+    let addr = server.local_addr();
+    let reload = server.tls_reload_handle().expect("a TLS server has one");
+    let mut kept = open(addr, &client(&old, Some(&old.client("alice"))));
+    assert_eq!(caller_cn(&kept.call("whoami", &[])), "alice");
+
+    install(&new);
+    reload.reload().unwrap();
+    // New connections get the new certificate, and client certificates are checked
+    // against the new CA.
+    let bob = open(addr, &client(&new, Some(&new.client("bob")))).call("whoami", &[]);
+    assert_eq!(caller_cn(&bob), "bob", "{}", bob.body);
+    let not_old_ca = |e: &TlsError| {
+        matches!(
+            e,
+            TlsError::InvalidCertificate(CertificateError::UnknownIssuer)
+        )
+    };
+    assert!(
+        handshake_fails(open(addr, &client(&old, None)), not_old_ca),
+        "the old certificate is still served"
+    );
+    let unknown_ca =
+        |e: &TlsError| matches!(e, TlsError::AlertReceived(AlertDescription::UnknownCA));
+    assert!(
+        handshake_fails(
+            open(addr, &client(&new, Some(&old.client("carol")))),
+            unknown_ca
+        ),
+        "a client certificate from the old CA is still accepted"
+    );
+    // The connection opened before keeps its session, and its caller.
+    assert_eq!(caller_cn(&kept.call("whoami", &[])), "alice");
+
+    // Files that do not make a configuration (a key that is not the certificate's, as
+    // while a renewal is half copied) are refused, and the server serves what it had.
+    std::fs::copy(old.dir.path("server.key"), live.path("server.key")).unwrap();
+    let refused = reload
+        .reload()
+        .expect_err("a mismatched key reloaded")
+        .to_string();
+    assert!(refused.contains("tls_key_file"), "{refused}");
+    std::fs::write(live.path("server.pem"), "half written\n").unwrap();
+    let refused = reload
+        .reload()
+        .expect_err("an empty certificate reloaded")
+        .to_string();
+    assert!(
+        refused.contains("tls_cert_file") && refused.contains("server.pem"),
+        "{refused}"
+    );
+    let r = open(addr, &client(&new, Some(&new.client("dave")))).call("whoami", &[]);
+    assert_eq!(caller_cn(&r), "dave", "{}", r.body);
+}
+
+#[test]
+fn a_plain_server_has_no_tls_to_reload() {
+    let server = support::start(config());
+    assert!(server.tls_reload_handle().is_none());
+}
+
+/// A server started with signals reloads its TLS files on SIGHUP (sent to this process;
+/// only servers started with signals listen for it, and this is the one test here that
+/// starts one).
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_the_tls_files() {
+    let (old, new) = (Pki::new("hup-old"), Pki::new("hup-new"));
+    let live = pki::TempDir::new("hup-live");
+    let install = |pki: &Pki| {
+        for file in ["server.pem", "server.key"] {
+            std::fs::copy(pki.dir.path(file), live.path(file)).unwrap();
+        }
+    };
+    install(&old);
+    let server = Server::builder()
+        .config(Config {
+            tls_cert_file: Some(live.path("server.pem").into()),
+            tls_key_file: Some(live.path("server.key").into()),
+            ..config()
+        })
+        .registry(support::registry())
+        .build()
+        .unwrap()
+        .start_with_signals()
+        .unwrap();
+    let addr = server.local_addr();
+    let handshakes = |pki: &Pki| {
+        let TlsConn { stream, .. } = open(addr, &client(pki, None));
+        let StreamOwned { mut conn, mut sock } = stream;
+        conn.complete_io(&mut sock).is_ok()
+    };
+    assert!(handshakes(&old) && !handshakes(&new));
+
+    install(&new);
+    #[allow(unsafe_code)]
+    // SAFETY: kill(2) on our own pid with a valid signal number touches no memory of ours.
+    let sent = unsafe { libc::kill(libc::getpid(), libc::SIGHUP) == 0 };
+    assert!(sent, "kill failed");
+    assert!(
+        wait_until(LONG, || handshakes(&new)),
+        "SIGHUP did not reload the certificate"
+    );
+    assert!(!handshakes(&old));
+    server.shutdown();
+}

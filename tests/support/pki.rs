@@ -70,8 +70,22 @@ impl Pki {
     /// Makes the CA and the server's certificate in a fresh temp dir named after `tag`.
     pub fn new(tag: &str) -> Pki {
         let dir = TempDir::new(&format!("pki-{tag}"));
-        let (ca, ca_key) = Self::make_ca("hub test CA");
+        // Named after `tag`: two PKIs' CAs are told apart by name, as real ones are.
+        let (ca, ca_key) = Self::make_ca(&format!("hub test CA {tag}"));
         dir.write("ca.pem", &ca.pem());
+        let pki = Pki {
+            dir,
+            ca,
+            ca_key,
+            configs: AtomicUsize::new(0),
+        };
+        pki.write_server("server", |_| {});
+        pki
+    }
+
+    /// A server certificate for `localhost` and `127.0.0.1` signed by the CA, as `edit`
+    /// leaves its parameters: written to `{name}.pem` and `{name}.key`.
+    fn write_server(&self, name: &str, edit: impl FnOnce(&mut rcgen::CertificateParams)) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
@@ -80,15 +94,20 @@ impl Pki {
         params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        let server = params.signed_by(&key, &ca, &ca_key).unwrap();
-        dir.write("server.pem", &server.pem());
-        dir.write("server.key", &key.serialize_pem());
-        Pki {
-            dir,
-            ca,
-            ca_key,
-            configs: AtomicUsize::new(0),
-        }
+        edit(&mut params);
+        let server = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        self.dir.write(&format!("{name}.pem"), &server.pem());
+        self.dir.write(&format!("{name}.key"), &key.serialize_pem());
+    }
+
+    /// A server certificate that expired in 2001: the paths of `expired.pem` and
+    /// `expired.key`.
+    pub fn expired_server(&self) -> (String, String) {
+        self.write_server("expired", |params| {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        });
+        (self.dir.path("expired.pem"), self.dir.path("expired.key"))
     }
 
     /// A self-signed CA named `cn` and its key.
