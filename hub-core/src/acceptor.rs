@@ -79,7 +79,10 @@ pub(crate) async fn run(
         }
         next = (next + 1) % units.len();
     }
+    // A listener passed by the service manager stays open there: connections that arrive
+    // from now on wait in its backlog for the next process.
     drop(listener);
+    crate::systemd::notify_stopping();
     hang_up(units)
 }
 

@@ -14,7 +14,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address to listen on, `IP:PORT`. Default `127.0.0.1:8080`.
+    /// Address to listen on, `IP:PORT`. Default `127.0.0.1:8080`. Not bound when the
+    /// service manager passes a listening socket (systemd socket activation, `LISTEN_FDS`):
+    /// that one is served instead.
     pub listen: SocketAddr,
     /// IO threads, each a single-threaded tokio runtime driving its connections.
     /// Default: the number of CPUs, at most 4.

@@ -41,6 +41,7 @@ pub mod shutdown;
 mod signals;
 pub mod stats;
 pub mod status;
+mod systemd;
 pub mod tls;
 mod transport;
 mod unit;

@@ -402,7 +402,15 @@ impl Server {
     fn start_inner(self, signals: bool) -> Result<RunningServer, ServerError> {
         let config = self.config;
         crate::fd_limit::raise_for(config.max_connections);
-        let listener = crate::acceptor::bind(config.listen)?;
+        let listener = match crate::systemd::inherited_listener()? {
+            Some(inherited) => {
+                tracing::info!(
+                    "serving the socket the service manager passed (LISTEN_FDS), not `listen`"
+                );
+                inherited
+            }
+            None => crate::acceptor::bind(config.listen)?,
+        };
         let local_addr = listener.local_addr()?;
         let names: Vec<&str> = self.registry.names().collect();
         let stats = Arc::new(Stats::new(names));
@@ -462,6 +470,7 @@ impl Server {
                 })?
         };
         tracing::info!(%local_addr, "listening");
+        crate::systemd::notify_ready();
         Ok(RunningServer {
             local_addr,
             shared,

@@ -106,7 +106,7 @@ impl Signals {
                     shutdown.shutdown_now();
                 }
                 Received::Stop(name) => {
-                    tracing::info!("{name} received (again to stop without draining)");
+                    tracing::info!("{name} received: draining (send it again to stop at once)");
                     shutdown.shutdown();
                 }
                 Received::Reload => {

@@ -1,0 +1,69 @@
+//! systemd's side of a restart: the listening socket it passes (socket activation), and the
+//! notices it waits for (`Type=notify`).
+//!
+//! Under socket activation the listening socket belongs to systemd and outlives the hub: while
+//! one process drains and the next starts, connections wait in its backlog instead of being
+//! refused. A hub started with `LISTEN_FDS` for its pid takes the first socket passed (its
+//! `listen` address is then not bound), and says `READY=1` once it serves and `STOPPING=1`
+//! when it stops accepting. Elsewhere these do nothing.
+
+use std::io;
+use std::net::TcpListener;
+
+/// The listening TCP socket passed by the service manager, if this process was given one;
+/// taken once per process (a second server in it binds its own address).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+pub(crate) fn inherited_listener() -> io::Result<Option<TcpListener>> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    // Not `listen_fds()`: it unsets the variables, and changing the environment of a
+    // process whose other threads may read it at the same time is not safe.
+    let Some((fd, name)) = sd_notify::listen_fds_with_names(false)?.next() else {
+        return Ok(None);
+    };
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Ok(None);
+    }
+    // SAFETY: LISTEN_PID names this process, so the service manager passed `fd` to it, open;
+    // nothing else here owns it (`TAKEN` lets only the first caller take it).
+    let socket = socket2::Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let is_tcp_listener = socket.r#type()? == socket2::Type::STREAM
+        && socket.is_listener()?
+        && socket.local_addr()?.as_socket().is_some();
+    if !is_tcp_listener {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("the socket passed by the service manager (fd {fd}, {name:?}) is not a listening TCP socket"),
+        ));
+    }
+    socket.set_nonblocking(true)?;
+    Ok(Some(socket.into()))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn inherited_listener() -> io::Result<Option<TcpListener>> {
+    Ok(None)
+}
+
+/// Tells the service manager the hub is serving (`READY=1`).
+pub(crate) fn notify_ready() {
+    #[cfg(unix)]
+    notify(sd_notify::NotifyState::Ready);
+}
+
+/// Tells the service manager the hub has stopped accepting and is draining (`STOPPING=1`).
+pub(crate) fn notify_stopping() {
+    #[cfg(unix)]
+    notify(sd_notify::NotifyState::Stopping);
+}
+
+#[cfg(unix)]
+fn notify(state: sd_notify::NotifyState<'_>) {
+    // Without NOTIFY_SOCKET this sends nothing and succeeds.
+    if let Err(e) = sd_notify::notify(false, &[state]) {
+        tracing::warn!("cannot notify the service manager: {e}");
+    }
+}
