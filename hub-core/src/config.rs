@@ -58,8 +58,10 @@ pub struct Config {
     /// is dropped: its resources roll back). A blocking handler cannot be stopped: its worker
     /// stays busy until the handler returns, its late result is discarded, and its resources
     /// are rolled back even if it succeeds (the caller was told it failed; only a budget that
-    /// runs out while the commit itself is under way can still see the work done). Uploads are not covered (they are bounded by
-    /// `socket_timeout_ms` between chunks). Counted in the `timeouts` counter. Default 0:
+    /// runs out while the commit itself is under way can still see the work done). An upload's
+    /// handler has the same budget, less the time it spends waiting for the client's data
+    /// (each such wait is bounded by `socket_timeout_ms`), so a big upload over a slow link
+    /// is not cut off for its size. Counted in the `timeouts` counter. Default 0:
     /// koji has long legitimate calls, so a hub sets its own budget.
     pub handler_timeout_ms: u64,
     /// Largest request body in bytes, as sent and once decoded from gzip or deflate; larger

@@ -13,14 +13,16 @@
 //! The same lifecycle applies as to a call named `upload`: offline and lockout faults, the
 //! authenticator (the caller is in the context), per-request resources committed or rolled
 //! back, the panic cage. Limits: `max_upload_length` bytes (a larger declared length is
-//! refused before reading, a longer stream is cut off: `413`), and `socket_timeout_ms` between
-//! two chunks (`408`). The body is handed over as sent: a `Content-Encoding` other than
+//! refused before reading, a longer stream is cut off: `413`), `socket_timeout_ms` between
+//! two chunks (`408`), and `handler_timeout_ms` for the handler's own time, the waits for
+//! chunks not counted (the `system_error` fault). The body is handed over as sent: a `Content-Encoding` other than
 //! `identity` is refused with `415`.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -134,6 +136,43 @@ pub struct UploadBody {
 struct BodyState {
     finished: bool,
     error: Option<UploadError>,
+    /// Time spent waiting for the client's data (not the handler's: see `within_budget`).
+    waited: Duration,
+    waiting_since: Option<Instant>,
+}
+
+impl BodyState {
+    /// All the time spent waiting for the client's data until `now`.
+    fn waited_until(&self, now: Instant) -> Duration {
+        self.waited
+            + self
+                .waiting_since
+                .map_or(Duration::ZERO, |since| now - since)
+    }
+}
+
+/// Marks a wait for the client's data in [`BodyState`] for as long as it lives (a chunk's
+/// future dropped mid-wait still ends its wait).
+struct Waiting<'a>(&'a Mutex<BodyState>);
+
+impl<'a> Waiting<'a> {
+    fn start(state: &'a Mutex<BodyState>) -> Self {
+        lock(state).waiting_since = Some(Instant::now());
+        Waiting(state)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(self.0);
+        if let Some(since) = state.waiting_since.take() {
+            state.waited += since.elapsed();
+        }
+    }
+}
+
+fn lock(state: &Mutex<BodyState>) -> std::sync::MutexGuard<'_, BodyState> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl fmt::Debug for UploadBody {
@@ -154,7 +193,10 @@ impl UploadBody {
             return Err(e);
         }
         loop {
-            let frame = match tokio::time::timeout(self.idle, self.incoming.frame()).await {
+            let waiting = Waiting::start(&self.state);
+            let frame = tokio::time::timeout(self.idle, self.incoming.frame()).await;
+            drop(waiting);
+            let frame = match frame {
                 Err(_) => return Err(self.fail(UploadError::TimedOut)),
                 Ok(None) => {
                     self.lock().finished = true;
@@ -190,7 +232,7 @@ impl UploadBody {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BodyState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 }
 
@@ -298,9 +340,28 @@ pub(crate) async fn serve(
         },
     };
     let watch = CallWatch::new(&shared.config, &params, false, None);
-    let (outcome, _) = lifecycle::run_async(shared, &ctx, || handler(upload), watch).await;
-    let state = std::mem::take(&mut *state.lock().unwrap_or_else(PoisonError::into_inner));
+    let run = lifecycle::run_async(shared, &ctx, || handler(upload), watch);
     let counters = &shared.stats.counters;
+    let outcome = match shared.config.handler_timeout() {
+        None => run.await.0,
+        Some(budget) => match within_budget(run, budget, &state).await {
+            Some((outcome, _)) => outcome,
+            None => {
+                // The handler was dropped: its resources rolled back, its body left unread.
+                counters.timeouts.add(1);
+                tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "upload over its time budget");
+                let fault = Fault::new(
+                    faults.system_error,
+                    format!(
+                        "upload exceeded its time budget of {} ms (time waiting for its data not counted)",
+                        budget.as_millis()
+                    ),
+                );
+                return closing(xml(Err(CallError::Fault(fault))));
+            }
+        },
+    };
+    let state = std::mem::take(&mut *lock(&state));
     match state.error {
         Some(UploadError::TooLarge { .. }) => {
             counters.too_large.add(1);
@@ -317,6 +378,27 @@ pub(crate) async fn serve(
         // A body the handler did not read to its end cannot be followed by another request.
         None if !state.finished => closing(xml(outcome)),
         None => xml(outcome),
+    }
+}
+
+/// Runs `handler` until it ends or has used `budget` of its own time, `None` then. Time spent
+/// waiting for the client's data is not the handler's: `socket_timeout_ms` bounds each such
+/// wait, and a big upload over a slow link must not be cut off for being big.
+async fn within_budget<F: Future>(
+    handler: F,
+    budget: Duration,
+    state: &Mutex<BodyState>,
+) -> Option<F::Output> {
+    let started = Instant::now();
+    let mut handler = std::pin::pin!(handler);
+    loop {
+        let now = Instant::now();
+        let used = (now - started).saturating_sub(lock(state).waited_until(now));
+        let left = budget.checked_sub(used).filter(|left| !left.is_zero())?;
+        // Expiring only means it is time to look again: part of it may have been waiting.
+        if let Ok(output) = tokio::time::timeout(left, handler.as_mut()).await {
+            return Some(output);
+        }
     }
 }
 

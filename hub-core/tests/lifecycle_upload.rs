@@ -215,3 +215,56 @@ fn limits_caller_offline_and_no_handler() {
     assert_eq!(fault_code(&c.read_response().unwrap()), -32601);
     server.shutdown();
 }
+
+/// Reads the whole body, then takes `stall_ms` (a query parameter) of its own time.
+async fn receive_then_stall(mut upload: Upload) -> Result<Value, RpcError> {
+    let stall: u64 = upload.query("stall_ms").unwrap_or("0").parse().unwrap_or(0);
+    let mut size = 0i64;
+    while let Some(chunk) = upload.body().chunk().await? {
+        size += chunk.len() as i64;
+    }
+    tokio::time::sleep(Duration::from_millis(stall)).await;
+    Ok(Value::Int(size))
+}
+
+#[test]
+fn the_time_budget_counts_the_handlers_time_not_the_wait_for_data() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cfg = Config {
+        handler_timeout_ms: 400,
+        ..config()
+    };
+    let system_error = cfg.faults.system_error;
+    let server = start(cfg, |b| b.upload(receive_then_stall));
+    let addr = server.local_addr();
+
+    // A client slower than the budget (a byte every 250 ms): the handler only waits, and
+    // the upload is taken whole.
+    let mut c = Conn::open(addr);
+    head(&mut c, "stall_ms=0", Some(5), &[]);
+    for byte in b"slow!" {
+        std::thread::sleep(Duration::from_millis(250));
+        c.stream.write_all(&[*byte]).unwrap();
+    }
+    assert_eq!(outcome(&c.read_response().unwrap()), Ok(Value::Int(5)));
+
+    // A handler that takes 3 s of its own: the budget's fault, long before that.
+    let timeouts = server.stats().counters.snapshot().timeouts;
+    let mut c = Conn::open(addr);
+    head(&mut c, "stall_ms=3000", Some(3), &[]);
+    c.stream.write_all(b"abc").unwrap();
+    let asked = std::time::Instant::now();
+    let r = c.read_response().unwrap();
+    assert!(asked.elapsed() < Duration::from_millis(2500), "{r:?}");
+    match outcome(&r) {
+        Err((code, message)) => {
+            assert_eq!(code, system_error);
+            assert!(message.contains("time budget of 400 ms"), "{message}");
+        }
+        Ok(v) => panic!("answered over its budget: {v:?}"),
+    }
+    assert_eq!(server.stats().counters.snapshot().timeouts, timeouts + 1);
+    server.shutdown();
+}
