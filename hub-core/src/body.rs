@@ -1,4 +1,7 @@
-//! Reading a request body whole, within a size limit.
+//! Reading a request body whole, within a size limit and the server's budget for bodies held
+//! at once.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -11,14 +14,71 @@ pub(crate) enum BodyError {
     TooLarge,
     /// The connection failed or the client broke the framing (`400`).
     Unreadable,
+    /// Holding it would pass `max_body_bytes_held` (`503`).
+    Busy,
 }
 
-/// Reads `body` to its end, refusing it as soon as it passes `max` bytes.
+/// A request's share of the bytes of request bodies held across the server, counted in the
+/// `body_bytes_held` gauge against `max_body_bytes_held`; given back when dropped (the
+/// request done).
+///
+/// A body that comes whole with its head is not counted: it sits in hyper's read buffer,
+/// which every connection has anyway. One still on the wire holds its declared length (the
+/// buffer is sized for it), a chunked one what has arrived.
+pub(crate) struct Held<'a> {
+    gauge: &'a AtomicU64,
+    limit: u64,
+    bytes: u64,
+}
+
+impl<'a> Held<'a> {
+    /// Nothing held yet, against `limit` bytes in all.
+    pub(crate) fn new(gauge: &'a AtomicU64, limit: usize) -> Self {
+        Self {
+            gauge,
+            limit: limit as u64,
+            bytes: 0,
+        }
+    }
+
+    /// Holds `total` bytes for this request (no less than before); `Busy`, with nothing
+    /// changed, if the server would then hold more than its limit.
+    pub(crate) fn grow_to(&mut self, total: usize) -> Result<(), BodyError> {
+        let extra = (total as u64).saturating_sub(self.bytes);
+        if extra == 0 {
+            return Ok(());
+        }
+        let before = self.gauge.fetch_add(extra, Relaxed);
+        if before.saturating_add(extra) > self.limit {
+            // Given back at once; a reservation racing this one may see the overshoot and be
+            // refused too, which errs on the side of memory.
+            self.gauge.fetch_sub(extra, Relaxed);
+            return Err(BodyError::Busy);
+        }
+        self.bytes += extra;
+        Ok(())
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        if self.bytes > 0 {
+            self.gauge.fetch_sub(self.bytes, Relaxed);
+        }
+    }
+}
+
+/// Reads `body` to its end, refusing it as soon as it passes `max` bytes, or when `held`
+/// cannot grow to hold it.
 ///
 /// A body that arrives in one frame (a small request: hyper hands over the bytes it already
 /// buffered) is returned as that frame: no copy, no allocation, and no extra poll once the
 /// declared length is reached. Trailers are ignored.
-pub(crate) async fn read_to_end<B>(mut body: B, max: usize) -> Result<Bytes, BodyError>
+pub(crate) async fn read_to_end<B>(
+    mut body: B,
+    max: usize,
+    held: &mut Held<'_>,
+) -> Result<Bytes, BodyError>
 where
     B: Body<Data = Bytes> + Unpin,
 {
@@ -36,7 +96,7 @@ where
         // What the body says is still to come (its declared length; 0 when chunked), within
         // the limit.
         let rest = usize::try_from(body.size_hint().lower()).map_or(room, |rest| rest.min(room));
-        read.push(data, rest);
+        read.push(data, rest, held)?;
     }
     Ok(read.finish())
 }
@@ -53,7 +113,11 @@ impl Received {
     /// Adds `data`, with `rest` more bytes announced. The buffer is sized for the whole
     /// body when the second frame comes, so a body of declared length is copied once and
     /// never moved by a growing buffer (a 1 MiB body used to be copied again near its end).
-    fn push(&mut self, data: Bytes, rest: usize) {
+    fn push(&mut self, data: Bytes, rest: usize, held: &mut Held<'_>) -> Result<(), BodyError> {
+        let whole_at_once = self.len == 0 && rest == 0;
+        if !whole_at_once {
+            held.grow_to(self.len + data.len() + rest)?;
+        }
         self.len += data.len();
         match self.first.take() {
             None if self.joined.is_empty() => self.first = Some(data),
@@ -65,6 +129,7 @@ impl Received {
                 self.joined.extend_from_slice(&data);
             }
         }
+        Ok(())
     }
 
     fn finish(self) -> Bytes {
@@ -110,10 +175,85 @@ mod tests {
     }
 
     fn read(body: Frames, max: usize) -> Result<Bytes, BodyError> {
+        read_held(body, max, &mut Held::new(&AtomicU64::new(0), usize::MAX))
+    }
+
+    fn read_held(body: Frames, max: usize, held: &mut Held<'_>) -> Result<Bytes, BodyError> {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(read_to_end(body, max))
+            .block_on(read_to_end(body, max, held))
+    }
+
+    /// `chunks` as frames of a body that declares their total length.
+    struct Declared(Frames, u64);
+
+    impl Body for Declared {
+        type Data = Bytes;
+        type Error = &'static str;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, &'static str>>> {
+            let frame = Pin::new(&mut self.0).poll_frame(cx);
+            if let Poll::Ready(Some(Ok(f))) = &frame {
+                self.1 -= f.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            frame
+        }
+
+        fn size_hint(&self) -> hyper::body::SizeHint {
+            hyper::body::SizeHint::with_exact(self.1)
+        }
+    }
+
+    #[test]
+    fn bodies_still_coming_hold_their_size_against_the_budget_until_done() {
+        let gauge = AtomicU64::new(0);
+        let run = |body: Declared, held: &mut Held<'_>| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime")
+                .block_on(read_to_end(body, 100, held))
+        };
+        let declared = |parts: &[&'static str]| {
+            let total = parts.iter().map(|p| p.len() as u64).sum();
+            Declared(data(parts), total)
+        };
+        // A body whole in its first frame is not counted.
+        let mut first = Held::new(&gauge, 10);
+        run(declared(&["0123456789abc"]), &mut first).expect("whole");
+        assert_eq!(gauge.load(Relaxed), 0);
+        // One in two frames holds its declared length from the first.
+        let mut second = Held::new(&gauge, 10);
+        assert_eq!(
+            run(declared(&["0123", "4567"]), &mut second).expect("held"),
+            "01234567"
+        );
+        assert_eq!(gauge.load(Relaxed), 8);
+        // A third that would pass the budget is refused, holding nothing.
+        let mut third = Held::new(&gauge, 10);
+        assert_eq!(
+            run(declared(&["012", "345"]), &mut third),
+            Err(BodyError::Busy)
+        );
+        assert_eq!(gauge.load(Relaxed), 8);
+        // Given back when the request is done; then it fits.
+        drop(second);
+        assert_eq!(gauge.load(Relaxed), 0);
+        run(declared(&["012", "345"]), &mut third).expect("room again");
+        assert_eq!(gauge.load(Relaxed), 6);
+        drop((first, third));
+        assert_eq!(gauge.load(Relaxed), 0);
+        // A chunked body holds what has arrived, from its second frame on.
+        let mut chunked = Held::new(&gauge, 10);
+        assert_eq!(
+            read_held(data(&["0123", "4567", "89ab"]), 100, &mut chunked),
+            Err(BodyError::Busy)
+        );
+        drop(chunked);
+        assert_eq!(gauge.load(Relaxed), 0);
     }
 
     #[test]
@@ -144,9 +284,13 @@ mod tests {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let mut frames = Received::default();
         let mut rest = total;
+        let gauge = AtomicU64::new(0);
+        let mut held = Held::new(&gauge, usize::MAX);
         for part in parts {
             rest -= part.len();
-            frames.push(Bytes::from_static(part), rest);
+            frames
+                .push(Bytes::from_static(part), rest, &mut held)
+                .expect("within");
         }
         // Sized when the second frame came, for all three: never grown (a growth copies).
         assert_eq!(frames.joined.capacity(), total);

@@ -67,6 +67,14 @@ pub struct Config {
     /// Largest request body in bytes, as sent and once decoded from gzip or deflate; larger
     /// ones are answered `413`. Default 4 MiB.
     pub max_request_length: usize,
+    /// Bytes of XML-RPC request bodies the server holds at once, across all connections (a
+    /// body still arriving holds its declared length, a decoded one its decoded size, until
+    /// its answer is made; one that comes whole with its head sits in the connection's read
+    /// buffer and is not counted). A request that would pass it is answered `503` +
+    /// `Retry-After` before the rest of its body is read; held now: the `body_bytes_held`
+    /// gauge. At least `max_request_length`. Default 512 MiB: without it, 100,000
+    /// connections each sending 4 MiB slowly could make the server hold 400 GB.
+    pub max_body_bytes_held: usize,
     /// Answers of at least this many bytes are gzipped for clients that accept it
     /// (`Accept-Encoding: gzip`, as Python's `xmlrpc.client` and koji's `requests` send);
     /// 0 means never. Compression, at the fastest level, runs on the IO unit that writes the
@@ -236,6 +244,7 @@ impl Default for Config {
             socket_timeout_ms: 30_000,
             handler_timeout_ms: 0,
             max_request_length: 4 * 1024 * 1024,
+            max_body_bytes_held: 512 * 1024 * 1024,
             gzip_answers_over: 0,
             tls_cert_file: None,
             tls_key_file: None,
@@ -321,6 +330,12 @@ impl Config {
         at_least("max_queue_wait_ms", self.max_queue_wait_ms, 1)?;
         at_least("socket_timeout_ms", self.socket_timeout_ms, 1)?;
         at_least("max_request_length", self.max_request_length as u64, 1)?;
+        // Less would refuse the biggest bodies allowed even on an idle server.
+        at_least(
+            "max_body_bytes_held",
+            self.max_body_bytes_held as u64,
+            self.max_request_length as u64,
+        )?;
         at_least("max_multicall_calls", self.max_multicall_calls as u64, 1)?;
         at_least("max_upload_length", self.max_upload_length, 1)?;
         for (key, text) in [

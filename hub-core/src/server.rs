@@ -177,6 +177,8 @@ impl ServerBuilder {
         handler_timeout_ms: u64,
         /// See [`Config::max_request_length`].
         max_request_length: usize,
+        /// See [`Config::max_body_bytes_held`].
+        max_body_bytes_held: usize,
         /// See [`Config::gzip_answers_over`].
         gzip_answers_over: usize,
         /// See [`Config::rpc_paths`].

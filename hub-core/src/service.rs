@@ -28,7 +28,7 @@ use http_body_util::Full;
 use hub_xmlrpc::Fault;
 use hyper::body::Incoming;
 
-use crate::body::{read_to_end, BodyError};
+use crate::body::{read_to_end, BodyError, Held};
 use crate::conn::ConnState;
 use crate::context::ServerParts;
 use crate::dispatch::{start_body, CallError};
@@ -108,6 +108,9 @@ enum Answer {
     /// A `Content-Encoding` the hub does not decode: `415` naming those it does; the body is
     /// not read, so the connection closes.
     UnknownCoding,
+    /// Holding the body would pass `max_body_bytes_held`: `503` + `Retry-After`; the
+    /// connection closes if the body was not read to its end.
+    Busy { unread: bool },
 }
 
 impl Answer {
@@ -120,6 +123,19 @@ impl Answer {
                 "unsupported Content-Encoding: send the body as is, gzip or deflate\n",
                 encoding::ACCEPTED,
             ),
+            Answer::Busy { unread } => {
+                let mut r = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "server busy: too many request bodies held, retry\n",
+                );
+                r.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                if unread {
+                    closing(r)
+                } else {
+                    r
+                }
+            }
         }
     }
 }
@@ -149,15 +165,19 @@ async fn rpc(
     };
     // The call's context takes the headers (no copy); the body is read in place.
     let headers = std::mem::take(req.headers_mut());
-    let mut read = std::pin::pin!(read_to_end(req.body_mut(), max));
-    // A small body is usually in hyper's buffer already: one poll reads it, and only a body
-    // still on the wire gets the `socket_timeout_ms` timer.
-    let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
-    let read = match first {
-        Poll::Ready(r) => Ok(r),
-        Poll::Pending => {
-            let deadline = tokio::time::Instant::now() + shared.config.socket_timeout();
-            tokio::time::timeout_at(deadline, read).await
+    // This request's share of the bodies held, given back when its answer is made.
+    let mut held = Held::new(&counters.body_bytes_held, shared.config.max_body_bytes_held);
+    let read = {
+        let mut read = std::pin::pin!(read_to_end(req.body_mut(), max, &mut held));
+        // A small body is usually in hyper's buffer already: one poll reads it, and only a
+        // body still on the wire gets the `socket_timeout_ms` timer.
+        let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
+        match first {
+            Poll::Ready(r) => Ok(r),
+            Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + shared.config.socket_timeout();
+                tokio::time::timeout_at(deadline, read).await
+            }
         }
     };
     let body = match read {
@@ -172,6 +192,10 @@ async fn rpc(
         Ok(Err(BodyError::Unreadable)) => {
             counters.io_failures.add(1);
             return Answer::Unread(StatusCode::BAD_REQUEST, "request body unreadable\n");
+        }
+        Ok(Err(BodyError::Busy)) => {
+            counters.body_budget_refusals.add(1);
+            return Answer::Busy { unread: true };
         }
         Ok(Ok(body)) => body,
     };
@@ -193,6 +217,11 @@ async fn rpc(
             );
         }
     };
+    // A decoded body is held at its decoded size (the body as sent is gone by now).
+    if coding != encoding::Coding::Identity && held.grow_to(body.len()).is_err() {
+        counters.body_budget_refusals.add(1);
+        return Answer::Busy { unread: false };
+    }
     let call = start_body(shared, parts, body, Some(peer), client_cert, headers);
     let Some(budget) = shared.config.handler_timeout() else {
         return Answer::Call(call.outcome().await, gzip_over);

@@ -216,6 +216,10 @@ counters! {
     panics: Counter = "counter",
     /// Bodies refused with `413`.
     too_large: Counter = "counter",
+    /// Bytes of request bodies held now against `max_body_bytes_held`.
+    body_bytes_held: AtomicU64 = "gauge",
+    /// Requests refused with `503` because their body would pass `max_body_bytes_held`.
+    body_budget_refusals: Counter = "counter",
     /// Request bodies refused for their `Content-Encoding`: one the hub does not decode
     /// (`415`), or data not valid in it (`400`).
     bad_encodings: Counter = "counter",

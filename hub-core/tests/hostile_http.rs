@@ -565,3 +565,72 @@ fn slow_loris_does_not_slow_anyone_else() {
     assert!(wait_until(LONG, || held(&server) == 0));
     server.shutdown();
 }
+
+/// Bodies held across connections are bounded by `max_body_bytes_held`: two slow 60 KiB
+/// bodies fill a 150 KiB budget, a third is refused `503` + `Retry-After` before the rest of
+/// it is read (its connection closed), and so is a gzipped one that would decode past it
+/// (answered on a connection that stays open). Once the two are answered the budget is free.
+#[test]
+fn bodies_held_at_once_are_bounded_and_the_rest_told_to_retry() {
+    let mut cfg = config();
+    cfg.max_request_length = 64 * 1024;
+    cfg.max_body_bytes_held = 150 * 1024;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let snapshot = || server.stats().counters.snapshot();
+    let body = call_xml(
+        "echo",
+        &[&format!("<string>{}</string>", "z".repeat(60 * 1024))],
+    );
+    let head = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: t\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    // Head and the first KiB: the server holds the declared length while it waits.
+    let begin = || {
+        let mut c = Conn::open(addr);
+        c.stream.write_all(head.as_bytes()).unwrap();
+        c.stream.write_all(&body.as_bytes()[..1024]).unwrap();
+        c
+    };
+    let mut a = begin();
+    let mut b = begin();
+    let both = 2 * body.len() as u64;
+    assert!(
+        wait_until(Duration::from_secs(10), || snapshot().body_bytes_held
+            == both),
+        "held {} bytes, not {both}",
+        snapshot().body_bytes_held
+    );
+
+    let mut c = begin();
+    let r = c.read_response().expect("the 503, not a bare close");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"), "{r:?}");
+    assert!(r.body.contains("server busy"), "{r:?}");
+    assert!(c.closed_within(Duration::from_secs(10)));
+
+    // Small on the wire, past the budget once decoded.
+    let mut z = Conn::open(addr);
+    let packed = compressed(body.as_bytes(), true);
+    let gzip = "Content-Type: text/xml\r\nContent-Encoding: gzip\r\n";
+    let r = post_raw(&mut z, gzip, &packed).unwrap();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(snapshot().body_budget_refusals, 2);
+    assert_eq!(snapshot().body_bytes_held, both, "a refusal holds nothing");
+
+    for conn in [&mut a, &mut b] {
+        conn.stream.write_all(&body.as_bytes()[1024..]).unwrap();
+        let r = conn.read_response().unwrap();
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(r.body.contains("zzzz"), "{r:?}");
+    }
+    assert!(wait_until(Duration::from_secs(10), || {
+        snapshot().body_bytes_held == 0
+    }));
+    // The budget free again: the gzipped body is taken on the connection kept open.
+    let r = post_raw(&mut z, gzip, &packed).unwrap();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(snapshot().body_bytes_held, 0);
+    server.shutdown();
+}
