@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Methods: `echo(value)` returns its argument unchanged; `getBuild(id)` returns a fixed
-//! koji-like build struct; `sleep(ms)` blocks a worker for `ms` milliseconds; `fail(code,
+//! koji-like build struct; `sleep(ms)` blocks a worker for `ms` milliseconds; `hog(ms)`
+//! blocks an IO unit for as long (a deliberate mistake, for the stall tests); `fail(code,
 //! message)` answers that fault; `crash()` panics (the panic cage answers an internal-error
 //! fault); `getAPIVersion()` answers 1 (koji's API version, which the `koji` CLI checks
 //! first); plus the built-in `system.*` methods. `--handlers` chooses whether `echo` and
@@ -32,6 +33,15 @@ fn get_api_version() -> i32 {
 /// Blocks a worker thread for `ms` milliseconds, then returns `ms`.
 #[rpc_method]
 fn sleep(ms: i64) -> i64 {
+    std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
+    ms
+}
+
+/// Blocks its IO unit's thread for `ms` milliseconds, then returns `ms`: the mistake of
+/// blocking work in an async handler, made on purpose so the tests can show what notices it
+/// (the stall warning, systemd's watchdog). Real async handlers must not block.
+#[rpc_method]
+async fn hog(ms: i64) -> i64 {
     std::thread::sleep(Duration::from_millis(ms.max(0) as u64));
     ms
 }

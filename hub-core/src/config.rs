@@ -67,6 +67,11 @@ pub struct Config {
     /// Largest request body in bytes, as sent and once decoded from gzip or deflate; larger
     /// ones are answered `413`. Default 4 MiB.
     pub max_request_length: usize,
+    /// An IO unit that has not run its tasks for this long is warned about (an async
+    /// handler or hook blocking its thread: its connections all wait), once per stall,
+    /// and counted in `unit_stalls`; under systemd's `WatchdogSec=` the watchdog is fed
+    /// only while no unit is stalled. 0 turns the warning off. Default 1000.
+    pub stall_warn_ms: u64,
     /// Bytes of XML-RPC request bodies the server holds at once, across all connections (a
     /// body still arriving holds its declared length, a decoded one its decoded size, until
     /// its answer is made; one that comes whole with its head sits in the connection's read
@@ -245,6 +250,7 @@ impl Default for Config {
             handler_timeout_ms: 0,
             max_request_length: 4 * 1024 * 1024,
             max_body_bytes_held: 512 * 1024 * 1024,
+            stall_warn_ms: 1000,
             gzip_answers_over: 0,
             tls_cert_file: None,
             tls_key_file: None,

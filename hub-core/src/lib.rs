@@ -26,6 +26,7 @@ mod fd_limit;
 mod header_map;
 mod introspection;
 pub mod lifecycle;
+mod liveness;
 mod memory;
 mod multicall;
 pub mod params;

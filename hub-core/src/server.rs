@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub(crate) parts: Arc<ServerParts>,
     /// The TLS handshake every connection starts with, if the listener speaks TLS.
     pub(crate) tls: Option<crate::tls::Acceptor>,
+    /// The units' beats, when stall warnings or systemd's watchdog want them.
+    pub(crate) liveness: Option<Arc<crate::liveness::Liveness>>,
 }
 
 /// Why a server could not be built or started.
@@ -179,6 +181,8 @@ impl ServerBuilder {
         max_request_length: usize,
         /// See [`Config::max_body_bytes_held`].
         max_body_bytes_held: usize,
+        /// See [`Config::stall_warn_ms`].
+        stall_warn_ms: u64,
         /// See [`Config::gzip_answers_over`].
         gzip_answers_over: usize,
         /// See [`Config::rpc_paths`].
@@ -436,6 +440,7 @@ impl Server {
             faults: config.faults,
             resources,
         });
+        let liveness = crate::liveness::Liveness::configured(&config).map(Arc::new);
         let shared = Arc::new(Shared {
             config,
             limits,
@@ -447,6 +452,7 @@ impl Server {
             hooks,
             parts,
             tls: self.tls,
+            liveness,
         });
         let workers = crate::worker::spawn(&shared.config, &queue)?;
         let units = (0..shared.config.io_units)
@@ -467,6 +473,12 @@ impl Server {
                 .spawn(move || {
                     rt.block_on(async move {
                         tokio::spawn(stat_lines(Arc::clone(&shared)));
+                        if let Some(liveness) = &shared.liveness {
+                            tokio::spawn(crate::liveness::monitor(
+                                Arc::clone(&shared),
+                                Arc::clone(liveness),
+                            ));
+                        }
                         crate::acceptor::run(listener, units, shared).await
                     })
                 })?

@@ -220,6 +220,8 @@ counters! {
     body_bytes_held: AtomicU64 = "gauge",
     /// Requests refused with `503` because their body would pass `max_body_bytes_held`.
     body_budget_refusals: Counter = "counter",
+    /// Times an IO unit did not run its tasks for `stall_warn_ms`.
+    unit_stalls: Counter = "counter",
     /// Request bodies refused for their `Content-Encoding`: one the hub does not decode
     /// (`415`), or data not valid in it (`400`).
     bad_encodings: Counter = "counter",

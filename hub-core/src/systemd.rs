@@ -5,7 +5,8 @@
 //! one process drains and the next starts, connections wait in its backlog instead of being
 //! refused. A hub started with `LISTEN_FDS` for its pid takes the first socket passed (its
 //! `listen` address is then not bound), and says `READY=1` once it serves and `STOPPING=1`
-//! when it stops accepting. Elsewhere these do nothing.
+//! when it stops accepting. Under `WatchdogSec=` it also sends `WATCHDOG=1` while its IO
+//! units run (see `liveness`). Elsewhere these do nothing.
 
 use std::io;
 use std::net::TcpListener;
@@ -58,6 +59,28 @@ pub(crate) fn notify_ready() {
 pub(crate) fn notify_stopping() {
     #[cfg(unix)]
     notify(sd_notify::NotifyState::Stopping);
+}
+
+/// How often systemd's watchdog wants `WATCHDOG=1` (half its timeout, as `sd_watchdog_enabled`
+/// advises), if it watches this process.
+pub(crate) fn watchdog_interval() -> Option<std::time::Duration> {
+    #[cfg(unix)]
+    {
+        let mut usec = 0;
+        // Not unsetting the variables, for the reason `inherited_listener` gives.
+        (sd_notify::watchdog_enabled(false, &mut usec) && usec > 0)
+            .then(|| std::time::Duration::from_micros(usec / 2))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Feeds systemd's watchdog (`WATCHDOG=1`).
+pub(crate) fn notify_watchdog() {
+    #[cfg(unix)]
+    notify(sd_notify::NotifyState::Watchdog);
 }
 
 #[cfg(unix)]

@@ -44,15 +44,18 @@ pub(crate) fn spawn(i: usize, shared: &Arc<Shared>) -> std::io::Result<Unit> {
     let shared = Arc::clone(shared);
     let thread = std::thread::Builder::new()
         .name(format!("hub-unit-{i}"))
-        .spawn(move || rt.block_on(run(rx, shared)))?;
+        .spawn(move || rt.block_on(run(i, rx, shared)))?;
     Ok(Unit { tx, thread })
 }
 
 /// Serves connections until the acceptor hangs up, then drains them within the drain timeout.
-async fn run(mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Shared>) {
+async fn run(i: usize, mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Shared>) {
     let mut conns = JoinSet::new();
     // Delivers the worker pool's answers in batches (see `answer`); dropped with the runtime.
     tokio::spawn(crate::answer::companion());
+    if let Some(liveness) = &shared.liveness {
+        tokio::spawn(crate::liveness::beat(Arc::clone(liveness), i));
+    }
     let local = Arc::new(UnitLocal {
         http: crate::conn::http_builder(),
         parts: Arc::new(ServerParts::clone(&shared.parts)),

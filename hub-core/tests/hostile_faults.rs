@@ -371,3 +371,59 @@ fn refused_credentials_never_run_a_guarded_method() {
     let _ = TcpStream::connect(addr);
     server.shutdown();
 }
+
+/// An async handler that blocks its IO unit's thread (here `std::thread::sleep`, in real
+/// code a synchronous database call) is noticed: counted once per stall in `unit_stalls`
+/// (and warned about) while the other unit keeps serving; a server doing ordinary work has
+/// no stall.
+#[test]
+fn an_async_handler_blocking_its_unit_is_noticed() {
+    let registry = support::registry_builder()
+        .asynchronous("hog", |_ctx, p| async move {
+            let ms = support::ms_arg(&p)?;
+            // The mistake on purpose: blocking work in an async handler.
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(Value::Int(ms as i64))
+        })
+        .build()
+        .unwrap();
+    let server = hub_core::Server::builder()
+        .config(hub_core::Config {
+            // Well over what a loaded 2-core box delays a timer by.
+            stall_warn_ms: 500,
+            io_units: 2,
+            ..config()
+        })
+        .registry(Arc::new(registry))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let addr = server.local_addr();
+    let stalls = || server.stats().counters.snapshot().unit_stalls;
+    // Connections are dealt round robin: one to each unit.
+    let mut hogged = Conn::open(addr);
+    let mut other = Conn::open(addr);
+    for _ in 0..20 {
+        assert_eq!(hogged.call("echo", &["<int>1</int>"]).status, 200);
+        assert_eq!(other.call("echo", &["<int>2</int>"]).status, 200);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(stalls(), 0, "a stall without a blocking handler");
+
+    hogged.send("POST", "/RPC2", &call_xml("hog", &["<int>2500</int>"]));
+    assert!(
+        wait_until(Duration::from_secs(5), || stalls() == 1),
+        "the blocked unit went unnoticed"
+    );
+    // The other unit serves on meanwhile.
+    let started = Instant::now();
+    assert_eq!(other.call("echo", &["<int>3</int>"]).status, 200);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    let r = hogged.read_response().unwrap();
+    assert!(r.body.contains("<int>2500</int>"), "{r:?}");
+    // One stall, counted once however long it lasted.
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(stalls(), 1);
+    server.shutdown();
+}

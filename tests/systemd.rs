@@ -1,10 +1,13 @@
-//! A hub restarted the way systemd restarts a socket-activated service loses no call.
+//! The hub under systemd, with these tests playing systemd's part.
 //!
-//! This test plays systemd: it holds the listening socket, starts examples/echo with it as
-//! fd 3 (`LISTEN_FDS=1`, `LISTEN_PID` its pid) and a `NOTIFY_SOCKET` to hear `READY=1` and
-//! `STOPPING=1` on, SIGTERMs it while clients keep calling, waits for it to exit, and only
-//! then starts the next one. Between the two no process serves: the calls made then must
-//! wait in the socket's backlog and be answered by the second, not refused.
+//! - A restart of a socket-activated hub loses no call. The test holds the listening socket,
+//!   starts examples/echo with it as fd 3 (`LISTEN_FDS=1`, `LISTEN_PID` its pid) and a
+//!   `NOTIFY_SOCKET` to hear `READY=1` and `STOPPING=1` on, SIGTERMs it while clients keep
+//!   calling, waits for it to exit, and only then starts the next one. Between the two no
+//!   process serves: the calls made then must wait in the socket's backlog and be answered
+//!   by the second, not refused.
+//! - The watchdog (`WATCHDOG_USEC`) is fed while the IO units run, and not while one is
+//!   blocked by an async handler.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -34,8 +37,9 @@ struct Notices {
 }
 
 impl Notices {
-    fn new() -> Notices {
-        let dir = TempDir::new("notify");
+    /// A socket of its own for each test (`tag`): tests run side by side.
+    fn new(tag: &str) -> Notices {
+        let dir = TempDir::new(&format!("notify-{tag}"));
         let path = dir.path("notify.sock");
         let socket = UnixDatagram::bind(&path).unwrap();
         socket
@@ -58,18 +62,52 @@ impl Notices {
     }
 }
 
-/// Starts examples/echo on `listener` as socket activation passes it.
-fn start_activated(listener: &TcpListener, notices: &Notices) -> Child {
+/// An example process, killed if the test ends without having stopped it.
+struct Hub(Child);
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl Hub {
+    /// SIGTERM, as systemd stops a service.
+    fn terminate(&self) {
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) with a child's pid and a valid signal touches no memory of ours.
+        let sent = unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) == 0 };
+        assert!(sent, "kill failed");
+    }
+
+    /// Waits for it to exit; whether it exited 0.
+    fn exited_ok(&mut self) -> bool {
+        self.0.wait().unwrap().success()
+    }
+}
+
+/// Starts examples/echo on `listener` as socket activation passes it, with `watchdog` as
+/// `WatchdogSec=` if given.
+fn start_activated(listener: &TcpListener, notices: &Notices, watchdog: Option<Duration>) -> Hub {
     let fd = listener.as_raw_fd();
     let mut command = Command::new("sh");
     command
         // `$$` is the shell's pid, which `exec` hands on to the example.
-        .args(["-c", r#"LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#])
+        .args([
+            "-c",
+            r#"LISTEN_PID=$$ WATCHDOG_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#,
+        ])
         .arg(support::example("echo"))
         .args(["--listen", UNBINDABLE])
         .env("NOTIFY_SOCKET", &notices.path)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
+    if let Some(timeout) = watchdog {
+        command.env("WATCHDOG_USEC", timeout.as_micros().to_string());
+    }
     #[allow(unsafe_code)]
     // SAFETY: between fork and exec the closure calls only dup2 and fcntl, which are
     // async-signal-safe, on descriptors this process owns.
@@ -87,14 +125,7 @@ fn start_activated(listener: &TcpListener, notices: &Notices) -> Child {
             Ok(())
         });
     }
-    command.spawn().unwrap()
-}
-
-fn terminate(child: &Child) {
-    #[allow(unsafe_code)]
-    // SAFETY: kill(2) with a child's pid and a valid signal touches no memory of ours.
-    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) == 0 };
-    assert!(sent, "kill failed");
+    Hub(command.spawn().unwrap())
 }
 
 /// One call on a connection of its own (`Connection: close`): the echoed text, or why not.
@@ -103,6 +134,16 @@ fn call(addr: SocketAddr, text: &str) -> Result<(), String> {
         "<?xml version=\"1.0\"?><methodCall><methodName>echo</methodName>\
          <params><param><value><string>{text}</string></value></param></params></methodCall>"
     );
+    let answer = post(addr, &body)?;
+    if answer.starts_with("HTTP/1.1 200") && answer.contains(&format!("<string>{text}</string>")) {
+        Ok(())
+    } else {
+        Err(format!("answer: {answer:?}"))
+    }
+}
+
+/// `body` posted on a connection of its own (`Connection: close`): the whole answer.
+fn post(addr: SocketAddr, body: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -119,11 +160,7 @@ fn call(addr: SocketAddr, text: &str) -> Result<(), String> {
     stream
         .read_to_string(&mut answer)
         .map_err(|e| format!("read: {e}"))?;
-    if answer.starts_with("HTTP/1.1 200") && answer.contains(&format!("<string>{text}</string>")) {
-        Ok(())
-    } else {
-        Err(format!("answer: {answer:?}"))
-    }
+    Ok(answer)
 }
 
 /// What the callers saw: each call's start and end, and the failures.
@@ -137,9 +174,9 @@ struct Seen {
 fn a_socket_activated_hub_restarts_without_refusing_a_call() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let notices = Notices::new();
+    let notices = Notices::new("restart");
 
-    let mut first = start_activated(&listener, &notices);
+    let mut first = start_activated(&listener, &notices, None);
     assert_eq!(notices.next(), "READY=1");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -164,23 +201,22 @@ fn a_socket_activated_hub_restarts_without_refusing_a_call() {
         .collect();
 
     std::thread::sleep(Duration::from_millis(300));
-    terminate(&first);
+    first.terminate();
     assert_eq!(notices.next(), "STOPPING=1");
-    let status = first.wait().unwrap();
-    assert!(status.success(), "the first hub exited with {status}");
+    assert!(first.exited_ok(), "the first hub did not exit 0");
     let first_gone = Instant::now();
     // Nobody serves for a while; the callers go on calling.
     std::thread::sleep(Duration::from_millis(300));
-    let mut second = start_activated(&listener, &notices);
+    let mut second = start_activated(&listener, &notices, None);
     assert_eq!(notices.next(), "READY=1");
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for caller in callers {
         caller.join().unwrap();
     }
-    terminate(&second);
+    second.terminate();
     assert_eq!(notices.next(), "STOPPING=1");
-    assert!(second.wait().unwrap().success());
+    assert!(second.exited_ok());
 
     let seen = seen.lock().unwrap();
     assert!(
@@ -202,4 +238,53 @@ fn a_socket_activated_hub_restarts_without_refusing_a_call() {
         "no call was made while no hub ran ({} calls)",
         seen.calls.len()
     );
+}
+
+#[test]
+fn the_watchdog_is_fed_while_the_units_run_and_not_while_one_is_blocked() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let notices = Notices::new("watchdog");
+    // WatchdogSec=1s: a ping every 500 ms; the default stall threshold, 1 s.
+    let mut hub = start_activated(&listener, &notices, Some(Duration::from_secs(1)));
+    assert_eq!(notices.next(), "READY=1");
+    // Pings while all is well: three within their 500 ms period and a margin.
+    let mut last = Instant::now();
+    for ping in 0..3 {
+        assert_eq!(notices.next(), "WATCHDOG=1", "ping {ping}");
+        assert!(
+            last.elapsed() < Duration::from_millis(900),
+            "ping {ping} late"
+        );
+        last = Instant::now();
+    }
+    // An async handler blocks one unit for 3 s: the pings stop (systemd would restart the
+    // hub) until it is done, then resume.
+    let hog = std::thread::spawn(move || {
+        let body = "<?xml version=\"1.0\"?><methodCall><methodName>hog</methodName>\
+                    <params><param><value><int>3000</int></value></param></params></methodCall>";
+        post(addr, body)
+    });
+    let mut longest = Duration::ZERO;
+    let mut last = Instant::now();
+    while !hog.is_finished() {
+        assert_eq!(notices.next(), "WATCHDOG=1");
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
+    }
+    let answer = hog.join().unwrap().unwrap();
+    assert!(answer.contains("<int>3000</int>"), "{answer}");
+    assert!(
+        longest >= Duration::from_millis(1500),
+        "pings went on while a unit was blocked (longest gap {longest:?})"
+    );
+    assert_eq!(notices.next(), "WATCHDOG=1", "pings did not resume");
+    hub.terminate();
+    // Pings may still be on their way before STOPPING=1.
+    let mut notice = notices.next();
+    while notice == "WATCHDOG=1" {
+        notice = notices.next();
+    }
+    assert_eq!(notice, "STOPPING=1");
+    assert!(hub.exited_ok());
 }

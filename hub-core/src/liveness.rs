@@ -1,0 +1,123 @@
+//! Whether the IO units are running their tasks. An async handler that does blocking work
+//! (a synchronous database call, a long computation) stops its unit's thread, and every
+//! connection of that unit waits; nothing else in the process notices.
+//!
+//! Each unit beats (stores the time) every quarter of `stall_warn_ms`. A monitor on the
+//! acceptor thread warns when a unit has not beaten for `stall_warn_ms`, once per stall, and
+//! says how long it lasted when it ends; stalls are counted in `unit_stalls`. Under systemd's
+//! watchdog (`WatchdogSec=`, so `WATCHDOG_USEC` for this process) the monitor sends
+//! `WATCHDOG=1` only while every unit beats: a unit stuck for good gets the hub restarted.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::server::Shared;
+
+/// The units' beats, in milliseconds since `epoch`.
+#[derive(Debug)]
+pub(crate) struct Liveness {
+    epoch: Instant,
+    beats: Box<[AtomicU64]>,
+    /// How long without a beat is a stall.
+    stall: Duration,
+    /// Where systemd's watchdog wants `WATCHDOG=1`, this often.
+    watchdog: Option<Duration>,
+}
+
+/// The stall threshold when only the watchdog asks for beats (`stall_warn_ms = 0`).
+const WATCHDOG_ONLY_STALL: Duration = Duration::from_secs(1);
+
+impl Liveness {
+    /// What `config` and the environment ask for: `None` when neither stall warnings nor the
+    /// watchdog are on (no unit then beats).
+    pub(crate) fn configured(config: &crate::Config) -> Option<Liveness> {
+        let watchdog = crate::systemd::watchdog_interval();
+        let stall = match (config.stall_warn_ms, watchdog) {
+            (0, None) => return None,
+            (0, Some(_)) => WATCHDOG_ONLY_STALL,
+            (ms, _) => Duration::from_millis(ms),
+        };
+        Some(Liveness {
+            epoch: Instant::now(),
+            beats: (0..config.io_units).map(|_| AtomicU64::new(0)).collect(),
+            stall,
+            watchdog,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// How often units beat and the monitor looks: a quarter of the stall, and at least as
+    /// often as the watchdog wants its ping.
+    fn period(&self) -> Duration {
+        let quarter = self.stall / 4;
+        self.watchdog.map_or(quarter, |every| quarter.min(every))
+    }
+
+    /// How long ago each unit last beat.
+    fn ages(&self) -> impl Iterator<Item = Duration> + '_ {
+        let now = self.now_ms();
+        self.beats
+            .iter()
+            .map(move |beat| Duration::from_millis(now.saturating_sub(beat.load(Relaxed))))
+    }
+}
+
+/// Unit `i`'s beat, for as long as its runtime runs it.
+pub(crate) async fn beat(liveness: Arc<Liveness>, i: usize) {
+    let mut tick = tokio::time::interval(liveness.period());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        liveness.beats[i].store(liveness.now_ms(), Relaxed);
+    }
+}
+
+/// Watches the beats until the acceptor stops (the drain: systemd no longer watches then).
+pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
+    let mut tick = tokio::time::interval(liveness.period());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When each stalled unit was first seen stalled.
+    let mut stalled: Vec<Option<Instant>> = vec![None; liveness.beats.len()];
+    let mut last_ping: Option<Instant> = None;
+    loop {
+        tick.tick().await;
+        let mut all_beating = true;
+        for (i, age) in liveness.ages().enumerate() {
+            let now_stalled = age >= liveness.stall;
+            all_beating &= !now_stalled;
+            match (stalled[i], now_stalled) {
+                (None, true) => {
+                    stalled[i] = Some(Instant::now() - age);
+                    shared.stats.counters.unit_stalls.add(1);
+                    tracing::warn!(
+                        unit = i,
+                        stalled_ms = age.as_millis() as u64,
+                        "IO unit stalled: a handler or hook is blocking its thread, and its \
+                         connections wait (blocking work belongs in a blocking handler or \
+                         spawn_blocking)"
+                    );
+                }
+                (Some(since), false) => {
+                    stalled[i] = None;
+                    tracing::warn!(
+                        unit = i,
+                        stalled_ms = since.elapsed().as_millis() as u64,
+                        "IO unit running again"
+                    );
+                }
+                _ => {}
+            }
+        }
+        if let Some(every) = liveness.watchdog {
+            let due = last_ping.is_none_or(|at| at.elapsed() >= every);
+            if all_beating && due {
+                crate::systemd::notify_watchdog();
+                last_ping = Some(Instant::now());
+            }
+        }
+    }
+}
