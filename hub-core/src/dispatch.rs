@@ -21,6 +21,7 @@ use hub_xmlrpc::{parse_call_borrowed, Fault, Value};
 use crate::auth::Caller;
 use crate::context::{Context, ServerParts};
 use crate::lifecycle;
+use crate::liveness::Blame;
 use crate::queue::{JobResult, Refusal};
 use crate::registry::{Method, Params, Registry};
 use crate::server::Shared;
@@ -219,7 +220,7 @@ impl Call<'_> {
             Call::Done(outcome) => outcome,
             Call::Multicall(fut) => fut.await,
             Call::Async(run) => {
-                let caught = run.started.await;
+                let caught = Blame::new(run.started, run.ctx.method()).await;
                 let (outcome, elapsed) =
                     lifecycle::finish(run.shared, &run.ctx, caught, run.watch, None);
                 tally(run.stats, outcome, Some(elapsed))

@@ -280,7 +280,7 @@ pub(crate) async fn run_async(
     watch: CallWatch,
 ) -> (Result<Value, CallError>, Duration) {
     let (started, watch) = start_async(ctx, watch, start);
-    let r = started.await;
+    let r = crate::liveness::Blame::new(started, ctx.method()).await;
     // An async call that is abandoned is dropped before it gets here: nothing to claim.
     finish(shared, ctx, r, watch, None)
 }

@@ -4,12 +4,18 @@
 //!
 //! Each unit beats (stores the time) every quarter of `stall_warn_ms`. A monitor on the
 //! acceptor thread warns when a unit has not beaten for `stall_warn_ms`, once per stall, and
-//! says how long it lasted when it ends; stalls are counted in `unit_stalls`. Under systemd's
+//! marks the unit stalled; the async handler whose poll was under way names itself when that
+//! poll returns ([`Blame`]), and otherwise the monitor says the stall is over when the beats
+//! resume. Stalls are counted in `unit_stalls`. Under systemd's
 //! watchdog (`WatchdogSec=`, so `WATCHDOG_USEC` for this process) the monitor sends
 //! `WATCHDOG=1` only while every unit beats: a unit stuck for good gets the hub restarted.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::cell::OnceCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::server::Shared;
@@ -19,6 +25,9 @@ use crate::server::Shared;
 pub(crate) struct Liveness {
     epoch: Instant,
     beats: Box<[AtomicU64]>,
+    /// Set by the monitor when it finds a unit stalled; taken by whoever reports the stall's
+    /// end (the handler that caused it, or the monitor).
+    stalled: Box<[AtomicBool]>,
     /// How long without a beat is a stall.
     stall: Duration,
     /// Where systemd's watchdog wants `WATCHDOG=1`, this often.
@@ -41,6 +50,9 @@ impl Liveness {
         Some(Liveness {
             epoch: Instant::now(),
             beats: (0..config.io_units).map(|_| AtomicU64::new(0)).collect(),
+            stalled: (0..config.io_units)
+                .map(|_| AtomicBool::new(false))
+                .collect(),
             stall,
             watchdog,
         })
@@ -66,8 +78,14 @@ impl Liveness {
     }
 }
 
-/// Unit `i`'s beat, for as long as its runtime runs it.
+thread_local! {
+    /// This IO unit's liveness and number, on a unit's thread when stalls are watched.
+    static UNIT: OnceCell<(Arc<Liveness>, usize)> = const { OnceCell::new() };
+}
+
+/// Unit `i`'s beat, for as long as its runtime runs it (on the unit's thread).
 pub(crate) async fn beat(liveness: Arc<Liveness>, i: usize) {
+    UNIT.with(|unit| unit.set((Arc::clone(&liveness), i)).ok());
     let mut tick = tokio::time::interval(liveness.period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -92,6 +110,7 @@ pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
             match (stalled[i], now_stalled) {
                 (None, true) => {
                     stalled[i] = Some(Instant::now() - age);
+                    liveness.stalled[i].store(true, Relaxed);
                     shared.stats.counters.unit_stalls.add(1);
                     tracing::warn!(
                         unit = i,
@@ -103,11 +122,15 @@ pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
                 }
                 (Some(since), false) => {
                     stalled[i] = None;
-                    tracing::warn!(
-                        unit = i,
-                        stalled_ms = since.elapsed().as_millis() as u64,
-                        "IO unit running again"
-                    );
+                    // Not claimed by a handler: the unit was blocked elsewhere.
+                    if liveness.stalled[i].swap(false, Relaxed) {
+                        tracing::warn!(
+                            unit = i,
+                            stalled_ms = since.elapsed().as_millis() as u64,
+                            "IO unit running again (it was blocked outside an async \
+                             handler's poll: an authenticator, a resource hook, an upload handler)"
+                        );
+                    }
                 }
                 _ => {}
             }
@@ -119,5 +142,45 @@ pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
                 last_ping = Some(Instant::now());
             }
         }
+    }
+}
+
+/// An async handler's future, polled on its IO unit: if the unit was found stalled while a
+/// poll was under way, the poll's end names `method` as the cause.
+pub(crate) struct Blame<'a, F> {
+    handler: F,
+    method: &'a str,
+}
+
+impl<'a, F> Blame<'a, F> {
+    pub(crate) fn new(handler: F, method: &'a str) -> Self {
+        Self { handler, method }
+    }
+}
+
+impl<F: Future + Unpin> Future for Blame<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let polled = Pin::new(&mut self.handler).poll(cx);
+        // One thread-local read and one relaxed load when nothing stalled.
+        UNIT.with(|unit| {
+            let Some((liveness, i)) = unit.get() else {
+                return;
+            };
+            if liveness.stalled[*i].load(Relaxed) && liveness.stalled[*i].swap(false, Relaxed) {
+                let since_beat = liveness
+                    .now_ms()
+                    .saturating_sub(liveness.beats[*i].load(Relaxed));
+                tracing::warn!(
+                    unit = i,
+                    method = self.method,
+                    stalled_ms = since_beat,
+                    "IO unit was blocked by this async handler: blocking work belongs in a \
+                     blocking handler or spawn_blocking"
+                );
+            }
+        });
+        polled
     }
 }

@@ -72,6 +72,12 @@ fn registry() -> Arc<Registry> {
             Err(hub_core::Fault::new(1005, "failed on purpose").into())
         })
         .blocking("crash", |_ctx, _p| panic!("boom"))
+        // Blocks its IO unit's thread: the mistake the stall warning is for.
+        .asynchronous("hog", |_ctx, p| async move {
+            let ms = p.positional.first().and_then(Value::as_i64).unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+            Ok(Value::Int(ms))
+        })
         .method(Method::blocking("login", |_ctx, _p| Ok(Value::Bool(true))).with_sensitive_args())
         .method(
             Method::blocking("grow_secret", |_ctx, _p| {
@@ -233,6 +239,27 @@ fn memory_watch_call_log_and_panics() {
             .any(|l| l.contains("handler panicked") && l.contains("crash") && l.contains("boom")),
         "{text}"
     );
+    server.shutdown();
+
+    // A stalled IO unit: warned about once it passes `stall_warn_ms`, then the async
+    // handler that blocked it names itself when its poll returns.
+    let mut cfg = config();
+    cfg.stall_warn_ms = 300;
+    let server = start(cfg);
+    let mut c = Conn::open(server.local_addr());
+    logs.take();
+    assert!(outcome(&c.call("hog", &["<int>1200</int>"])).is_ok());
+    let text = logs.take();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("WARN") && l.contains("IO unit stalled")),
+        "{text}"
+    );
+    let blamed = text
+        .lines()
+        .find(|l| l.contains("blocked by this async handler"))
+        .unwrap_or_else(|| panic!("no handler named in {text}"));
+    assert!(blamed.contains("method=\"hog\""), "{blamed}");
     server.shutdown();
 
     #[cfg(feature = "tls")]
