@@ -15,10 +15,11 @@
 
 mod support;
 
+use std::sync::mpsc::Receiver;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use hub_core::{Config, Server};
+use hub_core::{Config, RunningServer, Server};
 use support::{call_xml, config, registry, Conn};
 
 /// Held by each test: the process's signals reach every server started with them.
@@ -28,22 +29,12 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 fn sigterm_the_moment_the_server_is_up_drains_it() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     for round in 0..20 {
-        let server = Server::builder()
-            .config(config())
-            .registry(registry())
-            .build()
-            .unwrap()
-            .start_with_signals()
-            .unwrap();
+        let server = start_with_signals(config());
         let addr = server.local_addr();
         assert!(terminate_self(), "round {round}: kill failed");
         // A signal caught but lost (the old code could also miss one that came while it
         // subscribed) leaves `wait` blocked: bounded here.
-        let (done, waited) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            server.wait();
-            let _ = done.send(());
-        });
+        let waited = wait_in_background(server);
         assert!(
             waited.recv_timeout(Duration::from_secs(20)).is_ok(),
             "round {round}: SIGTERM did not stop the server"
@@ -62,26 +53,16 @@ fn sigterm_the_moment_the_server_is_up_drains_it() {
 #[test]
 fn a_second_sigterm_during_the_drain_stops_the_server_now() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let server = Server::builder()
-        .config(Config {
-            drain_timeout_ms: 60_000,
-            ..config()
-        })
-        .registry(registry())
-        .build()
-        .unwrap()
-        .start_with_signals()
-        .unwrap();
+    let server = start_with_signals(Config {
+        drain_timeout_ms: 60_000,
+        ..config()
+    });
     let addr = server.local_addr();
     // A call that would hold the drain for 30 s.
     let mut busy = Conn::open(addr);
     busy.send("POST", "/RPC2", &call_xml("sleep", &["<int>30000</int>"]));
     std::thread::sleep(Duration::from_millis(200));
-    let (done, waited) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        server.wait();
-        let _ = done.send(());
-    });
+    let waited = wait_in_background(server);
 
     assert!(terminate_self(), "kill failed");
     // The first signal drains: the port closes, the call in flight is waited for.
@@ -105,6 +86,27 @@ fn a_second_sigterm_during_the_drain_stops_the_server_now() {
     assert!(second.elapsed() < Duration::from_secs(10));
     // The connection is closed without an answer: that is what stopping now gives up.
     assert!(busy.read_response().is_none(), "answered after all");
+}
+
+/// A server with the test registry and `config`, started with signals.
+fn start_with_signals(config: Config) -> RunningServer {
+    Server::builder()
+        .config(config)
+        .registry(registry())
+        .build()
+        .unwrap()
+        .start_with_signals()
+        .unwrap()
+}
+
+/// Runs `server.wait()` on a thread of its own; the receiver hears when it returned.
+fn wait_in_background(server: RunningServer) -> Receiver<()> {
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        server.wait();
+        let _ = done.send(());
+    });
+    waited
 }
 
 /// Sends SIGTERM to this process.
