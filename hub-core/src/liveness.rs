@@ -109,7 +109,8 @@ pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
             all_beating &= !now_stalled;
             match (stalled[i], now_stalled) {
                 (None, true) => {
-                    stalled[i] = Some(Instant::now() - age);
+                    let now = Instant::now();
+                    stalled[i] = Some(now.checked_sub(age).unwrap_or(now));
                     liveness.stalled[i].store(true, Relaxed);
                     shared.stats.counters.unit_stalls.add(1);
                     tracing::warn!(

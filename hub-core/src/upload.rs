@@ -15,8 +15,8 @@
 //! back, the panic cage. Limits: `max_upload_length` bytes (a larger declared length is
 //! refused before reading, a longer stream is cut off: `413`), `socket_timeout_ms` between
 //! two chunks (`408`), and `handler_timeout_ms` for the handler's own time, the waits for
-//! chunks not counted (the `system_error` fault). The body is handed over as sent: a `Content-Encoding` other than
-//! `identity` is refused with `415`.
+//! chunks not counted (the `system_error` fault). The body is handed over as sent: a
+//! `Content-Encoding` other than `identity` is refused with `415`.
 
 use std::fmt;
 use std::future::Future;
