@@ -129,7 +129,8 @@ pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
                             unit = i,
                             stalled_ms = since.elapsed().as_millis() as u64,
                             "IO unit running again (it was blocked outside an async \
-                             handler's poll: an authenticator, a resource hook, an upload handler)"
+                             handler's poll: an authenticator, a resource hook, or the \
+                             unit's own work such as gzipping a huge answer)"
                         );
                     }
                 }
