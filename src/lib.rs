@@ -172,6 +172,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## 7. Running as a service
+//!
+//! [`Server::run`] serves until SIGTERM or Ctrl-C, then drains: every call already read is
+//! answered within `drain_timeout_ms`, and a second signal stops at once. Under systemd it
+//! serves the socket a socket unit passes (`LISTEN_FDS`), so a restart refuses no call, and
+//! tells systemd `READY=1`, `STOPPING=1` and, under `WatchdogSec=`, `WATCHDOG=1` while every
+//! IO unit runs. An async handler that blocks its unit's thread is warned about by name
+//! after `stall_warn_ms`. The same controls are there for a server embedded in a program:
+//!
+//! ```no_run
+//! use hub::Server;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::builder()
+//!     .stall_warn_ms(500)
+//!     .max_body_bytes_held(256 << 20)
+//!     .build()?
+//!     .start_with_signals()?;
+//! let stop = server.shutdown_handle();
+//! // ... from anywhere: `stop.shutdown()` drains, `stop.shutdown_now()` does not wait.
+//! # stop.shutdown();
+//! server.wait();
+//! # Ok(()) }
+//! ```
+//!
 //! # Crates
 //! `hub` is the crate to depend on. It re-exports the codec ([`xmlrpc`]), the
 //! engine ([`core`]) and the attribute, and the code `#[rpc_method]` generates
