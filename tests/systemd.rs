@@ -8,6 +8,8 @@
 //!   by the second, not refused.
 //! - The watchdog (`WATCHDOG_USEC`) is fed while the IO units run, and not while one is
 //!   blocked by an async handler.
+//! - A reload (SIGHUP, as `Type=notify-reload` sends it) is acknowledged with `RELOADING=1`
+//!   and `READY=1`, even by a plain HTTP hub, which serves on.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -77,9 +79,13 @@ impl Drop for Hub {
 impl Hub {
     /// SIGTERM, as systemd stops a service.
     fn terminate(&self) {
+        self.signal(libc::SIGTERM);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
         #[allow(unsafe_code)]
         // SAFETY: kill(2) with a child's pid and a valid signal touches no memory of ours.
-        let sent = unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) == 0 };
+        let sent = unsafe { libc::kill(self.0.id() as libc::pid_t, signal) == 0 };
         assert!(sent, "kill failed");
     }
 
@@ -286,5 +292,27 @@ fn the_watchdog_is_fed_while_the_units_run_and_not_while_one_is_blocked() {
         notice = notices.next();
     }
     assert_eq!(notice, "STOPPING=1");
+    assert!(hub.exited_ok());
+}
+
+#[test]
+fn a_reload_is_acknowledged_and_a_plain_hub_serves_on() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let notices = Notices::new("reload");
+    let mut hub = start_activated(&listener, &notices, None);
+    assert_eq!(notices.next(), "READY=1");
+    for round in 0..3 {
+        hub.signal(libc::SIGHUP);
+        let reloading = notices.next();
+        assert!(
+            reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="),
+            "round {round}: {reloading:?}"
+        );
+        assert_eq!(notices.next(), "READY=1", "round {round}");
+        assert_eq!(call(addr, &format!("after reload {round}")), Ok(()));
+    }
+    hub.terminate();
+    assert_eq!(notices.next(), "STOPPING=1");
     assert!(hub.exited_ok());
 }

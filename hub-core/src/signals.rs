@@ -1,6 +1,7 @@
 //! The process's signals, for a server started with them ([`Server::run`],
 //! [`Server::start_with_signals`]): SIGTERM or Ctrl-C drains it, a second one stops it now,
-//! and on a TLS server SIGHUP reloads the certificate files.
+//! and SIGHUP reloads the TLS files (on a TLS server, or under a service manager, which
+//! hears `RELOADING=1` then `READY=1` around it, as `Type=notify-reload` wants).
 //!
 //! They are listened for on a thread of their own, from before the server says it is
 //! listening until it has stopped: the acceptor's runtime ends when the drain starts, and a
@@ -36,7 +37,7 @@ impl SignalThread {
             .build()?;
         let signals = {
             let _runtime = rt.enter();
-            Signals::install(tls.is_some())
+            Signals::install(tls.is_some() || crate::systemd::managed())
         };
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -72,7 +73,7 @@ struct Signals {
 
 impl Signals {
     /// Installs the handlers, SIGHUP's only for `reload` (elsewhere it keeps its default:
-    /// a hangup ends the process). Must run inside a runtime: its signal driver delivers them.
+    /// a terminal's hangup ends the process). Must run inside a runtime: its signal driver delivers them.
     fn install(reload: bool) -> Self {
         #[cfg(unix)]
         {
@@ -110,9 +111,15 @@ impl Signals {
                     shutdown.shutdown();
                 }
                 Received::Reload => {
-                    if let Some(Err(e)) = tls.map(TlsReloadHandle::reload) {
-                        tracing::error!("SIGHUP: TLS files not reloaded, serving as before: {e}");
+                    crate::systemd::notify_reloading();
+                    match tls.map(TlsReloadHandle::reload) {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => tracing::error!(
+                            "SIGHUP: TLS files not reloaded, serving as before: {e}"
+                        ),
+                        None => tracing::info!("SIGHUP: nothing to reload (no TLS files)"),
                     }
+                    crate::systemd::notify_ready();
                 }
             }
         }

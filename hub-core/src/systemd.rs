@@ -61,6 +61,26 @@ pub(crate) fn notify_stopping() {
     notify(sd_notify::NotifyState::Stopping);
 }
 
+/// Whether a service manager listens for this process's notices (`NOTIFY_SOCKET`): then
+/// SIGHUP means "reload" (`Type=notify-reload` sends it), not a terminal's hangup.
+pub(crate) fn managed() -> bool {
+    cfg!(unix) && std::env::var_os("NOTIFY_SOCKET").is_some()
+}
+
+/// Tells the service manager a reload has begun (`RELOADING=1` with the monotonic clock, as
+/// `Type=notify-reload` requires); `notify_ready` says it is done.
+pub(crate) fn notify_reloading() {
+    #[cfg(unix)]
+    match sd_notify::NotifyState::monotonic_usec_now() {
+        Ok(now) => {
+            if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading, now]) {
+                tracing::warn!("cannot notify the service manager: {e}");
+            }
+        }
+        Err(e) => tracing::warn!("cannot read the monotonic clock: {e}"),
+    }
+}
+
 /// How often systemd's watchdog wants `WATCHDOG=1` (half its timeout, as `sd_watchdog_enabled`
 /// advises), if it watches this process.
 pub(crate) fn watchdog_interval() -> Option<std::time::Duration> {
