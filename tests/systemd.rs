@@ -95,6 +95,34 @@ impl Hub {
     }
 }
 
+/// What systemd holds for a service: its listening socket and its notification socket.
+struct Service {
+    listener: TcpListener,
+    addr: SocketAddr,
+    notices: Notices,
+}
+
+impl Service {
+    /// A fresh pair for the test `tag` (tests run side by side).
+    fn new(tag: &str) -> Service {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        Service {
+            listener,
+            addr,
+            notices: Notices::new(tag),
+        }
+    }
+
+    /// Starts examples/echo as socket activation does, with `watchdog` as `WatchdogSec=` if
+    /// given, and waits for its `READY=1`.
+    fn start(&self, watchdog: Option<Duration>) -> Hub {
+        let hub = start_activated(&self.listener, &self.notices, watchdog);
+        assert_eq!(self.notices.next(), "READY=1");
+        hub
+    }
+}
+
 /// Starts examples/echo on `listener` as socket activation passes it, with `watchdog` as
 /// `WatchdogSec=` if given.
 fn start_activated(listener: &TcpListener, notices: &Notices, watchdog: Option<Duration>) -> Hub {
@@ -178,12 +206,9 @@ struct Seen {
 
 #[test]
 fn a_socket_activated_hub_restarts_without_refusing_a_call() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let notices = Notices::new("restart");
-
-    let mut first = start_activated(&listener, &notices, None);
-    assert_eq!(notices.next(), "READY=1");
+    let service = Service::new("restart");
+    let (addr, notices) = (service.addr, &service.notices);
+    let mut first = service.start(None);
 
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -213,8 +238,7 @@ fn a_socket_activated_hub_restarts_without_refusing_a_call() {
     let first_gone = Instant::now();
     // Nobody serves for a while; the callers go on calling.
     std::thread::sleep(Duration::from_millis(300));
-    let mut second = start_activated(&listener, &notices, None);
-    assert_eq!(notices.next(), "READY=1");
+    let mut second = service.start(None);
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     for caller in callers {
@@ -248,12 +272,10 @@ fn a_socket_activated_hub_restarts_without_refusing_a_call() {
 
 #[test]
 fn the_watchdog_is_fed_while_the_units_run_and_not_while_one_is_blocked() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let notices = Notices::new("watchdog");
+    let service = Service::new("watchdog");
+    let (addr, notices) = (service.addr, &service.notices);
     // WatchdogSec=1s: a ping every 500 ms; the default stall threshold, 1 s.
-    let mut hub = start_activated(&listener, &notices, Some(Duration::from_secs(1)));
-    assert_eq!(notices.next(), "READY=1");
+    let mut hub = service.start(Some(Duration::from_secs(1)));
     // Pings while all is well: three within their 500 ms period and a margin.
     let mut last = Instant::now();
     for ping in 0..3 {
@@ -297,11 +319,9 @@ fn the_watchdog_is_fed_while_the_units_run_and_not_while_one_is_blocked() {
 
 #[test]
 fn a_reload_is_acknowledged_and_a_plain_hub_serves_on() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let notices = Notices::new("reload");
-    let mut hub = start_activated(&listener, &notices, None);
-    assert_eq!(notices.next(), "READY=1");
+    let service = Service::new("reload");
+    let (addr, notices) = (service.addr, &service.notices);
+    let mut hub = service.start(None);
     for round in 0..3 {
         hub.signal(libc::SIGHUP);
         let reloading = notices.next();
