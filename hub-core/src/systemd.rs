@@ -52,13 +52,13 @@ pub(crate) fn inherited_listener() -> io::Result<Option<TcpListener>> {
 /// Tells the service manager the hub is serving (`READY=1`).
 pub(crate) fn notify_ready() {
     #[cfg(unix)]
-    notify(sd_notify::NotifyState::Ready);
+    notify(&[sd_notify::NotifyState::Ready]);
 }
 
 /// Tells the service manager the hub has stopped accepting and is draining (`STOPPING=1`).
 pub(crate) fn notify_stopping() {
     #[cfg(unix)]
-    notify(sd_notify::NotifyState::Stopping);
+    notify(&[sd_notify::NotifyState::Stopping]);
 }
 
 /// Whether a service manager listens for this process's notices (`NOTIFY_SOCKET`): then
@@ -72,11 +72,7 @@ pub(crate) fn managed() -> bool {
 pub(crate) fn notify_reloading() {
     #[cfg(unix)]
     match sd_notify::NotifyState::monotonic_usec_now() {
-        Ok(now) => {
-            if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Reloading, now]) {
-                tracing::warn!("cannot notify the service manager: {e}");
-            }
-        }
+        Ok(now) => notify(&[sd_notify::NotifyState::Reloading, now]),
         Err(e) => tracing::warn!("cannot read the monotonic clock: {e}"),
     }
 }
@@ -100,13 +96,13 @@ pub(crate) fn watchdog_interval() -> Option<std::time::Duration> {
 /// Feeds systemd's watchdog (`WATCHDOG=1`).
 pub(crate) fn notify_watchdog() {
     #[cfg(unix)]
-    notify(sd_notify::NotifyState::Watchdog);
+    notify(&[sd_notify::NotifyState::Watchdog]);
 }
 
 #[cfg(unix)]
-fn notify(state: sd_notify::NotifyState<'_>) {
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
     // Without NOTIFY_SOCKET this sends nothing and succeeds.
-    if let Err(e) = sd_notify::notify(false, &[state]) {
+    if let Err(e) = sd_notify::notify(false, states) {
         tracing::warn!("cannot notify the service manager: {e}");
     }
 }
