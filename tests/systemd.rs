@@ -7,7 +7,8 @@
 //!   process serves: the calls made then must wait in the socket's backlog and be answered
 //!   by the second, not refused.
 //! - The watchdog (`WATCHDOG_USEC`) is fed while the IO units run, and not while one is
-//!   blocked by an async handler.
+//!   blocked by an async handler, nor while every worker is held by a blocking call whose
+//!   caller stopped waiting.
 //! - A reload (SIGHUP, as `Type=notify-reload` sends it) is acknowledged with `RELOADING=1`
 //!   and `READY=1`, even by a plain HTTP hub, which serves on.
 #![cfg(target_os = "linux")]
@@ -117,15 +118,25 @@ impl Service {
     /// Starts examples/echo as socket activation does, with `watchdog` as `WatchdogSec=` if
     /// given, and waits for its `READY=1`.
     fn start(&self, watchdog: Option<Duration>) -> Hub {
-        let hub = start_activated(&self.listener, &self.notices, watchdog);
+        self.start_with(watchdog, &[])
+    }
+
+    /// [`Service::start`], passing `args` to the example.
+    fn start_with(&self, watchdog: Option<Duration>, args: &[&str]) -> Hub {
+        let hub = start_activated(&self.listener, &self.notices, watchdog, args);
         assert_eq!(self.notices.next(), "READY=1");
         hub
     }
 }
 
 /// Starts examples/echo on `listener` as socket activation passes it, with `watchdog` as
-/// `WatchdogSec=` if given.
-fn start_activated(listener: &TcpListener, notices: &Notices, watchdog: Option<Duration>) -> Hub {
+/// `WatchdogSec=` if given, and `args`.
+fn start_activated(
+    listener: &TcpListener,
+    notices: &Notices,
+    watchdog: Option<Duration>,
+    args: &[&str],
+) -> Hub {
     let fd = listener.as_raw_fd();
     let mut command = Command::new("sh");
     command
@@ -136,6 +147,7 @@ fn start_activated(listener: &TcpListener, notices: &Notices, watchdog: Option<D
         ])
         .arg(support::example("echo"))
         .args(["--listen", UNBINDABLE])
+        .args(args)
         .env("NOTIFY_SOCKET", &notices.path)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -312,6 +324,70 @@ fn the_watchdog_is_fed_while_the_units_run_and_not_while_one_is_blocked() {
     let mut notice = notices.next();
     while notice == "WATCHDOG=1" {
         notice = notices.next();
+    }
+    assert_eq!(notice, "STOPPING=1");
+    assert!(hub.exited_ok());
+}
+
+/// `sleep(ms)` posted on a connection of its own, in a thread: the whole answer.
+fn sleep_call(addr: SocketAddr, ms: u32) -> std::thread::JoinHandle<Result<String, String>> {
+    std::thread::spawn(move || {
+        let body = format!(
+            "<?xml version=\"1.0\"?><methodCall><methodName>sleep</methodName>\
+             <params><param><value><int>{ms}</int></value></param></params></methodCall>"
+        );
+        post(addr, &body)
+    })
+}
+
+/// The longest gap between pings until `done`, then the first ping after it.
+fn longest_ping_gap(notices: &Notices, done: impl Fn() -> bool) -> Duration {
+    let mut longest = Duration::ZERO;
+    let mut last = Instant::now();
+    while !done() {
+        assert_eq!(notices.next(), "WATCHDOG=1");
+        longest = longest.max(last.elapsed());
+        last = Instant::now();
+    }
+    longest
+}
+
+#[test]
+fn the_watchdog_is_not_fed_while_every_worker_is_held_past_its_caller() {
+    let service = Service::new("held");
+    let dir = TempDir::new("held-config");
+    let config = dir.write("hub.toml", "workers = 1\nhandler_timeout_ms = 1000\n");
+    // WatchdogSec=1s: a ping every 500 ms, a look at the workers every 250 ms.
+    let mut hub = service.start_with(Some(Duration::from_secs(1)), &["--config", &config]);
+    let addr = service.addr;
+    // The one worker busy on a call its caller waits for: the pings go on.
+    let waited = sleep_call(addr, 900);
+    let longest = longest_ping_gap(&service.notices, || waited.is_finished());
+    let answer = waited.join().unwrap().unwrap();
+    assert!(answer.contains("<int>900</int>"), "{answer}");
+    assert!(
+        longest < Duration::from_millis(900),
+        "a ping was late: {longest:?}"
+    );
+    // A call that runs 3.5 s against a budget of 1 s: its caller is answered at 1 s, and the
+    // worker is held by a call nobody waits for until 3.5 s. The pings stop meanwhile
+    // (systemd would restart the hub), then resume.
+    let started = Instant::now();
+    let held = sleep_call(addr, 3500);
+    let longest = longest_ping_gap(&service.notices, || {
+        started.elapsed() > Duration::from_millis(4500)
+    });
+    let answer = held.join().unwrap().unwrap();
+    assert!(answer.contains("time budget"), "{answer}");
+    assert!(
+        longest >= Duration::from_millis(1500),
+        "pings went on while the pool was held (longest gap {longest:?})"
+    );
+    assert_eq!(service.notices.next(), "WATCHDOG=1", "pings did not resume");
+    hub.terminate();
+    let mut notice = service.notices.next();
+    while notice == "WATCHDOG=1" {
+        notice = service.notices.next();
     }
     assert_eq!(notice, "STOPPING=1");
     assert!(hub.exited_ok());

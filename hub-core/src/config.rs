@@ -69,8 +69,11 @@ pub struct Config {
     pub max_request_length: usize,
     /// An IO unit that has not run its tasks for this long is warned about (an async
     /// handler or hook blocking its thread: its connections all wait), once per stall,
-    /// and counted in `unit_stalls`; under systemd's `WatchdogSec=` the watchdog is fed
-    /// only while no unit is stalled. 0 turns the warning off. Default 1000.
+    /// and counted in `unit_stalls`. So is a worker pool whose every worker has been on its
+    /// call this long (counted in `pool_saturations`, with what they run), and each
+    /// blocking call still running after its caller stopped waiting. Under systemd's
+    /// `WatchdogSec=` the watchdog is fed only while no unit is stalled and some worker is
+    /// not held by a call nobody waits for. 0 turns the warnings off. Default 1000.
     pub stall_warn_ms: u64,
     /// Bytes of XML-RPC request bodies the server holds at once, across all connections (a
     /// body still arriving holds its declared length, a decoded one its decoded size, until

@@ -303,6 +303,7 @@ fn queue_blocking<'a>(
     let awaited = Arc::new(lifecycle::Awaited::default());
     let waiting = awaited.abandon_on_drop();
     let answer = shared.queue.submit(move || {
+        let _busy = crate::liveness::busy_with(&method, &awaited);
         let (outcome, elapsed) =
             lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited);
         Ran {

@@ -233,6 +233,11 @@ impl Awaited {
             .is_ok()
     }
 
+    /// Whether the caller stopped waiting before the worker claimed the call.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.0.load(Acquire) == ABANDONED
+    }
+
     /// A guard for the waiting side: abandons the call when dropped unless it was claimed.
     pub(crate) fn abandon_on_drop(self: &Arc<Self>) -> AbandonOnDrop {
         AbandonOnDrop(Arc::clone(self))

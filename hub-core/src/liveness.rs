@@ -9,6 +9,10 @@
 //! resume. Stalls are counted in `unit_stalls`. Under systemd's
 //! watchdog (`WatchdogSec=`, so `WATCHDOG_USEC` for this process) the monitor sends
 //! `WATCHDOG=1` only while every unit beats: a unit stuck for good gets the hub restarted.
+//!
+//! The monitor also looks at what the workers run ([`workers`]): a pool whose every worker is
+//! stuck on a blocking call is warned about, and starves the watchdog once no caller waits
+//! for any of those calls.
 
 use std::cell::OnceCell;
 use std::future::Future;
@@ -20,6 +24,10 @@ use std::time::{Duration, Instant};
 
 use crate::server::Shared;
 
+mod workers;
+
+pub(crate) use workers::{busy_with, enlist};
+
 /// The units' beats, in milliseconds since `epoch`.
 #[derive(Debug)]
 pub(crate) struct Liveness {
@@ -28,6 +36,8 @@ pub(crate) struct Liveness {
     /// Set by the monitor when it finds a unit stalled; taken by whoever reports the stall's
     /// end (the handler that caused it, or the monitor).
     stalled: Box<[AtomicBool]>,
+    /// What each worker runs now.
+    workers: Box<[workers::Slot]>,
     /// How long without a beat is a stall.
     stall: Duration,
     /// Where systemd's watchdog wants `WATCHDOG=1`, this often.
@@ -53,6 +63,7 @@ impl Liveness {
             stalled: (0..config.io_units)
                 .map(|_| AtomicBool::new(false))
                 .collect(),
+            workers: (0..config.workers).map(|_| Default::default()).collect(),
             stall,
             watchdog,
         })
@@ -94,13 +105,14 @@ pub(crate) async fn beat(liveness: Arc<Liveness>, i: usize) {
     }
 }
 
-/// Watches the beats until the acceptor stops (the drain: systemd no longer watches then).
+/// Watches the beats and the workers until the acceptor stops (the drain: systemd no longer watches then).
 pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
     let mut tick = tokio::time::interval(liveness.period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // When each stalled unit was first seen stalled.
     let mut stalled: Vec<Option<Instant>> = vec![None; liveness.beats.len()];
     let mut last_ping: Option<Instant> = None;
+    let mut pool = workers::PoolWatch::default();
     loop {
         tick.tick().await;
         let mut all_beating = true;
@@ -137,9 +149,10 @@ pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
                 _ => {}
             }
         }
+        let pool_serves = pool.look(&liveness, &shared.stats);
         if let Some(every) = liveness.watchdog {
             let due = last_ping.is_none_or(|at| at.elapsed() >= every);
-            if all_beating && due {
+            if all_beating && pool_serves && due {
                 crate::systemd::notify_watchdog();
                 last_ping = Some(Instant::now());
             }

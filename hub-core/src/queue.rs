@@ -340,7 +340,7 @@ mod tests {
             workers: 3,
             ..crate::Config::default()
         };
-        let workers = crate::worker::spawn(&config, &q).expect("spawn");
+        let workers = crate::worker::spawn(&config, &q, None).expect("spawn");
         let pushers: Vec<_> = (0..4)
             .map(|p| {
                 let q = Arc::clone(&q);

@@ -454,7 +454,7 @@ impl Server {
             tls: self.tls,
             liveness,
         });
-        let workers = crate::worker::spawn(&shared.config, &queue)?;
+        let workers = crate::worker::spawn(&shared.config, &queue, shared.liveness.as_ref())?;
         let units = (0..shared.config.io_units)
             .map(|i| crate::unit::spawn(i, &shared))
             .collect::<io::Result<Vec<_>>>()?;

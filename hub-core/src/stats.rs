@@ -222,6 +222,9 @@ counters! {
     body_budget_refusals: Counter = "counter",
     /// Times an IO unit did not run its tasks for `stall_warn_ms`.
     unit_stalls: Counter = "counter",
+    /// Times every worker stayed on its call for `stall_warn_ms` (blocking calls waited for
+    /// a worker meanwhile).
+    pool_saturations: Counter = "counter",
     /// Request bodies refused for their `Content-Encoding`: one the hub does not decode
     /// (`415`), or data not valid in it (`400`).
     bad_encodings: Counter = "counter",

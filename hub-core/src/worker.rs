@@ -5,22 +5,29 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use crate::liveness::Liveness;
 use crate::queue::{JobQueue, Msg, Parker};
 
-/// Starts `config.workers` workers on `queue`.
+/// Starts `config.workers` workers on `queue`, each with its slot in `liveness` if the pool
+/// is watched.
 pub(crate) fn spawn(
     config: &crate::Config,
     queue: &Arc<JobQueue>,
+    liveness: Option<&Arc<Liveness>>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     let batch = config.batch_scheduled_workers;
     (0..config.workers)
         .map(|i| {
             let queue = Arc::clone(queue);
+            let liveness = liveness.cloned();
             std::thread::Builder::new()
                 .name(format!("hub-worker-{i}"))
                 .spawn(move || {
                     if batch {
                         schedule_as_batch();
+                    }
+                    if let Some(liveness) = liveness {
+                        crate::liveness::enlist(&liveness, i);
                     }
                     run(&queue)
                 })
@@ -105,7 +112,7 @@ impl StandalonePool {
     pub fn start(config: &crate::Config) -> std::io::Result<Self> {
         let stats = Arc::new(crate::stats::Stats::new(std::iter::empty::<&str>()));
         let queue = Arc::new(JobQueue::configured(config, stats));
-        let workers = spawn(config, &queue)?;
+        let workers = spawn(config, &queue, None)?;
         Ok(Self { queue, workers })
     }
 

@@ -427,3 +427,78 @@ fn an_async_handler_blocking_its_unit_is_noticed() {
     assert_eq!(stalls(), 1);
     server.shutdown();
 }
+
+/// Blocking handlers that outlive their callers (in real code a database lock that never
+/// comes) hold their workers. The callers get the time-budget fault; the pool's saturation
+/// is noticed and counted once in `pool_saturations`, and calls needing a worker meanwhile
+/// wait past their budget too; once the handlers return the pool serves again. A pool kept
+/// busy by calls that end is not saturated.
+#[test]
+fn workers_held_by_calls_past_their_budget_are_noticed_and_the_pool_recovers() {
+    let server = support::start(hub_core::Config {
+        workers: 2,
+        handler_timeout_ms: 300,
+        stall_warn_ms: 400,
+        // Not under test: QoS would refuse some of the turning-over calls.
+        fast_reject_threshold_ms: 10_000,
+        ..config()
+    });
+    let addr = server.local_addr();
+    let saturations = || server.stats().counters.snapshot().pool_saturations;
+    // Both workers busy most of the time, but every call ends within 50 ms.
+    let turning_over: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Conn::open(addr);
+                let until = Instant::now() + Duration::from_millis(1200);
+                while Instant::now() < until {
+                    let r = c.call("sleep", &["<int>50</int>"]);
+                    assert_eq!(outcome(&r), Ok(Value::Int(50)));
+                }
+            })
+        })
+        .collect();
+    for t in turning_over {
+        t.join().unwrap();
+    }
+    assert_eq!(saturations(), 0, "a pool whose calls end is not saturated");
+
+    // Two calls that will run 2.5 s, against a budget of 300 ms.
+    let started = Instant::now();
+    let stuck: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Conn::open(addr);
+                c.call("sleep", &["<int>2500</int>"])
+            })
+        })
+        .collect();
+    for t in stuck {
+        let r = t.join().unwrap();
+        let (_, fault) = outcome(&r).unwrap_err();
+        assert!(fault.contains("time budget"), "{fault}");
+    }
+    assert!(started.elapsed() < Duration::from_millis(2000));
+    assert!(
+        wait_until(Duration::from_secs(2), || saturations() == 1),
+        "the held pool went unnoticed"
+    );
+    // A call needing a worker now waits for one past its budget; async calls are served.
+    let mut c = Conn::open(addr);
+    let (_, fault) = outcome(&c.call("becho", &["<int>1</int>"])).unwrap_err();
+    assert!(fault.contains("time budget"), "{fault}");
+    assert_eq!(
+        outcome(&c.call("echo", &["<int>2</int>"])),
+        Ok(Value::Int(2))
+    );
+    // The handlers return: the pool serves again, and the episode was counted once.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let r = c.call("becho", &["<int>3</int>"]);
+            r.status == 200 && outcome(&r) == Ok(Value::Int(3))
+        }),
+        "the pool did not recover"
+    );
+    assert_eq!(saturations(), 1);
+    server.shutdown();
+}

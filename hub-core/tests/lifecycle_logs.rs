@@ -78,6 +78,12 @@ fn registry() -> Arc<Registry> {
             std::thread::sleep(std::time::Duration::from_millis(ms as u64));
             Ok(Value::Int(ms))
         })
+        // Runs on after its caller's budget: a worker held by a call nobody waits for.
+        .blocking("nap", |_ctx, p| {
+            let ms = p.positional.first().and_then(Value::as_i64).unwrap_or(0);
+            std::thread::sleep(std::time::Duration::from_millis(ms as u64));
+            Ok(Value::Int(ms))
+        })
         .method(Method::blocking("login", |_ctx, _p| Ok(Value::Bool(true))).with_sensitive_args())
         .method(
             Method::blocking("grow_secret", |_ctx, _p| {
@@ -262,8 +268,51 @@ fn memory_watch_call_log_and_panics() {
     assert!(blamed.contains("method=\"hog\""), "{blamed}");
     server.shutdown();
 
+    held_worker_logs(&logs);
+
     #[cfg(feature = "tls")]
     tls_certificate_logs(&logs);
+}
+
+/// A worker held by a call past its caller's budget: the call is named as still running,
+/// the pool as saturated and as held whole, and the pool's recovery is logged.
+fn held_worker_logs(logs: &Capture) {
+    let server = start(Config {
+        workers: 1,
+        handler_timeout_ms: 200,
+        stall_warn_ms: 300,
+        ..config()
+    });
+    let mut c = Conn::open(server.local_addr());
+    logs.take();
+    let (_, fault) = outcome(&c.call("nap", &["<int>1500</int>"])).unwrap_err();
+    assert!(fault.contains("time budget"), "{fault}");
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !text.contains("free worker again") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        text.push_str(&logs.take());
+    }
+    let line = |what: &str| {
+        text.lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in {text}"))
+            .to_owned()
+    };
+    let running = line("still running after its caller stopped waiting");
+    assert!(
+        running.contains("WARN") && running.contains("method=\"nap\""),
+        "{running}"
+    );
+    let saturated = line("worker pool saturated");
+    assert!(saturated.contains("running=nap ×1 (longest"), "{saturated}");
+    let held = line("every worker is held");
+    assert!(held.contains("WARN") && held.contains("nap ×1"), "{held}");
+    assert!(line("free worker again").contains("INFO"));
+    // Said once each, however long the call ran.
+    assert_eq!(text.matches("worker pool saturated").count(), 1, "{text}");
+    assert_eq!(text.matches("every worker is held").count(), 1, "{text}");
+    server.shutdown();
 }
 
 #[cfg(feature = "tls")]
