@@ -178,8 +178,10 @@
 //! answered within `drain_timeout_ms`, and a second signal stops at once. Under systemd it
 //! serves the socket a socket unit passes (`LISTEN_FDS`), so a restart refuses no call, and
 //! tells systemd `READY=1`, `STOPPING=1` and, under `WatchdogSec=`, `WATCHDOG=1` while every
-//! IO unit runs. An async handler that blocks its unit's thread is warned about by name
-//! after `stall_warn_ms`. The same controls are there for a server embedded in a program:
+//! IO unit runs and some worker is free of calls nobody waits for. An async handler that
+//! blocks its unit's thread is warned about by name after `stall_warn_ms`; a blocking one
+//! still running past its caller's `handler_timeout_ms` is warned about, and its worker gets
+//! a stand-in. The same controls are there for a server embedded in a program:
 //!
 //! ```no_run
 //! use hub::Server;

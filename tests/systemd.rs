@@ -369,16 +369,28 @@ fn the_watchdog_is_not_fed_while_every_worker_is_held_past_its_caller() {
         longest < Duration::from_millis(900),
         "a ping was late: {longest:?}"
     );
-    // A call that runs 3.5 s against a budget of 1 s: its caller is answered at 1 s, and the
-    // worker is held by a call nobody waits for until 3.5 s. The pings stop meanwhile
-    // (systemd would restart the hub), then resume.
+    // A call that runs 4.5 s against a budget of 1 s: its caller is answered at 1 s, and
+    // the worker is held by a call nobody waits for; a stand-in takes its place. A second
+    // such call, made once the stand-in is there, holds it too from 2.3 s until the first
+    // returns at 4.5 s. The pings stop meanwhile (systemd would restart the hub), then
+    // resume.
     let started = Instant::now();
-    let held = sleep_call(addr, 3500);
-    let longest = longest_ping_gap(&service.notices, || {
-        started.elapsed() > Duration::from_millis(4500)
+    let first = sleep_call(addr, 4500);
+    let mut longest = longest_ping_gap(&service.notices, || {
+        started.elapsed() > Duration::from_millis(1300)
     });
-    let answer = held.join().unwrap().unwrap();
-    assert!(answer.contains("time budget"), "{answer}");
+    assert!(
+        longest < Duration::from_millis(900),
+        "one worker held, and a ping was late"
+    );
+    let second = sleep_call(addr, 4000);
+    longest = longest_ping_gap(&service.notices, || {
+        started.elapsed() > Duration::from_millis(5500)
+    });
+    for call in [first, second] {
+        let answer = call.join().unwrap().unwrap();
+        assert!(answer.contains("time budget"), "{answer}");
+    }
     assert!(
         longest >= Duration::from_millis(1500),
         "pings went on while the pool was held (longest gap {longest:?})"

@@ -10,9 +10,9 @@
 //! watchdog (`WatchdogSec=`, so `WATCHDOG_USEC` for this process) the monitor sends
 //! `WATCHDOG=1` only while every unit beats: a unit stuck for good gets the hub restarted.
 //!
-//! The monitor also looks at what the workers run ([`workers`]): a pool whose every worker is
-//! stuck on a blocking call is warned about, and starves the watchdog once no caller waits
-//! for any of those calls.
+//! The monitor also looks at what the workers run ([`workers`]): a worker held by a blocking
+//! call nobody waits for any more gets a stand-in, a saturated pool is warned about, and a
+//! pool held whole starves the watchdog.
 
 use std::cell::OnceCell;
 use std::future::Future;
@@ -26,7 +26,7 @@ use crate::server::Shared;
 
 mod workers;
 
-pub(crate) use workers::{busy_with, enlist};
+pub(crate) use workers::{busy_with, enlist, leave};
 
 /// The units' beats, in milliseconds since `epoch`.
 #[derive(Debug)]
@@ -36,8 +36,8 @@ pub(crate) struct Liveness {
     /// Set by the monitor when it finds a unit stalled; taken by whoever reports the stall's
     /// end (the handler that caused it, or the monitor).
     stalled: Box<[AtomicBool]>,
-    /// What each worker runs now.
-    workers: Box<[workers::Slot]>,
+    /// What each worker runs now, and the stand-ins started for held ones.
+    pool: workers::Pool,
     /// How long without a beat is a stall.
     stall: Duration,
     /// Where systemd's watchdog wants `WATCHDOG=1`, this often.
@@ -63,10 +63,15 @@ impl Liveness {
             stalled: (0..config.io_units)
                 .map(|_| AtomicBool::new(false))
                 .collect(),
-            workers: (0..config.workers).map(|_| Default::default()).collect(),
+            pool: workers::Pool::new(config.workers),
             stall,
             watchdog,
         })
+    }
+
+    /// The stand-in workers started and not yet joined (for the drain).
+    pub(crate) fn take_stand_ins(&self) -> Vec<std::thread::JoinHandle<()>> {
+        self.pool.take_stand_ins()
     }
 
     fn now_ms(&self) -> u64 {
@@ -149,7 +154,7 @@ pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
                 _ => {}
             }
         }
-        let pool_serves = pool.look(&liveness, &shared.stats);
+        let pool_serves = pool.look(&shared, &liveness);
         if let Some(every) = liveness.watchdog {
             let due = last_ping.is_none_or(|at| at.elapsed() >= every);
             if all_beating && pool_serves && due {

@@ -305,6 +305,15 @@ impl JobQueue {
     }
 
     /// Asks `n` workers to stop once the jobs ahead are done; gives up at `deadline`.
+    /// Asks one worker to stop once the jobs ahead are done, if the queue has room now.
+    pub(crate) fn try_stop_worker(&self) -> bool {
+        let sent = self.tx.try_send(Msg::Stop).is_ok();
+        if sent {
+            self.pushed();
+        }
+        sent
+    }
+
     pub(crate) fn stop_workers(&self, n: usize, deadline: Instant) {
         for _ in 0..n {
             let left = deadline.saturating_duration_since(Instant::now());

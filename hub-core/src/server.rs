@@ -578,12 +578,12 @@ impl RunningServer {
         for unit in units {
             crate::worker::join_until(unit, deadline, &hurried);
         }
-        crate::worker::stop(
-            &self.shared.queue,
-            std::mem::take(&mut self.workers),
-            deadline,
-            &hurried,
-        );
+        let mut workers = std::mem::take(&mut self.workers);
+        // The monitor that starts stand-ins ended with the acceptor: none starts after this.
+        if let Some(liveness) = &self.shared.liveness {
+            workers.extend(liveness.take_stand_ins());
+        }
+        crate::worker::stop(&self.shared.queue, workers, deadline, &hurried);
         if let Some(signals) = self.signals.take() {
             signals.stop();
         }

@@ -225,6 +225,9 @@ counters! {
     /// Times every worker stayed on its call for `stall_warn_ms` (blocking calls waited for
     /// a worker meanwhile).
     pool_saturations: Counter = "counter",
+    /// Workers running now in place of ones held by a blocking call whose caller stopped
+    /// waiting (at most `workers`).
+    stand_in_workers: AtomicU64 = "gauge",
     /// Request bodies refused for their `Content-Encoding`: one the hub does not decode
     /// (`415`), or data not valid in it (`400`).
     bad_encodings: Counter = "counter",

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use crate::liveness::Liveness;
 use crate::queue::{JobQueue, Msg, Parker};
+use crate::server::Shared;
 
 /// Starts `config.workers` workers on `queue`, each with its slot in `liveness` if the pool
 /// is watched.
@@ -15,24 +16,40 @@ pub(crate) fn spawn(
     queue: &Arc<JobQueue>,
     liveness: Option<&Arc<Liveness>>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
-    let batch = config.batch_scheduled_workers;
     (0..config.workers)
-        .map(|i| {
-            let queue = Arc::clone(queue);
-            let liveness = liveness.cloned();
-            std::thread::Builder::new()
-                .name(format!("hub-worker-{i}"))
-                .spawn(move || {
-                    if batch {
-                        schedule_as_batch();
-                    }
-                    if let Some(liveness) = liveness {
-                        crate::liveness::enlist(&liveness, i);
-                    }
-                    run(&queue)
-                })
-        })
+        .map(|i| start(config, queue, liveness, i))
         .collect()
+}
+
+/// Starts one more worker in slot `i` of the watched pool (a stand-in: see `liveness`).
+pub(crate) fn spawn_one(
+    shared: &Shared,
+    liveness: &Arc<Liveness>,
+    i: usize,
+) -> std::io::Result<JoinHandle<()>> {
+    start(&shared.config, &shared.queue, Some(liveness), i)
+}
+
+fn start(
+    config: &crate::Config,
+    queue: &Arc<JobQueue>,
+    liveness: Option<&Arc<Liveness>>,
+    i: usize,
+) -> std::io::Result<JoinHandle<()>> {
+    let batch = config.batch_scheduled_workers;
+    let queue = Arc::clone(queue);
+    let liveness = liveness.cloned();
+    std::thread::Builder::new()
+        .name(format!("hub-worker-{i}"))
+        .spawn(move || {
+            if batch {
+                schedule_as_batch();
+            }
+            if let Some(liveness) = liveness {
+                crate::liveness::enlist(&liveness, i);
+            }
+            run(&queue)
+        })
 }
 
 /// Puts the calling thread under `SCHED_BATCH`: woken, it waits for the running thread to
@@ -63,6 +80,7 @@ fn run(queue: &JobQueue) {
     queue.qos.worker_started();
     serve(queue);
     queue.qos.worker_stopped();
+    crate::liveness::leave();
 }
 
 fn serve(queue: &JobQueue) {
@@ -147,7 +165,9 @@ pub(crate) fn stop(
     } else {
         deadline
     };
-    queue.stop_workers(workers.len(), asked_by);
+    // A retired stand-in has stopped already and takes no stop message.
+    let running = workers.iter().filter(|w| !w.is_finished()).count();
+    queue.stop_workers(running, asked_by);
     for worker in workers {
         join_until(worker, deadline, cut_short);
     }

@@ -179,6 +179,8 @@ fn handlers_over_their_time_budget_are_answered() {
     let mut cfg = config();
     cfg.workers = 1;
     cfg.handler_timeout_ms = 300;
+    // The monitor looks at the pool every 50 ms: a held worker's stand-in comes quickly.
+    cfg.stall_warn_ms = 200;
     let server = {
         let ledger = Arc::clone(&ledger);
         start_with(cfg, move |b| {
@@ -219,16 +221,17 @@ fn handlers_over_their_time_budget_are_answered() {
         "{:?}",
         t.elapsed()
     );
-    // the only worker is still asleep: a blocking call now waits in the queue past the budget
+    // the only worker is still asleep, held by a call nobody waits for: a stand-in serves
     let r = Conn::open(addr).call("becho", &["<string>early</string>"]);
-    assert_eq!(outcome(&r).unwrap_err().0, -32400);
+    assert_eq!(outcome(&r), Ok(Value::from("early")));
     // once the handler returns, the worker serves again
     std::thread::sleep(Duration::from_millis(1600).saturating_sub(t.elapsed()));
     assert!(wait_until(LONG, || ledger.alive.load(Ordering::SeqCst) == 0));
     assert_eq!(
         ledger.committed.load(Ordering::SeqCst),
-        committed_before,
-        "the abandoned blocking call's late success must not be committed"
+        committed_before + 1,
+        "the abandoned blocking call's late success must not be committed (only the \
+         stand-in's call is)"
     );
     let served = wait_until(LONG, || {
         outcome(&Conn::open(addr).call("becho", &["<string>next</string>"]))
@@ -429,12 +432,13 @@ fn an_async_handler_blocking_its_unit_is_noticed() {
 }
 
 /// Blocking handlers that outlive their callers (in real code a database lock that never
-/// comes) hold their workers. The callers get the time-budget fault; the pool's saturation
-/// is noticed and counted once in `pool_saturations`, and calls needing a worker meanwhile
-/// wait past their budget too; once the handlers return the pool serves again. A pool kept
-/// busy by calls that end is not saturated.
+/// comes) hold their workers; the callers get the time-budget fault. Each held worker gets a
+/// stand-in, so blocking calls are still served. Past the cap (as many stand-ins as
+/// workers) the pool's saturation is noticed, counted once in `pool_saturations`, and calls
+/// needing a worker wait past their budget; once the handlers return the pool serves again
+/// and shrinks back to its size. A pool kept busy by calls that end is not saturated.
 #[test]
-fn workers_held_by_calls_past_their_budget_are_noticed_and_the_pool_recovers() {
+fn workers_held_past_their_callers_get_stand_ins_and_the_pool_recovers() {
     let server = support::start(hub_core::Config {
         workers: 2,
         handler_timeout_ms: 300,
@@ -444,7 +448,7 @@ fn workers_held_by_calls_past_their_budget_are_noticed_and_the_pool_recovers() {
         ..config()
     });
     let addr = server.local_addr();
-    let saturations = || server.stats().counters.snapshot().pool_saturations;
+    let counters = || server.stats().counters.snapshot();
     // Both workers busy most of the time, but every call ends within 50 ms.
     let turning_over: Vec<_> = (0..2)
         .map(|_| {
@@ -461,44 +465,84 @@ fn workers_held_by_calls_past_their_budget_are_noticed_and_the_pool_recovers() {
     for t in turning_over {
         t.join().unwrap();
     }
-    assert_eq!(saturations(), 0, "a pool whose calls end is not saturated");
+    assert_eq!(counters().pool_saturations, 0, "a pool whose calls end");
+    assert_eq!(counters().stand_in_workers, 0, "a pool whose calls end");
 
-    // Two calls that will run 2.5 s, against a budget of 300 ms.
-    let started = Instant::now();
-    let stuck: Vec<_> = (0..2)
-        .map(|_| {
-            std::thread::spawn(move || {
-                let mut c = Conn::open(addr);
-                c.call("sleep", &["<int>2500</int>"])
+    // Calls that run 3 s against a budget of 300 ms, on their own connections.
+    let hold = |n: usize| -> Vec<_> {
+        (0..n)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let r = Conn::open(addr).call("sleep", &["<int>3000</int>"]);
+                    let (_, fault) = outcome(&r).unwrap_err();
+                    assert!(fault.contains("time budget"), "{fault}");
+                })
             })
-        })
-        .collect();
-    for t in stuck {
-        let r = t.join().unwrap();
-        let (_, fault) = outcome(&r).unwrap_err();
-        assert!(fault.contains("time budget"), "{fault}");
+            .collect()
+    };
+    let held_at = Instant::now();
+    for t in hold(2) {
+        t.join().unwrap();
     }
-    assert!(started.elapsed() < Duration::from_millis(2000));
     assert!(
-        wait_until(Duration::from_secs(2), || saturations() == 1),
+        wait_until(Duration::from_secs(2), || counters().stand_in_workers == 2),
+        "no stand-ins for the held workers"
+    );
+    // Both workers held, yet a blocking call is served, by a stand-in.
+    let mut c = Conn::open(addr);
+    assert_eq!(
+        outcome(&c.call("becho", &["<int>1</int>"])),
+        Ok(Value::Int(1))
+    );
+    assert_eq!(counters().pool_saturations, 0);
+
+    // Two more: every worker, stand-ins included, is held, and no more are started.
+    for t in hold(2) {
+        t.join().unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(2), || counters().pool_saturations == 1),
         "the held pool went unnoticed"
     );
-    // A call needing a worker now waits for one past its budget; async calls are served.
-    let mut c = Conn::open(addr);
-    let (_, fault) = outcome(&c.call("becho", &["<int>1</int>"])).unwrap_err();
-    assert!(fault.contains("time budget"), "{fault}");
     assert_eq!(
-        outcome(&c.call("echo", &["<int>2</int>"])),
-        Ok(Value::Int(2))
+        counters().stand_in_workers,
+        2,
+        "stand-ins are capped at `workers`"
     );
-    // The handlers return: the pool serves again, and the episode was counted once.
+    let (_, fault) = outcome(&c.call("becho", &["<int>2</int>"])).unwrap_err();
+    assert!(fault.contains("time budget"), "{fault}");
+    assert!(
+        held_at.elapsed() < Duration::from_millis(2800),
+        "the test ran too slow"
+    );
+    // The async units serve on meanwhile.
+    assert_eq!(
+        outcome(&c.call("echo", &["<int>3</int>"])),
+        Ok(Value::Int(3))
+    );
+
+    // The handlers return: the pool serves again and shrinks back to its two workers.
     assert!(
         wait_until(Duration::from_secs(5), || {
-            let r = c.call("becho", &["<int>3</int>"]);
-            r.status == 200 && outcome(&r) == Ok(Value::Int(3))
+            let r = c.call("becho", &["<int>4</int>"]);
+            r.status == 200 && outcome(&r) == Ok(Value::Int(4))
         }),
         "the pool did not recover"
     );
-    assert_eq!(saturations(), 1);
+    assert!(
+        wait_until(Duration::from_secs(5), || counters().stand_in_workers == 0),
+        "the stand-ins did not retire"
+    );
+    for i in 5..25 {
+        assert_eq!(
+            outcome(&c.call("becho", &[&format!("<int>{i}</int>")])),
+            Ok(Value::Int(i))
+        );
+    }
+    assert_eq!(
+        counters().pool_saturations,
+        1,
+        "one saturation, counted once"
+    );
     server.shutdown();
 }

@@ -274,8 +274,9 @@ fn memory_watch_call_log_and_panics() {
     tls_certificate_logs(&logs);
 }
 
-/// A worker held by a call past its caller's budget: the call is named as still running,
-/// the pool as saturated and as held whole, and the pool's recovery is logged.
+/// Workers held by calls past their callers' budget: each call is named as still running,
+/// a stand-in is started for the first, the pool (the stand-in held too) is named as
+/// saturated and as held whole, and its recovery is logged.
 fn held_worker_logs(logs: &Capture) {
     let server = start(Config {
         workers: 1,
@@ -283,16 +284,24 @@ fn held_worker_logs(logs: &Capture) {
         stall_warn_ms: 300,
         ..config()
     });
-    let mut c = Conn::open(server.local_addr());
+    let addr = server.local_addr();
     logs.take();
-    let (_, fault) = outcome(&c.call("nap", &["<int>1500</int>"])).unwrap_err();
-    assert!(fault.contains("time budget"), "{fault}");
+    let nap = move || {
+        let (_, fault) = outcome(&Conn::open(addr).call("nap", &["<int>1500</int>"])).unwrap_err();
+        assert!(fault.contains("time budget"), "{fault}");
+    };
+    nap();
     let mut text = String::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !text.contains("free worker again") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        text.push_str(&logs.take());
-    }
+    let read_until = |what: &str, text: &mut String| {
+        while !text.contains(what) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            text.push_str(&logs.take());
+        }
+    };
+    read_until("stand-in worker started", &mut text);
+    nap();
+    read_until("free worker again", &mut text);
     let line = |what: &str| {
         text.lines()
             .find(|l| l.contains(what))
@@ -304,14 +313,18 @@ fn held_worker_logs(logs: &Capture) {
         running.contains("WARN") && running.contains("method=\"nap\""),
         "{running}"
     );
+    assert!(line("stand-in worker started").contains("INFO"));
     let saturated = line("worker pool saturated");
-    assert!(saturated.contains("running=nap ×1 (longest"), "{saturated}");
-    let held = line("every worker is held");
-    assert!(held.contains("WARN") && held.contains("nap ×1"), "{held}");
+    assert!(saturated.contains("running=nap ×2 (longest"), "{saturated}");
+    let held = line("every worker, stand-ins included, is held");
+    assert!(held.contains("WARN") && held.contains("nap ×2"), "{held}");
     assert!(line("free worker again").contains("INFO"));
-    // Said once each, however long the call ran.
-    assert_eq!(text.matches("worker pool saturated").count(), 1, "{text}");
-    assert_eq!(text.matches("every worker is held").count(), 1, "{text}");
+    // Said once each, however long the calls ran.
+    let once = |what: &str| assert_eq!(text.matches(what).count(), 1, "{what:?} in {text}");
+    once("stand-in worker started");
+    once("worker pool saturated");
+    once("is held by a call whose caller stopped waiting");
+    assert_eq!(text.matches("still running after").count(), 2, "{text}");
     server.shutdown();
 }
 
