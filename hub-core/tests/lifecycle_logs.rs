@@ -299,7 +299,7 @@ fn held_worker_logs(logs: &Capture) {
             text.push_str(&logs.take());
         }
     };
-    read_until("stand-in worker started", &mut text);
+    read_until("stand-in workers started", &mut text);
     nap();
     read_until("free worker again", &mut text);
     let line = |what: &str| {
@@ -313,7 +313,7 @@ fn held_worker_logs(logs: &Capture) {
         running.contains("WARN") && running.contains("method=\"nap\""),
         "{running}"
     );
-    assert!(line("stand-in worker started").contains("INFO"));
+    assert!(line("stand-in workers started").contains("INFO"));
     let saturated = line("worker pool saturated");
     assert!(saturated.contains("running=nap ×2 (longest"), "{saturated}");
     let held = line("every worker, stand-ins included, is held");
@@ -321,7 +321,7 @@ fn held_worker_logs(logs: &Capture) {
     assert!(line("free worker again").contains("INFO"));
     // Said once each, however long the calls ran.
     let once = |what: &str| assert_eq!(text.matches(what).count(), 1, "{what:?} in {text}");
-    once("stand-in worker started");
+    once("stand-in workers started");
     once("worker pool saturated");
     once("is held by a call whose caller stopped waiting");
     assert_eq!(text.matches("still running after").count(), 2, "{text}");

@@ -191,8 +191,15 @@ impl PoolWatch {
             .saturating_sub(serving)
             .min(pool.slots.len() - census.live);
         let started = (0..wanted)
-            .filter(|_| start_stand_in(shared, liveness, census.held))
+            .filter(|_| start_stand_in(shared, liveness))
             .count();
+        if started > 0 {
+            tracing::info!(
+                started,
+                held = census.held,
+                "stand-in workers started in place of workers held by calls nobody waits for"
+            );
+        }
         let surplus = serving.saturating_sub(pool.size + retiring);
         for _ in 0..surplus {
             if !shared.queue.try_stop_worker() {
@@ -286,7 +293,7 @@ fn take_census(pool: &Pool, now: Instant) -> Census {
 
 /// Starts a worker in a free slot, in place of one held by a call nobody waits for;
 /// answers whether it did.
-fn start_stand_in(shared: &Arc<Shared>, liveness: &Arc<Liveness>, held: usize) -> bool {
+fn start_stand_in(shared: &Arc<Shared>, liveness: &Arc<Liveness>) -> bool {
     let pool = &liveness.pool;
     let Some(i) = pool.slots.iter().position(|slot| {
         slot.enlisted
@@ -304,10 +311,6 @@ fn start_stand_in(shared: &Arc<Shared>, liveness: &Arc<Liveness>, held: usize) -
             // Those that retired need no joining.
             stand_ins.retain(|t| !t.is_finished());
             stand_ins.push(thread);
-            tracing::info!(
-                held,
-                "stand-in worker started in place of one held by a call nobody waits for"
-            );
             true
         }
         Err(err) => {
