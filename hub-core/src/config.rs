@@ -71,7 +71,9 @@ pub struct Config {
     /// handler or hook blocking its thread: its connections all wait), once per stall,
     /// and counted in `unit_stalls`. So is a worker pool whose every worker has been on its
     /// call this long (counted in `pool_saturations`, with what they run), and each
-    /// blocking call still running after its caller stopped waiting. Under systemd's
+    /// blocking call still running after its caller stopped waiting; its worker gets a
+    /// stand-in thread, at most `workers` of them (the pool is watched only while this or
+    /// the watchdog is on). Under systemd's
     /// `WatchdogSec=` the watchdog is fed only while no unit is stalled and some worker is
     /// not held by a call nobody waits for. 0 turns the warnings off. Default 1000.
     pub stall_warn_ms: u64,

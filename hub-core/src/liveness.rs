@@ -110,7 +110,8 @@ pub(crate) async fn beat(liveness: Arc<Liveness>, i: usize) {
     }
 }
 
-/// Watches the beats and the workers until the acceptor stops (the drain: systemd no longer watches then).
+/// Watches the beats and the workers until the acceptor stops (the drain: systemd no longer
+/// watches then).
 pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
     let mut tick = tokio::time::interval(liveness.period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -304,7 +304,6 @@ impl JobQueue {
         }
     }
 
-    /// Asks `n` workers to stop once the jobs ahead are done; gives up at `deadline`.
     /// Asks one worker to stop once the jobs ahead are done, if the queue has room now.
     pub(crate) fn try_stop_worker(&self) -> bool {
         let sent = self.tx.try_send(Msg::Stop).is_ok();
@@ -314,6 +313,7 @@ impl JobQueue {
         sent
     }
 
+    /// Asks `n` workers to stop once the jobs ahead are done; gives up at `deadline`.
     pub(crate) fn stop_workers(&self, n: usize, deadline: Instant) {
         for _ in 0..n {
             let left = deadline.saturating_duration_since(Instant::now());

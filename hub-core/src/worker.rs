@@ -165,7 +165,7 @@ pub(crate) fn stop(
     } else {
         deadline
     };
-    // A retired stand-in has stopped already and takes no stop message.
+    // A worker that retired (the pool shrinking back after stand-ins) takes no stop message.
     let running = workers.iter().filter(|w| !w.is_finished()).count();
     queue.stop_workers(running, asked_by);
     for worker in workers {

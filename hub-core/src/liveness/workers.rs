@@ -71,7 +71,7 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    /// A pool of `size` workers, each of whose slot is already taken.
+    /// A pool of `size` workers: their slots, the first `size`, are taken before they start.
     pub(crate) fn new(size: usize) -> Self {
         let slots: Box<[Slot]> = (0..size * 2).map(|_| Slot::default()).collect();
         for slot in &slots[..size] {
