@@ -305,13 +305,7 @@ fn the_watchdog_is_fed_while_the_units_run_and_not_while_one_is_blocked() {
                     <params><param><value><int>3000</int></value></param></params></methodCall>";
         post(addr, body)
     });
-    let mut longest = Duration::ZERO;
-    let mut last = Instant::now();
-    while !hog.is_finished() {
-        assert_eq!(notices.next(), "WATCHDOG=1");
-        longest = longest.max(last.elapsed());
-        last = Instant::now();
-    }
+    let longest = longest_ping_gap(notices, || hog.is_finished());
     let answer = hog.join().unwrap().unwrap();
     assert!(answer.contains("<int>3000</int>"), "{answer}");
     assert!(
@@ -319,8 +313,12 @@ fn the_watchdog_is_fed_while_the_units_run_and_not_while_one_is_blocked() {
         "pings went on while a unit was blocked (longest gap {longest:?})"
     );
     assert_eq!(notices.next(), "WATCHDOG=1", "pings did not resume");
+    stop_watched(&mut hub, notices);
+}
+
+/// SIGTERM to a hub under the watchdog: `STOPPING=1` (pings may still come before it), exit 0.
+fn stop_watched(hub: &mut Hub, notices: &Notices) {
     hub.terminate();
-    // Pings may still be on their way before STOPPING=1.
     let mut notice = notices.next();
     while notice == "WATCHDOG=1" {
         notice = notices.next();
@@ -340,7 +338,7 @@ fn sleep_call(addr: SocketAddr, ms: u32) -> std::thread::JoinHandle<Result<Strin
     })
 }
 
-/// The longest gap between pings until `done`, then the first ping after it.
+/// The longest gap between the pings that come until `done`.
 fn longest_ping_gap(notices: &Notices, done: impl Fn() -> bool) -> Duration {
     let mut longest = Duration::ZERO;
     let mut last = Instant::now();
@@ -396,13 +394,7 @@ fn the_watchdog_is_not_fed_while_every_worker_is_held_past_its_caller() {
         "pings went on while the pool was held (longest gap {longest:?})"
     );
     assert_eq!(service.notices.next(), "WATCHDOG=1", "pings did not resume");
-    hub.terminate();
-    let mut notice = service.notices.next();
-    while notice == "WATCHDOG=1" {
-        notice = service.notices.next();
-    }
-    assert_eq!(notice, "STOPPING=1");
-    assert!(hub.exited_ok());
+    stop_watched(&mut hub, &service.notices);
 }
 
 #[test]
