@@ -217,10 +217,8 @@ fn memory_watch_call_log_and_panics() {
     .is_ok());
     let text = logs.take();
     let call_line = |method: &str| {
-        text.lines()
-            .find(|l| l.contains(" call ") && l.contains(&format!("method=\"{method}\"")))
-            .unwrap_or_else(|| panic!("no call line for {method} in {text}"))
-            .to_owned()
+        let named = format!("method=\"{method}\"");
+        line_where(&text, |l| l.contains(" call ") && l.contains(&named))
     };
     let echo = call_line("echo");
     assert!(
@@ -274,6 +272,14 @@ fn memory_watch_call_log_and_panics() {
     tls_certificate_logs(&logs);
 }
 
+/// The first line of `text` that `wanted` accepts, or a panic showing them all.
+fn line_where(text: &str, wanted: impl Fn(&str) -> bool) -> String {
+    text.lines()
+        .find(|l| wanted(l))
+        .unwrap_or_else(|| panic!("no such line in {text}"))
+        .to_owned()
+}
+
 /// Workers held by calls past their callers' budget: each call is named as still running,
 /// a stand-in is started for the first, the pool (the stand-in held too) is named as
 /// saturated and as held whole, and its recovery is logged.
@@ -302,12 +308,7 @@ fn held_worker_logs(logs: &Capture) {
     read_until("stand-in workers started", &mut text);
     nap();
     read_until("free worker again", &mut text);
-    let line = |what: &str| {
-        text.lines()
-            .find(|l| l.contains(what))
-            .unwrap_or_else(|| panic!("no {what:?} in {text}"))
-            .to_owned()
-    };
+    let line = |what: &str| line_where(&text, |l| l.contains(what));
     let running = line("still running after its caller stopped waiting");
     assert!(
         running.contains("WARN") && running.contains("method=\"nap\""),
