@@ -375,7 +375,8 @@ impl StatLine {
             "[SERVER_STAT] held={} accepted={} rejected={} reads={} writes={} bytes_in={} \
              bytes_out={} io_failures={} timeouts={} queue_push={} queue_pop={} fast_rejects={} \
              queue_full={} queue_wait_drops={} client_gone={} panics={} too_large={} \
-             queue_wait_avg_us={} handler_avg_us={}",
+             queue_wait_avg_us={} handler_avg_us={} unit_stalls={} pool_saturations={} \
+             stand_ins={}",
             now.connections_held,
             now.connections_accepted - p.connections_accepted,
             now.connections_rejected - p.connections_rejected,
@@ -395,6 +396,9 @@ impl StatLine {
             now.too_large - p.too_large,
             avg(wait, self.last_wait),
             avg(handler, self.last_handler),
+            now.unit_stalls - p.unit_stalls,
+            now.pool_saturations - p.pool_saturations,
+            now.stand_in_workers,
         );
         self.last = now;
         self.last_wait = wait;
@@ -461,8 +465,15 @@ mod tests {
         let mut line = StatLine::default();
         assert!(line.next(&s).is_none());
         s.counters.requests_read.add(3);
+        s.counters.pool_saturations.add(1);
+        s.counters.stand_in_workers.store(2, Relaxed);
         let l = line.next(&s).expect("traffic");
         assert!(l.contains("reads=3"), "{l}");
+        // What the liveness monitor found: a count for the interval, a gauge as it is.
+        assert!(
+            l.contains("unit_stalls=0 pool_saturations=1 stand_ins=2"),
+            "{l}"
+        );
         assert!(line.next(&s).is_none());
     }
 }
