@@ -176,7 +176,7 @@
 //!
 //! [`Server::run`] serves until SIGTERM or Ctrl-C, then drains: every call already read is
 //! answered within `drain_timeout_ms`, and a second signal stops at once. Under systemd it
-//! serves the socket a socket unit passes (`LISTEN_FDS`), so a restart refuses no call, and
+//! serves the sockets a socket unit passes (`LISTEN_FDS`), so a restart refuses no call, and
 //! tells systemd `READY=1`, `STOPPING=1` and, under `WatchdogSec=`, `WATCHDOG=1` while every
 //! IO unit runs and some worker is free of calls nobody waits for. An async handler that
 //! blocks its unit's thread is warned about by name after `stall_warn_ms`; a blocking one

@@ -9,6 +9,7 @@
 //! - The watchdog (`WATCHDOG_USEC`) is fed while the IO units run, and not while one is
 //!   blocked by an async handler, nor while every worker is held by a blocking call whose
 //!   caller stopped waiting.
+//! - Every socket passed is served (two `ListenStream=`).
 //! - A reload (SIGHUP, as `Type=notify-reload` sends it) is acknowledged with `RELOADING=1`
 //!   and `READY=1`, even by a plain HTTP hub, which serves on.
 #![cfg(target_os = "linux")]
@@ -123,31 +124,30 @@ impl Service {
 
     /// [`Service::start`], passing `args` to the example.
     fn start_with(&self, watchdog: Option<Duration>, args: &[&str]) -> Hub {
-        let hub = start_activated(&self.listener, &self.notices, watchdog, args);
+        let hub = start_activated(&[&self.listener], &self.notices, watchdog, args);
         assert_eq!(self.notices.next(), "READY=1");
         hub
     }
 }
 
-/// Starts examples/echo on `listener` as socket activation passes it, with `watchdog` as
-/// `WatchdogSec=` if given, and `args`.
+/// Starts examples/echo on `listeners` as socket activation passes them (fds 3, 4, ...),
+/// with `watchdog` as `WatchdogSec=` if given, and `args`.
 fn start_activated(
-    listener: &TcpListener,
+    listeners: &[&TcpListener],
     notices: &Notices,
     watchdog: Option<Duration>,
     args: &[&str],
 ) -> Hub {
-    let fd = listener.as_raw_fd();
+    let fds: Vec<i32> = listeners.iter().map(|l| l.as_raw_fd()).collect();
+    assert!(fds.len() <= 8, "room for eight");
     let mut command = Command::new("sh");
     command
         // `$$` is the shell's pid, which `exec` hands on to the example.
-        .args([
-            "-c",
-            r#"LISTEN_PID=$$ WATCHDOG_PID=$$ LISTEN_FDS=1 exec "$0" "$@""#,
-        ])
+        .args(["-c", r#"LISTEN_PID=$$ WATCHDOG_PID=$$ exec "$0" "$@""#])
         .arg(support::example("echo"))
         .args(["--listen", UNBINDABLE])
         .args(args)
+        .env("LISTEN_FDS", fds.len().to_string())
         .env("NOTIFY_SOCKET", &notices.path)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -155,18 +155,23 @@ fn start_activated(
         command.env("WATCHDOG_USEC", timeout.as_micros().to_string());
     }
     #[allow(unsafe_code)]
-    // SAFETY: between fork and exec the closure calls only dup2 and fcntl, which are
+    // SAFETY: between fork and exec the closure calls only fcntl and dup2, which are
     // async-signal-safe, on descriptors this process owns.
     unsafe {
         command.pre_exec(move || {
-            let done = if fd == 3 {
-                // Already in place: only its close-on-exec flag must go.
-                libc::fcntl(fd, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if done < 0 {
-                return Err(std::io::Error::last_os_error());
+            // Each first out of the way (fd 100 and up), so that moving one into place cannot
+            // close another still to be moved; then in place, 3 and up, inherited.
+            let mut high = [0; 8];
+            for (i, &fd) in fds.iter().enumerate() {
+                high[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100);
+                if high[i] < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            for (i, &fd) in high[..fds.len()].iter().enumerate() {
+                if libc::dup2(fd, 3 + i as i32) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
@@ -395,6 +400,26 @@ fn the_watchdog_is_not_fed_while_every_worker_is_held_past_its_caller() {
     );
     assert_eq!(service.notices.next(), "WATCHDOG=1", "pings did not resume");
     stop_watched(&mut hub, &service.notices);
+}
+
+/// A socket unit with two `ListenStream=` passes two sockets: each is served. (Before, only
+/// the first was, and a call on the second waited in its backlog for good.)
+#[test]
+fn every_socket_passed_is_served() {
+    let service = Service::new("two-sockets");
+    let second = TcpListener::bind("127.0.0.1:0").unwrap();
+    let second_addr = second.local_addr().unwrap();
+    let mut hub = start_activated(&[&service.listener, &second], &service.notices, None, &[]);
+    assert_eq!(service.notices.next(), "READY=1");
+    for (i, addr) in [service.addr, second_addr, second_addr, service.addr]
+        .into_iter()
+        .enumerate()
+    {
+        call(addr, &format!("call{i}")).unwrap_or_else(|e| panic!("{addr}: {e}"));
+    }
+    hub.terminate();
+    assert_eq!(service.notices.next(), "STOPPING=1");
+    assert!(hub.exited_ok());
 }
 
 #[test]

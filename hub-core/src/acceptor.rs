@@ -1,6 +1,7 @@
-//! The acceptor: owns the listener (SO_REUSEADDR, backlog 1024), deals accepted connections
-//! round robin to the units, refuses connections past `max_connections` with a `503` (a TLS
-//! alert on a TLS listener).
+//! The acceptor: owns the listeners (`listen`, bound with SO_REUSEADDR and a backlog of 1024,
+//! or every socket systemd passed), deals accepted connections
+//! round robin to the units, refuses connections past `max_connections` (or past
+//! `max_connections_per_ip` from one address) with a `503` (a TLS alert on a TLS listener).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -25,14 +26,18 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Accepts until shutdown, then drops the listener and hangs up on the units (which then
-/// drain). Runs on the acceptor thread's runtime.
+/// Accepts from every listener until shutdown, then drops them and hangs up on the units
+/// (which then drain). Runs on the acceptor thread's runtime.
 pub(crate) async fn run(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     units: Vec<Unit>,
     shared: Arc<Shared>,
 ) -> Vec<JoinHandle<()>> {
-    let listener = match tokio::net::TcpListener::from_std(listener) {
+    let listeners = match listeners
+        .into_iter()
+        .map(tokio::net::TcpListener::from_std)
+        .collect::<io::Result<Vec<_>>>()
+    {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("cannot register listener: {e}");
@@ -40,13 +45,15 @@ pub(crate) async fn run(
             return hang_up(units);
         }
     };
+    // The listener looked at first, turn by turn, so a busy one cannot starve the others.
+    let mut first = 0;
     let counters = &shared.stats.counters;
     let max = shared.config.max_connections as u64;
     let mut next = 0;
     loop {
         let accepted = tokio::select! {
             () = shared.shutdown.wait() => break,
-            r = listener.accept() => r,
+            r = std::future::poll_fn(|cx| accept_any(&listeners, &mut first, cx)) => r,
         };
         let (stream, peer) = match accepted {
             Ok(a) => a,
@@ -65,6 +72,15 @@ pub(crate) async fn run(
             tokio::spawn(refuse(stream, shared.tls.is_some()));
             continue;
         }
+        // Counted here, uncounted by the connection when it ends (`conn::Held`).
+        if let Some(per_ip) = &shared.per_ip {
+            if !per_ip.admit(peer.ip()) {
+                counters.connections_held.fetch_sub(1, Relaxed);
+                counters.per_ip_rejections.add(1);
+                tokio::spawn(refuse(stream, shared.tls.is_some()));
+                continue;
+            }
+        }
         counters.connections_accepted.add(1);
         let handoff = stream.into_std().map(|s| (s, peer));
         let sent = match handoff {
@@ -76,14 +92,35 @@ pub(crate) async fn run(
         };
         if !sent {
             counters.connections_held.fetch_sub(1, Relaxed);
+            if let Some(per_ip) = &shared.per_ip {
+                per_ip.release(peer.ip());
+            }
         }
         next = (next + 1) % units.len();
     }
     // A listener passed by the service manager stays open there: connections that arrive
     // from now on wait in its backlog for the next process.
-    drop(listener);
+    drop(listeners);
     crate::systemd::notify_stopping();
     hang_up(units)
+}
+
+/// The first connection ready on any of `listeners`, looking from `first` on (then from the
+/// next one, the call after).
+fn accept_any(
+    listeners: &[tokio::net::TcpListener],
+    first: &mut usize,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<io::Result<(tokio::net::TcpStream, SocketAddr)>> {
+    let n = listeners.len();
+    for k in 0..n {
+        let i = (*first + k) % n;
+        if let std::task::Poll::Ready(accepted) = listeners[i].poll_accept(cx) {
+            *first = (i + 1) % n;
+            return std::task::Poll::Ready(accepted);
+        }
+    }
+    std::task::Poll::Pending
 }
 
 /// Closes the hand-off channels (each unit then drains) and keeps the threads to join.

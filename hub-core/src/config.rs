@@ -15,8 +15,8 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Address to listen on, `IP:PORT`. Default `127.0.0.1:8080`. Not bound when the
-    /// service manager passes a listening socket (systemd socket activation, `LISTEN_FDS`):
-    /// that one is served instead.
+    /// service manager passes listening sockets (systemd socket activation, `LISTEN_FDS`):
+    /// those are served instead, every one.
     pub listen: SocketAddr,
     /// IO threads, each a single-threaded tokio runtime driving its connections.
     /// Default: the number of CPUs, at most 4.
@@ -36,6 +36,11 @@ pub struct Config {
     /// Default 100000. The open-file soft limit is raised toward this at start (see
     /// `fd_limit.rs`); the log says so if the hard limit is lower.
     pub max_connections: usize,
+    /// Connections one client address may hold at once; past it its new connection is
+    /// answered `503` and closed, as past `max_connections`, and counted in
+    /// `per_ip_rejections`. An IPv4 client reached over IPv6 counts as its IPv4 address.
+    /// Default 0: no limit (behind a reverse proxy every connection comes from the proxy).
+    pub max_connections_per_ip: usize,
     /// Blocking jobs waiting for a worker (one queue for the whole server); past it a request is
     /// answered `503`. Default 20480 (phxrpc's `MaxQueueLength`).
     pub max_queue_length: usize,
@@ -247,6 +252,7 @@ impl Default for Config {
             workers: 20,
             batch_scheduled_workers: true,
             max_connections: 100_000,
+            max_connections_per_ip: 0,
             max_queue_length: 20_480,
             max_queue_wait_ms: 500,
             fast_reject_threshold_ms: 20,

@@ -126,12 +126,16 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Decrements `connections_held` when the connection ends, however it ends.
-struct Held(Arc<Shared>);
+/// Decrements `connections_held`, and its peer's count against `max_connections_per_ip`,
+/// when the connection ends, however it ends.
+struct Held(Arc<Shared>, SocketAddr);
 
 impl Drop for Held {
     fn drop(&mut self) {
         self.0.stats.counters.connections_held.fetch_sub(1, Relaxed);
+        if let Some(per_ip) = &self.0.per_ip {
+            per_ip.release(self.1.ip());
+        }
     }
 }
 
@@ -354,7 +358,7 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     unit: Arc<UnitLocal>,
 ) {
-    let held = Held(shared);
+    let held = Held(shared, peer);
     let shared = &held.0;
     // Non-blocking already: tokio's listener accepted it (`unit::Handoff`).
     let stream = match TcpStream::from_std(stream) {

@@ -31,6 +31,7 @@ mod memory;
 mod multicall;
 pub mod params;
 mod payload;
+mod per_ip;
 pub mod qos;
 pub mod queue;
 pub mod registry;

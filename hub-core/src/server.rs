@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<crate::tls::Acceptor>,
     /// The units' beats, when stall warnings or systemd's watchdog want them.
     pub(crate) liveness: Option<Arc<crate::liveness::Liveness>>,
+    /// Connections held per client address, when `max_connections_per_ip` is set.
+    pub(crate) per_ip: Option<crate::per_ip::PerIp>,
 }
 
 /// Why a server could not be built or started.
@@ -165,6 +167,8 @@ impl ServerBuilder {
         batch_scheduled_workers: bool,
         /// See [`Config::max_connections`].
         max_connections: usize,
+        /// See [`Config::max_connections_per_ip`].
+        max_connections_per_ip: usize,
         /// See [`Config::max_queue_length`].
         max_queue_length: usize,
         /// See [`Config::max_queue_wait_ms`].
@@ -408,16 +412,19 @@ impl Server {
     fn start_inner(self, signals: bool) -> Result<RunningServer, ServerError> {
         let config = self.config;
         crate::fd_limit::raise_for(config.max_connections);
-        let listener = match crate::systemd::inherited_listener()? {
-            Some(inherited) => {
-                tracing::info!(
-                    "serving the socket the service manager passed (LISTEN_FDS), not `listen`"
-                );
-                inherited
-            }
-            None => crate::acceptor::bind(config.listen)?,
-        };
-        let local_addr = listener.local_addr()?;
+        let mut listeners = crate::systemd::inherited_listeners()?;
+        if listeners.is_empty() {
+            listeners.push(crate::acceptor::bind(config.listen)?);
+        } else {
+            tracing::info!(
+                sockets = listeners.len(),
+                "serving the sockets the service manager passed (LISTEN_FDS), not `listen`"
+            );
+        }
+        let local_addrs = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<io::Result<Vec<_>>>()?;
         let names: Vec<&str> = self.registry.names().collect();
         let stats = Arc::new(Stats::new(names));
         let queue = Arc::new(JobQueue::configured(&config, Arc::clone(&stats)));
@@ -441,6 +448,7 @@ impl Server {
             resources,
         });
         let liveness = crate::liveness::Liveness::configured(&config).map(Arc::new);
+        let per_ip = crate::per_ip::PerIp::configured(&config);
         let shared = Arc::new(Shared {
             config,
             limits,
@@ -453,6 +461,7 @@ impl Server {
             parts,
             tls: self.tls,
             liveness,
+            per_ip,
         });
         let workers = crate::worker::spawn(&shared.config, &queue, shared.liveness.as_ref())?;
         let units = (0..shared.config.io_units)
@@ -479,14 +488,16 @@ impl Server {
                                 Arc::clone(liveness),
                             ));
                         }
-                        crate::acceptor::run(listener, units, shared).await
+                        crate::acceptor::run(listeners, units, shared).await
                     })
                 })?
         };
-        tracing::info!(%local_addr, "listening");
+        for addr in &local_addrs {
+            tracing::info!(local_addr = %addr, "listening");
+        }
         crate::systemd::notify_ready();
         Ok(RunningServer {
-            local_addr,
+            local_addrs,
             shared,
             acceptor: Some(acceptor),
             workers,
@@ -521,7 +532,8 @@ async fn stat_lines(shared: Arc<Shared>) {
 /// (without waiting for it); call [`RunningServer::wait`] to wait.
 #[derive(Debug)]
 pub struct RunningServer {
-    local_addr: SocketAddr,
+    /// Every address served; the first is the one [`RunningServer::local_addr`] gives.
+    local_addrs: Vec<SocketAddr>,
     shared: Arc<Shared>,
     acceptor: Option<JoinHandle<Vec<JoinHandle<()>>>>,
     workers: Vec<JoinHandle<()>>,
@@ -530,9 +542,15 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
-    /// The address actually bound (useful with port 0).
+    /// The address actually bound (useful with port 0); under socket activation, the first
+    /// socket's.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs[0]
+    }
+
+    /// Every address served: `listen`, or each socket the service manager passed.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     /// A handle that starts the graceful shutdown from anywhere.

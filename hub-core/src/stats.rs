@@ -186,6 +186,9 @@ counters! {
     connections_parked: Counter = "counter",
     /// Connections refused with `503` (over `max_connections`).
     connections_rejected: Counter = "counter",
+    /// Connections refused with `503` because their client address held
+    /// `max_connections_per_ip` already.
+    per_ip_rejections: Counter = "counter",
     /// `accept` calls that failed.
     accept_failures: Counter = "counter",
     /// Requests whose head was read.

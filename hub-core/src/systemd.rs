@@ -3,7 +3,7 @@
 //!
 //! Under socket activation the listening socket belongs to systemd and outlives the hub: while
 //! one process drains and the next starts, connections wait in its backlog instead of being
-//! refused. A hub started with `LISTEN_FDS` for its pid takes the first socket passed (its
+//! refused. A hub started with `LISTEN_FDS` for its pid serves every socket passed (its
 //! `listen` address is then not bound), and says `READY=1` once it serves and `STOPPING=1`
 //! when it stops accepting. Under `WatchdogSec=` it also sends `WATCHDOG=1` while its IO
 //! units run (see `liveness`). Elsewhere these do nothing.
@@ -11,42 +11,60 @@
 use std::io;
 use std::net::TcpListener;
 
-/// The listening TCP socket passed by the service manager, if this process was given one;
-/// taken once per process (a second server in it binds its own address).
+/// The listening TCP sockets passed by the service manager (one per `ListenStream=` of the
+/// socket unit), if this process was given any; taken once per process (a second server in
+/// it binds its own address). Every one is served: a socket passed and not accepted from
+/// would leave its clients waiting in its backlog for good.
 #[cfg(unix)]
 #[allow(unsafe_code)]
-pub(crate) fn inherited_listener() -> io::Result<Option<TcpListener>> {
+pub(crate) fn inherited_listeners() -> io::Result<Vec<TcpListener>> {
     use std::os::fd::{FromRawFd, OwnedFd};
     use std::sync::atomic::{AtomicBool, Ordering};
 
     static TAKEN: AtomicBool = AtomicBool::new(false);
     // Not `listen_fds()`: it unsets the variables, and changing the environment of a
     // process whose other threads may read it at the same time is not safe.
-    let Some((fd, name)) = sd_notify::listen_fds_with_names(false)?.next() else {
-        return Ok(None);
-    };
-    if TAKEN.swap(true, Ordering::SeqCst) {
-        return Ok(None);
+    let passed: Vec<_> = sd_notify::listen_fds_with_names(false)?.collect();
+    if passed.is_empty() || TAKEN.swap(true, Ordering::SeqCst) {
+        return Ok(Vec::new());
     }
-    // SAFETY: LISTEN_PID names this process, so the service manager passed `fd` to it, open;
-    // nothing else here owns it (`TAKEN` lets only the first caller take it).
-    let socket = socket2::Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    let is_tcp_listener = socket.r#type()? == socket2::Type::STREAM
-        && socket.is_listener()?
-        && socket.local_addr()?.as_socket().is_some();
-    if !is_tcp_listener {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("the socket passed by the service manager (fd {fd}, {name:?}) is not a listening TCP socket"),
-        ));
-    }
-    socket.set_nonblocking(true)?;
-    Ok(Some(socket.into()))
+    // SAFETY: LISTEN_PID names this process, so the service manager passed these
+    // descriptors to it, open; nothing else here owns them (`TAKEN` lets only the first
+    // caller take them). All are owned before any is checked, so a refusal closes them all.
+    let sockets: Vec<_> = passed
+        .into_iter()
+        .map(|(fd, name)| {
+            (
+                socket2::Socket::from(unsafe { OwnedFd::from_raw_fd(fd) }),
+                fd,
+                name,
+            )
+        })
+        .collect();
+    sockets
+        .into_iter()
+        .map(|(socket, fd, name)| {
+            let is_tcp_listener = socket.r#type()? == socket2::Type::STREAM
+                && socket.is_listener()?
+                && socket.local_addr()?.as_socket().is_some();
+            if !is_tcp_listener {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "the socket passed by the service manager (fd {fd}, {name:?}) is not \
+                         a listening TCP socket"
+                    ),
+                ));
+            }
+            socket.set_nonblocking(true)?;
+            Ok(socket.into())
+        })
+        .collect()
 }
 
 #[cfg(not(unix))]
-pub(crate) fn inherited_listener() -> io::Result<Option<TcpListener>> {
-    Ok(None)
+pub(crate) fn inherited_listeners() -> io::Result<Vec<TcpListener>> {
+    Ok(Vec::new())
 }
 
 /// Tells the service manager the hub is serving (`READY=1`).
@@ -83,7 +101,7 @@ pub(crate) fn watchdog_interval() -> Option<std::time::Duration> {
     #[cfg(unix)]
     {
         let mut usec = 0;
-        // Not unsetting the variables, for the reason `inherited_listener` gives.
+        // Not unsetting the variables, for the reason `inherited_listeners` gives.
         (sd_notify::watchdog_enabled(false, &mut usec) && usec > 0)
             .then(|| std::time::Duration::from_micros(usec / 2))
     }

@@ -82,6 +82,69 @@ fn over_max_connections_answers_503() {
     server.shutdown();
 }
 
+/// A connection from `source` (any 127.0.0.0/8 address is this machine's loopback).
+fn open_from(source: &str, addr: std::net::SocketAddr) -> Conn {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    Conn::from_stream(socket.into())
+}
+
+/// One client address holding `max_connections_per_ip` connections is answered `503` for
+/// the next, while another address is served; a connection closing gives its address room
+/// again.
+#[test]
+fn over_max_connections_per_ip_answers_503_and_other_clients_are_served() {
+    let mut cfg = config();
+    cfg.max_connections_per_ip = 3;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let counters = || server.stats().counters.snapshot();
+    let mut held: Vec<Conn> = (0..3)
+        .map(|i| {
+            let mut c = open_from("127.0.0.1", addr);
+            assert_eq!(c.call("echo", &[&format!("<int>{i}</int>")]).status, 200);
+            c
+        })
+        .collect();
+    let mut fourth = open_from("127.0.0.1", addr);
+    fourth.send(
+        "POST",
+        "/RPC2",
+        &support::call_xml("echo", &["<int>4</int>"]),
+    );
+    let r = fourth
+        .read_response()
+        .expect("an answer, not a silent close");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert!(fourth.closed_within(LONG));
+    assert_eq!(counters().per_ip_rejections, 1);
+    assert_eq!(counters().connections_rejected, 0);
+    // Another client is served, three times over.
+    for i in 0..3 {
+        let mut other = open_from("127.0.0.2", addr);
+        assert_eq!(
+            other.call("echo", &[&format!("<int>{i}</int>")]).status,
+            200
+        );
+        held.push(other);
+    }
+    // The held connections still work; one closing gives its address room again.
+    assert_eq!(held[0].call("echo", &["<int>5</int>"]).status, 200);
+    held.remove(0);
+    assert!(wait_until(LONG, || counters().connections_held == 5));
+    assert_eq!(
+        open_from("127.0.0.1", addr)
+            .call("echo", &["<int>6</int>"])
+            .status,
+        200
+    );
+    assert_eq!(counters().per_ip_rejections, 1);
+    server.shutdown();
+}
+
 #[test]
 fn queue_full_answers_503() {
     let (server, busy, queued) = full_queue();

@@ -1,0 +1,107 @@
+//! Connections held per client address (`max_connections_per_ip`), so that one client
+//! opening connections in a loop cannot take all of `max_connections` from the others.
+//!
+//! The acceptor counts each connection against its peer's address before handing it to a
+//! unit, and the connection uncounts itself when it ends, however it ends. One lock per
+//! connection opened and one per connection closed, not per request; none when the limit is
+//! off (the default: behind a reverse proxy every connection has the proxy's address).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+
+/// The connections each address holds now; an address holding none has no entry, so the map
+/// holds at most `max_connections` entries.
+#[derive(Debug)]
+pub(crate) struct PerIp {
+    limit: u32,
+    held: Mutex<HashMap<IpAddr, u32, foldhash::fast::RandomState>>,
+}
+
+impl PerIp {
+    /// The limit `config` asks for, if any.
+    pub(crate) fn configured(config: &crate::Config) -> Option<PerIp> {
+        let limit = u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX);
+        (limit > 0).then(|| PerIp {
+            limit,
+            held: Mutex::new(HashMap::default()),
+        })
+    }
+
+    /// Counts a connection from `ip`, unless it already holds the limit (then `false`, and
+    /// nothing is counted).
+    pub(crate) fn admit(&self, ip: IpAddr) -> bool {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = held.entry(key(ip)).or_insert(0);
+        if *n >= self.limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// Uncounts a connection [`PerIp::admit`] counted.
+    pub(crate) fn release(&self, ip: IpAddr) {
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = key(ip);
+        if let Some(n) = held.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&key);
+            }
+        }
+    }
+}
+
+/// One client, one key: an IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`)
+/// counts as its IPv4 address.
+fn key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limited(n: usize) -> PerIp {
+        PerIp::configured(&crate::Config {
+            max_connections_per_ip: n,
+            ..crate::Config::default()
+        })
+        .expect("on")
+    }
+
+    #[test]
+    fn each_address_holds_at_most_the_limit_and_gets_its_room_back() {
+        let per_ip = limited(2);
+        let a: IpAddr = "10.0.0.1".parse().expect("an address");
+        let b: IpAddr = "10.0.0.2".parse().expect("an address");
+        assert!(per_ip.admit(a) && per_ip.admit(a));
+        assert!(!per_ip.admit(a), "a third from the same address");
+        assert!(per_ip.admit(b), "another address has its own room");
+        per_ip.release(a);
+        assert!(per_ip.admit(a), "room again once one closed");
+        per_ip.release(a);
+        per_ip.release(a);
+        per_ip.release(b);
+        assert!(
+            per_ip.held.lock().expect("lock").is_empty(),
+            "no entry left behind"
+        );
+    }
+
+    #[test]
+    fn a_mapped_ipv4_client_is_the_same_client() {
+        let per_ip = limited(1);
+        assert!(per_ip.admit("192.0.2.7".parse().expect("an address")));
+        assert!(!per_ip.admit("::ffff:192.0.2.7".parse().expect("an address")));
+    }
+
+    #[test]
+    fn zero_is_off() {
+        assert!(PerIp::configured(&crate::Config::default()).is_none());
+    }
+}
