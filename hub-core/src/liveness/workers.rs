@@ -226,8 +226,8 @@ impl PoolWatch {
                     busy_ms = busy_for.as_millis() as u64,
                     running = %running_summary(pool, now),
                     "worker pool saturated: every worker has been on its call for {} ms; \
-                     blocking calls wait in the queue and are refused after \
-                     max_queue_wait_ms",
+                     blocking calls wait in the queue (refused after max_queue_wait_ms, or \
+                     answered the time-budget fault first)",
                     busy_for.as_millis()
                 );
             }
