@@ -3,7 +3,9 @@
 //!
 //! The authenticator runs once per HTTP request (a `system.multicall` is authenticated once,
 //! its entries share the caller), on the IO unit, before any method runs: keep it quick (an
-//! in-memory lookup such as [`SessionStore`](crate::session::SessionStore)). Its caller is
+//! in-memory lookup such as [`SessionStore`](crate::session::SessionStore)); one that blocks
+//! stalls every connection of its unit, which the log names after `stall_warn_ms`
+//! (`inside="the authenticator"`). Its caller is
 //! then checked against each method's permission (`#[rpc_method(perm = "...")]` or
 //! [`Method::with_perm`](crate::registry::Method::with_perm)): an anonymous caller or one
 //! without the permission gets the `permission` fault and the handler never runs. `admin`

@@ -151,7 +151,10 @@ pub(crate) fn authenticate(
         peer,
         client_cert,
     };
-    match catch_unwind(AssertUnwindSafe(|| auth.authenticate(&req))) {
+    let authenticated = crate::liveness::in_hook(crate::liveness::Hook::Authenticator, || {
+        catch_unwind(AssertUnwindSafe(|| auth.authenticate(&req)))
+    });
+    match authenticated {
         Ok(Ok(caller)) => Ok(caller.map(Arc::new)),
         Ok(Err(failure)) => {
             shared.stats.counters.auth_failures.add(1);

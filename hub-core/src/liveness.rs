@@ -17,7 +17,7 @@
 use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -36,6 +36,8 @@ pub(crate) struct Liveness {
     /// Set by the monitor when it finds a unit stalled; taken by whoever reports the stall's
     /// end (the handler that caused it, or the monitor).
     stalled: Box<[AtomicBool]>,
+    /// The [`Hook`] each unit is in now, 0 for none.
+    inside: Box<[AtomicU8]>,
     /// What each worker runs now, and the stand-ins started for held ones.
     pool: workers::Pool,
     /// How long without a beat is a stall.
@@ -63,6 +65,7 @@ impl Liveness {
             stalled: (0..config.io_units)
                 .map(|_| AtomicBool::new(false))
                 .collect(),
+            inside: (0..config.io_units).map(|_| AtomicU8::new(0)).collect(),
             pool: workers::Pool::new(config.workers),
             stall,
             watchdog,
@@ -110,13 +113,50 @@ pub(crate) async fn beat(liveness: Arc<Liveness>, i: usize) {
     }
 }
 
+/// Application code a unit runs outside an async handler's poll, where a blocking call
+/// would stall it: named in the stall's warning.
+#[derive(Debug, Clone, Copy)]
+#[repr(u8)]
+pub(crate) enum Hook {
+    Authenticator = 1,
+    ResourceFactory = 2,
+    ResourceFinish = 3,
+}
+
+impl Hook {
+    /// The name of the hook with `code`, if any.
+    fn named(code: u8) -> Option<&'static str> {
+        Some(match code {
+            1 => "the authenticator",
+            2 => "a resource's factory",
+            3 => "a resource's commit or rollback",
+            _ => return None,
+        })
+    }
+}
+
+/// Runs `f`, a `hook`, marked as what this IO unit is in (on a unit's thread; elsewhere
+/// just runs it). Two thread-local reads and two relaxed stores.
+pub(crate) fn in_hook<T>(hook: Hook, f: impl FnOnce() -> T) -> T {
+    let mark = |code: u8| {
+        UNIT.with(|unit| {
+            unit.get()
+                .map_or(0, |(liveness, i)| liveness.inside[*i].swap(code, Relaxed))
+        })
+    };
+    let outer = mark(hook as u8);
+    let r = f();
+    mark(outer);
+    r
+}
+
 /// Watches the beats and the workers until the acceptor stops (the drain: systemd no longer
 /// watches then).
 pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
     let mut tick = tokio::time::interval(liveness.period());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // When each stalled unit was first seen stalled.
-    let mut stalled: Vec<Option<Instant>> = vec![None; liveness.beats.len()];
+    // When each stalled unit was first seen stalled, and the hook it was in then.
+    let mut stalled: Vec<Option<(Instant, Option<&str>)>> = vec![None; liveness.beats.len()];
     let mut last_ping: Option<Instant> = None;
     let mut pool = workers::PoolWatch::default();
     loop {
@@ -128,27 +168,31 @@ pub(crate) async fn monitor(shared: Arc<Shared>, liveness: Arc<Liveness>) {
             match (stalled[i], now_stalled) {
                 (None, true) => {
                     let now = Instant::now();
-                    stalled[i] = Some(now.checked_sub(age).unwrap_or(now));
+                    let inside = Hook::named(liveness.inside[i].load(Relaxed));
+                    stalled[i] = Some((now.checked_sub(age).unwrap_or(now), inside));
                     liveness.stalled[i].store(true, Relaxed);
                     shared.stats.counters.unit_stalls.add(1);
                     tracing::warn!(
                         unit = i,
                         stalled_ms = age.as_millis() as u64,
-                        "IO unit stalled: a handler or hook is blocking its thread, and its \
+                        inside = inside.unwrap_or("a handler or the unit's own work"),
+                        "IO unit stalled: something is blocking its thread, and its \
                          connections wait (blocking work belongs in a blocking handler or \
                          spawn_blocking)"
                     );
                 }
-                (Some(since), false) => {
+                (Some((since, inside)), false) => {
                     stalled[i] = None;
                     // Not claimed by a handler: the unit was blocked elsewhere.
                     if liveness.stalled[i].swap(false, Relaxed) {
+                        let inside = inside.unwrap_or(
+                            "outside an async handler's poll: the unit's own work, such as \
+                             gzipping a huge answer",
+                        );
                         tracing::warn!(
                             unit = i,
                             stalled_ms = since.elapsed().as_millis() as u64,
-                            "IO unit running again (it was blocked outside an async \
-                             handler's poll: an authenticator, a resource hook, or the \
-                             unit's own work such as gzipping a huge answer)"
+                            "IO unit running again (it was blocked in {inside})"
                         );
                     }
                 }

@@ -197,7 +197,9 @@ impl ResourceScope {
         }
         let def = &resources.defs[i];
         // The lock is released while the factory runs: it may use the context.
-        let made = catch_unwind(AssertUnwindSafe(|| (def.factory)(ctx)));
+        let made = crate::liveness::in_hook(crate::liveness::Hook::ResourceFactory, || {
+            catch_unwind(AssertUnwindSafe(|| (def.factory)(ctx)))
+        });
         let mut slots = self.lock();
         match made {
             Ok(Ok(r)) => {
@@ -258,21 +260,23 @@ impl ResourceScope {
             return Ok(());
         }
         let held = self.take();
-        let mut outcome = Ok(());
-        for r in held {
-            if success && outcome.is_ok() {
-                outcome = match catch_unwind(AssertUnwindSafe(|| r.commit())) {
-                    Ok(result) => result,
-                    Err(_) => {
-                        tracing::error!("resource commit panicked");
-                        Err(Fault::new(resources.internal_error, "commit failed"))
-                    }
-                };
-            } else {
-                rollback(r);
+        crate::liveness::in_hook(crate::liveness::Hook::ResourceFinish, || {
+            let mut outcome = Ok(());
+            for r in held {
+                if success && outcome.is_ok() {
+                    outcome = match catch_unwind(AssertUnwindSafe(|| r.commit())) {
+                        Ok(result) => result,
+                        Err(_) => {
+                            tracing::error!("resource commit panicked");
+                            Err(Fault::new(resources.internal_error, "commit failed"))
+                        }
+                    };
+                } else {
+                    rollback(r);
+                }
             }
-        }
-        outcome
+            outcome
+        })
     }
 
     fn take(&self) -> Vec<Box<dyn Erased>> {

@@ -266,6 +266,8 @@ fn memory_watch_call_log_and_panics() {
     assert!(blamed.contains("method=\"hog\""), "{blamed}");
     server.shutdown();
 
+    blocking_authenticator_logs(&logs);
+
     held_worker_logs(&logs);
 
     #[cfg(feature = "tls")]
@@ -278,6 +280,56 @@ fn line_where(text: &str, wanted: impl Fn(&str) -> bool) -> String {
         .find(|l| wanted(l))
         .unwrap_or_else(|| panic!("no such line in {text}"))
         .to_owned()
+}
+
+/// Blocks its IO unit for `slow_login` calls: the mistake of a synchronous database lookup in
+/// an authenticator.
+struct SlowAuthenticator;
+
+impl hub_core::auth::Authenticator for SlowAuthenticator {
+    fn authenticate(
+        &self,
+        req: &hub_core::auth::AuthRequest<'_>,
+    ) -> Result<Option<hub_core::auth::Caller>, hub_core::auth::AuthFailure> {
+        if req.method == "slow_login" {
+            std::thread::sleep(std::time::Duration::from_millis(1200));
+        }
+        Ok(None)
+    }
+}
+
+/// A unit stalled in the authenticator (outside any handler's poll) is named as stalled
+/// there, and again when it runs on.
+fn blocking_authenticator_logs(logs: &Capture) {
+    let server = Server::builder()
+        .config(Config {
+            stall_warn_ms: 300,
+            ..config()
+        })
+        .registry(registry())
+        .authenticator(SlowAuthenticator)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let mut c = Conn::open(server.local_addr());
+    logs.take();
+    // No such method: the authenticator runs first all the same.
+    assert!(outcome(&c.call("slow_login", &[])).is_err());
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !text.contains("IO unit running again") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        text.push_str(&logs.take());
+    }
+    let stalled = line_where(&text, |l| l.contains("IO unit stalled"));
+    assert!(
+        stalled.contains("inside=\"the authenticator\""),
+        "{stalled}"
+    );
+    let again = line_where(&text, |l| l.contains("IO unit running again"));
+    assert!(again.contains("blocked in the authenticator"), "{again}");
+    server.shutdown();
 }
 
 /// Workers held by calls past their callers' budget: each call is named as still running,
