@@ -1,7 +1,7 @@
 //! The acceptor: owns the listeners (`listen`, bound with SO_REUSEADDR and a backlog of 1024,
-//! or every socket systemd passed), deals accepted connections
-//! round robin to the units, refuses connections past `max_connections` (or past
-//! `max_connections_per_ip` from one address) with a `503` (a TLS alert on a TLS listener).
+//! or every socket systemd passed), deals accepted connections round robin to the units, and
+//! refuses connections past `max_connections` (or past `max_connections_per_ip` from one
+//! address) with a `503` (a TLS alert on a TLS listener).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};

@@ -124,19 +124,31 @@ pub(crate) enum Hook {
 }
 
 impl Hook {
-    /// The name of the hook with `code`, if any.
+    const ALL: [Hook; 3] = [
+        Hook::Authenticator,
+        Hook::ResourceFactory,
+        Hook::ResourceFinish,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Hook::Authenticator => "the authenticator",
+            Hook::ResourceFactory => "a resource's factory",
+            Hook::ResourceFinish => "a resource's commit or rollback",
+        }
+    }
+
+    /// The name of the hook marked as `code` (see [`in_hook`]), if any.
     fn named(code: u8) -> Option<&'static str> {
-        Some(match code {
-            1 => "the authenticator",
-            2 => "a resource's factory",
-            3 => "a resource's commit or rollback",
-            _ => return None,
-        })
+        Self::ALL
+            .into_iter()
+            .find(|hook| *hook as u8 == code)
+            .map(Hook::name)
     }
 }
 
 /// Runs `f`, a `hook`, marked as what this IO unit is in (on a unit's thread; elsewhere
-/// just runs it). Two thread-local reads and two relaxed stores.
+/// just runs it). Two thread-local reads and two relaxed swaps.
 pub(crate) fn in_hook<T>(hook: Hook, f: impl FnOnce() -> T) -> T {
     let mark = |code: u8| {
         UNIT.with(|unit| {
