@@ -44,6 +44,19 @@ fn full_queue() -> (
     (server, busy, queued)
 }
 
+/// A call on `conn`, a connection over a limit: answered `503` + `Retry-After`, then closed.
+fn assert_refused(mut conn: Conn) {
+    conn.send(
+        "POST",
+        "/RPC2",
+        &support::call_xml("echo", &["<int>2</int>"]),
+    );
+    let r = conn.read_response().expect("an answer, not a silent close");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert!(conn.closed_within(LONG));
+}
+
 #[test]
 fn over_max_connections_answers_503() {
     let mut cfg = config();
@@ -51,18 +64,7 @@ fn over_max_connections_answers_503() {
     let server = start(cfg);
     let mut first = Conn::open(server.local_addr());
     assert_eq!(first.call("echo", &["<int>1</int>"]).status, 200);
-    let mut second = Conn::open(server.local_addr());
-    second.send(
-        "POST",
-        "/RPC2",
-        &support::call_xml("echo", &["<int>2</int>"]),
-    );
-    let r = second
-        .read_response()
-        .expect("an answer, not a silent close");
-    assert_eq!(r.status, 503);
-    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
-    assert!(second.closed_within(LONG));
+    assert_refused(Conn::open(server.local_addr()));
     assert_eq!(server.stats().counters.snapshot().connections_rejected, 1);
     // the held connection still works, and once it is gone a new one is accepted
     assert_eq!(first.call("echo", &["<int>3</int>"]).status, 200);
@@ -108,18 +110,7 @@ fn over_max_connections_per_ip_answers_503_and_other_clients_are_served() {
             c
         })
         .collect();
-    let mut fourth = open_from("127.0.0.1", addr);
-    fourth.send(
-        "POST",
-        "/RPC2",
-        &support::call_xml("echo", &["<int>4</int>"]),
-    );
-    let r = fourth
-        .read_response()
-        .expect("an answer, not a silent close");
-    assert_eq!(r.status, 503);
-    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
-    assert!(fourth.closed_within(LONG));
+    assert_refused(open_from("127.0.0.1", addr));
     assert_eq!(counters().per_ip_rejections, 1);
     assert_eq!(counters().connections_rejected, 0);
     // Another client is served, three times over.
