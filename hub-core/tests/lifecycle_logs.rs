@@ -254,15 +254,10 @@ fn memory_watch_call_log_and_panics() {
     logs.take();
     assert!(outcome(&c.call("hog", &["<int>1200</int>"])).is_ok());
     let text = logs.take();
-    assert!(
-        text.lines()
-            .any(|l| l.contains("WARN") && l.contains("IO unit stalled")),
-        "{text}"
-    );
-    let blamed = text
-        .lines()
-        .find(|l| l.contains("blocked by this async handler"))
-        .unwrap_or_else(|| panic!("no handler named in {text}"));
+    line_where(&text, |l| {
+        l.contains("WARN") && l.contains("IO unit stalled")
+    });
+    let blamed = line_where(&text, |l| l.contains("blocked by this async handler"));
     assert!(blamed.contains("method=\"hog\""), "{blamed}");
     server.shutdown();
 
