@@ -2,14 +2,23 @@
 //! check made before a guarded method runs.
 //!
 //! The authenticator runs once per HTTP request (a `system.multicall` is authenticated once,
-//! its entries share the caller), on the IO unit, before any method runs: keep it quick (an
-//! in-memory lookup such as [`SessionStore`](crate::session::SessionStore)); one that blocks
-//! stalls every connection of its unit, which the log names after `stall_warn_ms`
-//! (`inside="the authenticator"`). Its caller is
-//! then checked against each method's permission (`#[rpc_method(perm = "...")]` or
-//! [`Method::with_perm`](crate::registry::Method::with_perm)): an anonymous caller or one
-//! without the permission gets the `permission` fault and the handler never runs. `admin`
-//! satisfies every permission.
+//! its entries share the caller), before any method runs. Where it runs is the server's
+//! choice:
+//! - [`ServerBuilder::authenticator`](crate::ServerBuilder::authenticator): on the IO unit,
+//!   for a quick one (an in-memory lookup such as
+//!   [`SessionStore`](crate::session::SessionStore)). One that blocks stalls every
+//!   connection of its unit, which the log names after `stall_warn_ms`
+//!   (`inside="the authenticator"`).
+//! - [`ServerBuilder::blocking_authenticator`](crate::ServerBuilder::blocking_authenticator):
+//!   on the worker pool, for one that blocks (a database lookup per request, as koji checks
+//!   its sessions). The unit serves its other connections meanwhile; each request takes one
+//!   more trip to a worker and back, and its lookup waits in the worker queue like a
+//!   blocking call (a full queue answers `503`).
+//!
+//! Its caller is then checked against each method's permission (`#[rpc_method(perm =
+//! "...")]` or [`Method::with_perm`](crate::registry::Method::with_perm)): an anonymous
+//! caller or one without the permission gets the `permission` fault and the handler never
+//! runs. `admin` satisfies every permission.
 
 use std::collections::BTreeSet;
 use std::fmt;

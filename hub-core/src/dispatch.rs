@@ -21,7 +21,7 @@ use hub_xmlrpc::{parse_call_borrowed, Fault, Value};
 use crate::auth::Caller;
 use crate::context::{Context, ServerParts};
 use crate::lifecycle;
-use crate::liveness::Blame;
+use crate::liveness::{Blame, Doing};
 use crate::queue::{JobResult, Refusal};
 use crate::registry::{Method, Params, Registry};
 use crate::server::Shared;
@@ -79,7 +79,8 @@ pub(crate) struct RequestMeta {
 }
 
 /// The XML-RPC request in `body` as far as it goes without waiting: parsed, authenticated,
-/// looked up, admitted, and its handler started or its job queued. Await
+/// looked up, admitted, and its handler started or its job queued (with a blocking
+/// authenticator, only as far as its job: the rest follows its answer). Await
 /// [`Call::outcome`] for the answer.
 pub(crate) fn start_body<'a>(
     shared: &'a Arc<Shared>,
@@ -105,35 +106,77 @@ pub(crate) fn start_body<'a>(
             return Call::Done(Err(Fault::new(code, format!("parse error: {e}")).into()));
         }
     };
-    let caller =
-        match lifecycle::authenticate(shared, &call.method_name, &headers, peer, client_cert) {
-            Ok(caller) => caller,
-            Err(fault) => return Call::Done(Err(fault.into())),
-        };
     let (name, params) = Params::from_borrowed_call(call);
     // Another reference to the body (the name still borrows it), for the watch.
     let origin = ArgsOrigin::call(body.clone());
-    if crate::multicall::is_multicall(&name) {
-        let meta = RequestMeta {
-            parts: Arc::clone(parts),
-            peer,
-            headers,
-            caller,
-            origin,
-        };
-        return Call::Multicall(Box::pin(async move {
-            crate::multicall::run(shared, params, &meta).await
-        }));
-    }
-    // A single call: its context takes the request's headers (no copy).
-    let site = CallSite {
+    let request = ParsedRequest {
         parts,
         peer,
-        caller,
-        headers: move || headers,
+        headers,
         origin,
     };
-    start(shared, &name, params, site)
+    if lifecycle::authenticates_on_workers(shared) {
+        let name = name.into_owned();
+        let client_cert = client_cert.cloned();
+        return Call::Authenticating(Box::pin(async move {
+            let (caller, headers) = lifecycle::authenticate_on_worker(
+                shared,
+                &name,
+                request.headers,
+                peer,
+                client_cert,
+            )
+            .await?;
+            let request = ParsedRequest { headers, ..request };
+            request.call(shared, &name, params, caller).outcome().await
+        }));
+    }
+    match lifecycle::authenticate(shared, &name, &request.headers, peer, client_cert) {
+        Ok(caller) => request.call(shared, &name, params, caller),
+        Err(fault) => Call::Done(Err(fault.into())),
+    }
+}
+
+/// One HTTP request's XML-RPC call, parsed, with what its calls are made from.
+struct ParsedRequest<'a> {
+    parts: &'a Arc<ServerParts>,
+    peer: Option<SocketAddr>,
+    headers: http::HeaderMap,
+    origin: ArgsOrigin,
+}
+
+impl<'a> ParsedRequest<'a> {
+    /// Starts the call `name` of `caller`: a multicall's entries, or one method.
+    fn call(
+        self,
+        shared: &'a Arc<Shared>,
+        name: &str,
+        params: Params,
+        caller: Option<Arc<Caller>>,
+    ) -> Call<'a> {
+        if crate::multicall::is_multicall(name) {
+            let meta = RequestMeta {
+                parts: Arc::clone(self.parts),
+                peer: self.peer,
+                headers: self.headers,
+                caller,
+                origin: self.origin,
+            };
+            return Call::Multicall(Box::pin(async move {
+                crate::multicall::run(shared, params, &meta).await
+            }));
+        }
+        // A single call: its context takes the request's headers (no copy).
+        let headers = self.headers;
+        let site = CallSite {
+            parts: self.parts,
+            peer: self.peer,
+            caller,
+            headers: move || headers,
+            origin: self.origin,
+        };
+        start(shared, name, params, site)
+    }
 }
 
 /// Looks `name` (entry `entry` of a multicall) up and runs it with a fresh context; counts it
@@ -183,6 +226,8 @@ pub(crate) enum Call<'a> {
     Queued(Queued<'a>),
     /// `system.multicall`: its entries run one after the other.
     Multicall(Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'a>>),
+    /// Waiting for a blocking authenticator on a worker, then the call itself.
+    Authenticating(Pin<Box<dyn Future<Output = Result<Value, CallError>> + Send + 'a>>),
 }
 
 /// An async handler started on this unit: its future, and what finishing it needs.
@@ -218,7 +263,7 @@ impl Call<'_> {
     pub(crate) async fn outcome(self) -> Result<Value, CallError> {
         match self {
             Call::Done(outcome) => outcome,
-            Call::Multicall(fut) => fut.await,
+            Call::Multicall(fut) | Call::Authenticating(fut) => fut.await,
             Call::Async(run) => {
                 let caught = Blame::new(run.started, run.ctx.method()).await;
                 let (outcome, elapsed) =
@@ -303,7 +348,7 @@ fn queue_blocking<'a>(
     let awaited = Arc::new(lifecycle::Awaited::default());
     let waiting = awaited.abandon_on_drop();
     let answer = shared.queue.submit(move || {
-        let _busy = crate::liveness::busy_with(&method, &awaited);
+        let _busy = crate::liveness::busy_with(|| Doing::Call(Arc::clone(&method)), &awaited);
         let (outcome, elapsed) =
             lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited);
         Ran {

@@ -33,6 +33,7 @@ use crate::auth::{AuthRequest, Authenticator, Caller};
 use crate::config::Config;
 use crate::context::{Context, ServerParts};
 use crate::dispatch::CallError;
+use crate::liveness::Doing;
 use crate::registry::{BoxFuture, Method, Params, RpcError};
 use crate::resource::{BoxError, ResourceDef, Resources};
 use crate::server::Shared;
@@ -53,9 +54,28 @@ pub(crate) type UploadFn = dyn Fn(Upload) -> BoxFuture<Result<Value, RpcError>> 
 pub(crate) struct Hooks {
     pub(crate) setup: Option<SetupFn>,
     pub(crate) resources: Vec<ResourceDef>,
-    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) authenticator: Option<AuthHook>,
     pub(crate) upload: Option<Arc<UploadFn>>,
     pub(crate) response_headers: http::HeaderMap,
+}
+
+/// The authenticator, and where it runs.
+pub(crate) struct AuthHook {
+    pub(crate) authenticator: Arc<dyn Authenticator>,
+    /// On the worker pool ([`ServerBuilder::blocking_authenticator`]), not on the IO unit.
+    ///
+    /// [`ServerBuilder::blocking_authenticator`]: crate::ServerBuilder::blocking_authenticator
+    pub(crate) on_workers: bool,
+}
+
+impl fmt::Debug for AuthHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.on_workers {
+            "on the workers"
+        } else {
+            "on the units"
+        })
+    }
 }
 
 impl fmt::Debug for Hooks {
@@ -63,7 +83,7 @@ impl fmt::Debug for Hooks {
         f.debug_struct("Hooks")
             .field("setup", &self.setup.is_some())
             .field("resources", &self.resources)
-            .field("authenticator", &self.authenticator.is_some())
+            .field("authenticator", &self.authenticator)
             .field("upload", &self.upload.is_some())
             .field("response_headers", &self.response_headers)
             .finish()
@@ -75,7 +95,7 @@ impl fmt::Debug for Hooks {
 ///
 /// [`ServerParts`]: crate::context::ServerParts
 pub(crate) struct Serving {
-    pub(crate) authenticator: Option<Arc<dyn Authenticator>>,
+    pub(crate) authenticator: Option<AuthHook>,
     pub(crate) upload: Option<Arc<UploadFn>>,
     /// Added to every HTTP response ([`ServerBuilder::response_header`]).
     ///
@@ -86,7 +106,7 @@ pub(crate) struct Serving {
 impl fmt::Debug for Serving {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Serving")
-            .field("authenticator", &self.authenticator.is_some())
+            .field("authenticator", &self.authenticator)
             .field("upload", &self.upload.is_some())
             .field("response_headers", &self.response_headers)
             .finish()
@@ -142,7 +162,7 @@ pub(crate) fn authenticate(
     peer: Option<std::net::SocketAddr>,
     client_cert: Option<&crate::tls::ClientCert>,
 ) -> Result<Option<Arc<Caller>>, Fault> {
-    let Some(auth) = &shared.hooks.authenticator else {
+    let Some(AuthHook { authenticator, .. }) = &shared.hooks.authenticator else {
         return Ok(None);
     };
     let req = AuthRequest {
@@ -152,7 +172,7 @@ pub(crate) fn authenticate(
         client_cert,
     };
     let authenticated = crate::liveness::in_hook(crate::liveness::Hook::Authenticator, || {
-        catch_unwind(AssertUnwindSafe(|| auth.authenticate(&req)))
+        catch_unwind(AssertUnwindSafe(|| authenticator.authenticate(&req)))
     });
     match authenticated {
         Ok(Ok(caller)) => Ok(caller.map(Arc::new)),
@@ -168,6 +188,51 @@ pub(crate) fn authenticate(
                 "internal error in authentication",
             ))
         }
+    }
+}
+
+/// Whether the authenticator runs on the worker pool (see [`authenticate_on_worker`]).
+pub(crate) fn authenticates_on_workers(shared: &Shared) -> bool {
+    shared
+        .hooks
+        .authenticator
+        .as_ref()
+        .is_some_and(|hook| hook.on_workers)
+}
+
+/// Runs a blocking authenticator for one request as a job on the worker pool, so the unit
+/// serves its other connections while a database lookup takes its time. The job is queued
+/// like a blocking call: a full queue or QoS refuses the request (`503`), and a job whose
+/// request stopped waiting counts as held in the pool's watch. The headers go with the job
+/// and come back for the call's context.
+pub(crate) async fn authenticate_on_worker(
+    shared: &Arc<Shared>,
+    method: &str,
+    headers: http::HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+    client_cert: Option<crate::tls::ClientCert>,
+) -> Result<(Option<Arc<Caller>>, http::HeaderMap), CallError> {
+    let job_shared = Arc::clone(shared);
+    let method = Box::<str>::from(method);
+    let awaited = Arc::new(Awaited::default());
+    let _waiting = awaited.abandon_on_drop();
+    let answer = shared
+        .queue
+        .submit(move || {
+            let _busy = crate::liveness::busy_with(|| Doing::Authenticating, &awaited);
+            let caller = authenticate(&job_shared, &method, &headers, peer, client_cert.as_ref());
+            (caller, headers)
+        })
+        .map_err(CallError::Refused)?;
+    match answer.await {
+        Ok(Ok((caller, headers))) => Ok((caller?, headers)),
+        Ok(Err(refusal)) => Err(CallError::Refused(refusal)),
+        // Only a panic outside `authenticate`'s own cage drops the job unanswered.
+        Err(_) => Err(Fault::new(
+            shared.config.faults.internal_error,
+            "internal error in authentication",
+        )
+        .into()),
     }
 }
 

@@ -26,7 +26,7 @@ use crate::server::Shared;
 
 mod workers;
 
-pub(crate) use workers::{busy_with, enlist, leave};
+pub(crate) use workers::{busy_with, enlist, leave, Doing};
 
 /// The units' beats, in milliseconds since `epoch`.
 #[derive(Debug)]

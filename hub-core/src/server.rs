@@ -31,7 +31,7 @@ use hub_xmlrpc::{Limits, Value};
 use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, FaultCodes};
 use crate::context::{Context, ServerParts};
-use crate::lifecycle::{Hooks, Serving};
+use crate::lifecycle::{AuthHook, Hooks, Serving};
 use crate::queue::JobQueue;
 use crate::registry::{Registry, RpcError};
 use crate::resource::{BoxError, RequestResource, ResourceDef};
@@ -313,7 +313,23 @@ impl ServerBuilder {
     /// Identifies callers (see [`crate::auth`]); without one every call is anonymous, and
     /// methods that need a permission are refused.
     pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
-        self.hooks.authenticator = Some(Arc::new(authenticator));
+        self.hooks.authenticator = Some(AuthHook {
+            authenticator: Arc::new(authenticator),
+            on_workers: false,
+        });
+        self
+    }
+
+    /// Like [`authenticator`](Self::authenticator), for one that blocks (a database lookup
+    /// per request, as koji checks its sessions): it runs on the worker pool, not on the IO
+    /// unit, so the unit serves its other connections meanwhile. Each request then takes one
+    /// more trip to a worker and back (a few microseconds), and waits in the worker queue like
+    /// a blocking call: when the queue refuses it, the request is answered `503`.
+    pub fn blocking_authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        self.hooks.authenticator = Some(AuthHook {
+            authenticator: Arc::new(authenticator),
+            on_workers: true,
+        });
         self
     }
 

@@ -301,8 +301,25 @@ pub(crate) async fn serve(
             "identity",
         );
     }
-    let (head, incoming) = req.into_parts();
-    let caller = match lifecycle::offline(shared).and_then(|()| {
+    let (mut head, incoming) = req.into_parts();
+    if let Err(fault) = lifecycle::offline(shared) {
+        return closing(xml(Err(CallError::Fault(fault))));
+    }
+    let caller = if lifecycle::authenticates_on_workers(shared) {
+        let headers = std::mem::take(&mut head.headers);
+        lifecycle::authenticate_on_worker(
+            shared,
+            UPLOAD_METHOD,
+            headers,
+            Some(peer),
+            client_cert.cloned(),
+        )
+        .await
+        .map(|(caller, headers)| {
+            head.headers = headers;
+            caller
+        })
+    } else {
         lifecycle::authenticate(
             shared,
             UPLOAD_METHOD,
@@ -310,9 +327,11 @@ pub(crate) async fn serve(
             Some(peer),
             client_cert,
         )
-    }) {
+        .map_err(CallError::Fault)
+    };
+    let caller = match caller {
         Ok(caller) => caller,
-        Err(fault) => return closing(xml(Err(CallError::Fault(fault)))),
+        Err(refused) => return closing(xml(Err(refused))),
     };
     if let Err(fault) = lifecycle::admit(shared, UPLOAD_METHOD, None, caller.as_deref()) {
         return closing(xml(Err(CallError::Fault(fault))));

@@ -82,15 +82,32 @@ fn registry(sessions: &Arc<SessionStore>) -> Arc<Registry> {
     Arc::new(r)
 }
 
+/// Where the sessions are checked: on the IO unit (`authenticator`) or on the worker pool
+/// (`blocking_authenticator`). The session and permission tests run with each.
+#[derive(Debug, Clone, Copy)]
+enum AuthOn {
+    Units,
+    Workers,
+}
+
 fn start(
     cfg: Config,
     f: impl FnOnce(ServerBuilder) -> ServerBuilder,
 ) -> (RunningServer, Arc<SessionStore>) {
+    start_auth_on(AuthOn::Units, cfg, f)
+}
+
+fn start_auth_on(
+    on: AuthOn,
+    cfg: Config,
+    f: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> (RunningServer, Arc<SessionStore>) {
     let sessions = Arc::new(SessionStore::new());
-    let builder = Server::builder()
-        .config(cfg)
-        .registry(registry(&sessions))
-        .authenticator(Arc::clone(&sessions));
+    let builder = Server::builder().config(cfg).registry(registry(&sessions));
+    let builder = match on {
+        AuthOn::Units => builder.authenticator(Arc::clone(&sessions)),
+        AuthOn::Workers => builder.blocking_authenticator(Arc::clone(&sessions)),
+    };
     (f(builder).build().unwrap().start().unwrap(), sessions)
 }
 
@@ -295,7 +312,13 @@ fn koji_fault_codes_from_config() {
 
 #[test]
 fn session_call_numbers_must_grow() {
-    let (server, sessions) = start(config(), |b| b);
+    for on in [AuthOn::Units, AuthOn::Workers] {
+        session_call_numbers_must_grow_with_auth_on(on);
+    }
+}
+
+fn session_call_numbers_must_grow_with_auth_on(on: AuthOn) {
+    let (server, sessions) = start_auth_on(on, config(), |b| b);
     let mut c = Conn::open(server.local_addr());
     let (id, key) = login(&mut c, "alice");
     let who = |c: &mut Conn, n: i64| call_with(c, "whoami", &[], &session(id, &key, n));
@@ -335,7 +358,13 @@ fn session_call_numbers_must_grow() {
 
 #[test]
 fn permissions_refused_and_granted() {
-    let (server, _) = start(config(), |b| b);
+    for on in [AuthOn::Units, AuthOn::Workers] {
+        permissions_refused_and_granted_with_auth_on(on);
+    }
+}
+
+fn permissions_refused_and_granted_with_auth_on(on: AuthOn) {
+    let (server, _) = start_auth_on(on, config(), |b| b);
     let mut c = Conn::open(server.local_addr());
     let runs = || GUARDED_RUNS.load(Ordering::SeqCst);
     for m in ["guarded", "aguarded"] {

@@ -48,9 +48,28 @@ impl Slot {
     }
 }
 
+/// What a worker is busy with.
+#[derive(Debug, Clone)]
+pub(crate) enum Doing {
+    /// A blocking method's call.
+    Call(Arc<Method>),
+    /// A blocking authenticator, for a request ([`crate::lifecycle::authenticate_on_worker`]).
+    Authenticating,
+}
+
+impl Doing {
+    /// What the log calls it: the method's name, or `authenticator`.
+    fn name(&self) -> &str {
+        match self {
+            Doing::Call(method) => method.name(),
+            Doing::Authenticating => "authenticator",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Running {
-    method: Arc<Method>,
+    doing: Doing,
     since: Instant,
     awaited: Arc<Awaited>,
     /// Whether the monitor has warned that nobody waits for it any more.
@@ -121,13 +140,13 @@ pub(crate) fn leave() {
     });
 }
 
-/// Marks this worker busy with a call of `method` until the guard drops; `awaited` tells
-/// whether its caller still waits. Nothing happens off a watched worker.
-pub(crate) fn busy_with(method: &Arc<Method>, awaited: &Arc<Awaited>) -> Busy {
+/// Marks this worker busy with `doing` until the guard drops; `awaited` tells whether its
+/// caller still waits. Nothing happens off a watched worker.
+pub(crate) fn busy_with(doing: impl FnOnce() -> Doing, awaited: &Arc<Awaited>) -> Busy {
     WORKER.with(|worker| {
         if let Some((liveness, i)) = worker.get() {
             *liveness.pool.slots[*i].running() = Some(Running {
-                method: Arc::clone(method),
+                doing: doing(),
                 since: Instant::now(),
                 awaited: Arc::clone(awaited),
                 reported: false,
@@ -280,7 +299,7 @@ fn take_census(pool: &Pool, now: Instant) -> Census {
             if !call.reported {
                 call.reported = true;
                 tracing::warn!(
-                    method = call.method.name(),
+                    method = call.doing.name(),
                     running_ms = ran.as_millis() as u64,
                     "blocking handler still running after its caller stopped waiting \
                      (time budget or client gone): its worker stays busy until it returns"
@@ -327,7 +346,7 @@ fn running_summary(pool: &Pool, now: Instant) -> String {
     for slot in pool.slots.iter() {
         if let Some(call) = slot.running().as_ref() {
             let entry = by_method
-                .entry(call.method.name().to_owned())
+                .entry(call.doing.name().to_owned())
                 .or_insert((0, Duration::ZERO));
             entry.0 += 1;
             entry.1 = entry.1.max(now.saturating_duration_since(call.since));
