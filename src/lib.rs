@@ -150,6 +150,12 @@
 //! Renewed files are read again on `SIGHUP` (or through [`TlsReloadHandle`]), without a
 //! restart.
 //!
+//! An authenticator runs on the IO unit, so it must be quick (a certificate's name, the
+//! in-memory [`SessionStore`]). One that looks sessions up in a database is set with
+//! [`ServerBuilder::blocking_authenticator`] instead: it runs on the worker pool, as a
+//! blocking handler does (`examples/buildhub` keeps koji's sessions in SQLite that way, so
+//! they outlive a restart).
+//!
 //! ```no_run
 //! use hub::{AuthFailure, AuthRequest, Authenticator, Caller, Server};
 //!
@@ -259,7 +265,8 @@ pub use hub_core::Context;
 pub use hub_core::{
     AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Config, ConfigError, FaultCodes,
     RequestResource, ResourceGuard, RunningServer, Server, ServerBuilder, ServerError,
-    SessionStore, ShutdownHandle, StatusHandle, TlsReloadHandle, Upload, UploadBody, UploadError,
+    SessionHeaders, SessionStore, ShutdownHandle, StatusHandle, TlsReloadHandle, Upload,
+    UploadBody, UploadError,
 };
 pub use hub_xmlrpc::{DateTime, Fault, Struct, Value};
 

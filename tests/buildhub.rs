@@ -1,7 +1,8 @@
 //! The buildhub example as a process, driven by the real koji clients: the `koji` CLI
 //! (`version`, `call getBuild`, `call listBuilds state=1`, `list-api`) and Python's
 //! `koji.ClientSession` (password login, session headers and call numbers, permissions,
-//! multicall, uploads, rollback), with the database in a temp dir, across a restart.
+//! multicall, uploads, rollback), with the database in a temp dir, across a restart (the
+//! data and the sessions outlive it).
 
 mod support;
 
@@ -272,7 +273,7 @@ print('ok')
 }
 
 #[test]
-fn data_survives_a_restart_and_admin_goes_offline() {
+fn data_and_sessions_survive_a_restart_and_admin_goes_offline() {
     let dir = TempDir::new("buildhub-restart");
     let server = buildhub(&dir);
     let key = py(
@@ -281,7 +282,10 @@ fn data_survives_a_restart_and_admin_goes_offline() {
 s.createUser('bob', 'pw')
 b = session('bob', 'pw')
 b.createBuild('bash', '5.2.15', '3.fc40')
-print('%s %s' % (b.sinfo['session-id'], b.sinfo['session-key']))",
+print('%s %s %s' % (b.sinfo['session-id'], b.sinfo['session-key'], b.callnum))
+# a koji client logs its session out when it is collected: this one ends without (a daemon
+# killed, a script interrupted)
+b._forget()",
         &[],
     );
     drop(server);
@@ -289,23 +293,56 @@ print('%s %s' % (b.sinfo['session-id'], b.sinfo['session-key']))",
     // no --admin this time: the accounts are in the database
     let server = serve("buildhub", &["--db", &dir.path("hub.sqlite3")]);
     let mut parts = key.split_whitespace();
-    let (id, session_key) = (parts.next().expect("id"), parts.next().expect("key"));
+    let (id, session_key, callnum) = (
+        parts.next().expect("id"),
+        parts.next().expect("key"),
+        parts.next().expect("call number"),
+    );
     let out = py(
         &server,
         "b = session('bob', 'pw')
 build = b.getBuild('bash-5.2.15-3.fc40')
 assert build['owner_name'] == 'bob' and build['id'] == 1, build
 assert [u['nvr'] for u in b.listBuilds(userID='bob')] == ['bash-5.2.15-3.fc40']
-# sessions live in memory: the old one is gone
-old = koji.ClientSession(URL, sinfo={'session-id': int(sys.argv[2]),
-                                     'session-key': sys.argv[3], 'header-auth': True})
-fault(1002, old.getLoggedInUser)
+# sessions live in the database: the old one goes on where it stopped
+SINFO = {'session-id': int(sys.argv[2]), 'session-key': sys.argv[3], 'header-auth': True}
+def resumed(callnum):
+    s = koji.ClientSession(URL, sinfo=SINFO, opts={'max_retries': 0})
+    s.callnum = callnum
+    return s
+def refused(code, callnum):
+    s = resumed(callnum)
+    fault(code, s.getLoggedInUser)
+    s._forget()  # or it logs the session out when collected
+N = int(sys.argv[4])  # the call number after the last one used before the restart
+refused(1009, N - 1)
+old = resumed(N)
+assert old.getLoggedInUser()['name'] == 'bob'
+assert old.hasPerm('admin') is False
+# a replay of the last call number, and an older one, are refused
+refused(1009, N + 1)
+refused(1008, N)
+# a wrong key is refused; a logout ends the session for good
+wrong = koji.ClientSession(URL, sinfo=dict(SINFO, **{'session-key': 'x' + SINFO['session-key'][1:]}))
+fault(1002, wrong.getLoggedInUser)
+wrong._forget()
+# a user disabled in the database is refused at once, sessions and all
+import sqlite3
+def set_status(status):
+    with sqlite3.connect(sys.argv[5], timeout=10) as db:
+        db.execute('UPDATE users SET status = ? WHERE name = ?', (status, 'bob'))
+set_status(1)
+e = fault(1002, old.getLoggedInUser)
+assert 'logins by bob are not allowed' in str(e), e
+set_status(0)
+old.logout()
+refused(1002, 100)
 admin = session('admin', 'adminpw')
 admin.setOffline(True, 'down for the upgrade')
 e = fault(1014, b.getBuild, 1)
 assert 'down for the upgrade' in str(e) and isinstance(e, koji.ServerOffline), e
 print('ok')",
-        &[id, session_key],
+        &[id, session_key, callnum, &dir.path("hub.sqlite3")],
     );
     assert_eq!(out.trim(), "ok");
 }

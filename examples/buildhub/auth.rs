@@ -1,7 +1,12 @@
 //! Who calls: password hashes (Argon2id, PHC strings), the authenticator (koji's session
-//! headers and call numbers, checked by the engine's `SessionStore`, with the caller's
-//! permissions read from the database on every request so a grant counts at once), and the
-//! `login`/`sslLogin`/`logout` methods.
+//! headers and call numbers, read by the engine's `SessionHeaders` and checked against the
+//! `sessions` table, with the caller's permissions read on every request so a grant counts at
+//! once), and the `login`/`sslLogin`/`logout` methods.
+//!
+//! Sessions live in the database, as koji's do: a client logged in before a restart (a
+//! builder daemon, a long script) goes on with its session after it. The authenticator reads
+//! and writes the database for each request, so it is the server's blocking authenticator:
+//! it runs on the worker pool, and a slow lookup does not stall the IO unit.
 //!
 //! `sslLogin` is koji's certificate login: over HTTPS with `tls_client_ca_file` set, the
 //! engine verifies the client's certificate and the authenticator makes the user its subject's
@@ -10,15 +15,16 @@
 //! a certificate is a way to log in, not a session.
 
 use std::io::Read;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use hub::serde::Serialize;
 use hub::{
-    rpc_method, AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Context, Fault, Value,
+    rpc_method, AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Context, Fault,
+    SessionHeaders, Value,
 };
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::db::{self, Tx};
 use crate::faults;
@@ -56,27 +62,73 @@ pub fn perms_of(conn: &Connection, user: &str) -> Result<Vec<String>, rusqlite::
     perms.collect()
 }
 
-/// koji's session check (the engine's `SessionStore`), then the user's current permissions.
+/// koji's session check against the `sessions` table, then the user's current permissions.
 pub struct SessionAuth {
-    sessions: Arc<hub::SessionStore>,
+    /// One connection: lookups take turns on it, each a few indexed reads and a write.
     conn: Mutex<Connection>,
 }
 
 impl std::fmt::Debug for SessionAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionAuth")
-            .field("sessions", &self.sessions.len())
-            .finish_non_exhaustive()
+        f.debug_struct("SessionAuth").finish_non_exhaustive()
     }
 }
 
 impl SessionAuth {
-    /// Checks sessions of `sessions`, reading permissions through `conn`.
-    pub fn new(sessions: Arc<hub::SessionStore>, conn: Connection) -> Self {
+    /// Checks sessions through `conn`.
+    pub fn new(conn: Connection) -> Self {
         Self {
-            sessions,
             conn: Mutex::new(conn),
         }
+    }
+
+    /// The caller of the session presented, its call number checked and recorded.
+    fn session_user(
+        &self,
+        presented: &SessionHeaders<'_>,
+        method: &str,
+    ) -> Result<Caller, AuthFailure> {
+        let id = i64::try_from(presented.id).map_err(|_| presented.unknown())?;
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        // Recording a call number writes: take the write lock at the start (a read that
+        // later turns into a write can fail at once when another connection wrote meanwhile,
+        // where this waits its turn within the busy timeout).
+        let behavior = if presented.callnum.is_some() {
+            TransactionBehavior::Immediate
+        } else {
+            TransactionBehavior::Deferred
+        };
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(database_error)?;
+        let found: Option<(String, Option<i64>, String, i64)> = tx
+            .query_row(
+                "SELECT sessions.key, sessions.callnum, users.name, users.status
+                 FROM sessions JOIN users ON users.id = sessions.user_id
+                 WHERE sessions.id = ?1 AND sessions.expired = 0",
+                [id],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .optional()
+            .map_err(database_error)?;
+        let (_, last, name, status) = found
+            .filter(|(key, ..)| presented.key_is(key))
+            .ok_or_else(|| presented.unknown())?;
+        if status != 0 {
+            return Err(AuthFailure::Invalid(format!(
+                "logins by {name} are not allowed (session {id})"
+            )));
+        }
+        presented.check_callnum(last, method)?;
+        if let Some(n) = presented.callnum {
+            tx.execute("UPDATE sessions SET callnum = ?1 WHERE id = ?2", [n, id])
+                .map_err(database_error)?;
+        }
+        let perms = perms_of(&tx, &name).map_err(database_error)?;
+        tx.commit().map_err(database_error)?;
+        Ok(Caller::new(name)
+            .with_perms(perms)
+            .with_session(presented.id))
     }
 
     /// `sslLogin`'s caller: the active user the verified client certificate's `CN` names.
@@ -130,16 +182,10 @@ impl Authenticator for SessionAuth {
         if req.method == SSL_LOGIN {
             return self.certificate_user(req.client_cert).map(Some);
         }
-        let Some(caller) = self.sessions.authenticate(req)? else {
-            return Ok(None);
-        };
-        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let perms = perms_of(&conn, caller.name()).map_err(database_error)?;
-        let mut fresh = Caller::new(caller.name()).with_perms(perms);
-        if let Some(id) = caller.session_id() {
-            fresh = fresh.with_session(id);
+        match SessionHeaders::read(req)? {
+            None => Ok(None),
+            Some(presented) => self.session_user(&presented, req.method).map(Some),
         }
-        Ok(Some(fresh))
     }
 }
 
@@ -174,32 +220,37 @@ fn login(
     exclusive: Option<bool>,
 ) -> Result<SessionInfo, Fault> {
     let _ = (opts, renew, exclusive);
-    let stored: Option<String> = {
-        let tx = ctx.resource::<Tx>()?;
-        tx.query_row(
+    let tx = ctx.resource::<Tx>()?;
+    let stored: Option<String> = tx
+        .query_row(
             "SELECT password FROM users WHERE name = ?1 AND status = 0",
             [&user],
             |row| row.get(0),
         )
         .optional()
-        .map_err(db::fault)?
-    };
+        .map_err(db::fault)?;
     // The same answer for an unknown user and a wrong password.
     if !stored.is_some_and(|hash| verify_password(&password, &hash)) {
         return Err(Fault::new(faults::AUTH, "invalid username or password"));
     }
-    open_session(&user, "password")
+    open_session(&tx, &user, "password")
 }
 
-/// Opens a session for `user`, who logged in by `how`; answers its session info.
-fn open_session(user: &str, how: &str) -> Result<SessionInfo, Fault> {
-    let (id, key) = crate::state()
-        .sessions
-        .create(Caller::new(user))
+/// Opens a session for `user`, who logged in by `how` (it exists once the call's transaction
+/// commits); answers its session info.
+fn open_session(tx: &Connection, user: &str, how: &str) -> Result<SessionInfo, Fault> {
+    let key = hub::core::session::random_key()
         .map_err(|e| Fault::new(1, format!("could not open a session: {e}")))?;
+    tx.execute(
+        "INSERT INTO sessions (user_id, key, authtype, start_ts)
+         SELECT id, ?2, ?3, unixepoch('subsec') FROM users WHERE name = ?1",
+        (user, &key, how),
+    )
+    .map_err(db::fault)?;
+    let id = tx.last_insert_rowid();
     tracing::info!(%user, session = id, how, "logged in");
     Ok(SessionInfo {
-        session_id: i64::try_from(id).map_err(|_| Fault::new(1, "session ids exhausted"))?,
+        session_id: id,
         session_key: key,
         header_auth: true,
     })
@@ -243,7 +294,9 @@ fn ssl_login(
             ),
         ));
     }
-    open_session(user, "client certificate")
+    let user = user.to_owned();
+    let tx = ctx.resource::<Tx>()?;
+    open_session(&tx, &user, "client certificate")
 }
 
 /// Ends the caller's session. `session_id` (koji ≥ 1.31 sends it, usually nil) may only name
@@ -259,6 +312,9 @@ fn logout(ctx: &Context, session_id: Option<i64>) -> Result<(), Fault> {
             "only the current session can be logged out",
         ));
     }
-    crate::state().sessions.destroy(own);
+    let own = i64::try_from(own).map_err(|_| Fault::new(1, "session id out of range"))?;
+    ctx.resource::<Tx>()?
+        .execute("UPDATE sessions SET expired = 1 WHERE id = ?1", [own])
+        .map_err(db::fault)?;
     Ok(())
 }

@@ -48,6 +48,17 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX builds_owner ON builds (owner_id);
     CREATE INDEX builds_state ON builds (state);",
+    // 2: sessions, in the database (as koji keeps them) so that a restart logs nobody out.
+    // A logout marks its session expired; ids are never reused.
+    "CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        key TEXT NOT NULL,
+        authtype TEXT NOT NULL,
+        callnum INTEGER,
+        start_ts REAL NOT NULL,
+        expired INTEGER NOT NULL DEFAULT 0
+    );",
 ];
 
 /// How long a connection waits for another writer before giving up.

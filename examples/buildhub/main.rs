@@ -41,16 +41,14 @@ mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use hub::core::Config;
-use hub::{FaultCodes, Registry, Server, SessionStore};
+use hub::{FaultCodes, Registry, Server};
 
 /// What methods share beyond their transaction.
 #[derive(Debug)]
 pub struct State {
-    /// koji sessions, in memory: a restart logs everyone out.
-    pub sessions: Arc<SessionStore>,
     /// The root of uploaded files.
     pub work_dir: PathBuf,
 }
@@ -153,10 +151,9 @@ fn run() -> Result<(), String> {
     };
     std::fs::create_dir_all(&work_dir)
         .map_err(|e| format!("work dir {}: {e}", work_dir.display()))?;
-    let sessions = Arc::new(SessionStore::new());
-    let auth = auth::SessionAuth::new(Arc::clone(&sessions), pool.connect().map_err(db_err)?);
+    let auth = auth::SessionAuth::new(pool.connect().map_err(db_err)?);
     STATE
-        .set(State { sessions, work_dir })
+        .set(State { work_dir })
         .map_err(|_| "state set twice")?;
 
     let mut registry = Registry::builder().with_inventory();
@@ -169,7 +166,8 @@ fn run() -> Result<(), String> {
             .config(config)
             .registry(registry)
             .response_header("Koji-Version", info::KOJI_VERSION)
-            .authenticator(auth)
+            // It reads the database for every request: on the workers, not the IO units.
+            .blocking_authenticator(auth)
             .resource(move |_ctx| Ok(pool.begin()?))
             .upload(uploads::receive),
     )

@@ -58,7 +58,7 @@ pub use hub_xmlrpc::{Fault, Struct, Value};
 pub use registry::{Handler, MethodDef, ParamDef, Params, Registry, RpcError};
 pub use resource::{RequestResource, ResourceGuard};
 pub use server::{RunningServer, Server, ServerBuilder, ServerError};
-pub use session::SessionStore;
+pub use session::{SessionHeaders, SessionStore};
 pub use shutdown::ShutdownHandle;
 pub use status::StatusHandle;
 pub use tls::{ClientCert, TlsReloadHandle};

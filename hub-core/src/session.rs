@@ -1,4 +1,6 @@
-//! [`SessionStore`]: koji-style sessions kept in memory, checked by call number.
+//! koji-style sessions checked by call number: [`SessionStore`] keeps them in memory (a
+//! restart logs everyone out); [`SessionHeaders`] reads and checks what a request presents,
+//! for a store that keeps them elsewhere (a database, so they outlive a restart).
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -104,7 +106,58 @@ impl SessionStore {
 
 impl Authenticator for SessionStore {
     fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure> {
-        let header = |name: &str| -> Result<Option<&str>, AuthFailure> {
+        let Some(presented) = SessionHeaders::read(req)? else {
+            return Ok(None);
+        };
+        let mut sessions = self.lock();
+        let session = sessions
+            .get_mut(&presented.id)
+            .filter(|s| presented.key_is(&s.key))
+            .ok_or_else(|| presented.unknown())?;
+        presented.check_callnum(session.last_callnum, req.method)?;
+        if presented.callnum.is_some() {
+            session.last_callnum = presented.callnum;
+        }
+        Ok(Some(session.caller.clone()))
+    }
+}
+
+/// koji's session headers of one request, read and checked for form: what a session store
+/// that keeps its sessions elsewhere (a database, so they outlive a restart) checks against
+/// its own records, as [`SessionStore`] does against its map.
+///
+/// ```
+/// use hub_core::auth::{AuthFailure, AuthRequest};
+/// use hub_core::session::SessionHeaders;
+///
+/// let mut headers = http::HeaderMap::new();
+/// headers.insert("koji-session-id", "7".parse()?);
+/// headers.insert("koji-session-key", "secret".parse()?);
+/// headers.insert("koji-session-callnum", "3".parse()?);
+/// let req = AuthRequest { method: "getBuild", headers: &headers, peer: None, client_cert: None };
+/// let presented = SessionHeaders::read(&req)?.expect("session headers");
+/// assert_eq!((presented.id, presented.callnum), (7, Some(3)));
+/// assert!(presented.key_is("secret") && !presented.key_is("guess"));
+/// // The session's last accepted call number decides: 2 before it is fine, 3 a replay.
+/// assert!(presented.check_callnum(Some(2), req.method).is_ok());
+/// assert!(matches!(presented.check_callnum(Some(3), req.method), Err(AuthFailure::Retry(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionHeaders<'a> {
+    /// `Koji-Session-Id`.
+    pub id: u64,
+    /// `Koji-Session-Key`, as sent (compare it with [`key_is`](Self::key_is)).
+    pub key: &'a str,
+    /// `Koji-Session-Callnum`, if sent (koji accepts a request without one).
+    pub callnum: Option<i64>,
+}
+
+impl<'a> SessionHeaders<'a> {
+    /// The request's session headers: `Ok(None)` without any (an anonymous request); an
+    /// `AuthError` for an id without a key or the other way round, or one not a number.
+    pub fn read(req: &AuthRequest<'a>) -> Result<Option<Self>, AuthFailure> {
+        let header = |name: &str| -> Result<Option<&'a str>, AuthFailure> {
             match req.headers.get(name) {
                 None => Ok(None),
                 Some(v) => v
@@ -127,40 +180,51 @@ impl Authenticator for SessionStore {
                 ))
             }
         };
-        let id: u64 = id
+        let id = id
             .parse()
             .map_err(|_| AuthFailure::Invalid("malformed session id".into()))?;
-        let callnum: Option<i64> = match callnum {
+        let callnum = match callnum {
             None => None,
             Some(n) => Some(
                 n.parse()
                     .map_err(|_| AuthFailure::Invalid("malformed call number".into()))?,
             ),
         };
-        let mut sessions = self.lock();
-        let session = sessions
-            .get_mut(&id)
-            .filter(|s| same(s.key.as_bytes(), key.as_bytes()))
-            .ok_or_else(|| {
-                AuthFailure::Invalid(format!("invalid session or key (session {id})"))
-            })?;
-        if let (Some(n), Some(last)) = (callnum, session.last_callnum) {
-            if n < last {
-                return Err(AuthFailure::Sequence(format!(
-                    "{last} > {n} (session {id})"
-                )));
-            }
-            if n == last {
-                return Err(AuthFailure::Retry(format!(
-                    "unable to retry call {n} (method {}) for session {id}",
-                    req.method
-                )));
-            }
+        Ok(Some(Self { id, key, callnum }))
+    }
+
+    /// Whether the key sent is `key`, compared in time independent of where they differ.
+    pub fn key_is(&self, key: &str) -> bool {
+        same(self.key.as_bytes(), key.as_bytes())
+    }
+
+    /// The refusal for a session id that is not open, or a key that is not its own (one
+    /// message for both: it does not tell a guesser which).
+    pub fn unknown(&self) -> AuthFailure {
+        AuthFailure::Invalid(format!("invalid session or key (session {})", self.id))
+    }
+
+    /// Checks the call number sent against `last`, the last one accepted for the session:
+    /// lower is koji's `SequenceError` (out of order), equal its `RetryError` (a replay: the
+    /// first attempt may already have changed data). Without either number, anything goes.
+    /// Record [`callnum`](Self::callnum) as the new last one when it is `Some`.
+    pub fn check_callnum(&self, last: Option<i64>, method: &str) -> Result<(), AuthFailure> {
+        let (Some(n), Some(last)) = (self.callnum, last) else {
+            return Ok(());
+        };
+        if n < last {
+            return Err(AuthFailure::Sequence(format!(
+                "{last} > {n} (session {})",
+                self.id
+            )));
         }
-        if callnum.is_some() {
-            session.last_callnum = callnum;
+        if n == last {
+            return Err(AuthFailure::Retry(format!(
+                "unable to retry call {n} (method {method}) for session {}",
+                self.id
+            )));
         }
-        Ok(Some(session.caller.clone()))
+        Ok(())
     }
 }
 
@@ -169,7 +233,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn random_key() -> io::Result<String> {
+/// A fresh session key: 32 hex digits from the system's random source.
+pub fn random_key() -> io::Result<String> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
