@@ -23,6 +23,10 @@
 //!   ceiling of the hub's thread mode;
 //! - **floor-tls** / **async-tls**: the floor and the async hub serving HTTPS (rustls with
 //!   ring, the same self-signed ECDSA certificate kind on both), driven by `wrk`.
+//! - **async-auth-unit** / **async-auth-workers** / **blocking-auth-workers**: the async and
+//!   blocking hubs with an authenticator (one that finds every request anonymous, so what is
+//!   measured is where it runs) set with `authenticator` (on the IO unit) or
+//!   `blocking_authenticator` (a job on the worker pool).
 //!
 //! The hub runs with its default configuration except `listen` and `io_units`.
 //! Tables are printed as Markdown for `BENCHMARKS.md`.
@@ -172,18 +176,31 @@ fn serve(role: &str) {
         }
         "async-tls" => {
             let (cert, key) = tls_files();
-            let server = hub_server(addr, false, true, batch(), Some((cert, key)));
+            let server = hub_server(addr, false, true, batch(), Some((cert, key)), None);
             let a = server.local_addr();
             _server = Some(server);
             a
         }
-        "async" | "blocking" | "async-nowatch" | "blocking-nowatch" | "blocking-nobatch" => {
+        "async"
+        | "blocking"
+        | "async-nowatch"
+        | "blocking-nowatch"
+        | "blocking-nobatch"
+        | "async-auth-unit"
+        | "async-auth-workers"
+        | "blocking-auth-workers" => {
+            let auth = match role {
+                "async-auth-unit" => Some(AuthOn::Unit),
+                "async-auth-workers" | "blocking-auth-workers" => Some(AuthOn::Workers),
+                _ => None,
+            };
             let server = hub_server(
                 addr,
                 role.starts_with("blocking"),
                 !role.ends_with("nowatch"),
                 !role.ends_with("nobatch") && batch(),
                 None,
+                auth,
             );
             let a = server.local_addr();
             _server = Some(server);
@@ -421,6 +438,7 @@ fn hub_server(
     watch: bool,
     batch: bool,
     tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    auth: Option<AuthOn>,
 ) -> hub::core::RunningServer {
     let mut builder = Server::builder().batch_scheduled_workers(batch);
     if !watch {
@@ -429,6 +447,11 @@ fn hub_server(
     if let Some((cert, key)) = tls {
         builder = builder.tls(cert, key);
     }
+    builder = match auth {
+        None => builder,
+        Some(AuthOn::Unit) => builder.authenticator(Anonymous),
+        Some(AuthOn::Workers) => builder.blocking_authenticator(Anonymous),
+    };
     let registry = Registry::builder()
         .method(method("echo", echo, blocking))
         .method(method("getBuild", get_build, blocking))
@@ -444,6 +467,26 @@ fn hub_server(
         .unwrap()
         .start()
         .unwrap()
+}
+
+/// Where a hub's authenticator runs (the `*-auth-*` roles).
+#[derive(Debug, Clone, Copy)]
+enum AuthOn {
+    Unit,
+    Workers,
+}
+
+/// Finds every request anonymous: the auth table measures where an authenticator runs, not
+/// what it does.
+struct Anonymous;
+
+impl hub::Authenticator for Anonymous {
+    fn authenticate(
+        &self,
+        _req: &hub::AuthRequest<'_>,
+    ) -> Result<Option<hub::Caller>, hub::AuthFailure> {
+        Ok(None)
+    }
 }
 
 /// A server child and its command pipe.
@@ -834,6 +877,12 @@ fn drive() {
         eprintln!("[size: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
+    if want("auth") {
+        auth_placement(&plan, &floor, &asy, &blk, |srv| {
+            with_cpu(srv, plan.warmup, || run(srv.addr, &hello, 16, None))
+        });
+    }
+
     if want("allocs") {
         let t = Instant::now();
         // 4. Allocations per request (one connection, sequential).
@@ -994,6 +1043,86 @@ impl WrkLoad<'_> {
 /// HTTPS: the floor and the async hub behind rustls, under `wrk` at 16 connections, both
 /// keep-alive (one handshake per connection) and with a new connection per request (a full
 /// handshake each: what a client that does not keep connections costs).
+/// Where the authenticator runs: on the IO unit, or as a job on the worker pool
+/// (`blocking_authenticator`), beside the same hubs without one and the floor, rounds
+/// interleaved. `measure` runs the 16-connection echo load on a server.
+fn auth_placement(
+    plan: &Plan,
+    floor: &ServerProc,
+    asy: &ServerProc,
+    blk: &ServerProc,
+    measure: impl Fn(&ServerProc) -> (Outcome, Cpu),
+) {
+    let t = Instant::now();
+    let stolen = Stolen::start();
+    let with_auth = [
+        ServerProc::spawn("async-auth-unit"),
+        ServerProc::spawn("async-auth-workers"),
+        ServerProc::spawn("blocking-auth-workers"),
+    ];
+    // Each row with the row it is compared to (the same hub without an authenticator).
+    let rows: [(&ServerProc, &ServerProc); 6] = [
+        (floor, floor),
+        (asy, asy),
+        (&with_auth[0], asy),
+        (&with_auth[1], asy),
+        (blk, blk),
+        (&with_auth[2], blk),
+    ];
+    println!(
+        "\n## Where the authenticator runs (echo(\"hello\"), 16 connections, median of {} \
+         rounds)\n",
+        plan.rounds
+    );
+    println!(
+        "| server | req/s | vs floor | vs the same hub without one, in each round: median \
+         (min–max) | p99 ms | server CPU µs/req | server threads switched in per req |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let mut results: Vec<Vec<(Outcome, Cpu)>> = vec![Vec::new(); rows.len()];
+    for _ in 0..plan.rounds {
+        for (i, (srv, _)) in rows.iter().enumerate() {
+            let (o, cpu) = measure(srv);
+            let cpu = cpu.per_request(o.ok);
+            results[i].push((o, cpu));
+        }
+    }
+    let index_of = |srv: &ServerProc| {
+        rows.iter()
+            .position(|(s, _)| std::ptr::eq(*s, srv))
+            .unwrap_or(0)
+    };
+    let ratios: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (_, base))| {
+            let base = &results[index_of(base)];
+            spread(
+                results[i]
+                    .iter()
+                    .zip(base)
+                    .map(|((o, _), (b, _))| o.rps() / b.rps())
+                    .collect(),
+            )
+        })
+        .collect();
+    let medians: Vec<(Outcome, Cpu)> = results.into_iter().map(median_cpu).collect();
+    let floor_rps = medians[0].0.rps();
+    for (((srv, _), (o, cpu)), ratios) in rows.iter().zip(&medians).zip(&ratios) {
+        println!(
+            "| {} | {:.0} | {:.2}x | {ratios} | {:.3} | {:.1} | {:.2} |",
+            srv.name,
+            o.rps(),
+            o.rps() / floor_rps,
+            o.q_ms(0.99),
+            cpu.server_us,
+            cpu.server_switches,
+        );
+    }
+    println!("\n{}", stolen.report());
+    eprintln!("[auth: {:.1} s]", t.elapsed().as_secs_f64());
+}
+
 fn tls(plan: &Plan) {
     let t = Instant::now();
     let Some(version) = load::wrk::version() else {

@@ -11,9 +11,10 @@
 //!   (`inside="the authenticator"`).
 //! - [`ServerBuilder::blocking_authenticator`](crate::ServerBuilder::blocking_authenticator):
 //!   on the worker pool, for one that blocks (a database lookup per request, as koji checks
-//!   its sessions). The unit serves its other connections meanwhile; each request takes one
-//!   more trip to a worker and back, and its lookup waits in the worker queue like a
-//!   blocking call (a full queue answers `503`).
+//!   its sessions). The unit serves its other connections meanwhile. A blocking method's
+//!   call is authenticated in its own job, just before it runs; any other request takes one
+//!   more trip to a worker and back, its lookup waiting in the worker queue like a blocking
+//!   call (a full queue answers `503`).
 //!
 //! Its caller is then checked against each method's permission (`#[rpc_method(perm =
 //! "...")]` or [`Method::with_perm`](crate::registry::Method::with_perm)): an anonymous

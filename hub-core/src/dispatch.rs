@@ -116,8 +116,18 @@ pub(crate) fn start_body<'a>(
         origin,
     };
     if lifecycle::authenticates_on_workers(shared) {
-        let name = name.into_owned();
         let client_cert = client_cert.cloned();
+        // A blocking method's call is authenticated in its own job, on its worker: one trip
+        // to the pool, not two.
+        let single = !crate::multicall::is_multicall(&name);
+        if let Some(callable) = shared
+            .calls
+            .get(&*name)
+            .filter(|c| single && c.method.is_blocking())
+        {
+            return request.start_authenticating(shared, callable, params, client_cert);
+        }
+        let name = name.into_owned();
         return Call::Authenticating(Box::pin(async move {
             let (caller, headers) = lifecycle::authenticate_on_worker(
                 shared,
@@ -176,6 +186,58 @@ impl<'a> ParsedRequest<'a> {
             origin: self.origin,
         };
         start(shared, name, params, site)
+    }
+
+    /// Queues a blocking method's call whose caller a blocking authenticator has yet to
+    /// name: the job authenticates, admits (lockout, permission), makes the context and runs
+    /// the handler, all on the worker. A refusal there is the call's fault, counted in its
+    /// method's stats.
+    fn start_authenticating(
+        self,
+        shared: &'a Arc<Shared>,
+        callable: &'a Callable,
+        params: Params,
+        client_cert: Option<crate::tls::ClientCert>,
+    ) -> Call<'a> {
+        let stats = &*callable.stats;
+        stats.calls.add(1);
+        let method = Arc::clone(&callable.method);
+        let watch = CallWatch::new(
+            &shared.config,
+            &params,
+            method.is_sensitive(),
+            Some(self.origin),
+        );
+        let (job_shared, parts, peer, headers) = (
+            Arc::clone(shared),
+            Arc::clone(self.parts),
+            self.peer,
+            self.headers,
+        );
+        let prepare = move |method: &Method, params: &Params| {
+            let name = method.shared_name();
+            let admitted =
+                lifecycle::authenticate(&job_shared, name, &headers, peer, client_cert.as_ref())
+                    .and_then(|caller| {
+                        lifecycle::admit(&job_shared, name, method.perm(), caller.as_deref())
+                            .map(|()| caller)
+                    });
+            match admitted {
+                Ok(caller) => Ok(lifecycle::context(
+                    &parts,
+                    name.clone(),
+                    params,
+                    peer,
+                    headers,
+                    caller,
+                )),
+                Err(fault) => Err(Box::new((fault, headers))),
+            }
+        };
+        match queue_blocking(shared, stats, method, prepare, params, watch) {
+            Ok(queued) => Call::Queued(queued),
+            Err(refusal) => Call::Done(Err(CallError::Refused(refusal))),
+        }
     }
 }
 
@@ -317,7 +379,8 @@ fn start<'a>(
     let headers = (site.headers)();
     let ctx = lifecycle::context(site.parts, name, &params, site.peer, headers, site.caller);
     if method.is_blocking() {
-        return match queue_blocking(shared, stats, Arc::clone(method), ctx, params, watch) {
+        let prepared = move |_: &Method, _: &Params| Ok(ctx);
+        return match queue_blocking(shared, stats, Arc::clone(method), prepared, params, watch) {
             Ok(queued) => Call::Queued(queued),
             Err(refusal) => Call::Done(Err(CallError::Refused(refusal))),
         };
@@ -335,12 +398,16 @@ fn start<'a>(
     })
 }
 
-/// Queues a blocking method's job.
+/// Queues a blocking method's job. `prepare` makes the call's context on the worker: it
+/// hands over one made on the unit, or first authenticates and admits the caller (see
+/// [`ParsedRequest::start_authenticating`]); its refusal is the call's fault.
 fn queue_blocking<'a>(
     shared: &Arc<Shared>,
     stats: &'a MethodStats,
     method: Arc<Method>,
-    ctx: Context,
+    prepare: impl FnOnce(&Method, &Params) -> Result<Context, Box<(Fault, http::HeaderMap)>>
+        + Send
+        + 'static,
     params: Params,
     watch: CallWatch,
 ) -> Result<Queued<'a>, Refusal> {
@@ -349,6 +416,17 @@ fn queue_blocking<'a>(
     let waiting = awaited.abandon_on_drop();
     let answer = shared.queue.submit(move || {
         let _busy = crate::liveness::busy_with(|| Doing::Call(Arc::clone(&method)), &awaited);
+        let ctx = match prepare(&method, &params) {
+            Ok(ctx) => ctx,
+            Err(refused) => {
+                let (fault, headers) = *refused;
+                return Ran {
+                    outcome: Err(fault.into()),
+                    elapsed: Duration::ZERO,
+                    headers,
+                };
+            }
+        };
         let (outcome, elapsed) =
             lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited);
         Ran {

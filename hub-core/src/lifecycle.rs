@@ -200,11 +200,12 @@ pub(crate) fn authenticates_on_workers(shared: &Shared) -> bool {
         .is_some_and(|hook| hook.on_workers)
 }
 
-/// Runs a blocking authenticator for one request as a job on the worker pool, so the unit
-/// serves its other connections while a database lookup takes its time. The job is queued
-/// like a blocking call: a full queue or QoS refuses the request (`503`), and a job whose
-/// request stopped waiting counts as held in the pool's watch. The headers go with the job
-/// and come back for the call's context.
+/// Runs a blocking authenticator for one request as a job of its own on the worker pool, so
+/// the unit serves its other connections while a database lookup takes its time (a blocking
+/// method's call is authenticated in its handler's job instead, see `dispatch.rs`). The job
+/// is queued like a blocking call: a full queue or QoS refuses the request (`503`), and a
+/// job whose request stopped waiting counts as held in the pool's watch. The headers go with
+/// the job and come back for the call's context.
 pub(crate) async fn authenticate_on_worker(
     shared: &Arc<Shared>,
     method: &str,

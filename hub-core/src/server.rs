@@ -322,9 +322,13 @@ impl ServerBuilder {
 
     /// Like [`authenticator`](Self::authenticator), for one that blocks (a database lookup
     /// per request, as koji checks its sessions): it runs on the worker pool, not on the IO
-    /// unit, so the unit serves its other connections meanwhile. Each request then takes one
-    /// more trip to a worker and back (a few microseconds), and waits in the worker queue like
-    /// a blocking call: when the queue refuses it, the request is answered `503`.
+    /// unit, so the unit serves its other connections meanwhile.
+    ///
+    /// A call of a blocking method is authenticated in its own job, on its worker, just
+    /// before it runs: it costs no extra trip. Any other request (an async method, a
+    /// multicall, an upload) takes one more trip to a worker and back for its lookup (~7 µs
+    /// of CPU on the benchmark host, `BENCHMARKS.md`), waiting in the worker queue like a
+    /// blocking call: when the queue refuses it, the request is answered `503`.
     pub fn blocking_authenticator(mut self, authenticator: impl Authenticator) -> Self {
         self.hooks.authenticator = Some(AuthHook {
             authenticator: Arc::new(authenticator),

@@ -19,7 +19,7 @@ use hub_core::{
     AuthFailure, AuthRequest, Authenticator, Caller, Config, RunningServer, Server, Upload,
 };
 use hub_xmlrpc::Value;
-use lifecycle_support::{call_with, multicall_xml, outcome, post};
+use lifecycle_support::{call_with, fault_code, multicall_xml, outcome, post};
 use support::{call_xml, config, Conn};
 
 /// Long enough that only a server that stopped serving misses it.
@@ -120,11 +120,9 @@ fn start(cfg: Config, lookup: &Arc<Lookup>, hold: &Arc<Gate>) -> RunningServer {
         .config(cfg)
         .registry(Arc::new(registry))
         .blocking_authenticator(Arc::clone(lookup))
-        .upload(|upload: Upload| async move {
-            let ctx = upload.context();
-            Ok(ctx
-                .caller()
-                .map_or(Value::Nil, |c| Value::from(c.name().to_owned())))
+        .upload(|mut upload: Upload| async move {
+            while upload.body().chunk().await?.is_some() {}
+            Ok(who(upload.context()))
         })
         .build()
         .unwrap()
@@ -195,7 +193,9 @@ fn a_blocking_authenticator_runs_on_a_worker_while_its_unit_serves() {
         outcome(&refused),
         Err((-32001, "no such user: refused".into()))
     );
-    assert_eq!(server.stats().counters.snapshot().auth_failures, 1);
+    let refused = call_with(&mut c, "whoami", &[], &user("refused"));
+    assert_eq!(fault_code(&refused), -32001);
+    assert_eq!(server.stats().counters.snapshot().auth_failures, 2);
     let panicked = call_with(&mut c, "whoami", &[], &[("X-Panic", "1".into())]);
     assert_eq!(
         outcome(&panicked),
@@ -211,9 +211,18 @@ fn a_blocking_authenticator_runs_on_a_worker_while_its_unit_serves() {
     let r = c.read_response().expect("the upload's answer");
     assert_eq!(outcome(&r), Ok(Value::from("erin")));
 
+    // One trip to the pool for each call: a blocking method's lookup runs in its own job.
+    let pushes = || server.stats().counters.snapshot().queue_pushes;
+    for method in ["whoami", "awhoami"] {
+        let before = pushes();
+        let r = call_with(&mut c, method, &[], &user("frank"));
+        assert_eq!(outcome(&r), Ok(Value::from("frank")));
+        assert_eq!(pushes(), before + 1, "{method}");
+    }
+
     // Every lookup ran on a worker, none on the unit.
     let threads = lookup.threads.lock().unwrap().clone();
-    assert_eq!(threads.len(), 8, "{threads:?}");
+    assert_eq!(threads.len(), 11, "{threads:?}");
     assert!(
         threads.iter().all(|t| t.starts_with("hub-worker-")),
         "{threads:?}"
