@@ -38,7 +38,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Connections one client address may hold at once; past it its new connection is
     /// answered `503` and closed, as past `max_connections`, and counted in
-    /// `per_ip_rejections`. An IPv4 client reached over IPv6 counts as its IPv4 address.
+    /// `per_ip_rejections`. An IPv4 client reached over IPv6 counts as its IPv4 address, an
+    /// IPv6 client as its /64 (the block a host picks its addresses from).
     /// Default 0: no limit (behind a reverse proxy every connection comes from the proxy).
     pub max_connections_per_ip: usize,
     /// Blocking jobs waiting for a worker (one queue for the whole server); past it a request is

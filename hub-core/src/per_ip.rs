@@ -7,7 +7,7 @@
 //! off (the default: behind a reverse proxy every connection has the proxy's address).
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 
 /// The connections each address holds now; an address holding none has no entry, so the map
@@ -54,13 +54,21 @@ impl PerIp {
 }
 
 /// One client, one key: an IPv4 client seen through an IPv6 socket (`::ffff:a.b.c.d`)
-/// counts as its IPv4 address.
+/// counts as its IPv4 address, and an IPv6 client as its /64. A host is handed a whole /64
+/// to pick addresses from (SLAAC, privacy addresses), so counted by address one client could
+/// open `max_connections_per_ip` connections from each of 2^64 of them.
 fn key(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & NETWORK_64)),
+        },
         v4 => v4,
     }
 }
+
+/// The network half of an IPv6 address.
+const NETWORK_64: u128 = !(u64::MAX as u128);
 
 #[cfg(test)]
 mod tests {
@@ -98,6 +106,27 @@ mod tests {
         let per_ip = limited(1);
         assert!(per_ip.admit("192.0.2.7".parse().expect("an address")));
         assert!(!per_ip.admit("::ffff:192.0.2.7".parse().expect("an address")));
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let per_ip = limited(2);
+        let ip = |s: &str| -> IpAddr { s.parse().expect("an address") };
+        assert!(per_ip.admit(ip("2001:db8:1:2::1")));
+        assert!(per_ip.admit(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")));
+        assert!(
+            !per_ip.admit(ip("2001:db8:1:2:ffff::9")),
+            "a third address of the same /64"
+        );
+        assert!(
+            per_ip.admit(ip("2001:db8:1:3::1")),
+            "the next /64 is another client"
+        );
+        per_ip.release(ip("2001:db8:1:2::1"));
+        assert!(
+            per_ip.admit(ip("2001:db8:1:2::77")),
+            "room again once one closed"
+        );
     }
 
     #[test]
