@@ -116,30 +116,7 @@ pub(crate) fn start_body<'a>(
         origin,
     };
     if lifecycle::authenticates_on_workers(shared) {
-        let client_cert = client_cert.cloned();
-        // A blocking method's call is authenticated in its own job, on its worker: one trip
-        // to the pool, not two.
-        let single = !crate::multicall::is_multicall(&name);
-        if let Some(callable) = shared
-            .calls
-            .get(&*name)
-            .filter(|c| single && c.method.is_blocking())
-        {
-            return request.start_authenticating(shared, callable, params, client_cert);
-        }
-        let name = name.into_owned();
-        return Call::Authenticating(Box::pin(async move {
-            let (caller, headers) = lifecycle::authenticate_on_worker(
-                shared,
-                &name,
-                request.headers,
-                peer,
-                client_cert,
-            )
-            .await?;
-            let request = ParsedRequest { headers, ..request };
-            request.call(shared, &name, params, caller).outcome().await
-        }));
+        return request.start_on_workers(shared, &name, params, client_cert.cloned());
     }
     match lifecycle::authenticate(shared, &name, &request.headers, peer, client_cert) {
         Ok(caller) => request.call(shared, &name, params, caller),
@@ -157,6 +134,7 @@ struct ParsedRequest<'a> {
 
 impl<'a> ParsedRequest<'a> {
     /// Starts the call `name` of `caller`: a multicall's entries, or one method.
+    #[inline(always)] // On every request's path: its moves fold into the caller's.
     fn call(
         self,
         shared: &'a Arc<Shared>,
@@ -186,6 +164,40 @@ impl<'a> ParsedRequest<'a> {
             origin: self.origin,
         };
         start(shared, name, params, site)
+    }
+
+    /// Starts the call `name` with a blocking authenticator: a blocking method's call is
+    /// authenticated in its own job, on its worker (one trip to the pool, not two); any other
+    /// request waits for a lookup job of its own, then goes on as usual.
+    #[inline(never)] // Off the path of servers without one.
+    fn start_on_workers(
+        self,
+        shared: &'a Arc<Shared>,
+        name: &str,
+        params: Params,
+        client_cert: Option<crate::tls::ClientCert>,
+    ) -> Call<'a> {
+        let single = !crate::multicall::is_multicall(name);
+        if let Some(callable) = shared
+            .calls
+            .get(name)
+            .filter(|c| single && c.method.is_blocking())
+        {
+            return self.start_authenticating(shared, callable, params, client_cert);
+        }
+        let name = name.to_owned();
+        Call::Authenticating(Box::pin(async move {
+            let (caller, headers) = lifecycle::authenticate_on_worker(
+                shared,
+                &name,
+                self.headers,
+                self.peer,
+                client_cert,
+            )
+            .await?;
+            let request = ParsedRequest { headers, ..self };
+            request.call(shared, &name, params, caller).outcome().await
+        }))
     }
 
     /// Queues a blocking method's call whose caller a blocking authenticator has yet to
