@@ -46,7 +46,7 @@ impl ServerArgs {
     }
 }
 
-/// Builds and starts the server, prints where it listens (the URL scheme says whether the
+/// Builds and starts the server, prints each address it listens on (the URL scheme says whether the
 /// listener speaks TLS, so a client knows which URL to use), and serves until SIGTERM or
 /// Ctrl-C has drained it.
 pub fn serve(builder: ServerBuilder) -> Result<(), String> {
@@ -57,7 +57,10 @@ pub fn serve(builder: ServerBuilder) -> Result<(), String> {
         "http"
     };
     let server = server.start_with_signals().map_err(|e| e.to_string())?;
-    println!("listening on {scheme}://{}", server.local_addr());
+    // One line per address, the first first (`listen` can name several).
+    for addr in server.local_addrs() {
+        println!("listening on {scheme}://{addr}");
+    }
     server.wait();
     Ok(())
 }

@@ -14,10 +14,11 @@ use serde::Deserialize;
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Address to listen on, `IP:PORT`. Default `127.0.0.1:8080`. Not bound when the
-    /// service manager passes listening sockets (systemd socket activation, `LISTEN_FDS`):
-    /// those are served instead, every one.
-    pub listen: SocketAddr,
+    /// Address to listen on, `IP:PORT`, or several: `listen = ["10.0.0.5:8080",
+    /// "[::1]:8080"]` (each gets its own socket, all served alike). Default
+    /// `127.0.0.1:8080`. Not bound when the service manager passes listening sockets
+    /// (systemd socket activation, `LISTEN_FDS`): those are served instead, every one.
+    pub listen: Listen,
     /// IO threads, each a single-threaded tokio runtime driving its connections.
     /// Default: the number of CPUs, at most 4.
     pub io_units: usize,
@@ -160,6 +161,92 @@ pub struct Config {
     pub faults: FaultCodes,
 }
 
+/// Where to listen ([`Config::listen`]): one address or several, in the order given (the
+/// first is [`RunningServer::local_addr`](crate::RunningServer::local_addr)).
+///
+/// ```
+/// use hub_core::config::{Config, Listen};
+///
+/// let one: Listen = "127.0.0.1:8080".parse()?;
+/// let c = Config::from_toml(r#"listen = ["127.0.0.1:8080", "[::1]:8080"]"#)?;
+/// assert_eq!(c.listen.addrs().len(), 2);
+/// assert_eq!(c.listen.addrs()[0], one.addrs()[0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen(Vec<SocketAddr>);
+
+impl Listen {
+    /// Several addresses (an empty list is refused when the configuration is checked).
+    pub fn all(addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
+        Self(addrs.into_iter().collect())
+    }
+
+    /// The addresses, in the order given.
+    pub fn addrs(&self) -> &[SocketAddr] {
+        &self.0
+    }
+}
+
+impl From<SocketAddr> for Listen {
+    fn from(addr: SocketAddr) -> Self {
+        Self(vec![addr])
+    }
+}
+
+/// One address, `IP:PORT`.
+impl std::str::FromStr for Listen {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(|addr: SocketAddr| Self::from(addr))
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, addr) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            addr.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// A string (one address) or an array of them.
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Addrs;
+
+        impl<'de> serde::de::Visitor<'de> for Addrs {
+            type Value = Listen;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address `IP:PORT` or an array of them")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Listen, E> {
+                s.parse().map_err(E::custom)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Listen, A::Error> {
+                let mut addrs = Vec::new();
+                while let Some(addr) = seq.next_element::<SocketAddr>()? {
+                    addrs.push(addr);
+                }
+                Ok(Listen(addrs))
+            }
+        }
+
+        deserializer.deserialize_any(Addrs)
+    }
+}
+
 /// The `[faults]` table: codes of the faults the server itself raises. Defaults follow the
 /// XML-RPC fault-code interoperability spec; a koji-compatible hub sets koji's codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -248,7 +335,7 @@ impl Default for Config {
     fn default() -> Self {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: Listen::from(SocketAddr::from(([127, 0, 0, 1], 8080))),
             io_units: cpus.clamp(1, 4),
             workers: 20,
             batch_scheduled_workers: true,
@@ -341,6 +428,7 @@ impl Config {
             }
             Ok(())
         }
+        at_least("listen", self.listen.addrs().len() as u64, 1)?;
         at_least("io_units", self.io_units as u64, 1)?;
         at_least("workers", self.workers as u64, 1)?;
         at_least("max_connections", self.max_connections as u64, 1)?;
@@ -476,6 +564,12 @@ mod tests {
         let e = Config::from_toml("workers = 0").expect_err("range");
         assert!(e.to_string().contains("workers"), "{e}");
         let e = Config::from_toml("listen = \"nowhere\"").expect_err("addr");
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::from_toml("listen = [\"127.0.0.1:1\", \"nowhere\"]").expect_err("addr");
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::from_toml("listen = []").expect_err("none");
+        assert!(e.to_string().contains("listen"), "{e}");
+        let e = Config::from_toml("listen = 8080").expect_err("type");
         assert!(e.to_string().contains("listen"), "{e}");
         let e = Config::from_toml("fast_reject_adjust_rate = 100").expect_err("range");
         assert!(e.to_string().contains("fast_reject_adjust_rate"), "{e}");

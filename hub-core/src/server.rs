@@ -156,9 +156,19 @@ impl ServerBuilder {
         self
     }
 
+    /// Listens on `addr` (see [`Config::listen`]).
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.config.listen = addr.into();
+        self
+    }
+
+    /// Listens on each of `addrs`, every one served alike (see [`Config::listen`]).
+    pub fn listen_on(mut self, addrs: impl IntoIterator<Item = SocketAddr>) -> Self {
+        self.config.listen = crate::config::Listen::all(addrs);
+        self
+    }
+
     setters! {
-        /// See [`Config::listen`].
-        listen: SocketAddr,
         /// See [`Config::io_units`].
         io_units: usize,
         /// See [`Config::workers`].
@@ -434,7 +444,9 @@ impl Server {
         crate::fd_limit::raise_for(config.max_connections);
         let mut listeners = crate::systemd::inherited_listeners()?;
         if listeners.is_empty() {
-            listeners.push(crate::acceptor::bind(config.listen)?);
+            for addr in config.listen.addrs() {
+                listeners.push(crate::acceptor::bind(*addr)?);
+            }
         } else {
             tracing::info!(
                 sockets = listeners.len(),

@@ -355,3 +355,36 @@ fn pipelining_and_expect_continue() {
     assert!(r.body.contains("continued"), "{}", r.body);
     server.shutdown();
 }
+
+#[test]
+fn every_listen_address_is_served() {
+    let cfg = hub_core::Config::from_toml(
+        "listen = [\"127.0.0.1:0\", \"127.0.0.2:0\"]\nio_units = 2\nworkers = 2\n\
+         stat_interval_secs = 0",
+    )
+    .unwrap();
+    let server = start(cfg);
+    let addrs = server.local_addrs().to_vec();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    assert_eq!(server.local_addr(), addrs[0]);
+    let ips: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+    assert_eq!(ips, ["127.0.0.1", "127.0.0.2"]);
+    // Each answers, async and blocking calls alike, in turn and on kept-alive connections.
+    let mut conns: Vec<Conn> = addrs.iter().map(|a| Conn::open(*a)).collect();
+    for round in 0..3 {
+        for (i, c) in conns.iter_mut().enumerate() {
+            for method in ["echo", "becho"] {
+                let token = format!("<int>{}</int>", round * 10 + i);
+                let r = c.call(method, &[&token]);
+                assert_eq!(r.status, 200, "{r:?}");
+                assert!(
+                    r.body.contains(&token) || r.body.contains(&token.replace("int", "i4")),
+                    "{method} on {}: {}",
+                    addrs[i],
+                    r.body
+                );
+            }
+        }
+    }
+    server.shutdown();
+}
