@@ -19,7 +19,7 @@ use hub_core::{
     AuthFailure, AuthRequest, Authenticator, Caller, Config, RunningServer, Server, Upload,
 };
 use hub_xmlrpc::Value;
-use lifecycle_support::{call_with, fault_code, multicall_xml, outcome, post};
+use lifecycle_support::{call_with, fault_code, multicall_xml, outcome, post, send};
 use support::{call_xml, config, Conn};
 
 /// Long enough that only a server that stopped serving misses it.
@@ -136,16 +136,7 @@ fn user(name: &str) -> Vec<(&'static str, String)> {
 
 /// Writes a call with `headers` without waiting for its answer.
 fn send_with(c: &mut Conn, method: &str, headers: &[(&str, String)]) {
-    let body = call_xml(method, &[]);
-    let extra: String = headers
-        .iter()
-        .map(|(k, v)| format!("{k}: {v}\r\n"))
-        .collect();
-    let req = format!(
-        "POST /RPC2 HTTP/1.1\r\nHost: test\r\nContent-Type: text/xml\r\n{extra}Content-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    c.stream.write_all(req.as_bytes()).unwrap();
+    send(c, &call_xml(method, &[]), headers);
 }
 
 /// A connection that gives up on an answer after 5 s.

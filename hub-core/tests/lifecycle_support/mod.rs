@@ -20,6 +20,12 @@ pub fn call_with(
 
 /// POSTs `body` to `/RPC2` with extra headers.
 pub fn post(conn: &mut Conn, body: &str, headers: &[(&str, String)]) -> Resp {
+    send(conn, body, headers);
+    conn.read_response().expect("a response")
+}
+
+/// Writes a POST of `body` to `/RPC2` with extra headers, without waiting for its answer.
+pub fn send(conn: &mut Conn, body: &str, headers: &[(&str, String)]) {
     let extra: String = headers
         .iter()
         .map(|(k, v)| format!("{k}: {v}\r\n"))
@@ -29,7 +35,6 @@ pub fn post(conn: &mut Conn, body: &str, headers: &[(&str, String)]) -> Resp {
         body.len()
     );
     conn.stream.write_all(req.as_bytes()).unwrap();
-    conn.read_response().expect("a response")
 }
 
 /// koji's session headers.
