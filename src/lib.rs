@@ -224,6 +224,11 @@ pub use hub_core::client;
 ///   Letters, digits, `_`, `.`, `:` and `/` only.
 /// - `perm = "admin"`: the permission a caller needs ([`Method::perm`]); the
 ///   request lifecycle enforces it.
+/// - `sensitive`: the arguments carry secrets (a password) and are never logged
+///   ([`Method::is_sensitive`]).
+/// - `timeout_ms = 600000`: the method's own time budget, in place of the server's
+///   `handler_timeout_ms` (longer for a call that legitimately runs long); `0`: none
+///   ([`Method::with_timeout`]).
 ///
 /// Unknown or repeated keys are errors that list the valid keys.
 ///
@@ -232,7 +237,8 @@ pub use hub_core::client;
 /// Beside it, in an anonymous `const _: () = { ... };`, the attribute adds a
 /// wrapper that decodes the parameters and encodes the result, a static table of
 /// the parameters, and an `inventory` submission of a [`MethodDef`] carrying the
-/// name, doc comment, parameter and result types, permission, and source location.
+/// name, doc comment, parameter and result types, permission, secrecy, time budget, and
+/// source location.
 ///
 /// Methods declared in a library crate are registered only if the binary links
 /// that crate: rustc drops an `--extern` crate nothing refers to, and its

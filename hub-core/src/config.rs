@@ -68,8 +68,10 @@ pub struct Config {
     /// runs out while the commit itself is under way can still see the work done). An upload's
     /// handler has the same budget, less the time it spends waiting for the client's data
     /// (each such wait is bounded by `socket_timeout_ms`), so a big upload over a slow link
-    /// is not cut off for its size. Counted in the `timeouts` counter. Default 0:
-    /// koji has long legitimate calls, so a hub sets its own budget.
+    /// is not cut off for its size. Counted in the `timeouts` counter. A method can have its
+    /// own budget in place of this one (`#[rpc_method(timeout_ms = ...)]`,
+    /// [`Method::with_timeout`](crate::registry::Method::with_timeout)); a multicall has this
+    /// one. Default 0: koji has long legitimate calls, so a hub sets its own budget.
     pub handler_timeout_ms: u64,
     /// Largest request body in bytes, as sent and once decoded from gzip or deflate; larger
     /// ones are answered `413`. Default 4 MiB.

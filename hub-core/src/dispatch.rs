@@ -81,7 +81,8 @@ pub(crate) struct RequestMeta {
 /// The XML-RPC request in `body` as far as it goes without waiting: parsed, authenticated,
 /// looked up, admitted, and its handler started or its job queued (with a blocking
 /// authenticator, only as far as its job: the rest follows its answer). Await
-/// [`Call::outcome`] for the answer.
+/// [`Call::outcome`] for the answer, within the time budget returned beside it: the
+/// method's own ([`Method::with_timeout`]) or the server's `handler_timeout_ms`.
 pub(crate) fn start_body<'a>(
     shared: &'a Arc<Shared>,
     parts: &'a Arc<ServerParts>,
@@ -89,9 +90,9 @@ pub(crate) fn start_body<'a>(
     peer: Option<SocketAddr>,
     client_cert: Option<&crate::tls::ClientCert>,
     headers: http::HeaderMap,
-) -> Call<'a> {
+) -> (Call<'a>, Option<Duration>) {
     if let Err(fault) = lifecycle::offline(shared) {
-        return Call::Done(Err(fault.into()));
+        return (Call::Done(Err(fault.into())), None);
     }
     let faults = &shared.config.faults;
     // The method name stays in the body: the context takes the registry's copy.
@@ -103,10 +104,12 @@ pub(crate) fn start_body<'a>(
             } else {
                 faults.invalid_xmlrpc
             };
-            return Call::Done(Err(Fault::new(code, format!("parse error: {e}")).into()));
+            let fault = Fault::new(code, format!("parse error: {e}"));
+            return (Call::Done(Err(fault.into())), None);
         }
     };
     let (name, params) = Params::from_borrowed_call(call);
+    let budget = budget_of(shared, &name);
     // Another reference to the body (the name still borrows it), for the watch.
     let origin = ArgsOrigin::call(body.clone());
     let request = ParsedRequest {
@@ -116,11 +119,27 @@ pub(crate) fn start_body<'a>(
         origin,
     };
     if lifecycle::authenticates_on_workers(shared) {
-        return request.start_on_workers(shared, &name, params, client_cert.cloned());
+        let call = request.start_on_workers(shared, &name, params, client_cert.cloned());
+        return (call, budget);
     }
-    match lifecycle::authenticate(shared, &name, &request.headers, peer, client_cert) {
+    let call = match lifecycle::authenticate(shared, &name, &request.headers, peer, client_cert) {
         Ok(caller) => request.call(shared, &name, params, caller),
         Err(fault) => Call::Done(Err(fault.into())),
+    };
+    (call, budget)
+}
+
+/// The time budget of a call of `name`: its method's own, if it has one, else the
+/// server's. A multicall's is the server's.
+fn budget_of(shared: &Shared, name: &str) -> Option<Duration> {
+    let server = shared.config.handler_timeout();
+    if !shared.method_budgets {
+        return server;
+    }
+    match shared.calls.get(name).and_then(|c| c.method.timeout()) {
+        Some(own) if own.is_zero() => None,
+        Some(own) => Some(own),
+        None => server,
     }
 }
 

@@ -10,6 +10,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hub_xmlrpc::{Fault, MethodCall, Struct, Value};
 
@@ -115,6 +116,9 @@ pub struct MethodDef {
     pub perm: Option<&'static str>,
     /// `true` when the arguments carry secrets (a password): they are never logged.
     pub sensitive: bool,
+    /// The method's own time budget in milliseconds (`timeout_ms`), in place of the server's
+    /// `handler_timeout_ms`; `Some(0)`: none.
+    pub timeout_ms: Option<u64>,
     /// The code that decodes the parameters and runs the function.
     pub handler: Handler,
     /// Where the function is declared, for duplicate-name errors.
@@ -195,6 +199,7 @@ pub struct Method {
     returns: Cow<'static, str>,
     perm: Option<Cow<'static, str>>,
     sensitive: bool,
+    timeout: Option<Duration>,
     call: Call,
     origin: Origin,
 }
@@ -206,6 +211,7 @@ impl fmt::Debug for Method {
             .field("signature", &self.signature())
             .field("perm", &self.perm)
             .field("sensitive", &self.sensitive)
+            .field("timeout", &self.timeout)
             .field("blocking", &self.is_blocking())
             .field("origin", &self.origin)
             .finish_non_exhaustive()
@@ -231,6 +237,7 @@ impl Method {
             returns: Cow::Borrowed((def.returns)()),
             perm: def.perm.map(Cow::Borrowed),
             sensitive: def.sensitive,
+            timeout: def.timeout_ms.map(Duration::from_millis),
             call: Call::Static(def.handler),
             origin: Origin {
                 file: def.file,
@@ -276,6 +283,7 @@ impl Method {
             returns: Cow::Borrowed("any"),
             perm: None,
             sensitive: false,
+            timeout: None,
             call,
             origin,
         }
@@ -365,6 +373,20 @@ impl Method {
     /// `true` when the arguments must never be logged.
     pub fn is_sensitive(&self) -> bool {
         self.sensitive
+    }
+
+    /// Gives the method its own time budget, in place of the server's `handler_timeout_ms`
+    /// (longer for a method that legitimately runs long, shorter for one that must not);
+    /// `Duration::ZERO`: none. Past it the caller gets the timeout fault, as with the
+    /// server's. A multicall's entries run within the multicall's budget, the server's.
+    pub fn with_timeout(mut self, budget: Duration) -> Self {
+        self.timeout = Some(budget);
+        self
+    }
+
+    /// The method's own time budget, if it has one (`Duration::ZERO`: none).
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
     }
 
     /// The parameters, the context excluded.

@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     /// The registry's methods with their stats slots, looked up once per call (the registry
     /// itself is in `parts`).
     pub(crate) calls: crate::dispatch::CallTable,
+    /// Whether some method has its own time budget (`Method::with_timeout`): only then does a
+    /// call look its budget up.
+    pub(crate) method_budgets: bool,
     pub(crate) queue: Arc<JobQueue>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: ShutdownHandle,
@@ -473,6 +476,7 @@ impl Server {
         let (setup, hooks, resources) = crate::lifecycle::serving(self.hooks, &config);
         crate::lifecycle::run_setup(setup, &config, &status);
         let calls = crate::dispatch::call_table(&self.registry, &stats);
+        let method_budgets = self.registry.methods().any(|m| m.timeout().is_some());
         let parts = Arc::new(ServerParts {
             registry: self.registry,
             status: status.clone(),
@@ -485,6 +489,7 @@ impl Server {
             config,
             limits,
             calls,
+            method_budgets,
             queue: Arc::clone(&queue),
             stats,
             shutdown: shutdown.clone(),

@@ -222,8 +222,8 @@ async fn rpc(
         counters.body_budget_refusals.add(1);
         return Answer::Busy { unread: false };
     }
-    let call = start_body(shared, parts, body, Some(peer), client_cert, headers);
-    let Some(budget) = shared.config.handler_timeout() else {
+    let (call, budget) = start_body(shared, parts, body, Some(peer), client_cert, headers);
+    let Some(budget) = budget else {
         return Answer::Call(call.outcome().await, gzip_over);
     };
     // Boxed: keeps the timer out of the future of every request served without a budget.

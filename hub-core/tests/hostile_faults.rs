@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hostile_support::{held, start, start_with, GUARDED_RUNS};
+use hub_core::registry::Method;
 use hub_core::{Caller, Fault, RequestResource, SessionStore};
 use hub_xmlrpc::Value;
 use lifecycle_support::{call_with, outcome, session};
-use support::{call_xml, config, wait_until, Conn};
+use support::{call_xml, config, ms_arg, wait_until, Conn};
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -543,6 +544,86 @@ fn workers_held_past_their_callers_get_stand_ins_and_the_pool_recovers() {
         counters().pool_saturations,
         1,
         "one saturation, counted once"
+    );
+    server.shutdown();
+}
+
+#[test]
+fn a_method_s_own_time_budget_replaces_the_server_s() {
+    fn sleeper(name: &'static str) -> Method {
+        Method::blocking(name, |_ctx, p| {
+            let ms = ms_arg(&p)?;
+            std::thread::sleep(Duration::from_millis(ms));
+            Ok(Value::Int(ms as i64))
+        })
+    }
+    let budgeted = |server_budget_ms: u64| {
+        let registry = support::registry_builder()
+            .method(sleeper("patient").with_timeout(Duration::from_secs(5)))
+            .method(sleeper("unbounded").with_timeout(Duration::ZERO))
+            .method(sleeper("hasty").with_timeout(Duration::from_millis(150)))
+            .method(
+                Method::asynchronous("ahasty", |_ctx, p| async move {
+                    let ms = ms_arg(&p)?;
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    Ok(Value::Int(ms as i64))
+                })
+                .with_timeout(Duration::from_millis(150)),
+            )
+            .build()
+            .unwrap();
+        let cfg = hub_core::Config {
+            workers: 4,
+            handler_timeout_ms: server_budget_ms,
+            ..config()
+        };
+        hub_core::Server::builder()
+            .config(cfg)
+            .registry(registry)
+            .build()
+            .unwrap()
+            .start()
+            .unwrap()
+    };
+    let over_budget = |c: &mut Conn, method: &str, ms: u64, budget_ms: u64| {
+        let t = Instant::now();
+        let r = c.call(method, &[&format!("<int>{ms}</int>")]);
+        let took = t.elapsed();
+        let (code, msg) = outcome(&r).expect_err("the budget's fault");
+        assert_eq!(code, -32400, "{method}: {msg}");
+        assert!(msg.contains(&format!("{budget_ms} ms")), "{method}: {msg}");
+        assert!(took < Duration::from_millis(ms - 300), "{method}: {took:?}");
+    };
+
+    let server = budgeted(400);
+    let mut c = Conn::open(server.local_addr());
+    // The server's budget, and two methods that outlast it with their own.
+    over_budget(&mut c, "sleep", 1200, 400);
+    for method in ["patient", "unbounded"] {
+        assert_eq!(
+            outcome(&c.call(method, &["<int>900</int>"])),
+            Ok(Value::Int(900)),
+            "{method}"
+        );
+    }
+    // Shorter than the server's, blocking and async.
+    over_budget(&mut c, "hasty", 1500, 150);
+    over_budget(&mut c, "ahasty", 1500, 150);
+    // A multicall runs within the server's budget, whatever its entries'.
+    let batch = lifecycle_support::multicall_xml(&[("patient", &["<int>1200</int>"])]);
+    let r = lifecycle_support::post(&mut c, &batch, &[]);
+    let (code, msg) = outcome(&r).expect_err("the server's budget");
+    assert_eq!(code, -32400);
+    assert!(msg.contains("400 ms"), "{msg}");
+    server.shutdown();
+
+    // A server without a budget still keeps a method's own.
+    let server = budgeted(0);
+    let mut c = Conn::open(server.local_addr());
+    over_budget(&mut c, "hasty", 1500, 150);
+    assert_eq!(
+        outcome(&c.call("sleep", &["<int>600</int>"])),
+        Ok(Value::Int(600))
     );
     server.shutdown();
 }

@@ -1,5 +1,5 @@
 //! Parsing of the attribute's arguments:
-//! `#[rpc_method(name = "getBuild", perm = "admin", sensitive)]`.
+//! `#[rpc_method(name = "getBuild", perm = "admin", sensitive, timeout_ms = 60000)]`.
 
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
@@ -8,7 +8,7 @@ use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 use crate::errors::Errors;
 
 /// The keys the attribute understands, in the order error messages list them.
-const VALID_KEYS: &[&str] = &["name", "perm", "sensitive"];
+const VALID_KEYS: &[&str] = &["name", "perm", "sensitive", "timeout_ms"];
 
 /// The parsed arguments; every field is optional.
 #[derive(Default)]
@@ -19,6 +19,8 @@ pub(crate) struct MethodArgs {
     pub perm: Option<LitStr>,
     /// `sensitive`: the arguments carry secrets (a password) and are never logged.
     pub sensitive: Option<syn::Path>,
+    /// `timeout_ms = N`: the method's own time budget (0: none), checked to fit a `u64`.
+    pub timeout_ms: Option<u64>,
 }
 
 /// Parses the attribute's token stream, recording every problem in `errors` and
@@ -51,6 +53,20 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
                     &meta,
                     "`sensitive` takes no value: write `#[rpc_method(sensitive)]`",
                 )),
+            }
+            continue;
+        }
+        if key == "timeout_ms" {
+            if args.timeout_ms.is_some() {
+                errors.push(syn::Error::new_spanned(
+                    meta.path(),
+                    "duplicate key `timeout_ms`: give it once",
+                ));
+                continue;
+            }
+            match millis_value(&meta) {
+                Ok(millis) => args.timeout_ms = Some(millis),
+                Err(err) => errors.push(err),
             }
             continue;
         }
@@ -116,6 +132,31 @@ fn string_value(meta: &Meta, key: &str) -> syn::Result<LitStr> {
         _ => Err(syn::Error::new_spanned(
             meta,
             format!("expected `{example}`"),
+        )),
+    }
+}
+
+/// Requires `timeout_ms = <integer literal>` that fits a `u64`; the span of an error is the
+/// offending value.
+fn millis_value(meta: &Meta) -> syn::Result<u64> {
+    const EXAMPLE: &str = "`timeout_ms = 60000` (0: no time budget)";
+    let Meta::NameValue(nv) = meta else {
+        return Err(syn::Error::new_spanned(meta, format!("expected {EXAMPLE}")));
+    };
+    match &nv.value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(lit), ..
+        }) if lit.suffix().is_empty() || lit.suffix() == "u64" => {
+            lit.base10_parse::<u64>().map_err(|_| {
+                syn::Error::new(
+                    lit.span(),
+                    format!("`timeout_ms` is too large: at most {} ms", u64::MAX),
+                )
+            })
+        }
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`timeout_ms` must be an integer literal of milliseconds, e.g. {EXAMPLE}"),
         )),
     }
 }

@@ -34,6 +34,10 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
     };
     let doc = &method.doc;
     let sensitive = method.args.sensitive.is_some();
+    let timeout_ms = match &method.args.timeout_ms {
+        Some(millis) => quote!(::core::option::Option::Some(#millis)),
+        None => quote!(::core::option::Option::None),
+    };
 
     let param_defs = param_defs(&method.sig);
     let param_count = method.sig.params.len();
@@ -73,6 +77,7 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
                     returns: __hub_returns,
                     perm: #perm,
                     sensitive: #sensitive,
+                    timeout_ms: #timeout_ms,
                     handler: __hub::Handler::#handler_kind(__hub_handler),
                     file: #file,
                     line: #line,

@@ -1,4 +1,4 @@
-//! `name`, `perm` and `sensitive`, and doc comments as help text.
+//! `name`, `perm`, `sensitive` and `timeout_ms`, and doc comments as help text.
 
 use hub::rpc_method;
 
@@ -12,6 +12,15 @@ fn get(build_id: i64) -> i64 {
 
 #[rpc_method(perm = "repo")]
 fn regen_repo() {}
+
+/// Imports a whole build: may take long.
+#[rpc_method(name = "importBuild", perm = "admin", timeout_ms = 600_000)]
+fn import_build(path: String) -> bool {
+    !path.is_empty()
+}
+
+#[rpc_method(timeout_ms = 0)]
+fn watch_tasks() {}
 
 /// Logs in.
 #[rpc_method(sensitive)]
@@ -31,6 +40,13 @@ fn main() {
     assert_eq!(regen.perm(), Some("repo"));
     assert_eq!(regen.doc(), "");
     assert!(!regen.is_sensitive());
+
+    assert_eq!(regen.timeout(), None, "the server's time budget");
+
+    let import = registry.get("importBuild").expect("registered");
+    assert_eq!(import.timeout(), Some(std::time::Duration::from_secs(600)));
+    let watch = registry.get("watch_tasks").expect("registered");
+    assert_eq!(watch.timeout(), Some(std::time::Duration::ZERO), "no time budget");
 
     let login = registry.get("login").expect("registered");
     assert!(login.is_sensitive(), "`sensitive` keeps its arguments out of the logs");
