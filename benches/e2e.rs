@@ -1060,14 +1060,14 @@ fn auth_placement(
         ServerProc::spawn("async-auth-workers"),
         ServerProc::spawn("blocking-auth-workers"),
     ];
-    // Each row with the row it is compared to (the same hub without an authenticator).
-    let rows: [(&ServerProc, &ServerProc); 6] = [
-        (floor, floor),
-        (asy, asy),
-        (&with_auth[0], asy),
-        (&with_auth[1], asy),
-        (blk, blk),
-        (&with_auth[2], blk),
+    // Each row with the index of the row it is compared to (the same hub without one).
+    let rows: [(&ServerProc, usize); 6] = [
+        (floor, 0),
+        (asy, 1),
+        (&with_auth[0], 1),
+        (&with_auth[1], 1),
+        (blk, 4),
+        (&with_auth[2], 4),
     ];
     println!(
         "\n## Where the authenticator runs (echo(\"hello\"), 16 connections, median of {} \
@@ -1087,16 +1087,11 @@ fn auth_placement(
             results[i].push((o, cpu));
         }
     }
-    let index_of = |srv: &ServerProc| {
-        rows.iter()
-            .position(|(s, _)| std::ptr::eq(*s, srv))
-            .unwrap_or(0)
-    };
     let ratios: Vec<String> = rows
         .iter()
         .enumerate()
-        .map(|(i, (_, base))| {
-            let base = &results[index_of(base)];
+        .map(|(i, &(_, base))| {
+            let base = &results[base];
             spread(
                 results[i]
                     .iter()
