@@ -415,3 +415,96 @@ fn idle_connections_parked_or_closed_by_the_server() {
     assert_eq!(accepted(&server), 2);
     server.shutdown();
 }
+
+/// The fault code of a call that must fail with a fault.
+fn fault_code<T: std::fmt::Debug>(result: Result<T, Error>) -> i32 {
+    match result {
+        Err(Error::Fault(fault)) => fault.code,
+        other => panic!("expected a fault, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_koji_session_numbers_every_call() {
+    let sessions = std::sync::Arc::new(hub::SessionStore::new());
+    let store = std::sync::Arc::clone(&sessions);
+    let registry = Registry::builder()
+        .blocking("login", move |_ctx, _p| {
+            let (id, key) = store
+                .create(hub::Caller::new("alice"))
+                .map_err(|e| RpcError::Fault(Fault::new(1, e.to_string())))?;
+            Ok(Value::Array(vec![Value::Int(id as i64), Value::from(key)]))
+        })
+        .blocking("whoami", |ctx, _p| {
+            Ok(ctx
+                .caller()
+                .map_or(Value::Nil, |c| Value::from(c.name().to_owned())))
+        })
+        .build()
+        .expect("no duplicate names");
+    let server = Server::builder()
+        .config(Config {
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            io_units: 1,
+            workers: 2,
+            stat_interval_secs: 0,
+            ..Config::default()
+        })
+        .registry(registry)
+        .authenticator(std::sync::Arc::clone(&sessions))
+        .build()
+        .expect("a valid config")
+        .start()
+        .expect("the server starts");
+    let anonymous = Client::new(url(&server)).expect("a client");
+    let (id, key): (i64, String) = anonymous.call("login", ()).await.expect("logged in");
+    let alice = anonymous
+        .clone()
+        .koji_session(id, &key)
+        .expect("a valid key");
+    // Calls 0, 1, 2 from the session, then 3 from a clone, then 4 a multicall: each accepted.
+    for _ in 0..3 {
+        let who: String = alice.call("whoami", ()).await.expect("alice");
+        assert_eq!(who, "alice");
+    }
+    let who: String = alice.clone().call("whoami", ()).await.expect("alice");
+    assert_eq!(who, "alice");
+    let both = alice
+        .multicall(vec![
+            Call::new("whoami", ()).expect("a call"),
+            Call::new("whoami", ()).expect("a call"),
+        ])
+        .await
+        .expect("the batch");
+    assert_eq!(both.len(), 2);
+    // The hub saw exactly those numbers: 4 again is a replay, 3 out of order, 5 the next.
+    let numbered = |n: &str| {
+        anonymous
+            .clone()
+            .header("Koji-Session-Id", &id.to_string())
+            .and_then(|c| c.header("Koji-Session-Key", &key))
+            .and_then(|c| c.header("Koji-Session-Callnum", n))
+            .expect("valid headers")
+    };
+    assert_eq!(
+        fault_code(numbered("4").call::<String>("whoami", ()).await),
+        -32004
+    );
+    assert_eq!(
+        fault_code(numbered("3").call::<String>("whoami", ()).await),
+        -32003
+    );
+    let who: String = numbered("5")
+        .call("whoami", ())
+        .await
+        .expect("the next number");
+    assert_eq!(who, "alice");
+    // The client is anonymous as ever; a key that is not a header value is refused.
+    let who: Option<String> = anonymous.call("whoami", ()).await.expect("anonymous");
+    assert_eq!(who, None);
+    assert!(matches!(
+        anonymous.clone().koji_session(id, "bad\nkey"),
+        Err(Error::Encode(_))
+    ));
+    server.shutdown();
+}

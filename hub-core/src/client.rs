@@ -1,5 +1,6 @@
 //! An XML-RPC client: typed calls, koji's keyword arguments, `system.multicall`, kept-alive
-//! connections and timeouts. The `call` example, the tests and the benchmarks use it.
+//! connections, timeouts, and koji's sessions ([`Client::koji_session`]: each call numbered,
+//! as the hub's replay check wants). The `call` example, the tests and the benchmarks use it.
 //!
 //! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
 //! so consecutive calls reuse one connection; it takes gzipped answers, decoded within its
@@ -92,6 +93,8 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -105,6 +108,7 @@ use serde::Serialize;
 
 use crate::connector::{connector, Connector, TlsOptions};
 use crate::encoding::DecodeError;
+use crate::session::{SESSION_CALLNUM, SESSION_ID, SESSION_KEY};
 
 /// Why a call did not produce a result.
 #[derive(Debug)]
@@ -311,8 +315,18 @@ pub struct Client {
     tls: TlsOptions,
     uri: Uri,
     headers: HeaderMap,
+    /// koji's session, if the calls carry one ([`Client::koji_session`]).
+    session: Option<Arc<KojiSession>>,
     timeout: Option<Duration>,
     limits: Limits,
+}
+
+/// A koji session's headers, and the call number of the next call.
+#[derive(Debug)]
+struct KojiSession {
+    id: HeaderValue,
+    key: HeaderValue,
+    next_callnum: AtomicI64,
 }
 
 impl Client {
@@ -347,6 +361,7 @@ impl Client {
             tls,
             uri,
             headers: HeaderMap::new(),
+            session: None,
             timeout: None,
             limits: Limits {
                 max_size: 64 * 1024 * 1024,
@@ -401,7 +416,8 @@ impl Client {
         self
     }
 
-    /// Sends this HTTP header with every call (e.g. koji's `Koji-Session-Id`).
+    /// Sends this HTTP header with every call (a koji session's are set with
+    /// [`koji_session`](Self::koji_session), which numbers the calls).
     ///
     /// A name or value that is not valid in HTTP is an [`Error::Encode`].
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, Error> {
@@ -410,6 +426,28 @@ impl Client {
         let value = HeaderValue::try_from(value)
             .map_err(|e| Error::Encode(format!("header `{name}` value: {e}")))?;
         self.headers.insert(name, value);
+        Ok(self)
+    }
+
+    /// Authenticates every call with koji's session headers (`Koji-Session-Id`,
+    /// `Koji-Session-Key`), giving each call the next call number (`Koji-Session-Callnum`,
+    /// from 0, shared by this client's clones), as koji's `ClientSession` does after a login.
+    /// A hub refuses a call number it has seen (a replay) or one lower than the last; a call
+    /// this client sends again, because its connection closed before any of the answer came,
+    /// keeps its number, so a hub that did run it refuses the second (koji's `RetryError`)
+    /// instead of running it twice.
+    ///
+    /// Make a session's calls one at a time, as koji's client does: sent at once, they may
+    /// reach the hub out of order, and the later number's call then refuses the earlier.
+    /// A key that is not valid in an HTTP header is an [`Error::Encode`].
+    pub fn koji_session(mut self, id: i64, key: &str) -> Result<Self, Error> {
+        let key =
+            HeaderValue::try_from(key).map_err(|e| Error::Encode(format!("session key: {e}")))?;
+        self.session = Some(Arc::new(KojiSession {
+            id: HeaderValue::from(id),
+            key,
+            next_callnum: AtomicI64::new(0),
+        }));
         Ok(self)
     }
 
@@ -508,8 +546,9 @@ impl Client {
             .collect()
     }
 
-    /// The POST request carrying `body`.
-    fn request(&self, body: Bytes) -> Result<Request<Full<Bytes>>, Error> {
+    /// The POST request carrying `body`, with the call number `callnum` if a koji session
+    /// is set.
+    fn request(&self, body: Bytes, callnum: Option<i64>) -> Result<Request<Full<Bytes>>, Error> {
         let mut request = Request::post(self.uri.clone())
             .header(CONTENT_TYPE, "text/xml")
             .header(USER_AGENT, concat!("hub/", env!("CARGO_PKG_VERSION")))
@@ -517,8 +556,14 @@ impl Client {
             .header(ACCEPT_ENCODING, "gzip")
             .body(Full::new(body))
             .map_err(|e| Error::Encode(e.to_string()))?;
+        let headers = request.headers_mut();
         for (name, value) in &self.headers {
-            request.headers_mut().insert(name, value.clone());
+            headers.insert(name, value.clone());
+        }
+        if let (Some(session), Some(callnum)) = (&self.session, callnum) {
+            headers.insert(SESSION_ID, session.id.clone());
+            headers.insert(SESSION_KEY, session.key.clone());
+            headers.insert(SESSION_CALLNUM, HeaderValue::from(callnum));
         }
         Ok(request)
     }
@@ -530,10 +575,19 @@ impl Client {
     /// closed while idle (its idle timeout) fails that way on first use.
     async fn post(&self, body: Vec<u8>) -> Result<Bytes, Error> {
         let body = Bytes::from(body);
+        // One number per call, the same if it is sent again.
+        let callnum = self
+            .session
+            .as_ref()
+            .map(|s| s.next_callnum.fetch_add(1, Ordering::Relaxed));
         let exchange = async {
-            let response = match self.http.request(self.request(body.clone())?).await {
+            let response = match self
+                .http
+                .request(self.request(body.clone(), callnum)?)
+                .await
+            {
                 Err(e) if closed_before_response(&e) => {
-                    self.http.request(self.request(body)?).await
+                    self.http.request(self.request(body, callnum)?).await
                 }
                 other => other,
             }
@@ -650,6 +704,12 @@ pub mod blocking {
         pub fn limits(mut self, limits: Limits) -> Self {
             self.inner = self.inner.limits(limits);
             self
+        }
+
+        /// See [`Client::koji_session`](super::Client::koji_session).
+        pub fn koji_session(mut self, id: i64, key: &str) -> Result<Self, Error> {
+            self.inner = self.inner.koji_session(id, key)?;
+            Ok(self)
         }
 
         /// See [`Client::tls_ca_file`](super::Client::tls_ca_file).
