@@ -294,7 +294,8 @@ impl hub_core::auth::Authenticator for SlowAuthenticator {
 }
 
 /// A unit stalled in the authenticator (outside any handler's poll) is named as stalled
-/// there, and again when it runs on.
+/// there, and again when it runs on; set as a blocking authenticator, the same one stalls no
+/// unit, and its lookup held past the request's budget is named.
 fn blocking_authenticator_logs(logs: &Capture) {
     let server = Server::builder()
         .config(Config {
@@ -324,6 +325,35 @@ fn blocking_authenticator_logs(logs: &Capture) {
     );
     let again = line_where(&text, |l| l.contains("IO unit running again"));
     assert!(again.contains("blocked in the authenticator"), "{again}");
+    server.shutdown();
+
+    // The same one set as a blocking authenticator: its unit does not stall; a lookup still
+    // running past its request's budget is named as the authenticator's.
+    let server = Server::builder()
+        .config(Config {
+            stall_warn_ms: 300,
+            handler_timeout_ms: 300,
+            ..config()
+        })
+        .registry(registry())
+        .blocking_authenticator(SlowAuthenticator)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let mut c = Conn::open(server.local_addr());
+    logs.take();
+    let (_, fault) = outcome(&c.call("slow_login", &[])).unwrap_err();
+    assert!(fault.contains("time budget"), "{fault}");
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !text.contains("still running after") && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        text.push_str(&logs.take());
+    }
+    let held = line_where(&text, |l| l.contains("still running after its caller"));
+    assert!(held.contains("method=\"authenticator\""), "{held}");
+    assert!(!text.contains("IO unit stalled"), "{text}");
     server.shutdown();
 }
 
