@@ -39,6 +39,17 @@ fn sleep(ms: u64) -> u64 {
     ms
 }
 
+/// A server's options for these tests: one IO unit, two workers, an ephemeral port.
+fn small() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().expect("an address"),
+        io_units: 1,
+        workers: 2,
+        stat_interval_secs: 0,
+        ..Config::default()
+    }
+}
+
 fn start() -> RunningServer {
     start_with(Config::default().socket_timeout_ms)
 }
@@ -53,13 +64,9 @@ fn start_with(socket_timeout_ms: u64) -> RunningServer {
         .expect("no duplicate names");
     Server::builder()
         .config(Config {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            io_units: 1,
-            workers: 2,
-            stat_interval_secs: 0,
             drain_timeout_ms: 2000,
             socket_timeout_ms,
-            ..Config::default()
+            ..small()
         })
         .registry(registry)
         .build()
@@ -152,12 +159,8 @@ async fn typed_calls_round_trip() {
 async fn gzipped_answers_are_decoded_within_the_limits() {
     let server = Server::builder()
         .config(Config {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            io_units: 1,
-            workers: 2,
-            stat_interval_secs: 0,
             gzip_answers_over: 1024,
-            ..Config::default()
+            ..small()
         })
         .registry(Registry::builder().with_inventory().build().expect("names"))
         .build()
@@ -443,13 +446,7 @@ async fn a_koji_session_numbers_every_call() {
         .build()
         .expect("no duplicate names");
     let server = Server::builder()
-        .config(Config {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            io_units: 1,
-            workers: 2,
-            stat_interval_secs: 0,
-            ..Config::default()
-        })
+        .config(small())
         .registry(registry)
         .authenticator(std::sync::Arc::clone(&sessions))
         .build()

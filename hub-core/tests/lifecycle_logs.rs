@@ -269,6 +269,17 @@ fn memory_watch_call_log_and_panics() {
     tls_certificate_logs(&logs);
 }
 
+/// What is logged from now until a line contains `what`, or for 5 s.
+fn logs_until(logs: &Capture, what: &str) -> String {
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !text.contains(what) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        text.push_str(&logs.take());
+    }
+    text
+}
+
 /// The first line of `text` that `wanted` accepts, or a panic showing them all.
 fn line_where(text: &str, wanted: impl Fn(&str) -> bool) -> String {
     text.lines()
@@ -312,12 +323,7 @@ fn blocking_authenticator_logs(logs: &Capture) {
     logs.take();
     // No such method: the authenticator runs first all the same.
     assert!(outcome(&c.call("slow_login", &[])).is_err());
-    let mut text = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !text.contains("IO unit running again") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        text.push_str(&logs.take());
-    }
+    let text = logs_until(logs, "IO unit running again");
     let stalled = line_where(&text, |l| l.contains("IO unit stalled"));
     assert!(
         stalled.contains("inside=\"the authenticator\""),
@@ -345,12 +351,7 @@ fn blocking_authenticator_logs(logs: &Capture) {
     logs.take();
     let (_, fault) = outcome(&c.call("slow_login", &[])).unwrap_err();
     assert!(fault.contains("time budget"), "{fault}");
-    let mut text = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !text.contains("still running after") && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        text.push_str(&logs.take());
-    }
+    let text = logs_until(logs, "still running after");
     let held = line_where(&text, |l| l.contains("still running after its caller"));
     assert!(held.contains("method=\"authenticator\""), "{held}");
     assert!(!text.contains("IO unit stalled"), "{text}");
@@ -374,17 +375,9 @@ fn held_worker_logs(logs: &Capture) {
         assert!(fault.contains("time budget"), "{fault}");
     };
     nap();
-    let mut text = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let read_until = |what: &str, text: &mut String| {
-        while !text.contains(what) && std::time::Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-            text.push_str(&logs.take());
-        }
-    };
-    read_until("stand-in workers started", &mut text);
+    let mut text = logs_until(logs, "stand-in workers started");
     nap();
-    read_until("free worker again", &mut text);
+    text.push_str(&logs_until(logs, "free worker again"));
     let line = |what: &str| line_where(&text, |l| l.contains(what));
     let running = line("still running after its caller stopped waiting");
     assert!(
