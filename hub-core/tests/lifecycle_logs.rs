@@ -308,17 +308,20 @@ impl hub_core::auth::Authenticator for SlowAuthenticator {
 /// there, and again when it runs on; set as a blocking authenticator, the same one stalls no
 /// unit, and its lookup held past the request's budget is named.
 fn blocking_authenticator_logs(logs: &Capture) {
-    let server = Server::builder()
-        .config(Config {
+    let serve = |cfg: Config, with: fn(hub_core::ServerBuilder) -> hub_core::ServerBuilder| {
+        with(Server::builder().config(cfg).registry(registry()))
+            .build()
+            .unwrap()
+            .start()
+            .unwrap()
+    };
+    let server = serve(
+        Config {
             stall_warn_ms: 300,
             ..config()
-        })
-        .registry(registry())
-        .authenticator(SlowAuthenticator)
-        .build()
-        .unwrap()
-        .start()
-        .unwrap();
+        },
+        |b| b.authenticator(SlowAuthenticator),
+    );
     let mut c = Conn::open(server.local_addr());
     logs.take();
     // No such method: the authenticator runs first all the same.
@@ -335,18 +338,14 @@ fn blocking_authenticator_logs(logs: &Capture) {
 
     // The same one set as a blocking authenticator: its unit does not stall; a lookup still
     // running past its request's budget is named as the authenticator's.
-    let server = Server::builder()
-        .config(Config {
+    let server = serve(
+        Config {
             stall_warn_ms: 300,
             handler_timeout_ms: 300,
             ..config()
-        })
-        .registry(registry())
-        .blocking_authenticator(SlowAuthenticator)
-        .build()
-        .unwrap()
-        .start()
-        .unwrap();
+        },
+        |b| b.blocking_authenticator(SlowAuthenticator),
+    );
     let mut c = Conn::open(server.local_addr());
     logs.take();
     let (_, fault) = outcome(&c.call("slow_login", &[])).unwrap_err();
