@@ -325,12 +325,8 @@ impl ServerBuilder {
 
     /// Identifies callers (see [`crate::auth`]); without one every call is anonymous, and
     /// methods that need a permission are refused.
-    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
-        self.hooks.authenticator = Some(AuthHook {
-            authenticator: Arc::new(authenticator),
-            on_workers: false,
-        });
-        self
+    pub fn authenticator(self, authenticator: impl Authenticator) -> Self {
+        self.authenticate_with(authenticator, false)
     }
 
     /// Like [`authenticator`](Self::authenticator), for one that blocks (a database lookup
@@ -342,10 +338,14 @@ impl ServerBuilder {
     /// multicall, an upload) takes one more trip to a worker and back for its lookup (~7 µs
     /// of CPU on the benchmark host, `BENCHMARKS.md`), waiting in the worker queue like a
     /// blocking call: when the queue refuses it, the request is answered `503`.
-    pub fn blocking_authenticator(mut self, authenticator: impl Authenticator) -> Self {
+    pub fn blocking_authenticator(self, authenticator: impl Authenticator) -> Self {
+        self.authenticate_with(authenticator, true)
+    }
+
+    fn authenticate_with(mut self, authenticator: impl Authenticator, on_workers: bool) -> Self {
         self.hooks.authenticator = Some(AuthHook {
             authenticator: Arc::new(authenticator),
-            on_workers: true,
+            on_workers,
         });
         self
     }
