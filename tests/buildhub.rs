@@ -326,8 +326,12 @@ refused(1008, N)
 wrong = koji.ClientSession(URL, sinfo=dict(SINFO, **{'session-key': 'x' + SINFO['session-key'][1:]}))
 fault(1002, wrong.getLoggedInUser)
 wrong._forget()
-# a user disabled in the database is refused at once, sessions and all
 import sqlite3
+# the database keeps a hash of the key, not the key
+with sqlite3.connect(sys.argv[5], timeout=10) as db:
+    stored = db.execute('SELECT key_hash FROM sessions WHERE id = ?', (SINFO['session-id'],)).fetchone()[0]
+assert len(stored) == 128 and SINFO['session-key'] not in stored, stored
+# a user disabled in the database is refused at once, sessions and all
 def set_status(status):
     with sqlite3.connect(sys.argv[5], timeout=10) as db:
         db.execute('UPDATE users SET status = ? WHERE name = ?', (status, 'bob'))

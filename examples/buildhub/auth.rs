@@ -4,7 +4,8 @@
 //! once), and the `login`/`sslLogin`/`logout` methods.
 //!
 //! Sessions live in the database, as koji's do: a client logged in before a restart (a
-//! builder daemon, a long script) goes on with its session after it. The authenticator reads
+//! builder daemon, a long script) goes on with its session after it. Unlike koji's, the
+//! database keeps only a hash of each session's key: reading it hands out no session. The authenticator reads
 //! and writes the database for each request, so it is the server's blocking authenticator:
 //! it runs on the worker pool, and a slow lookup does not stall the IO unit.
 //!
@@ -103,7 +104,7 @@ impl SessionAuth {
             .map_err(database_error)?;
         let found: Option<(String, Option<i64>, String, i64)> = tx
             .query_row(
-                "SELECT sessions.key, sessions.callnum, users.name, users.status
+                "SELECT sessions.key_hash, sessions.callnum, users.name, users.status
                  FROM sessions JOIN users ON users.id = sessions.user_id
                  WHERE sessions.id = ?1 AND sessions.expired = 0",
                 [id],
@@ -112,7 +113,7 @@ impl SessionAuth {
             .optional()
             .map_err(database_error)?;
         let (_, last, name, status) = found
-            .filter(|(key, ..)| presented.key_is(key))
+            .filter(|(key_hash, ..)| *key_hash == key_hash_of(presented.key))
             .ok_or_else(|| presented.unknown())?;
         if status != 0 {
             return Err(AuthFailure::Invalid(format!(
@@ -168,6 +169,17 @@ impl SessionAuth {
             ))),
         }
     }
+}
+
+/// What the database keeps of a session key: its BLAKE2b-512 hash, in hex. The key is 128
+/// random bits, so a fast hash is enough (nothing to guess from the hash), and comparing
+/// hashes tells a timing observer nothing about the key.
+fn key_hash_of(key: &str) -> String {
+    use blake2::{Blake2b512, Digest};
+    Blake2b512::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A database failure while authenticating: koji's unexpected-error code 1.
@@ -242,9 +254,9 @@ fn open_session(tx: &Connection, user: &str, how: &str) -> Result<SessionInfo, F
     let key = hub::core::session::random_key()
         .map_err(|e| Fault::new(1, format!("could not open a session: {e}")))?;
     tx.execute(
-        "INSERT INTO sessions (user_id, key, authtype, start_ts)
+        "INSERT INTO sessions (user_id, key_hash, authtype, start_ts)
          SELECT id, ?2, ?3, unixepoch('subsec') FROM users WHERE name = ?1",
-        (user, &key, how),
+        (user, key_hash_of(&key), how),
     )
     .map_err(db::fault)?;
     let id = tx.last_insert_rowid();

@@ -59,6 +59,10 @@ const MIGRATIONS: &[&str] = &[
         start_ts REAL NOT NULL,
         expired INTEGER NOT NULL DEFAULT 0
     );",
+    // 3: a session's key kept as its BLAKE2b hash, so reading the database hands out no
+    // session. Those opened before were stored with their keys as sent: they are ended.
+    "UPDATE sessions SET expired = 1, key = '';
+    ALTER TABLE sessions RENAME COLUMN key TO key_hash;",
 ];
 
 /// How long a connection waits for another writer before giving up.
