@@ -350,3 +350,48 @@ print('ok')",
     );
     assert_eq!(out.trim(), "ok");
 }
+
+#[test]
+fn a_database_with_plain_session_keys_is_migrated_and_those_sessions_ended() {
+    let dir = TempDir::new("buildhub-migrate");
+    let db = dir.path("hub.sqlite3");
+    let server = buildhub(&dir);
+    py(
+        &server,
+        "session('admin', 'adminpw').createUser('bob', 'pw')",
+        &[],
+    );
+    drop(server);
+    // Turn the database back into what migration 2 left: keys stored as sent.
+    let back = python(
+        "import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute('ALTER TABLE sessions RENAME COLUMN key_hash TO key')
+db.execute(\"INSERT INTO sessions (user_id, key, authtype, start_ts) \
+            SELECT id, 'plainkey', 'password', 0 FROM users WHERE name = 'bob'\")
+db.execute('PRAGMA user_version = 2')
+db.commit()
+print(db.execute('SELECT max(id) FROM sessions').fetchone()[0])",
+        &[&db],
+    );
+    assert_eq!(back.status, Some(0), "{back}");
+    let old_id = back.stdout.trim().to_owned();
+    let server = serve("buildhub", &["--db", &db]);
+    let out = py(
+        &server,
+        "import sqlite3
+old = koji.ClientSession(URL, sinfo={'session-id': int(sys.argv[2]), 'session-key': 'plainkey',
+                                     'header-auth': True})
+fault(1002, old.getLoggedInUser)
+old._forget()
+b = session('bob', 'pw')
+assert b.getLoggedInUser()['name'] == 'bob'
+with sqlite3.connect(sys.argv[3]) as db:
+    assert db.execute('PRAGMA user_version').fetchone()[0] == 3
+    row = db.execute('SELECT key_hash, expired FROM sessions WHERE id = ?', (int(sys.argv[2]),)).fetchone()
+assert row == ('', 1), row
+print('ok')",
+        &[&old_id, &db],
+    );
+    assert_eq!(out.trim(), "ok");
+}
