@@ -253,12 +253,17 @@ fn login(
 fn open_session(tx: &Connection, user: &str, how: &str) -> Result<SessionInfo, Fault> {
     let key = hub::core::session::random_key()
         .map_err(|e| Fault::new(1, format!("could not open a session: {e}")))?;
-    tx.execute(
-        "INSERT INTO sessions (user_id, key_hash, authtype, start_ts)
-         SELECT id, ?2, ?3, unixepoch('subsec') FROM users WHERE name = ?1",
-        (user, key_hash_of(&key), how),
-    )
-    .map_err(db::fault)?;
+    let opened = tx
+        .execute(
+            "INSERT INTO sessions (user_id, key_hash, authtype, start_ts)
+             SELECT id, ?2, ?3, unixepoch('subsec') FROM users WHERE name = ?1",
+            (user, key_hash_of(&key), how),
+        )
+        .map_err(db::fault)?;
+    // No row when the user went away since it was checked: the last row id is then another's.
+    if opened != 1 {
+        return Err(Fault::new(faults::AUTH, format!("Unknown user: {user}")));
+    }
     let id = tx.last_insert_rowid();
     tracing::info!(%user, session = id, how, "logged in");
     Ok(SessionInfo {
