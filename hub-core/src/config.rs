@@ -65,8 +65,9 @@ pub struct Config {
     /// is dropped: its resources roll back). A blocking handler cannot be stopped: its worker
     /// stays busy until the handler returns, its late result is discarded, and its resources
     /// are rolled back even if it succeeds (the caller was told it failed; only a budget that
-    /// runs out while the commit itself is under way can still see the work done). An upload's
-    /// handler has the same budget, less the time it spends waiting for the client's data
+    /// runs out while the commit itself is under way can still see the work done). An upload
+    /// has the same budget for its lookup (a blocking authenticator's) and its handler, less
+    /// the time the handler spends waiting for the client's data
     /// (each such wait is bounded by `socket_timeout_ms`), so a big upload over a slow link
     /// is not cut off for its size. Counted in the `timeouts` counter. A method can have its
     /// own budget in place of this one (`#[rpc_method(timeout_ms = ...)]`,

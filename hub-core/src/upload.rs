@@ -305,17 +305,26 @@ pub(crate) async fn serve(
     if let Err(fault) = lifecycle::offline(shared) {
         return closing(xml(Err(CallError::Fault(fault))));
     }
+    // The budget counts the lookup of a blocking authenticator too: it is not data.
+    let budget = shared.config.handler_timeout();
+    let started = std::time::Instant::now();
     let caller = if lifecycle::authenticates_on_workers(shared) {
         let headers = std::mem::take(&mut head.headers);
-        lifecycle::authenticate_on_worker(
+        let lookup = lifecycle::authenticate_on_worker(
             shared,
             UPLOAD_METHOD,
             headers,
             Some(peer),
             client_cert.cloned(),
-        )
-        .await
-        .map(|(caller, headers)| {
+        );
+        let looked_up = match budget {
+            None => lookup.await,
+            Some(budget) => match tokio::time::timeout(budget, lookup).await {
+                Ok(looked_up) => looked_up,
+                Err(_) => return over_budget(shared, peer, budget),
+            },
+        };
+        looked_up.map(|(caller, headers)| {
             head.headers = headers;
             caller
         })
@@ -361,24 +370,16 @@ pub(crate) async fn serve(
     let watch = CallWatch::new(&shared.config, &params, false, None);
     let run = lifecycle::run_async(shared, &ctx, || handler(upload), watch);
     let counters = &shared.stats.counters;
-    let outcome = match shared.config.handler_timeout() {
+    let outcome = match budget {
         None => run.await.0,
-        Some(budget) => match within_budget(run, budget, &state).await {
-            Some((outcome, _)) => outcome,
-            None => {
+        Some(budget) => {
+            let left = budget.saturating_sub(started.elapsed());
+            match within_budget(run, left, &state).await {
+                Some((outcome, _)) => outcome,
                 // The handler was dropped: its resources rolled back, its body left unread.
-                counters.timeouts.add(1);
-                tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "upload over its time budget");
-                let fault = Fault::new(
-                    faults.system_error,
-                    format!(
-                        "upload exceeded its time budget of {} ms (time waiting for its data not counted)",
-                        budget.as_millis()
-                    ),
-                );
-                return closing(xml(Err(CallError::Fault(fault))));
+                None => return over_budget(shared, peer, budget),
             }
-        },
+        }
     };
     let state = std::mem::take(&mut *lock(&state));
     match state.error {
@@ -398,6 +399,21 @@ pub(crate) async fn serve(
         None if !state.finished => closing(xml(outcome)),
         None => xml(outcome),
     }
+}
+
+/// The answer to an upload over its time budget: the `system_error` fault, counted in
+/// `timeouts` and logged.
+fn over_budget(shared: &Shared, peer: SocketAddr, budget: Duration) -> Resp {
+    shared.stats.counters.timeouts.add(1);
+    tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "upload over its time budget");
+    let fault = Fault::new(
+        shared.config.faults.system_error,
+        format!(
+            "upload exceeded its time budget of {} ms (time waiting for its data not counted)",
+            budget.as_millis()
+        ),
+    );
+    closing(xml(Err(CallError::Fault(fault))))
 }
 
 /// Runs `handler` until it ends or has used `budget` of its own time, `None` then. Time spent

@@ -261,3 +261,42 @@ fn a_blocking_authenticator_waits_in_the_worker_queue() {
     assert_eq!(outcome(&r), Ok(Value::from("bob")));
     server.shutdown();
 }
+
+#[test]
+fn an_upload_s_lookup_counts_in_its_time_budget() {
+    let cfg = Config {
+        io_units: 1,
+        handler_timeout_ms: 300,
+        ..config()
+    };
+    let lookup = Arc::new(Lookup::default());
+    let hold = Arc::new(Gate::default());
+    let server = start(cfg, &lookup, &hold);
+    let _open = OpenOnDrop(Arc::clone(&lookup.gate));
+    let upload = |extra: &str| {
+        format!(
+            "POST /RPC2?filename=x HTTP/1.1\r\nHost: test\r\n\
+             Content-Type: application/octet-stream\r\nX-User: erin\r\n{extra}\
+             Content-Length: 3\r\n\r\nabc"
+        )
+    };
+    // A lookup held past the budget: the upload gets the budget's fault, not a wait.
+    let mut c = impatient(&server);
+    let t = std::time::Instant::now();
+    c.stream
+        .write_all(upload("X-Wait: 1\r\n").as_bytes())
+        .unwrap();
+    let r = c.read_response().expect("the budget's fault");
+    let (code, msg) = outcome(&r).expect_err("a fault");
+    assert_eq!(code, -32400, "{msg}");
+    assert!(msg.contains("time budget of 300 ms"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(server.stats().counters.snapshot().timeouts, 1);
+    lookup.gate.open();
+    // A quick lookup leaves the handler the rest of the budget.
+    let mut c = impatient(&server);
+    c.stream.write_all(upload("").as_bytes()).unwrap();
+    let r = c.read_response().expect("the upload's answer");
+    assert_eq!(outcome(&r), Ok(Value::from("erin")));
+    server.shutdown();
+}
