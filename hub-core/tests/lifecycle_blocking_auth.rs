@@ -60,12 +60,13 @@ impl Gate {
     }
 }
 
-/// Opens the gate when dropped, so a failed assertion does not hang the server's drain.
-struct OpenOnDrop(Arc<Gate>);
+/// Opens both gates when dropped, so a failed assertion does not hang the server's drain.
+struct OpenOnDrop(Arc<Gate>, Arc<Gate>);
 
 impl Drop for OpenOnDrop {
     fn drop(&mut self) {
         self.0.open();
+        self.1.open();
     }
 }
 
@@ -99,27 +100,31 @@ impl Authenticator for Lookup {
     }
 }
 
-/// `whoami` (blocking) and `awhoami` (async) answer the caller's name; `hold` (blocking)
-/// waits at `hold`.
-fn start(cfg: Config, lookup: &Arc<Lookup>, hold: &Arc<Gate>) -> RunningServer {
+/// A server on one IO unit with `cfg`'s other options, its lookup, and the gate its `hold`
+/// method waits at; both gates open when the guard drops. `whoami` (blocking) and `awhoami`
+/// (async) answer the caller's name; an upload answers it after reading its body.
+fn start(cfg: Config) -> (RunningServer, Arc<Lookup>, Arc<Gate>, OpenOnDrop) {
     fn who(ctx: &hub_core::Context) -> Value {
         ctx.caller()
             .map_or(Value::Nil, |c| Value::from(c.name().to_owned()))
     }
-    let hold = Arc::clone(hold);
+    let lookup = Arc::new(Lookup::default());
+    let hold = Arc::new(Gate::default());
+    let open = OpenOnDrop(Arc::clone(&lookup.gate), Arc::clone(&hold));
+    let held = Arc::clone(&hold);
     let registry = Registry::builder()
         .blocking("whoami", |ctx, _p| Ok(who(ctx)))
         .asynchronous("awhoami", |ctx, _p| async move { Ok(who(&ctx)) })
         .blocking("hold", move |_ctx, _p| {
-            hold.wait();
+            held.wait();
             Ok(Value::Nil)
         })
         .build()
         .unwrap();
-    Server::builder()
-        .config(cfg)
+    let server = Server::builder()
+        .config(Config { io_units: 1, ..cfg })
         .registry(Arc::new(registry))
-        .blocking_authenticator(Arc::clone(lookup))
+        .blocking_authenticator(Arc::clone(&lookup))
         .upload(|mut upload: Upload| async move {
             while upload.body().chunk().await?.is_some() {}
             Ok(who(upload.context()))
@@ -127,7 +132,8 @@ fn start(cfg: Config, lookup: &Arc<Lookup>, hold: &Arc<Gate>) -> RunningServer {
         .build()
         .unwrap()
         .start()
-        .unwrap()
+        .unwrap();
+    (server, lookup, hold, open)
 }
 
 fn user(name: &str) -> Vec<(&'static str, String)> {
@@ -150,14 +156,7 @@ fn impatient(server: &RunningServer) -> Conn {
 
 #[test]
 fn a_blocking_authenticator_runs_on_a_worker_while_its_unit_serves() {
-    let cfg = Config {
-        io_units: 1,
-        ..config()
-    };
-    let lookup = Arc::new(Lookup::default());
-    let hold = Arc::new(Gate::default());
-    let server = start(cfg, &lookup, &hold);
-    let _open = OpenOnDrop(Arc::clone(&lookup.gate));
+    let (server, lookup, _hold, _open) = start(config());
 
     // One request's lookup waits at the gate, on a worker...
     let mut waiting = Conn::open(server.local_addr());
@@ -223,16 +222,11 @@ fn a_blocking_authenticator_runs_on_a_worker_while_its_unit_serves() {
 
 #[test]
 fn a_blocking_authenticator_waits_in_the_worker_queue() {
-    let cfg = Config {
-        io_units: 1,
+    let (server, _lookup, hold, _open) = start(Config {
         workers: 1,
         max_queue_length: 1,
         ..config()
-    };
-    let lookup = Arc::new(Lookup::default());
-    let hold = Arc::new(Gate::default());
-    let server = start(cfg, &lookup, &hold);
-    let _open = OpenOnDrop(Arc::clone(&hold));
+    });
 
     // The one worker is held by a call, and the queue's one place taken by a lookup.
     let mut holding = Conn::open(server.local_addr());
@@ -264,15 +258,10 @@ fn a_blocking_authenticator_waits_in_the_worker_queue() {
 
 #[test]
 fn an_upload_s_lookup_counts_in_its_time_budget() {
-    let cfg = Config {
-        io_units: 1,
+    let (server, lookup, _hold, _open) = start(Config {
         handler_timeout_ms: 300,
         ..config()
-    };
-    let lookup = Arc::new(Lookup::default());
-    let hold = Arc::new(Gate::default());
-    let server = start(cfg, &lookup, &hold);
-    let _open = OpenOnDrop(Arc::clone(&lookup.gate));
+    });
     let upload = |extra: &str| {
         format!(
             "POST /RPC2?filename=x HTTP/1.1\r\nHost: test\r\n\
