@@ -562,20 +562,18 @@ mod tests {
 
     #[test]
     fn bad_values_are_named() {
-        let e = Config::from_toml("workers = \"many\"").expect_err("type");
-        assert!(e.to_string().contains("workers"), "{e}");
-        let e = Config::from_toml("workers = 0").expect_err("range");
-        assert!(e.to_string().contains("workers"), "{e}");
-        let e = Config::from_toml("listen = \"nowhere\"").expect_err("addr");
-        assert!(e.to_string().contains("listen"), "{e}");
-        let e = Config::from_toml("listen = [\"127.0.0.1:1\", \"nowhere\"]").expect_err("addr");
-        assert!(e.to_string().contains("listen"), "{e}");
-        let e = Config::from_toml("listen = []").expect_err("none");
-        assert!(e.to_string().contains("listen"), "{e}");
-        let e = Config::from_toml("listen = 8080").expect_err("type");
-        assert!(e.to_string().contains("listen"), "{e}");
-        let e = Config::from_toml("fast_reject_adjust_rate = 100").expect_err("range");
-        assert!(e.to_string().contains("fast_reject_adjust_rate"), "{e}");
+        for (toml, key) in [
+            ("workers = \"many\"", "workers"),
+            ("workers = 0", "workers"),
+            ("listen = \"nowhere\"", "listen"),
+            ("listen = [\"127.0.0.1:1\", \"nowhere\"]", "listen"),
+            ("listen = []", "listen"),
+            ("listen = 8080", "listen"),
+            ("fast_reject_adjust_rate = 100", "fast_reject_adjust_rate"),
+        ] {
+            let e = Config::from_toml(toml).expect_err(toml);
+            assert!(e.to_string().contains(key), "{toml}: {e}");
+        }
     }
 
     #[test]
