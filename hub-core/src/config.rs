@@ -60,7 +60,7 @@ pub struct Config {
     /// Bounds reading one request (headers, then body) and idle keep-alive. Default 30000.
     pub socket_timeout_ms: u64,
     /// Time budget of one XML-RPC request, from its body read to its answer (queue wait
-    /// included; a `system.multicall` is one request); 0 means none. A request over budget is
+    /// included); 0 means none. A request over budget is
     /// answered with the `system_error` fault at once. An async handler is stopped (its future
     /// is dropped: its resources roll back). A blocking handler cannot be stopped: its worker
     /// stays busy until the handler returns, its late result is discarded, and its resources
@@ -71,8 +71,10 @@ pub struct Config {
     /// (each such wait is bounded by `socket_timeout_ms`), so a big upload over a slow link
     /// is not cut off for its size. Counted in the `timeouts` counter. A method can have its
     /// own budget in place of this one (`#[rpc_method(timeout_ms = ...)]`,
-    /// [`Method::with_timeout`](crate::registry::Method::with_timeout)); a multicall has this
-    /// one. Default 0: koji has long legitimate calls, so a hub sets its own budget.
+    /// [`Method::with_timeout`](crate::registry::Method::with_timeout)). A multicall has no
+    /// budget of its own: each entry runs within its method's, the batch stopping at the
+    /// first entry over it (see `multicall`), and a blocking authenticator's lookup for it
+    /// within this one. Default 0: koji has long legitimate calls, so a hub sets its own budget.
     pub handler_timeout_ms: u64,
     /// Largest request body in bytes, as sent and once decoded from gzip or deflate; larger
     /// ones are answered `413`. Default 4 MiB.

@@ -130,9 +130,13 @@ pub(crate) fn start_body<'a>(
 }
 
 /// The time budget of a call of `name`: its method's own, if it has one, else the
-/// server's. A multicall's is the server's.
-fn budget_of(shared: &Shared, name: &str) -> Option<Duration> {
+/// server's. A multicall has none of its own: each of its entries runs within its method's
+/// (see `multicall`), and a blocking authenticator's lookup for it within the server's.
+pub(crate) fn budget_of(shared: &Shared, name: &str) -> Option<Duration> {
     let server = shared.config.handler_timeout();
+    if crate::multicall::is_multicall(name) {
+        return None;
+    }
     if !shared.method_budgets {
         return server;
     }
@@ -141,6 +145,16 @@ fn budget_of(shared: &Shared, name: &str) -> Option<Duration> {
         Some(own) => Some(own),
         None => server,
     }
+}
+
+/// The `system_error` fault of a call over its time `budget`, counted in `timeouts`.
+pub(crate) fn over_budget(shared: &Shared, budget: Duration) -> CallError {
+    shared.stats.counters.timeouts.add(1);
+    Fault::new(
+        shared.config.faults.system_error,
+        format!("call exceeded its time budget of {} ms", budget.as_millis()),
+    )
+    .into()
 }
 
 /// One HTTP request's XML-RPC call, parsed, with what its calls are made from.
@@ -206,14 +220,25 @@ impl<'a> ParsedRequest<'a> {
         }
         let name = name.to_owned();
         Call::Authenticating(Box::pin(async move {
-            let (caller, headers) = lifecycle::authenticate_on_worker(
+            let lookup = lifecycle::authenticate_on_worker(
                 shared,
                 &name,
                 self.headers,
                 self.peer,
                 client_cert,
-            )
-            .await?;
+            );
+            // A single call's budget holds its lookup; a multicall has none of its own, so
+            // its lookup gets the server's.
+            let (caller, headers) = match shared.config.handler_timeout().filter(|_| !single) {
+                None => lookup.await?,
+                Some(budget) => match tokio::time::timeout(budget, lookup).await {
+                    Ok(looked_up) => looked_up?,
+                    Err(_) => {
+                        tracing::warn!(peer = ?self.peer, budget_ms = budget.as_millis() as u64, "multicall's lookup over its time budget");
+                        return Err(over_budget(shared, budget));
+                    }
+                },
+            };
             let request = ParsedRequest { headers, ..self };
             request.call(shared, &name, params, caller).outcome().await
         }))

@@ -8,12 +8,20 @@
 //! only. Blocking entries go through the worker pool one after the other (so one batch holds at
 //! most one worker at a time and cannot starve other clients); async entries run inline. An
 //! entry refused by the queue answers the `system_error` fault; the others still run.
+//!
+//! Each entry runs within its own method's time budget (its `timeout_ms`, else the server's
+//! `handler_timeout_ms`), as it would called alone: a long import in a batch is not cut off
+//! by the server's budget, and a quick method does not get the batch's whole time. An entry
+//! over its budget answers the budget's fault in its place and the batch stops there: the
+//! entries after it answer "not run" (a blocking handler over its budget runs on, holding its
+//! worker, and the batch must not take another). The answers of the entries before it are
+//! kept.
 
 use std::sync::Arc;
 
 use hub_xmlrpc::{Fault, MethodCall, Struct, Value};
 
-use crate::dispatch::{call_method, CallError, RequestMeta};
+use crate::dispatch::{budget_of, call_method, over_budget, CallError, RequestMeta};
 use crate::registry::Params;
 use crate::server::Shared;
 
@@ -56,16 +64,32 @@ pub(crate) async fn run(
         .into());
     }
     let mut results = Vec::with_capacity(calls.len());
+    // The entry that overran its budget, once one has.
+    let mut overran: Option<(usize, String)> = None;
     for (i, entry) in calls.into_iter().enumerate() {
-        let outcome = match entry_call(entry, faults.invalid_params) {
-            Err(fault) => Err(CallError::Fault(fault)),
-            Ok(call) if is_multicall(&call.method_name) => Err(CallError::Fault(Fault::new(
-                faults.invalid_params,
-                "system.multicall may not be nested",
+        let outcome = match (entry_call(entry, faults.invalid_params), &overran) {
+            (_, Some((at, method))) => Err(CallError::Fault(Fault::new(
+                faults.system_error,
+                format!("not run: entry {at} ({method}) exceeded its time budget"),
             ))),
-            Ok(call) => {
+            (Err(fault), None) => Err(CallError::Fault(fault)),
+            (Ok(call), None) if is_multicall(&call.method_name) => Err(CallError::Fault(
+                Fault::new(faults.invalid_params, "system.multicall may not be nested"),
+            )),
+            (Ok(call), None) => {
                 let (name, params) = Params::from_call(call);
-                call_method(shared, &name, params, meta, i).await
+                let entry = call_method(shared, &name, params, meta, i);
+                match budget_of(shared, &name) {
+                    None => entry.await,
+                    Some(budget) => match tokio::time::timeout(budget, entry).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => {
+                            tracing::warn!(peer = ?meta.peer, method = %name, entry = i, budget_ms = budget.as_millis() as u64, "multicall entry over its time budget");
+                            overran = Some((i, name));
+                            Err(over_budget(shared, budget))
+                        }
+                    },
+                }
             }
         };
         results.push(match outcome {

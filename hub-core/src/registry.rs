@@ -378,7 +378,7 @@ impl Method {
     /// Gives the method its own time budget, in place of the server's `handler_timeout_ms`
     /// (longer for a method that legitimately runs long, shorter for one that must not);
     /// `Duration::ZERO`: none. Past it the caller gets the timeout fault, as with the
-    /// server's. A multicall's entries run within the multicall's budget, the server's.
+    /// server's. It holds in a multicall too: each entry runs within its own method's budget.
     pub fn with_timeout(mut self, budget: Duration) -> Self {
         self.timeout = Some(budget);
         self

@@ -25,13 +25,12 @@ use http::header::{
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use hub_xmlrpc::Fault;
 use hyper::body::Incoming;
 
 use crate::body::{read_to_end, BodyError, Held};
 use crate::conn::ConnState;
 use crate::context::ServerParts;
-use crate::dispatch::{start_body, CallError};
+use crate::dispatch::{over_budget, start_body, CallError};
 use crate::encoding::{self, DecodeError};
 use crate::payload::Payload;
 use crate::queue::Refusal;
@@ -232,13 +231,8 @@ async fn rpc(
         Err(_) => {
             // Dropping the call stops an async handler; a blocking one runs on, and its
             // result is discarded (its waiter is gone).
-            counters.timeouts.add(1);
             tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "call over its time budget");
-            let fault = Fault::new(
-                shared.config.faults.system_error,
-                format!("call exceeded its time budget of {} ms", budget.as_millis()),
-            );
-            Answer::Call(Err(CallError::Fault(fault)), gzip_over)
+            Answer::Call(Err(over_budget(shared, budget)), gzip_over)
         }
     }
 }

@@ -609,12 +609,42 @@ fn a_method_s_own_time_budget_replaces_the_server_s() {
     // Shorter than the server's, blocking and async.
     over_budget(&mut c, "hasty", 1500, 150);
     over_budget(&mut c, "ahasty", 1500, 150);
-    // A multicall runs within the server's budget, whatever its entries'.
-    let batch = lifecycle_support::multicall_xml(&[("patient", &["<int>1200</int>"])]);
+    // A multicall's entries each run within their method's budget, as called alone (the
+    // first two take 900 ms together, past the server's 400); the batch stops at the first
+    // entry over its budget, and keeps the answers before it.
+    let timeouts = |s: &hub_core::RunningServer| s.stats().counters.snapshot().timeouts;
+    let before = timeouts(&server);
+    let batch = lifecycle_support::multicall_xml(&[
+        ("patient", &["<int>600</int>"]),
+        ("sleep", &["<int>300</int>"]),
+        ("hasty", &["<int>1500</int>"]),
+        ("sleep", &["<int>1</int>"]),
+    ]);
+    let t = Instant::now();
     let r = lifecycle_support::post(&mut c, &batch, &[]);
-    let (code, msg) = outcome(&r).expect_err("the server's budget");
+    assert!(
+        t.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        t.elapsed()
+    );
+    let answers = lifecycle_support::entries(&r);
+    assert_eq!(answers[..2], [Ok(Value::Int(600)), Ok(Value::Int(300))]);
+    let (code, msg) = answers[2].clone().expect_err("hasty's own budget");
     assert_eq!(code, -32400);
-    assert!(msg.contains("400 ms"), "{msg}");
+    assert!(msg.contains("budget of 150 ms"), "{msg}");
+    let (code, msg) = answers[3].clone().expect_err("not run");
+    assert_eq!(code, -32400);
+    assert!(msg.contains("not run: entry 2 (hasty)"), "{msg}");
+    assert_eq!(answers.len(), 4);
+    assert_eq!(timeouts(&server) - before, 1);
+    // An entry without a budget of its own has the server's.
+    let batch = lifecycle_support::multicall_xml(&[("sleep", &["<int>1200</int>"])]);
+    let r = lifecycle_support::post(&mut c, &batch, &[]);
+    let (code, msg) = lifecycle_support::entries(&r)[0]
+        .clone()
+        .expect_err("the server's budget");
+    assert_eq!(code, -32400);
+    assert!(msg.contains("budget of 400 ms"), "{msg}");
     server.shutdown();
 
     // A server without a budget still keeps a method's own.

@@ -257,7 +257,7 @@ fn a_blocking_authenticator_waits_in_the_worker_queue() {
 }
 
 #[test]
-fn an_upload_s_lookup_counts_in_its_time_budget() {
+fn a_lookup_counts_in_the_budget_of_an_upload_or_a_multicall() {
     let (server, lookup, _hold, _open) = start(Config {
         handler_timeout_ms: 300,
         ..config()
@@ -281,6 +281,21 @@ fn an_upload_s_lookup_counts_in_its_time_budget() {
     assert!(msg.contains("time budget of 300 ms"), "{msg}");
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert_eq!(server.stats().counters.snapshot().timeouts, 1);
+    // A multicall's lookup has the server's budget (its entries have their methods').
+    let mut c = impatient(&server);
+    let t = std::time::Instant::now();
+    let batch = multicall_xml(&[("whoami", &[])]);
+    send(
+        &mut c,
+        &batch,
+        &[("X-User", "erin".into()), ("X-Wait", "1".into())],
+    );
+    let r = c.read_response().expect("the budget's fault");
+    let (code, msg) = outcome(&r).expect_err("a fault");
+    assert_eq!(code, -32400, "{msg}");
+    assert!(msg.contains("time budget of 300 ms"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert_eq!(server.stats().counters.snapshot().timeouts, 2);
     lookup.gate.open();
     // A quick lookup leaves the handler the rest of the budget.
     let mut c = impatient(&server);

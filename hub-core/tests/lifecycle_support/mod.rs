@@ -46,6 +46,25 @@ pub fn session(id: i64, key: &str, callnum: i64) -> Vec<(&'static str, String)> 
     ]
 }
 
+/// A multicall's answer decoded entry by entry: `Ok(value)` for `[value]`, `Err((code,
+/// message))` for a fault struct.
+pub fn entries(r: &Resp) -> Vec<Result<Value, (i32, String)>> {
+    let answer = outcome(r).expect("a multicall answers its entries");
+    let entries = answer.as_array().expect("an array of entries");
+    entries
+        .iter()
+        .map(|entry| match entry {
+            Value::Array(one) if one.len() == 1 => Ok(one[0].clone()),
+            Value::Struct(fault) => {
+                let code = fault.get("faultCode").and_then(Value::as_i64).unwrap();
+                let message = fault.get("faultString").and_then(Value::as_str).unwrap();
+                Err((i32::try_from(code).unwrap(), message.to_owned()))
+            }
+            other => panic!("not a multicall entry: {other:?}"),
+        })
+        .collect()
+}
+
 /// The response decoded: `Ok(value)` or `Err((code, message))`.
 pub fn outcome(r: &Resp) -> Result<Value, (i32, String)> {
     assert_eq!(r.status, 200, "{r:?}");
