@@ -2,7 +2,7 @@
 //! (`version`, `call getBuild`, `call listBuilds state=1`, `list-api`) and Python's
 //! `koji.ClientSession` (password login, session headers and call numbers, permissions,
 //! multicall, uploads, rollback), with the database in a temp dir, across a restart (the
-//! data and the sessions outlive it).
+//! data and the sessions outlive it), and past a session's lifetime (the client renews it).
 
 mod support;
 
@@ -366,6 +366,8 @@ fn a_database_with_plain_session_keys_is_migrated_and_those_sessions_ended() {
     let back = python(
         "import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
+db.execute('ALTER TABLE sessions DROP COLUMN renew_ts')
+db.execute('ALTER TABLE sessions DROP COLUMN closed')
 db.execute('ALTER TABLE sessions RENAME COLUMN key_hash TO key')
 db.execute(\"INSERT INTO sessions (user_id, key, authtype, start_ts) \
             SELECT id, 'plainkey', 'password', 0 FROM users WHERE name = 'bob'\")
@@ -387,11 +389,80 @@ old._forget()
 b = session('bob', 'pw')
 assert b.getLoggedInUser()['name'] == 'bob'
 with sqlite3.connect(sys.argv[3]) as db:
-    assert db.execute('PRAGMA user_version').fetchone()[0] == 3
-    row = db.execute('SELECT key_hash, expired FROM sessions WHERE id = ?', (int(sys.argv[2]),)).fetchone()
-assert row == ('', 1), row
+    assert db.execute('PRAGMA user_version').fetchone()[0] == 4
+    row = db.execute('SELECT key_hash, expired, closed FROM sessions WHERE id = ?', (int(sys.argv[2]),)).fetchone()
+assert row == ('', 1, 1), row
 print('ok')",
         &[&old_id, &db],
+    );
+    assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn an_expired_session_is_renewed_by_koji_s_client() {
+    let dir = TempDir::new("buildhub-renew");
+    let db = dir.path("hub.sqlite3");
+    let server = serve(
+        "buildhub",
+        &[
+            "--db",
+            &db,
+            "--admin",
+            "admin:adminpw",
+            "--session-lifetime",
+            "2",
+        ],
+    );
+    let out = py(
+        &server,
+        "import sqlite3, time
+session('admin', 'adminpw').createUser('bob', 'pw')
+b = session('bob', 'pw')
+sid, key = b.sinfo['session-id'], b.sinfo['session-key']
+assert b.getLoggedInUser()['name'] == 'bob'
+time.sleep(2.5)
+# past its lifetime the session is refused with koji's AuthExpired (sent as is, not renewed)
+try:
+    b._sendCall(*b._prepCall('getLoggedInUser', ()))
+    raise AssertionError('an expired session was accepted')
+except koji.Fault as e:
+    assert e.faultCode == 1007 and 'has expired' in e.faultString, e
+# koji's client renews it by itself: a login with renew that presents the expired session
+assert b.getLoggedInUser()['name'] == 'bob'
+assert b.sinfo['session-id'] == sid and b.sinfo['session-key'] != key, (sid, b.sinfo)
+# its call numbers start again from 0, its permissions are back
+b.createBuild('bash', '5.2.15', '3.fc40')
+assert b.callnum >= 2 and b.hasPerm('admin') is False
+# the old key opens nothing
+old = koji.ClientSession(URL, sinfo={'session-id': sid, 'session-key': key, 'header-auth': True},
+                         opts={'max_retries': 0})
+fault(1002, old.getLoggedInUser)
+old._forget()
+time.sleep(2.5)
+# another user's password does not renew bob's session: it opens that user's own
+m = koji.ClientSession(URL, sinfo=dict(b.sinfo), opts={'user': 'admin', 'password': 'adminpw',
+                                                     'max_retries': 0})
+m.callnum = b.callnum
+assert m.login(renew=True) is True
+assert m.sinfo['session-id'] != sid and m.getLoggedInUser()['name'] == 'admin'
+try:
+    b._sendCall(*b._prepCall('getLoggedInUser', ()))
+    raise AssertionError('admin renewed the expired session of bob')
+except koji.Fault as e:
+    assert e.faultCode == 1007, e
+# a logout closes the session for good: it cannot even be presented to log in again
+assert b.getLoggedInUser()['name'] == 'bob' and b.sinfo['session-id'] == sid
+closed = dict(b.sinfo)
+b.logout()
+c = koji.ClientSession(URL, sinfo=closed, opts={'user': 'bob', 'password': 'pw', 'max_retries': 0})
+fault(1002, c.getLoggedInUser)
+fault(1002, c.login, renew=True)
+c._forget()
+with sqlite3.connect(sys.argv[2], timeout=10) as db:
+    row = db.execute('SELECT expired, closed FROM sessions WHERE id = ?', (sid,)).fetchone()
+assert row == (1, 1), row
+print('ok')",
+        &[&db],
     );
     assert_eq!(out.trim(), "ok");
 }

@@ -9,6 +9,12 @@
 //! and writes the database for each request, so it is the server's blocking authenticator:
 //! it runs on the worker pool, and a slow lookup does not stall the IO unit.
 //!
+//! A session expires `--session-lifetime` seconds after it was opened or last renewed (koji's
+//! `SessionRenewalTimeout`, 24 hours by default): a call with it is then refused with koji's
+//! `AuthExpired`, which koji's client answers by logging in again with `renew`, presenting
+//! the expired session. That renews it in place when it is the session of the user logging
+//! in: same id, a new key, its call numbers from the start. A logout closes a session for good.
+//!
 //! `sslLogin` is koji's certificate login: over HTTPS with `tls_client_ca_file` set, the
 //! engine verifies the client's certificate and the authenticator makes the user its subject's
 //! `CN` names (koji's `DNUsernameComponent = CN`) the caller of that one method, which opens a
@@ -17,6 +23,7 @@
 
 use std::io::Read;
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -67,6 +74,8 @@ pub fn perms_of(conn: &Connection, user: &str) -> Result<Vec<String>, rusqlite::
 pub struct SessionAuth {
     /// One connection: lookups take turns on it, each a few indexed reads and a write.
     conn: Mutex<Connection>,
+    /// How long a session lives from its opening or last renewal; `None`: for ever.
+    lifetime: Option<Duration>,
 }
 
 impl std::fmt::Debug for SessionAuth {
@@ -76,10 +85,12 @@ impl std::fmt::Debug for SessionAuth {
 }
 
 impl SessionAuth {
-    /// Checks sessions through `conn`.
-    pub fn new(conn: Connection) -> Self {
+    /// Checks sessions through `conn`; they expire `lifetime` after their opening or last
+    /// renewal (`None`: never).
+    pub fn new(conn: Connection, lifetime: Option<Duration>) -> Self {
         Self {
             conn: Mutex::new(conn),
+            lifetime,
         }
     }
 
@@ -102,17 +113,29 @@ impl SessionAuth {
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(database_error)?;
-        let found: Option<(String, Option<i64>, String, i64)> = tx
+        // Expired by age is worked out, not stored: the lifetime is the hub's policy now.
+        let lifetime = self.lifetime.map_or(0.0, |l| l.as_secs_f64());
+        let found: Option<(String, Option<i64>, String, i64, bool)> = tx
             .query_row(
-                "SELECT sessions.key_hash, sessions.callnum, users.name, users.status
+                "SELECT sessions.key_hash, sessions.callnum, users.name, users.status,
+                        sessions.expired OR (?2 > 0 AND unixepoch('subsec') >
+                            coalesce(sessions.renew_ts, sessions.start_ts) + ?2)
                  FROM sessions JOIN users ON users.id = sessions.user_id
-                 WHERE sessions.id = ?1 AND sessions.expired = 0",
-                [id],
-                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                 WHERE sessions.id = ?1 AND sessions.closed = 0",
+                (id, lifetime),
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
             )
             .optional()
             .map_err(database_error)?;
-        let (_, last, name, status) = found
+        let (_, last, name, status, expired) = found
             .filter(|(key_hash, ..)| *key_hash == key_hash_of(presented.key))
             .ok_or_else(|| presented.unknown())?;
         if status != 0 {
@@ -120,12 +143,22 @@ impl SessionAuth {
                 "logins by {name} are not allowed (session {id})"
             )));
         }
+        if expired && method != LOGIN {
+            return Err(AuthFailure::Expired(format!(
+                "session {id} has expired: log in again to renew it"
+            )));
+        }
         presented.check_callnum(last, method)?;
         if let Some(n) = presented.callnum {
             tx.execute("UPDATE sessions SET callnum = ?1 WHERE id = ?2", [n, id])
                 .map_err(database_error)?;
         }
-        let perms = perms_of(&tx, &name).map_err(database_error)?;
+        // An expired session reaches only `login`, which may renew it: no permissions.
+        let perms = if expired {
+            Vec::new()
+        } else {
+            perms_of(&tx, &name).map_err(database_error)?
+        };
         tx.commit().map_err(database_error)?;
         Ok(Caller::new(name)
             .with_perms(perms)
@@ -203,6 +236,8 @@ impl Authenticator for SessionAuth {
 
 /// The name of koji's certificate login, which the authenticator treats apart.
 const SSL_LOGIN: &str = "sslLogin";
+/// The name of koji's password login, the one call an expired session may make (to renew it).
+const LOGIN: &str = "login";
 
 /// What `login` answers: koji's session info. `header-auth` tells the client to send the
 /// session in headers (`Koji-Session-Id`, `Koji-Session-Key`, `Koji-Session-Callnum`).
@@ -220,7 +255,10 @@ pub struct SessionInfo {
 /// Logs in with a user name and password; answers the session info (`session-id`,
 /// `session-key`, `header-auth`) that `koji.ClientSession.login()` expects.
 ///
-/// `opts`, `renew` and `exclusive` are accepted as koji's client sends them and ignored.
+/// With `renew` (koji's client sets it when its session has expired), the session the call
+/// presents is renewed in place if it is `user`'s: same id, a new key, its age and call
+/// numbers from the start. Otherwise a new session is opened. `opts` and `exclusive` are
+/// accepted as koji's client sends them and ignored.
 /// `sensitive`: the password never reaches the memory watch or the debug call log.
 #[rpc_method(sensitive)]
 fn login(
@@ -231,7 +269,7 @@ fn login(
     renew: Option<bool>,
     exclusive: Option<bool>,
 ) -> Result<SessionInfo, Fault> {
-    let _ = (opts, renew, exclusive);
+    let _ = (opts, exclusive);
     let tx = ctx.resource::<Tx>()?;
     let stored: Option<String> = tx
         .query_row(
@@ -245,7 +283,48 @@ fn login(
     if !stored.is_some_and(|hash| verify_password(&password, &hash)) {
         return Err(Fault::new(faults::AUTH, "invalid username or password"));
     }
+    if renew == Some(true) {
+        if let Some(renewed) = renew_session(&tx, ctx.caller(), &user)? {
+            return Ok(renewed);
+        }
+    }
     open_session(&tx, &user, "password")
+}
+
+/// Renews the session `caller` presented, if it is `user`'s and not closed: a new key, its
+/// age from now, its call numbers from the start (koji's client numbers from 0 again).
+/// `None` when there is no such session to renew.
+fn renew_session(
+    tx: &Connection,
+    caller: Option<&Caller>,
+    user: &str,
+) -> Result<Option<SessionInfo>, Fault> {
+    let Some(id) = caller
+        .filter(|c| c.name() == user)
+        .and_then(Caller::session_id)
+        .and_then(|id| i64::try_from(id).ok())
+    else {
+        return Ok(None);
+    };
+    let key = hub::core::session::random_key()
+        .map_err(|e| Fault::new(1, format!("could not renew the session: {e}")))?;
+    let renewed = tx
+        .execute(
+            "UPDATE sessions SET key_hash = ?2, renew_ts = unixepoch('subsec'), expired = 0,
+                                 callnum = NULL
+             WHERE id = ?1 AND closed = 0",
+            (id, key_hash_of(&key)),
+        )
+        .map_err(db::fault)?;
+    if renewed != 1 {
+        return Ok(None);
+    }
+    tracing::info!(%user, session = id, "session renewed");
+    Ok(Some(SessionInfo {
+        session_id: id,
+        session_key: key,
+        header_auth: true,
+    }))
 }
 
 /// Opens a session for `user`, who logged in by `how` (it exists once the call's transaction
@@ -278,8 +357,9 @@ fn open_session(tx: &Connection, user: &str, how: &str) -> Result<SessionInfo, F
 /// client posts it to `/kojihub/ssllogin`, which buildhub serves like `/kojihub`.
 ///
 /// `proxyuser` (logging in as another user, koji's `ProxyDNs`) is refused: buildhub trusts
-/// no certificate to speak for others. `proxyauthtype`, `renew` and `exclusive` are accepted
-/// as koji's client sends them and ignored.
+/// no certificate to speak for others. It always opens a new session, `renew` or not (the
+/// certificate is the credential: the expired session stays expired). `proxyauthtype`,
+/// `renew` and `exclusive` are accepted as koji's client sends them and ignored.
 #[rpc_method(name = "sslLogin")]
 fn ssl_login(
     ctx: &Context,
@@ -331,7 +411,10 @@ fn logout(ctx: &Context, session_id: Option<i64>) -> Result<(), Fault> {
     }
     let own = i64::try_from(own).map_err(|_| Fault::new(1, "session id out of range"))?;
     ctx.resource::<Tx>()?
-        .execute("UPDATE sessions SET expired = 1 WHERE id = ?1", [own])
+        .execute(
+            "UPDATE sessions SET expired = 1, closed = 1 WHERE id = ?1",
+            [own],
+        )
         .map_err(db::fault)?;
     Ok(())
 }

@@ -63,6 +63,12 @@ const MIGRATIONS: &[&str] = &[
     // session. Those opened before were stored with their keys as sent: they are ended.
     "UPDATE sessions SET expired = 1, key = '';
     ALTER TABLE sessions RENAME COLUMN key TO key_hash;",
+    // 4: sessions expire with age and are renewed (koji's `SessionRenewalTimeout`): an
+    // expired session can be renewed by logging in again, a closed one (logged out) cannot.
+    // Every session expired so far was logged out or ended by migration 3: closed.
+    "ALTER TABLE sessions ADD COLUMN renew_ts REAL;
+    ALTER TABLE sessions ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
+    UPDATE sessions SET closed = expired;",
 ];
 
 /// How long a connection waits for another writer before giving up.

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example buildhub -- [--admin NAME:PASSWORD] [--db PATH]
-//!     [--listen ADDR] [--config PATH] [--work-dir DIR]
+//!     [--listen ADDR] [--config PATH] [--work-dir DIR] [--session-lifetime SECS]
 //! ```
 //!
 //! - `--db PATH`: the database (default `buildhub.sqlite3` in the working directory), created
@@ -11,7 +11,10 @@
 //! - `--listen ADDR` (default `127.0.0.1:8080`), `--config PATH` (the engine's TOML options;
 //!   buildhub always answers koji's fault codes, serves `/kojihub` too, and keeps the memory
 //!   watch's threshold at 64 MiB or more, over a password hash's 19 MiB);
-//! - `--work-dir DIR`: where uploads go (default `buildhub-work` beside the database).
+//! - `--work-dir DIR`: where uploads go (default `buildhub-work` beside the database);
+//! - `--session-lifetime SECS`: how long a login session lives from its opening or last
+//!   renewal (default 86400, koji's `SessionRenewalTimeout`; 0: for ever). koji's client
+//!   renews an expired session by itself, logging in again.
 //!
 //! Then `koji --server http://127.0.0.1:8080/kojihub --noauth version`, or a
 //! `koji.ClientSession` with `opts={'user': ..., 'password': ...}` and `login()`.
@@ -42,6 +45,7 @@ mod users;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use hub::core::Config;
 use hub::{FaultCodes, Registry, Server};
@@ -66,10 +70,14 @@ struct Args {
     server: common::ServerArgs,
     admin: Option<(String, String)>,
     work_dir: Option<PathBuf>,
+    session_lifetime: Option<Duration>,
 }
 
 const USAGE: &str = "usage: buildhub [--admin NAME:PASSWORD] [--db PATH] [--listen ADDR] \
-                     [--config PATH] [--work-dir DIR]";
+                     [--config PATH] [--work-dir DIR] [--session-lifetime SECS]";
+
+/// koji's default `SessionRenewalTimeout`: 1440 minutes.
+const SESSION_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -77,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
         server: common::ServerArgs::default(),
         admin: None,
         work_dir: None,
+        session_lifetime: Some(SESSION_LIFETIME),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -87,6 +96,12 @@ fn parse_args() -> Result<Args, String> {
         match flag.as_str() {
             "--db" => args.db = PathBuf::from(value()?),
             "--work-dir" => args.work_dir = Some(PathBuf::from(value()?)),
+            "--session-lifetime" => {
+                let secs: u64 = value()?
+                    .parse()
+                    .map_err(|e| format!("--session-lifetime takes seconds: {e}"))?;
+                args.session_lifetime = (secs > 0).then(|| Duration::from_secs(secs));
+            }
             "--admin" => {
                 let v = value()?;
                 let (name, password) = v.split_once(':').ok_or("--admin takes NAME:PASSWORD")?;
@@ -151,7 +166,7 @@ fn run() -> Result<(), String> {
     };
     std::fs::create_dir_all(&work_dir)
         .map_err(|e| format!("work dir {}: {e}", work_dir.display()))?;
-    let auth = auth::SessionAuth::new(pool.connect().map_err(db_err)?);
+    let auth = auth::SessionAuth::new(pool.connect().map_err(db_err)?, args.session_lifetime);
     STATE
         .set(State { work_dir })
         .map_err(|_| "state set twice")?;

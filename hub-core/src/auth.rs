@@ -126,6 +126,9 @@ pub enum AuthFailure {
     Sequence(String),
     /// A call number equal to the last one, a replay (`faults.retry`; koji `RetryError`).
     Retry(String),
+    /// The session has expired: the client logs in again (`faults.expired`; koji
+    /// `AuthExpired`).
+    Expired(String),
     /// Any other fault, sent as is.
     Fault(Fault),
 }
@@ -137,6 +140,7 @@ impl AuthFailure {
             AuthFailure::Invalid(m) => Fault::new(codes.auth, m),
             AuthFailure::Sequence(m) => Fault::new(codes.sequence, m),
             AuthFailure::Retry(m) => Fault::new(codes.retry, m),
+            AuthFailure::Expired(m) => Fault::new(codes.expired, m),
             AuthFailure::Fault(f) => f,
         }
     }
@@ -145,9 +149,10 @@ impl AuthFailure {
 impl fmt::Display for AuthFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AuthFailure::Invalid(m) | AuthFailure::Sequence(m) | AuthFailure::Retry(m) => {
-                f.write_str(m)
-            }
+            AuthFailure::Invalid(m)
+            | AuthFailure::Sequence(m)
+            | AuthFailure::Retry(m)
+            | AuthFailure::Expired(m) => f.write_str(m),
             AuthFailure::Fault(fault) => fault.fmt(f),
         }
     }

@@ -286,12 +286,16 @@ pub struct FaultCodes {
     /// A call number equal to the session's last one: a replay. Default -32004; koji: 1009
     /// (`RetryError`).
     pub retry: i32,
+    /// The session has expired and must be renewed by logging in again. Default -32005;
+    /// koji: 1007 (`AuthExpired`, which koji's client answers by logging in again).
+    pub expired: i32,
 }
 
 impl FaultCodes {
     /// koji-hub's codes: 1000 for a generic error (unknown method, bad XML, application
     /// error), 1019 `ParameterError`, 1 for unexpected errors, 1014 `ServerOffline`, 1002
-    /// `AuthError`, 1004 `ActionNotAllowed`, 1008 `SequenceError`, 1009 `RetryError`.
+    /// `AuthError`, 1004 `ActionNotAllowed`, 1008 `SequenceError`, 1009 `RetryError`, 1007
+    /// `AuthExpired`.
     ///
     /// In a config file, set the same numbers in the `[faults]` table.
     ///
@@ -313,6 +317,7 @@ impl FaultCodes {
             permission: 1004,
             sequence: 1008,
             retry: 1009,
+            expired: 1007,
         }
     }
 }
@@ -332,6 +337,7 @@ impl Default for FaultCodes {
             permission: -32002,
             sequence: -32003,
             retry: -32004,
+            expired: -32005,
         }
     }
 }
@@ -597,7 +603,8 @@ mod tests {
         let c = Config::from_toml(
             "offline = true\noffline_message = \"down\"\nlockout = true\ndebug = true\n\
              memory_warn_threshold_kib = 0\nmax_upload_length = 10\n\
-             [faults]\noffline = 1014\nauth = 1002\npermission = 1004\nsequence = 1008\nretry = 1009",
+             [faults]\noffline = 1014\nauth = 1002\npermission = 1004\nsequence = 1008\nretry = 1009\n\
+             expired = 1007",
         )
         .expect("valid");
         assert!(c.offline && c.lockout && c.debug);
@@ -605,6 +612,8 @@ mod tests {
         assert_eq!(c.max_upload_length, 10);
         assert_eq!(c.faults.offline, 1014);
         assert_eq!(c.faults.retry, FaultCodes::koji().retry);
+        assert_eq!(c.faults.expired, FaultCodes::koji().expired);
+        assert_eq!(Config::default().faults.expired, -32005);
         let e = Config::from_toml("max_upload_length = 0").expect_err("range");
         assert!(e.to_string().contains("max_upload_length"), "{e}");
         let e = Config::from_toml("offline_message = \" \"").expect_err("empty");
