@@ -151,7 +151,8 @@
 //! restart.
 //!
 //! An authenticator runs on the IO unit, so it must be quick (a certificate's name, the
-//! in-memory [`SessionStore`]). One that looks sessions up in a database is set with
+//! in-memory [`SessionStore`], whose sessions can expire and be renewed as koji's are:
+//! [`SessionStore::with_lifetime`]). One that looks sessions up in a database is set with
 //! [`ServerBuilder::blocking_authenticator`] instead: it runs on the worker pool, as a
 //! blocking handler does (`examples/buildhub` keeps koji's sessions in SQLite that way, so
 //! they outlive a restart).

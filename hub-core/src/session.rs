@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::auth::{AuthFailure, AuthRequest, Authenticator, Caller};
 
@@ -25,6 +26,15 @@ pub const SESSION_CALLNUM: &str = "koji-session-callnum";
 /// `SequenceError` (out of order), an equal one as a `RetryError` (a replay: the first attempt
 /// may already have changed data). A request without a call number is accepted, as koji does.
 /// A request without any session header is anonymous.
+///
+/// Sessions live until [`destroy`](Self::destroy)ed, or, [`with_lifetime`](Self::with_lifetime),
+/// until that long after they were opened or last [`renew`](Self::renew)ed. An expired session
+/// is refused with koji's `AuthExpired` ([`AuthFailure::Expired`]), which koji's client answers
+/// by logging in again with `renew` and the expired session's headers: a login method
+/// (koji's `login` and `sslLogin`, or [`with_login_methods`](Self::with_login_methods)) gets
+/// that session's caller, without permissions, and renews it. An expired session is dropped
+/// once it has been expired for another lifetime, so the store holds at most about two
+/// lifetimes' worth of logins.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -48,10 +58,19 @@ pub const SESSION_CALLNUM: &str = "koji-session-callnum";
 /// # drop(builder);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionStore {
-    sessions: Mutex<HashMap<u64, Session>>,
+    sessions: Mutex<Sessions>,
     next_id: AtomicU64,
+    lifetime: Option<Duration>,
+    login_methods: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    open: HashMap<u64, Session>,
+    /// Past this many sessions, the next `create` drops those expired for a lifetime.
+    sweep_at: usize,
 }
 
 #[derive(Debug)]
@@ -59,12 +78,73 @@ struct Session {
     key: String,
     caller: Caller,
     last_callnum: Option<i64>,
+    /// Opened or last renewed.
+    since: Instant,
+}
+
+/// The fewest sessions at which `create` sweeps out the long expired.
+const SWEEP_FLOOR: usize = 1024;
+
+impl Default for SessionStore {
+    fn default() -> Self {
+        Self {
+            sessions: Mutex::default(),
+            next_id: AtomicU64::new(0),
+            lifetime: None,
+            login_methods: vec!["login".to_owned(), "sslLogin".to_owned()],
+        }
+    }
 }
 
 impl SessionStore {
-    /// An empty store.
+    /// An empty store whose sessions live until destroyed.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sessions expire `lifetime` after they were opened or last renewed (koji's
+    /// `SessionRenewalTimeout`, a day by default there).
+    pub fn with_lifetime(mut self, lifetime: Duration) -> Self {
+        self.lifetime = Some(lifetime);
+        self
+    }
+
+    /// The methods an expired session may still call, to renew it: koji's `login` and
+    /// `sslLogin` unless set here.
+    pub fn with_login_methods<I, S>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.login_methods = methods.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Renews session `id` (a login method does, when the client asks to `renew` the
+    /// expired session it presents): a new key, answered here, its lifetime and call numbers
+    /// from the start (koji's client numbers from 0 again). `Ok(None)` if there is no such
+    /// session.
+    pub fn renew(&self, id: u64) -> io::Result<Option<String>> {
+        let key = random_key()?;
+        let mut sessions = self.lock();
+        let Some(session) = sessions.open.get_mut(&id) else {
+            return Ok(None);
+        };
+        session.key.clone_from(&key);
+        session.last_callnum = None;
+        session.since = Instant::now();
+        Ok(Some(key))
+    }
+
+    /// Whether a session opened or renewed at `since` has expired.
+    fn expired(&self, since: Instant) -> bool {
+        self.lifetime.is_some_and(|l| since.elapsed() > l)
+    }
+
+    /// Whether it has been expired for another lifetime, and can go.
+    fn stale(&self, since: Instant) -> bool {
+        self.lifetime
+            .is_some_and(|l| since.elapsed() > l.saturating_mul(2))
     }
 
     /// Opens a session for `caller`; returns its id and its secret key (32 hex digits from the
@@ -73,12 +153,18 @@ impl SessionStore {
         let key = random_key()?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let caller = caller.with_session(id);
-        self.lock().insert(
+        let mut sessions = self.lock();
+        if self.lifetime.is_some() && sessions.open.len() >= sessions.sweep_at {
+            sessions.open.retain(|_, s| !self.stale(s.since));
+            sessions.sweep_at = (sessions.open.len() * 2).max(SWEEP_FLOOR);
+        }
+        sessions.open.insert(
             id,
             Session {
                 key: key.clone(),
                 caller,
                 last_callnum: None,
+                since: Instant::now(),
             },
         );
         Ok((id, key))
@@ -86,12 +172,12 @@ impl SessionStore {
 
     /// Closes a session (logout); `false` if there was none.
     pub fn destroy(&self, id: u64) -> bool {
-        self.lock().remove(&id).is_some()
+        self.lock().open.remove(&id).is_some()
     }
 
-    /// Sessions open now.
+    /// Sessions held now, the expired ones not yet dropped included.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().open.len()
     }
 
     /// Whether no session is open.
@@ -99,7 +185,7 @@ impl SessionStore {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Session>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -111,12 +197,25 @@ impl Authenticator for SessionStore {
         };
         let mut sessions = self.lock();
         let session = sessions
+            .open
             .get_mut(&presented.id)
             .filter(|s| presented.key_is(&s.key))
             .ok_or_else(|| presented.unknown())?;
+        let expired = self.expired(session.since);
+        if expired && !self.login_methods.iter().any(|m| m == req.method) {
+            return Err(AuthFailure::Expired(format!(
+                "session {} has expired: log in again to renew it",
+                presented.id
+            )));
+        }
         presented.check_callnum(session.last_callnum, req.method)?;
         if presented.callnum.is_some() {
             session.last_callnum = presented.callnum;
+        }
+        if expired {
+            // Only a login method gets here, which may renew it: no permissions.
+            let caller = Caller::new(session.caller.name()).with_session(presented.id);
+            return Ok(Some(caller));
         }
         Ok(Some(session.caller.clone()))
     }
@@ -238,4 +337,116 @@ pub fn random_key() -> io::Result<String> {
     let mut bytes = [0u8; 16];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const LIFETIME: Duration = Duration::from_secs(1);
+
+    /// `method` called with session `id`, `key` and call number `callnum`.
+    fn call(
+        store: &SessionStore,
+        method: &str,
+        id: u64,
+        key: &str,
+        callnum: i64,
+    ) -> Result<Option<Caller>, AuthFailure> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(SESSION_ID, id.to_string().parse().unwrap());
+        headers.insert(SESSION_KEY, key.parse().unwrap());
+        headers.insert(SESSION_CALLNUM, callnum.to_string().parse().unwrap());
+        store.authenticate(&AuthRequest {
+            method,
+            headers: &headers,
+            peer: None,
+            client_cert: None,
+        })
+    }
+
+    /// Makes session `id` look opened `by` earlier.
+    fn age(store: &SessionStore, id: u64, by: Duration) {
+        let mut sessions = store.lock();
+        let session = sessions.open.get_mut(&id).unwrap();
+        session.since = session.since.checked_sub(by).unwrap();
+    }
+
+    #[test]
+    fn a_session_expires_after_its_lifetime_and_a_login_renews_it() {
+        let store = SessionStore::new().with_lifetime(LIFETIME);
+        let (id, key) = store
+            .create(Caller::new("alice").with_perm("build"))
+            .unwrap();
+        let caller = call(&store, "getBuild", id, &key, 1).unwrap().unwrap();
+        assert!(caller.has_perm("build"));
+        age(&store, id, LIFETIME + Duration::from_millis(500));
+        let refused = call(&store, "getBuild", id, &key, 2).unwrap_err();
+        assert!(
+            matches!(&refused, AuthFailure::Expired(m) if m.contains("has expired")),
+            "{refused:?}"
+        );
+        // A login method gets the session's caller, without its permissions, to renew it.
+        let caller = call(&store, "login", id, &key, 3).unwrap().unwrap();
+        assert_eq!((caller.name(), caller.session_id()), ("alice", Some(id)));
+        assert!(!caller.has_perm("build"));
+        let renewed = store.renew(id).unwrap().unwrap();
+        assert_ne!(renewed, key);
+        assert!(matches!(
+            call(&store, "getBuild", id, &key, 4),
+            Err(AuthFailure::Invalid(_))
+        ));
+        // Call numbers start again (koji's client numbers from 0 after a login).
+        let caller = call(&store, "getBuild", id, &renewed, 0).unwrap().unwrap();
+        assert!(caller.has_perm("build"));
+        assert_eq!(store.renew(id + 1).unwrap(), None);
+    }
+
+    #[test]
+    fn the_login_methods_can_be_named() {
+        let store = SessionStore::new()
+            .with_lifetime(LIFETIME)
+            .with_login_methods(["auth.login"]);
+        let (id, key) = store.create(Caller::new("alice")).unwrap();
+        age(&store, id, LIFETIME * 2);
+        assert!(matches!(
+            call(&store, "login", id, &key, 1),
+            Err(AuthFailure::Expired(_))
+        ));
+        assert!(call(&store, "auth.login", id, &key, 2).unwrap().is_some());
+    }
+
+    #[test]
+    fn sessions_expired_for_another_lifetime_are_dropped() {
+        let store = SessionStore::new().with_lifetime(LIFETIME);
+        let (stale, stale_key) = store.create(Caller::new("gone")).unwrap();
+        let (expired, expired_key) = store.create(Caller::new("away")).unwrap();
+        age(&store, stale, LIFETIME * 2 + Duration::from_millis(500));
+        age(&store, expired, LIFETIME + Duration::from_millis(500));
+        while store.len() < SWEEP_FLOOR {
+            store.create(Caller::new("busy")).unwrap();
+        }
+        assert!(call(&store, "getBuild", stale, &stale_key, 1).is_err());
+        assert!(
+            matches!(call(&store, "login", stale, &stale_key, 2), Ok(Some(_))),
+            "held until a sweep"
+        );
+        store.create(Caller::new("one more")).unwrap();
+        assert_eq!(store.len(), SWEEP_FLOOR, "the stale session swept out");
+        assert!(matches!(
+            call(&store, "login", stale, &stale_key, 3),
+            Err(AuthFailure::Invalid(_))
+        ));
+        assert!(matches!(
+            call(&store, "getBuild", expired, &expired_key, 1),
+            Err(AuthFailure::Expired(_))
+        ));
+        // Without a lifetime nothing expires and nothing is swept.
+        let store = SessionStore::new();
+        let (id, key) = store.create(Caller::new("alice")).unwrap();
+        age(&store, id, LIFETIME * 3);
+        assert!(call(&store, "getBuild", id, &key, 1).unwrap().is_some());
+    }
 }

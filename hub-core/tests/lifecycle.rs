@@ -280,7 +280,7 @@ fn koji_fault_codes_from_config() {
          [faults]\nnot_well_formed = 1000\ninvalid_xmlrpc = 1000\nmethod_not_found = 1000\n\
          invalid_params = 1019\ninternal_error = 1\napplication_error = 1000\n\
          system_error = 1000\noffline = 1014\nauth = 1002\npermission = 1004\n\
-         sequence = 1008\nretry = 1009",
+         sequence = 1008\nretry = 1009\nexpired = 1007",
     )
     .unwrap();
     assert_eq!(cfg.faults, FaultCodes::koji());
