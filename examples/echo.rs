@@ -1,7 +1,7 @@
 //! The echo server: phxrpc's sample counterpart and the benchmark's target.
 //!
 //! ```text
-//! cargo run --example echo -- [--listen ADDR] [--config PATH] [--handlers async|blocking]
+//! cargo run --example echo -- [--listen ADDR]... [--config PATH] [--handlers async|blocking]
 //! ```
 //!
 //! Methods: `echo(value)` returns its argument unchanged; `getBuild(id)` returns a fixed

@@ -1,7 +1,7 @@
 //! The classic XML-RPC validator suite (`validator1.*`), as typed `#[rpc_method]`s.
 //!
 //! ```text
-//! cargo run --example validator -- [--listen ADDR] [--config PATH]
+//! cargo run --example validator -- [--listen ADDR]... [--config PATH]
 //! ```
 //!
 //! The eight methods of the suite that checked XML-RPC implementations against each other:

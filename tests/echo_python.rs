@@ -327,3 +327,19 @@ fn python_needs_a_client_certificate_when_required() {
         "another CA's certificate: {ran}"
     );
 }
+
+/// `--listen` given twice: the example listens on both addresses (one `listening on` line
+/// each), and Python is answered on each.
+#[test]
+fn python_is_answered_on_every_listen_address() {
+    let server = support::serve("echo", &["--listen", "127.0.0.2:0"]);
+    let second = server.next_addr().expect("a second `listening on` line");
+    assert_eq!(second.ip(), std::net::Ipv4Addr::new(127, 0, 0, 2));
+    for addr in [server.addr, second] {
+        let ran = python(
+            "import sys, xmlrpc.client\nprint(xmlrpc.client.ServerProxy(sys.argv[1]).echo('hi'))",
+            &[&format!("http://{addr}/RPC2")],
+        );
+        assert_eq!(ran.ok().trim(), "hi", "{addr}");
+    }
+}

@@ -8,7 +8,8 @@
 //! - `--db PATH`: the database (default `buildhub.sqlite3` in the working directory), created
 //!   and migrated on start;
 //! - `--admin NAME:PASSWORD`: creates that admin account unless a user `NAME` exists;
-//! - `--listen ADDR` (default `127.0.0.1:8080`), `--config PATH` (the engine's TOML options;
+//! - `--listen ADDR` (default `127.0.0.1:8080`; given again for each further address),
+//!   `--config PATH` (the engine's TOML options;
 //!   buildhub always answers koji's fault codes, serves `/kojihub` too, and keeps the memory
 //!   watch's threshold at 64 MiB or more, over a password hash's 19 MiB);
 //! - `--work-dir DIR`: where uploads go (default `buildhub-work` beside the database);

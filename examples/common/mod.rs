@@ -9,8 +9,8 @@ use hub::{Config, ServerBuilder};
 /// The options every example server takes.
 #[derive(Debug, Default)]
 pub struct ServerArgs {
-    /// `--listen ADDR` (default: the config's, `127.0.0.1:8080`).
-    pub listen: Option<String>,
+    /// `--listen ADDR`, once per address (default: the config's, `127.0.0.1:8080`).
+    pub listen: Vec<String>,
     /// `--config PATH`: the engine's TOML options.
     pub config: Option<String>,
 }
@@ -24,23 +24,27 @@ impl ServerArgs {
         value: impl FnOnce() -> Result<String, String>,
     ) -> Result<bool, String> {
         match flag {
-            "--listen" => self.listen = Some(value()?),
+            "--listen" => self.listen.push(value()?),
             "--config" => self.config = Some(value()?),
             _ => return Ok(false),
         }
         Ok(true)
     }
 
-    /// The file's options (or the defaults) with `--listen` applied.
+    /// The file's options (or the defaults) with `--listen` applied: its addresses, when
+    /// given, replace the file's.
     pub fn config(&self) -> Result<Config, String> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path).map_err(|e| e.to_string())?,
             None => Config::default(),
         };
-        if let Some(listen) = &self.listen {
-            config.listen = listen
-                .parse()
-                .map_err(|e| format!("--listen `{listen}`: {e}"))?;
+        if !self.listen.is_empty() {
+            let addrs = self
+                .listen
+                .iter()
+                .map(|a| a.parse().map_err(|e| format!("--listen `{a}`: {e}")))
+                .collect::<Result<Vec<std::net::SocketAddr>, String>>()?;
+            config.listen = hub::core::config::Listen::all(addrs);
         }
         Ok(config)
     }

@@ -67,6 +67,8 @@ pub struct Served {
     /// `http`, or `https` when it serves TLS (its config set `tls_cert_file`).
     pub scheme: &'static str,
     stderr: Arc<Mutex<String>>,
+    /// The `listening on` lines after the first.
+    more: mpsc::Receiver<(&'static str, String)>,
 }
 
 impl Served {
@@ -83,6 +85,13 @@ impl Served {
     /// What the server wrote to stderr so far (its logs).
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The address of its next `listening on` line (one per address it listens on), if one
+    /// comes within the startup time.
+    pub fn next_addr(&self) -> Option<SocketAddr> {
+        let (_, addr) = self.more.recv_timeout(STARTUP).ok()?;
+        addr.parse().ok()
     }
 
     /// `true` while the process runs.
@@ -157,6 +166,7 @@ pub fn serve(name: &str, args: &[&str]) -> Served {
         addr,
         scheme,
         stderr,
+        more: rx,
     }
 }
 
