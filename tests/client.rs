@@ -505,3 +505,75 @@ async fn a_koji_session_numbers_every_call() {
     ));
     server.shutdown();
 }
+
+/// Reads one HTTP request from `stream` and answers its `Koji-Session-Callnum`.
+fn callnum_of_request(stream: &mut std::net::TcpStream) -> Option<String> {
+    use std::io::Read;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&seen[..head_end]).to_ascii_lowercase();
+    let field = |name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()))
+    };
+    let length: usize = field("content-length:")?.parse().ok()?;
+    while seen.len() < head_end + length {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    field("koji-session-callnum:")
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_call_sent_again_keeps_its_number() {
+    use std::io::Write;
+    // A stand-in hub that runs the first call it is sent and closes the connection before
+    // any of the answer (a crash, a restart), then answers the client's second attempt.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    let hub = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for attempt in 0..3 {
+            let (mut stream, _) = listener.accept().expect("a connection");
+            seen.push(callnum_of_request(&mut stream).expect("a whole request"));
+            if attempt == 0 {
+                continue; // dropped: closed with no answer
+            }
+            let body = "<?xml version=\"1.0\"?><methodResponse><params><param><value>\
+                        <string>alice</string></value></param></params></methodResponse>";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).expect("answered");
+        }
+        seen
+    });
+    let alice = Client::new(format!("http://{addr}/RPC2"))
+        .expect("a client")
+        .koji_session(7, "key")
+        .expect("a valid key");
+    let who: String = alice.call("whoami", ()).await.expect("the second attempt");
+    assert_eq!(who, "alice");
+    let who: String = alice.call("whoami", ()).await.expect("the next call");
+    assert_eq!(who, "alice");
+    let seen = tokio::task::spawn_blocking(move || hub.join().expect("the stand-in"))
+        .await
+        .expect("joined");
+    // Sent twice under one number, so a hub that ran the first refuses the second.
+    assert_eq!(seen, ["0", "0", "1"]);
+}

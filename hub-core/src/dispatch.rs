@@ -133,17 +133,18 @@ pub(crate) fn start_body<'a>(
 /// server's. A multicall has none of its own: each of its entries runs within its method's
 /// (see `multicall`), and a blocking authenticator's lookup for it within the server's.
 pub(crate) fn budget_of(shared: &Shared, name: &str) -> Option<Duration> {
-    let server = shared.config.handler_timeout();
-    if crate::multicall::is_multicall(name) {
-        return None;
-    }
-    if !shared.method_budgets {
-        return server;
-    }
-    match shared.calls.get(name).and_then(|c| c.method.timeout()) {
+    let own = if shared.method_budgets {
+        shared.calls.get(name).and_then(|c| c.method.timeout())
+    } else {
+        None
+    };
+    match own {
         Some(own) if own.is_zero() => None,
         Some(own) => Some(own),
-        None => server,
+        None => shared
+            .config
+            .handler_timeout()
+            .filter(|_| !crate::multicall::is_multicall(name)),
     }
 }
 
