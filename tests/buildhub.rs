@@ -368,6 +368,7 @@ fn a_database_with_plain_session_keys_is_migrated_and_those_sessions_ended() {
 db = sqlite3.connect(sys.argv[1])
 db.execute('ALTER TABLE sessions DROP COLUMN renew_ts')
 db.execute('ALTER TABLE sessions DROP COLUMN closed')
+db.execute('ALTER TABLE sessions DROP COLUMN hostip')
 db.execute('ALTER TABLE sessions RENAME COLUMN key_hash TO key')
 db.execute(\"INSERT INTO sessions (user_id, key, authtype, start_ts) \
             SELECT id, 'plainkey', 'password', 0 FROM users WHERE name = 'bob'\")
@@ -465,4 +466,57 @@ print('ok')",
         &[&db],
     );
     assert_eq!(out.trim(), "ok");
+}
+
+#[test]
+fn a_session_is_bound_to_the_address_it_logged_in_from() {
+    // Calls with bob's session from 127.0.0.1 (where he logged in) and from 127.0.0.2.
+    const FROM_TWO_ADDRESSES: &str = "import http.client, xmlrpc.client
+class From(xmlrpc.client.Transport):
+    def __init__(self, source, headers):
+        super().__init__()
+        self.source, self.extra = source, headers
+    def make_connection(self, host):
+        return http.client.HTTPConnection(host, source_address=(self.source, 0))
+    def send_headers(self, connection, headers):
+        super().send_headers(connection, list(headers) + self.extra)
+session('admin', 'adminpw').createUser('bob', 'pw')
+b = session('bob', 'pw')
+def whoami(source):
+    headers = [('Koji-Session-Id', str(b.sinfo['session-id'])),
+               ('Koji-Session-Key', b.sinfo['session-key']),
+               ('Koji-Session-Callnum', str(b.callnum))]
+    b.callnum += 1
+    proxy = xmlrpc.client.ServerProxy(URL, transport=From(source, headers), allow_none=True)
+    try:
+        return proxy.getLoggedInUser()['name']
+    except xmlrpc.client.Fault as e:
+        return e.faultCode
+print(whoami('127.0.0.1'), whoami('127.0.0.2'), whoami('127.0.0.1'))
+b._forget()";
+    let dir = TempDir::new("buildhub-hostip");
+    let server = buildhub(&dir);
+    let out = py(&server, FROM_TWO_ADDRESSES, &[]);
+    assert_eq!(out.trim(), "bob 1002 bob", "checked (koji's default)");
+    assert!(
+        server
+            .stderr()
+            .contains("session sent from another address"),
+        "{}",
+        server.stderr()
+    );
+    drop(server);
+    let dir = TempDir::new("buildhub-no-hostip");
+    let server = serve(
+        "buildhub",
+        &[
+            "--db",
+            &dir.path("hub.sqlite3"),
+            "--admin",
+            "admin:adminpw",
+            "--no-client-ip-check",
+        ],
+    );
+    let out = py(&server, FROM_TWO_ADDRESSES, &[]);
+    assert_eq!(out.trim(), "bob bob bob", "not checked");
 }

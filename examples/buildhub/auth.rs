@@ -15,6 +15,10 @@
 //! the expired session. That renews it in place when it is the session of the user logging
 //! in: same id, a new key, its call numbers from the start. A logout closes a session for good.
 //!
+//! A session is bound to the address its client logged in from (koji's `CheckClientIP`): sent
+//! from another, it is refused as if its key were wrong (and the mismatch logged), so a key
+//! that leaked is of no use elsewhere. `--no-client-ip-check` turns that off.
+//!
 //! `sslLogin` is koji's certificate login: over HTTPS with `tls_client_ca_file` set, the
 //! engine verifies the client's certificate and the authenticator makes the user its subject's
 //! `CN` names (koji's `DNUsernameComponent = CN`) the caller of that one method, which opens a
@@ -22,6 +26,7 @@
 //! a certificate is a way to log in, not a session.
 
 use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -74,8 +79,16 @@ pub fn perms_of(conn: &Connection, user: &str) -> Result<Vec<String>, rusqlite::
 pub struct SessionAuth {
     /// One connection: lookups take turns on it, each a few indexed reads and a write.
     conn: Mutex<Connection>,
+    policy: SessionPolicy,
+}
+
+/// How sessions are held to account.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
     /// How long a session lives from its opening or last renewal; `None`: for ever.
-    lifetime: Option<Duration>,
+    pub lifetime: Option<Duration>,
+    /// Whether a session is refused from any address but the one it logged in from.
+    pub check_client_ip: bool,
 }
 
 impl std::fmt::Debug for SessionAuth {
@@ -85,12 +98,11 @@ impl std::fmt::Debug for SessionAuth {
 }
 
 impl SessionAuth {
-    /// Checks sessions through `conn`; they expire `lifetime` after their opening or last
-    /// renewal (`None`: never).
-    pub fn new(conn: Connection, lifetime: Option<Duration>) -> Self {
+    /// Checks sessions through `conn`, by `policy`.
+    pub fn new(conn: Connection, policy: SessionPolicy) -> Self {
         Self {
             conn: Mutex::new(conn),
-            lifetime,
+            policy,
         }
     }
 
@@ -99,6 +111,7 @@ impl SessionAuth {
         &self,
         presented: &SessionHeaders<'_>,
         method: &str,
+        peer: Option<SocketAddr>,
     ) -> Result<Caller, AuthFailure> {
         let id = i64::try_from(presented.id).map_err(|_| presented.unknown())?;
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
@@ -114,30 +127,45 @@ impl SessionAuth {
             .transaction_with_behavior(behavior)
             .map_err(database_error)?;
         // Expired by age is worked out, not stored: the lifetime is the hub's policy now.
-        let lifetime = self.lifetime.map_or(0.0, |l| l.as_secs_f64());
-        let found: Option<(String, Option<i64>, String, i64, bool)> = tx
+        let lifetime = self.policy.lifetime.map_or(0.0, |l| l.as_secs_f64());
+        let found = tx
             .query_row(
                 "SELECT sessions.key_hash, sessions.callnum, users.name, users.status,
                         sessions.expired OR (?2 > 0 AND unixepoch('subsec') >
-                            coalesce(sessions.renew_ts, sessions.start_ts) + ?2)
+                            coalesce(sessions.renew_ts, sessions.start_ts) + ?2),
+                        sessions.hostip
                  FROM sessions JOIN users ON users.id = sessions.user_id
                  WHERE sessions.id = ?1 AND sessions.closed = 0",
                 (id, lifetime),
                 |row| {
-                    Ok((
-                        row.get(0)?,
-                        row.get(1)?,
-                        row.get(2)?,
-                        row.get(3)?,
-                        row.get(4)?,
-                    ))
+                    Ok(StoredSession {
+                        key_hash: row.get(0)?,
+                        last: row.get(1)?,
+                        name: row.get(2)?,
+                        status: row.get(3)?,
+                        expired: row.get(4)?,
+                        hostip: row.get(5)?,
+                    })
                 },
             )
             .optional()
             .map_err(database_error)?;
-        let (_, last, name, status, expired) = found
-            .filter(|(key_hash, ..)| *key_hash == key_hash_of(presented.key))
+        let StoredSession {
+            last,
+            name,
+            status,
+            expired,
+            hostip,
+            ..
+        } = found
+            .filter(|s| s.key_hash == key_hash_of(presented.key))
             .ok_or_else(|| presented.unknown())?;
+        let from = host_of(peer);
+        if self.policy.check_client_ip && hostip.as_ref().is_some_and(|h| *h != from) {
+            // The answer does not say which part was wrong; the log does, for the operator.
+            tracing::warn!(session = id, user = %name, bound_to = ?hostip, from = %from, "session sent from another address");
+            return Err(presented.unknown());
+        }
         if status != 0 {
             return Err(AuthFailure::Invalid(format!(
                 "logins by {name} are not allowed (session {id})"
@@ -204,6 +232,29 @@ impl SessionAuth {
     }
 }
 
+/// A session's row, as the authenticator reads it.
+struct StoredSession {
+    key_hash: String,
+    /// The last call number accepted.
+    last: Option<i64>,
+    /// Its user's name and status (0: active).
+    name: String,
+    status: i64,
+    /// Past its lifetime (a renewal clears it).
+    expired: bool,
+    /// The address it logged in from, if it was opened since sessions were bound to one.
+    hostip: Option<String>,
+}
+
+/// The client's address as sessions are bound to it: an IPv4 client reached over IPv6 as its
+/// IPv4 address; `-` when unknown.
+fn host_of(peer: Option<SocketAddr>) -> String {
+    peer.map_or_else(
+        || "-".to_owned(),
+        |p| IpAddr::to_canonical(&p.ip()).to_string(),
+    )
+}
+
 /// What the database keeps of a session key: its BLAKE2b-512 hash, in hex. The key is 128
 /// random bits, so a fast hash is enough (nothing to guess from the hash), and comparing
 /// hashes tells a timing observer nothing about the key.
@@ -229,7 +280,9 @@ impl Authenticator for SessionAuth {
         }
         match SessionHeaders::read(req)? {
             None => Ok(None),
-            Some(presented) => self.session_user(&presented, req.method).map(Some),
+            Some(presented) => self
+                .session_user(&presented, req.method, req.peer)
+                .map(Some),
         }
     }
 }
@@ -288,7 +341,7 @@ fn login(
             return Ok(renewed);
         }
     }
-    open_session(&tx, &user, "password")
+    open_session(&tx, &user, "password", ctx.peer())
 }
 
 /// Renews the session `caller` presented, if it is `user`'s and not closed: a new key, its
@@ -327,16 +380,21 @@ fn renew_session(
     }))
 }
 
-/// Opens a session for `user`, who logged in by `how` (it exists once the call's transaction
-/// commits); answers its session info.
-fn open_session(tx: &Connection, user: &str, how: &str) -> Result<SessionInfo, Fault> {
+/// Opens a session for `user`, who logged in by `how` from `peer` (it exists once the call's
+/// transaction commits); answers its session info.
+fn open_session(
+    tx: &Connection,
+    user: &str,
+    how: &str,
+    peer: Option<SocketAddr>,
+) -> Result<SessionInfo, Fault> {
     let key = hub::core::session::random_key()
         .map_err(|e| Fault::new(1, format!("could not open a session: {e}")))?;
     let opened = tx
         .execute(
-            "INSERT INTO sessions (user_id, key_hash, authtype, start_ts)
-             SELECT id, ?2, ?3, unixepoch('subsec') FROM users WHERE name = ?1",
-            (user, key_hash_of(&key), how),
+            "INSERT INTO sessions (user_id, key_hash, authtype, start_ts, hostip)
+             SELECT id, ?2, ?3, unixepoch('subsec'), ?4 FROM users WHERE name = ?1",
+            (user, key_hash_of(&key), how, host_of(peer)),
         )
         .map_err(db::fault)?;
     // No row when the user went away since it was checked: the last row id is then another's.
@@ -393,7 +451,7 @@ fn ssl_login(
     }
     let user = user.to_owned();
     let tx = ctx.resource::<Tx>()?;
-    open_session(&tx, &user, "client certificate")
+    open_session(&tx, &user, "client certificate", ctx.peer())
 }
 
 /// Ends the caller's session. `session_id` (koji ≥ 1.31 sends it, usually nil) may only name

@@ -65,9 +65,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sessions RENAME COLUMN key TO key_hash;",
     // 4: sessions expire with age and are renewed (koji's `SessionRenewalTimeout`): an
     // expired session can be renewed by logging in again, a closed one (logged out) cannot.
-    // Every session expired so far was logged out or ended by migration 3: closed.
+    // Every session expired so far was logged out or ended by migration 3: closed. A session
+    // is bound to the address it logged in from (koji's `CheckClientIP`); those opened before
+    // have none and are not bound.
     "ALTER TABLE sessions ADD COLUMN renew_ts REAL;
     ALTER TABLE sessions ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE sessions ADD COLUMN hostip TEXT;
     UPDATE sessions SET closed = expired;",
 ];
 

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example buildhub -- [--admin NAME:PASSWORD] [--db PATH]
 //!     [--listen ADDR] [--config PATH] [--work-dir DIR] [--session-lifetime SECS]
+//!     [--no-client-ip-check]
 //! ```
 //!
 //! - `--db PATH`: the database (default `buildhub.sqlite3` in the working directory), created
@@ -15,7 +16,9 @@
 //! - `--work-dir DIR`: where uploads go (default `buildhub-work` beside the database);
 //! - `--session-lifetime SECS`: how long a login session lives from its opening or last
 //!   renewal (default 86400, koji's `SessionRenewalTimeout`; 0: for ever). koji's client
-//!   renews an expired session by itself, logging in again.
+//!   renews an expired session by itself, logging in again;
+//! - `--no-client-ip-check`: accept a session from any address, not only the one it logged
+//!   in from (koji's `CheckClientIP = False`).
 //!
 //! Then `koji --server http://127.0.0.1:8080/kojihub --noauth version`, or a
 //! `koji.ClientSession` with `opts={'user': ..., 'password': ...}` and `login()`.
@@ -71,11 +74,12 @@ struct Args {
     server: common::ServerArgs,
     admin: Option<(String, String)>,
     work_dir: Option<PathBuf>,
-    session_lifetime: Option<Duration>,
+    sessions: auth::SessionPolicy,
 }
 
 const USAGE: &str = "usage: buildhub [--admin NAME:PASSWORD] [--db PATH] [--listen ADDR] \
-                     [--config PATH] [--work-dir DIR] [--session-lifetime SECS]";
+                     [--config PATH] [--work-dir DIR] [--session-lifetime SECS] \
+                     [--no-client-ip-check]";
 
 /// koji's default `SessionRenewalTimeout`: 1440 minutes.
 const SESSION_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -86,7 +90,10 @@ fn parse_args() -> Result<Args, String> {
         server: common::ServerArgs::default(),
         admin: None,
         work_dir: None,
-        session_lifetime: Some(SESSION_LIFETIME),
+        sessions: auth::SessionPolicy {
+            lifetime: Some(SESSION_LIFETIME),
+            check_client_ip: true,
+        },
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -101,8 +108,9 @@ fn parse_args() -> Result<Args, String> {
                 let secs: u64 = value()?
                     .parse()
                     .map_err(|e| format!("--session-lifetime takes seconds: {e}"))?;
-                args.session_lifetime = (secs > 0).then(|| Duration::from_secs(secs));
+                args.sessions.lifetime = (secs > 0).then(|| Duration::from_secs(secs));
             }
+            "--no-client-ip-check" => args.sessions.check_client_ip = false,
             "--admin" => {
                 let v = value()?;
                 let (name, password) = v.split_once(':').ok_or("--admin takes NAME:PASSWORD")?;
@@ -167,7 +175,7 @@ fn run() -> Result<(), String> {
     };
     std::fs::create_dir_all(&work_dir)
         .map_err(|e| format!("work dir {}: {e}", work_dir.display()))?;
-    let auth = auth::SessionAuth::new(pool.connect().map_err(db_err)?, args.session_lifetime);
+    let auth = auth::SessionAuth::new(pool.connect().map_err(db_err)?, args.sessions);
     STATE
         .set(State { work_dir })
         .map_err(|_| "state set twice")?;
