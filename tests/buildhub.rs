@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{koji, python, serve, Served, TempDir};
+use support::{koji, koji_cli, python, serve, Served, TempDir};
 
 /// Starts buildhub on `db`, with an admin `admin`/`adminpw`.
 fn buildhub(dir: &TempDir) -> Served {
@@ -138,6 +138,27 @@ s.deleteBuild('bash-5.2.15-4.fc41')",
     // writing needs a login: koji's ActionNotAllowed
     let ran = k(&["call", "createBuild", "zsh", "5.9.0", "1.fc40"]);
     assert!(ran.stderr.contains("ActionNotAllowed"), "{ran}");
+    // the CLI's password login: `moshimoshi` greets the user `getLoggedInUser` names, and a
+    // logged-in CLI writes
+    let as_user = |password: &str, args: &[&str]| {
+        let password = format!("--password={password}");
+        let mut all = vec!["-c", conf.as_str(), "--authtype=password", "--user=admin"];
+        all.push(&password);
+        all.extend_from_slice(args);
+        koji_cli(&all)
+    };
+    let ran = as_user("adminpw", &["moshimoshi"]);
+    assert!(ran.ok().contains("admin"), "{ran}");
+    let ran = as_user(
+        "adminpw",
+        &["call", "createBuild", "zsh", "5.9.0", "1.fc40"],
+    );
+    assert_eq!(ran.ok().trim(), "3", "{ran}");
+    let ran = as_user("wrong", &["moshimoshi"]);
+    assert!(
+        ran.status != Some(0) && ran.stderr.contains("invalid username or password"),
+        "{ran}"
+    );
 
     let ran = k(&["list-api"]);
     let out = ran.ok();
