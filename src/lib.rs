@@ -141,7 +141,40 @@
 //! type then each parameter's type, one signature per accepted arity) and koji's
 //! `_listapi` (`{name, doc, argdesc, args}` per method).
 //!
-//! ## 6. HTTPS and who is calling
+//! ## 6. Shared state and per-request resources
+//!
+//! A method registered at link time captures nothing. What `main` builds for all of them (a
+//! connection pool, the hub's settings) is the server's shared state: set with
+//! [`ServerBuilder::state`], read by its type with [`Context::state`]. What each call needs
+//! of its own (a database transaction, committed when the call succeeds and rolled back when
+//! it faults or panics) is a resource: [`ServerBuilder::resource`], [`Context::resource`].
+//!
+//! ```
+//! use std::path::PathBuf;
+//! use hub::{rpc_method, Context, Fault, Registry, Server};
+//!
+//! /// The hub's settings, shared by every method.
+//! struct Settings {
+//!     work_dir: PathBuf,
+//! }
+//!
+//! /// Where uploads go.
+//! #[rpc_method(name = "getWorkDir")]
+//! fn get_work_dir(ctx: &Context) -> Result<String, Fault> {
+//!     Ok(ctx.state::<Settings>()?.work_dir.display().to_string())
+//! }
+//!
+//! let builder = Server::builder().state(Settings { work_dir: "/mnt/koji/work".into() });
+//! # drop(builder);
+//! // A handler is tested on a context given the same state.
+//! let registry = std::sync::Arc::new(Registry::builder().build()?);
+//! let ctx = Context::new("getWorkDir", None, Default::default(), 1, registry)
+//!     .with_state(Settings { work_dir: "/tmp/work".into() });
+//! assert_eq!(get_work_dir(&ctx)?, "/tmp/work");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## 7. HTTPS and who is calling
 //!
 //! With a certificate and its key the listener speaks TLS only (the `tls` feature, on by
 //! default); with `tls_client_ca_file` it also asks clients for certificates, as koji's
@@ -179,7 +212,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! ## 7. Running as a service
+//! ## 8. Running as a service
 //!
 //! [`Server::run`] serves until SIGTERM or Ctrl-C, then drains: every call already read is
 //! answered within `drain_timeout_ms`, and a second signal stops at once. Under systemd it

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use hub::client::{blocking, Call, Client, Error};
 use hub::core::RunningServer;
-use hub::{rpc_method, Config, DateTime, Fault, Registry, RpcError, Server, Struct, Value};
+use hub::{
+    rpc_method, Config, Context, DateTime, Fault, Registry, RpcError, Server, Struct, Value,
+};
 use serde::{Deserialize, Serialize};
 
 /// Answers its one argument.
@@ -37,6 +39,25 @@ fn fail(code: i32, message: String) -> Result<(), Fault> {
 fn sleep(ms: u64) -> u64 {
     std::thread::sleep(Duration::from_millis(ms));
     ms
+}
+
+/// Shared state: how many times `hit` ran.
+struct Hits(std::sync::atomic::AtomicU64);
+
+/// Shared state: what `motto` answers.
+struct Motto(String);
+
+/// Counts its calls in the server's shared state (a blocking method, on the workers).
+#[rpc_method]
+fn hit(ctx: &Context) -> Result<u64, Fault> {
+    let hits = ctx.state::<Hits>()?;
+    Ok(hits.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+}
+
+/// The server's motto, from its shared state (an async method, on the IO unit).
+#[rpc_method]
+async fn motto(ctx: &Context) -> Result<String, Fault> {
+    Ok(ctx.state::<Motto>()?.0.clone())
 }
 
 /// A server's options for these tests: one IO unit, two workers, an ephemeral port.
@@ -576,4 +597,39 @@ async fn a_call_sent_again_keeps_its_number() {
         .expect("joined");
     // Sent twice under one number, so a hub that ran the first refuses the second.
     assert_eq!(seen, ["0", "0", "1"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn methods_reach_the_server_s_shared_state() {
+    let server = Server::builder()
+        .config(small())
+        .registry(Registry::builder().with_inventory().build().expect("names"))
+        .state(Hits(std::sync::atomic::AtomicU64::new(0)))
+        .state(Motto("the first, replaced".into()))
+        .state(Motto("builds for everyone".into()))
+        .build()
+        .expect("a valid config")
+        .start()
+        .expect("the server starts");
+    let client = Client::new(url(&server)).expect("a client");
+    for n in 1..=3u64 {
+        assert_eq!(client.call::<u64>("hit", ()).await.expect("a hit"), n);
+    }
+    let motto: String = client.call("motto", ()).await.expect("the motto");
+    assert_eq!(motto, "builds for everyone", "the last one set");
+    // A server built without it: the internal error, the missing type not told.
+    let bare = start();
+    let client = Client::new(url(&bare)).expect("a client");
+    for method in ["hit", "motto"] {
+        match client.call::<Value>(method, ()).await {
+            Err(Error::Fault(f)) => {
+                assert_eq!(f.code, -32603, "{method}: {f:?}");
+                assert!(
+                    !f.message.contains("Hits") && !f.message.contains("Motto"),
+                    "{f:?}"
+                );
+            }
+            other => panic!("{method}: expected the internal error, got {other:?}"),
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::auth::Caller;
 use crate::config::FaultCodes;
 use crate::registry::Registry;
 use crate::resource::{RequestResource, ResourceGuard, ResourceScope, Resources};
+use crate::state::States;
 use crate::status::StatusHandle;
 
 /// What one request carries through its handler: who called, what, when, and the
@@ -82,6 +83,7 @@ pub(crate) struct ServerParts {
     pub(crate) status: StatusHandle,
     pub(crate) faults: FaultCodes,
     pub(crate) resources: Resources,
+    pub(crate) states: States,
 }
 
 impl Context {
@@ -109,8 +111,17 @@ impl Context {
                 status: StatusHandle::default(),
                 faults: FaultCodes::default(),
                 resources,
+                states: States::default(),
             }),
         }
+    }
+
+    /// Sets the shared state of type `T` that [`state`](Self::state) reads, as
+    /// [`ServerBuilder::state`](crate::ServerBuilder::state) does for a server's contexts
+    /// (for testing a handler on a context of its own).
+    pub fn with_state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        Arc::make_mut(&mut self.server).states.insert(value);
+        self
     }
 
     /// Sets the caller (the server does this from its authenticator; tests may too).
@@ -207,6 +218,41 @@ impl Context {
         self.resources.get::<R>(&self.server.resources, self)
     }
 
+    /// The server's shared state of type `T`, set with
+    /// [`ServerBuilder::state`](crate::ServerBuilder::state): what a method registered at
+    /// link time reaches what `main` built with (a pool, the hub's settings), by type.
+    ///
+    /// None of that type set is a mistake in the server's code: the call gets the internal
+    /// error fault (the type is logged, not told to the client).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use hub_core::{Context, Fault};
+    ///
+    /// #[derive(Default)]
+    /// struct Counters { builds: AtomicU64 }
+    ///
+    /// fn count_build(ctx: &Context) -> Result<u64, Fault> {
+    ///     let counters = ctx.state::<Counters>()?;
+    ///     Ok(counters.builds.fetch_add(1, Ordering::Relaxed) + 1)
+    /// }
+    ///
+    /// let builder = hub_core::Server::builder().state(Counters::default());
+    /// # drop(builder);
+    /// # let ctx = Context::new("count", None, http::HeaderMap::new(), 1,
+    /// #     std::sync::Arc::new(hub_core::Registry::builder().build()?)).with_state(Counters::default());
+    /// # assert_eq!(count_build(&ctx)?, 1);
+    /// # assert_eq!(count_build(&ctx)?, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, Fault> {
+        self.server.states.get::<T>().ok_or_else(|| {
+            let wanted = std::any::type_name::<T>();
+            tracing::error!(method = %self.method, wanted, "no shared state of that type: set it with ServerBuilder::state");
+            Fault::new(self.server.faults.internal_error, "internal error: server state missing")
+        })
+    }
+
     /// Acquires the eager resources, before the handler runs.
     pub(crate) fn acquire_eager_resources(&self) -> Result<(), Fault> {
         self.resources.acquire_eager(&self.server.resources, self)
@@ -271,6 +317,7 @@ mod tests {
             status: StatusHandle::default(),
             faults: FaultCodes::default(),
             resources: Resources::default(),
+            states: States::default(),
         });
         let unit = Arc::new(ServerParts::clone(&server));
         assert!(!Arc::ptr_eq(&unit, &server), "a count of its own");

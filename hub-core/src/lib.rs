@@ -41,6 +41,7 @@ mod service;
 pub mod session;
 pub mod shutdown;
 mod signals;
+mod state;
 pub mod stats;
 pub mod status;
 mod systemd;

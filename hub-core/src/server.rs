@@ -133,6 +133,7 @@ pub struct ServerBuilder {
     registry: Option<Arc<Registry>>,
     hooks: Hooks,
     response_headers: Vec<(String, String)>,
+    states: crate::state::States,
 }
 
 macro_rules! setters {
@@ -315,6 +316,17 @@ impl ServerBuilder {
         self.declare(ResourceDef::new(true, factory))
     }
 
+    /// Shares `value` with every handler, which reads it with
+    /// [`Context::state::<T>()`](Context::state), by its type: a connection pool, the hub's
+    /// settings, a cache. Methods registered at link time (`#[rpc_method]`) cannot capture
+    /// anything; this is how they reach what `main` built. One value per type: setting a
+    /// type again replaces it. Shared, not per request (a per-request value is a
+    /// [`resource`](Self::resource)), so a value that changes needs its own locking or atomics.
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.states.insert(value);
+        self
+    }
+
     fn declare(mut self, def: ResourceDef) -> Self {
         self.hooks
             .resources
@@ -401,6 +413,7 @@ impl ServerBuilder {
             registry,
             hooks: self.hooks,
             tls,
+            states: self.states,
         })
     }
 }
@@ -412,6 +425,7 @@ pub struct Server {
     registry: Arc<Registry>,
     hooks: Hooks,
     tls: Option<crate::tls::Acceptor>,
+    states: crate::state::States,
 }
 
 impl Server {
@@ -482,6 +496,7 @@ impl Server {
             status: status.clone(),
             faults: config.faults,
             resources,
+            states: self.states,
         });
         let liveness = crate::liveness::Liveness::configured(&config).map(Arc::new);
         let per_ip = crate::per_ip::PerIp::configured(&config);
