@@ -48,24 +48,17 @@ mod users;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use hub::core::Config;
 use hub::{FaultCodes, Registry, Server};
 
-/// What methods share beyond their transaction.
+/// What methods share beyond their transaction: the server's shared state, which they read
+/// with `ctx.state::<State>()`.
 #[derive(Debug)]
 pub struct State {
     /// The root of uploaded files.
     pub work_dir: PathBuf,
-}
-
-static STATE: OnceLock<State> = OnceLock::new();
-
-/// The shared state (set in `main` before the server starts).
-pub fn state() -> &'static State {
-    STATE.get().expect("buildhub's state is set before serving")
 }
 
 #[derive(Debug)]
@@ -176,9 +169,6 @@ fn run() -> Result<(), String> {
     std::fs::create_dir_all(&work_dir)
         .map_err(|e| format!("work dir {}: {e}", work_dir.display()))?;
     let auth = auth::SessionAuth::new(pool.connect().map_err(db_err)?, args.sessions);
-    STATE
-        .set(State { work_dir })
-        .map_err(|_| "state set twice")?;
 
     let mut registry = Registry::builder().with_inventory();
     for method in info::variadic_methods() {
@@ -190,6 +180,7 @@ fn run() -> Result<(), String> {
             .config(config)
             .registry(registry)
             .response_header("Koji-Version", info::KOJI_VERSION)
+            .state(State { work_dir })
             // It reads the database for every request: on the workers, not the IO units.
             .blocking_authenticator(auth)
             .resource(move |_ctx| Ok(pool.begin()?))

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::UNIX_EPOCH;
 
-use hub::{rpc_method, Fault, RpcError, Struct, Upload, Value};
+use hub::{rpc_method, Context, Fault, RpcError, Struct, Upload, Value};
 
 use crate::faults;
 
@@ -214,7 +214,8 @@ pub async fn receive(mut upload: Upload) -> Result<Value, RpcError> {
         .map(|c| c.name().to_owned())
         .ok_or_else(|| Fault::new(faults::NOT_ALLOWED, "you must be logged-in to upload"))?;
     let q = Query::read(&upload)?;
-    let path = upload_path(&crate::state().work_dir, &q.filepath, &q.filename)?;
+    let work_dir = &upload.context().state::<crate::State>()?.work_dir;
+    let path = upload_path(work_dir, &q.filepath, &q.filename)?;
     if let Some(dir) = path.parent() {
         claim_dir(dir, &user, &q.filepath)?;
     }
@@ -248,6 +249,7 @@ fn int(n: u64) -> Result<i64, Fault> {
 /// file.
 #[rpc_method(name = "checkUpload")]
 fn check_upload(
+    ctx: &Context,
     path: String,
     name: String,
     verify: Option<String>,
@@ -257,7 +259,7 @@ fn check_upload(
     if volume.as_deref().is_some_and(|v| v != "DEFAULT") {
         return Err(faults::generic(format!("No such volume: {volume:?}")));
     }
-    let target = upload_path(&crate::state().work_dir, &path, &name)?;
+    let target = upload_path(&ctx.state::<crate::State>()?.work_dir, &path, &name)?;
     let io = |e: std::io::Error| faults::generic(format!("checkUpload {path}/{name}: {e}"));
     let mut file = match File::open(&target) {
         Ok(file) => file,
