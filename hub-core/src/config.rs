@@ -147,7 +147,8 @@ pub struct Config {
     /// Methods anyone may call during a lockout (so admins can log in).
     /// Default `["login", "logout", "sslLogin"]`.
     pub lockout_exempt: Vec<String>,
-    /// Log every call (method, arguments cut to 120 characters, duration, outcome) at INFO, and
+    /// Log every call (method, caller and session, arguments cut to 120 characters, duration,
+    /// outcome) at INFO, and
     /// put a panic's message into the internal-error fault text. Default `false`.
     pub debug: bool,
     /// Log a warning when the resident memory (resident minus shared, from `/proc/self/statm`)

@@ -421,7 +421,7 @@ pub(crate) fn finish(
         outcome = Err(fault);
     }
     let outcome = outcome.map_err(CallError::Fault);
-    let elapsed = watch.end(&shared.stats, ctx.method(), &outcome);
+    let elapsed = watch.end(&shared.stats, ctx, &outcome);
     (outcome, elapsed)
 }
 

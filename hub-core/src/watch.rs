@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hub_xmlrpc::{Limits, Value};
 
+use crate::auth::Caller;
 use crate::config::Config;
+use crate::context::Context;
 use crate::dispatch::CallError;
 use crate::registry::Params;
 use crate::stats::Stats;
@@ -127,9 +129,10 @@ impl CallWatch {
     pub(crate) fn end(
         self,
         stats: &Stats,
-        method: &str,
+        ctx: &Context,
         outcome: &Result<Value, CallError>,
     ) -> Duration {
+        let method = ctx.method();
         let now = Instant::now();
         let elapsed = self
             .started
@@ -156,6 +159,7 @@ impl CallWatch {
                     };
                     tracing::warn!(
                         method,
+                        user = user_of(ctx),
                         before_kib = before,
                         after_kib = after,
                         growth_kib = growth,
@@ -178,8 +182,15 @@ impl CallWatch {
                 Err(CallError::Fault(f)) => format!("fault {}: {}", f.code, f.message),
                 Err(CallError::Refused(r)) => format!("refused: {}", r.reason()),
             };
+            // koji's "Completed method M for session S (#callnum)": who, as well as what.
+            let session = ctx
+                .caller()
+                .and_then(Caller::session_id)
+                .map_or_else(|| "-".to_owned(), |id| id.to_string());
             tracing::info!(
                 method,
+                user = user_of(ctx),
+                session,
                 args,
                 elapsed_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                 outcome,
@@ -188,6 +199,11 @@ impl CallWatch {
         }
         elapsed
     }
+}
+
+/// The caller's name for a log line; `-` for an anonymous call.
+fn user_of(ctx: &Context) -> &str {
+    ctx.caller().map_or("-", Caller::name)
 }
 
 /// The arguments summarized for a log line (see [`write_args`]).

@@ -201,13 +201,27 @@ fn memory_watch_call_log_and_panics() {
     assert!(!logs.take().contains("grew from"));
     server.shutdown();
 
-    // debug = true: every call logged with method, args, duration and outcome.
+    // debug = true: every call logged with method, caller, args, duration and outcome.
     let mut cfg = config();
     cfg.debug = true;
-    let server = start(cfg);
+    let server = Server::builder()
+        .config(cfg)
+        .registry(registry())
+        .authenticator(ByHeader)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
     let mut c = Conn::open(server.local_addr());
     logs.take();
     assert!(outcome(&c.call("echo", &["<string>hello-debug</string>"])).is_ok());
+    let by_alice = lifecycle_support::call_with(
+        &mut c,
+        "echo",
+        &["<string>from-alice</string>"],
+        &[("X-User", "alice".to_owned())],
+    );
+    assert!(outcome(&by_alice).is_ok());
     assert!(outcome(&c.call("fail", &[])).is_err());
     assert!(outcome(&c.call("crash", &[])).is_err());
     assert!(outcome(&c.call(
@@ -220,12 +234,19 @@ fn memory_watch_call_log_and_panics() {
         let named = format!("method=\"{method}\"");
         line_where(&text, |l| l.contains(" call ") && l.contains(&named))
     };
-    let echo = call_line("echo");
-    assert!(
-        echo.contains("hello-debug") && echo.contains("outcome=\"ok\""),
-        "{echo}"
-    );
+    let echo = line_where(&text, |l| l.contains(" call ") && l.contains("hello-debug"));
+    assert!(echo.contains("outcome=\"ok\""), "{echo}");
     assert!(echo.contains("elapsed_us="), "{echo}");
+    assert!(
+        echo.contains("user=\"-\"") && echo.contains("session=\"-\""),
+        "anonymous: {echo}"
+    );
+    // koji's "Completed method M for session S": who called, as well as what.
+    let alice = line_where(&text, |l| l.contains(" call ") && l.contains("from-alice"));
+    assert!(
+        alice.contains("user=\"alice\"") && alice.contains("session=\"42\""),
+        "{alice}"
+    );
     let fail = call_line("fail");
     assert!(
         fail.contains("outcome=\"fault 1005: failed on purpose\""),
@@ -286,6 +307,19 @@ fn line_where(text: &str, wanted: impl Fn(&str) -> bool) -> String {
         .find(|l| wanted(l))
         .unwrap_or_else(|| panic!("no such line in {text}"))
         .to_owned()
+}
+
+/// Names the caller `X-User` says, in session 42.
+struct ByHeader;
+
+impl hub_core::auth::Authenticator for ByHeader {
+    fn authenticate(
+        &self,
+        req: &hub_core::auth::AuthRequest<'_>,
+    ) -> Result<Option<hub_core::auth::Caller>, hub_core::auth::AuthFailure> {
+        let user = req.headers.get("x-user").and_then(|v| v.to_str().ok());
+        Ok(user.map(|name| hub_core::auth::Caller::new(name).with_session(42)))
+    }
 }
 
 /// Blocks its IO unit for `slow_login` calls: the mistake of a synchronous database lookup in
