@@ -541,3 +541,59 @@ b._forget()";
     let out = py(&server, FROM_TWO_ADDRESSES, &[]);
     assert_eq!(out.trim(), "bob bob bob", "not checked");
 }
+
+#[test]
+fn the_rust_client_logs_in_and_renews_an_expired_session() {
+    use hub::client::{blocking::Client, Error};
+    let dir = TempDir::new("buildhub-rust-client");
+    let db = dir.path("hub.sqlite3");
+    let server = serve(
+        "buildhub",
+        &[
+            "--db",
+            &db,
+            "--admin",
+            "admin:adminpw",
+            "--session-lifetime",
+            "2",
+        ],
+    );
+    let url = kojihub(&server);
+    let name = |who: hub::Value| {
+        who.as_struct()
+            .and_then(|s| s.get("name"))
+            .and_then(hub::Value::as_str)
+            .map(str::to_owned)
+    };
+    let admin = Client::new(&url)
+        .expect("a client")
+        .koji_login("admin", "adminpw")
+        .expect("logged in");
+    let who = admin.call("getLoggedInUser", ()).expect("a user");
+    assert_eq!(name(who).as_deref(), Some("admin"));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Past its lifetime: the hub answers AuthExpired, the client renews the session in place
+    // and sends the call again; then it numbers the renewed session's calls from 0.
+    let id: i64 = admin
+        .call("createBuild", ("bash", "5.2.15", "3.fc40"))
+        .expect("a build, after the renewal");
+    assert_eq!(id, 1);
+    let who = admin.call("getLoggedInUser", ()).expect("a user");
+    assert_eq!(name(who).as_deref(), Some("admin"));
+    let conn = rusqlite::Connection::open(&db).expect("the database");
+    let (sessions, renewed): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(renew_ts) FROM sessions",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("counted");
+    assert_eq!((sessions, renewed), (1, 1), "one session, renewed");
+    match Client::new(&url)
+        .expect("a client")
+        .koji_login("admin", "wrong")
+    {
+        Err(Error::Fault(f)) => assert_eq!(f.code, 1002, "{f:?}"),
+        other => panic!("expected AuthError, got {other:?}"),
+    }
+}

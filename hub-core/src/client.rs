@@ -1,6 +1,7 @@
 //! An XML-RPC client: typed calls, koji's keyword arguments, `system.multicall`, kept-alive
-//! connections, timeouts, and koji's sessions ([`Client::koji_session`]: each call numbered,
-//! as the hub's replay check wants). The `call` example, the tests and the benchmarks use it.
+//! connections, timeouts, and koji's sessions ([`Client::koji_login`] or
+//! [`Client::koji_session`]: each call numbered, as the hub's replay check wants, and an
+//! expired session renewed by logging in again, as koji's client does). The `call` example, the tests and the benchmarks use it.
 //!
 //! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
 //! so consecutive calls reuse one connection; it takes gzipped answers, decoded within its
@@ -221,6 +222,13 @@ fn to_kwargs<N: Serialize + ?Sized>(named: &N) -> Result<Value, Error> {
     Ok(Value::Struct(s))
 }
 
+/// The XML of a call of `method` with `params`.
+fn call_body(method: &str, params: Vec<Value>) -> Bytes {
+    let mut body = Vec::with_capacity(256);
+    hub_xmlrpc::write_call(&MethodCall::new(method, params), &mut body);
+    Bytes::from(body)
+}
+
 fn decode<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
     hub_xmlrpc::from_value(v).map_err(|e| Error::Decode(format!("result: {e}")))
 }
@@ -321,12 +329,51 @@ pub struct Client {
     limits: Limits,
 }
 
-/// A koji session's headers, and the call number of the next call.
+/// A koji session's headers, the call number of the next call, and how to renew it.
 #[derive(Debug)]
 struct KojiSession {
     id: HeaderValue,
-    key: HeaderValue,
+    /// Replaced when the session is renewed.
+    key: std::sync::Mutex<HeaderValue>,
     next_callnum: AtomicI64,
+    /// The user name and password it logged in with ([`Client::koji_login`]), to renew it.
+    credentials: Option<(String, String)>,
+    /// Counts renewals, so that calls that failed together renew once.
+    renewals: AtomicI64,
+    /// Held while renewing.
+    renewing: tokio::sync::Mutex<()>,
+}
+
+impl KojiSession {
+    fn new(id: HeaderValue, key: HeaderValue, credentials: Option<(String, String)>) -> Self {
+        KojiSession {
+            id,
+            key: std::sync::Mutex::new(key),
+            next_callnum: AtomicI64::new(0),
+            credentials,
+            renewals: AtomicI64::new(0),
+            renewing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn key(&self) -> HeaderValue {
+        self.key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// koji's `AuthExpired`: the session must be renewed by logging in again.
+const AUTH_EXPIRED: i32 = 1007;
+
+/// What koji's `login` answers.
+#[derive(serde::Deserialize)]
+struct SessionInfo {
+    #[serde(rename = "session-id")]
+    id: i64,
+    #[serde(rename = "session-key")]
+    key: String,
 }
 
 impl Client {
@@ -443,11 +490,7 @@ impl Client {
     pub fn koji_session(mut self, id: i64, key: &str) -> Result<Self, Error> {
         let key =
             HeaderValue::try_from(key).map_err(|e| Error::Encode(format!("session key: {e}")))?;
-        self.session = Some(Arc::new(KojiSession {
-            id: HeaderValue::from(id),
-            key,
-            next_callnum: AtomicI64::new(0),
-        }));
+        self.session = Some(Arc::new(KojiSession::new(HeaderValue::from(id), key, None)));
         Ok(self)
     }
 
@@ -489,10 +532,93 @@ impl Client {
         decode(self.call_values(method, params).await?)
     }
 
+    /// Logs in to a koji hub with a user name and password (koji's `login`), and answers a
+    /// client whose calls carry the session it opened, numbered as with
+    /// [`koji_session`](Self::koji_session) and shared by its clones.
+    ///
+    /// When the hub answers a call with koji's `AuthExpired` (1007: the session outlived its
+    /// lifetime), the client logs in again with `renew`, presenting the expired session (the
+    /// hub renews it in place: a new key, call numbers from 0), and sends the call once more,
+    /// as koji's `ClientSession` does. A wrong password is the hub's fault (koji's
+    /// `AuthError`, 1002).
+    pub async fn koji_login(&self, user: &str, password: &str) -> Result<Client, Error> {
+        let info = self.login(user, password, false).await?;
+        let key = HeaderValue::try_from(info.key)
+            .map_err(|e| Error::Decode(format!("session key: {e}")))?;
+        let mut client = self.clone();
+        client.session = Some(Arc::new(KojiSession::new(
+            HeaderValue::from(info.id),
+            key,
+            Some((user.to_owned(), password.to_owned())),
+        )));
+        Ok(client)
+    }
+
+    /// Calls koji's `login` (with `renew`: for the session this client carries).
+    async fn login(&self, user: &str, password: &str, renew: bool) -> Result<SessionInfo, Error> {
+        let mut named = Struct::new();
+        if renew {
+            named.insert("renew", true);
+        }
+        let mut params = to_params(&(user, password))?;
+        params.push(to_kwargs(&named)?);
+        decode(self.send(call_body("login", params)).await?)
+    }
+
     /// Calls `method` with these parameter values and answers the result value.
     pub async fn call_values(&self, method: &str, params: Vec<Value>) -> Result<Value, Error> {
-        let mut body = Vec::with_capacity(256);
-        hub_xmlrpc::write_call(&MethodCall::new(method, params), &mut body);
+        let body = call_body(method, params);
+        let renewable = self
+            .session
+            .as_ref()
+            .filter(|s| s.credentials.is_some())
+            .map(|s| s.renewals.load(Ordering::Acquire));
+        let Some(seen) = renewable else {
+            return self.send(body).await;
+        };
+        match self.send(body.clone()).await {
+            Err(Error::Fault(f)) if f.code == AUTH_EXPIRED => {
+                self.renew(seen).await?;
+                self.send(body).await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// Renews the session this client logged in with, unless another call did since
+    /// renewal `seen`.
+    async fn renew(&self, seen: i64) -> Result<(), Error> {
+        let Some(session) = &self.session else {
+            return Ok(());
+        };
+        let Some((user, password)) = &session.credentials else {
+            return Ok(());
+        };
+        let _one_at_a_time = session.renewing.lock().await;
+        if session.renewals.load(Ordering::Acquire) != seen {
+            return Ok(());
+        }
+        let info = self.login(user, password, true).await?;
+        if HeaderValue::from(info.id) != session.id {
+            return Err(Error::Decode(format!(
+                "login with renew answered session {}, not the one it renews",
+                info.id
+            )));
+        }
+        let key = HeaderValue::try_from(info.key)
+            .map_err(|e| Error::Decode(format!("session key: {e}")))?;
+        *session
+            .key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+        // The hub numbers a renewed session's calls from the start, as koji's client does.
+        session.next_callnum.store(0, Ordering::Relaxed);
+        session.renewals.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
+
+    /// POSTs one call's `body` and answers its result, or its fault as it came.
+    async fn send(&self, body: Bytes) -> Result<Value, Error> {
         let response = self.post(body).await?;
         match hub_xmlrpc::parse_response(&response, &self.limits) {
             Ok(MethodResponse::Success(v)) => Ok(v),
@@ -562,7 +688,7 @@ impl Client {
         }
         if let (Some(session), Some(callnum)) = (&self.session, callnum) {
             headers.insert(SESSION_ID, session.id.clone());
-            headers.insert(SESSION_KEY, session.key.clone());
+            headers.insert(SESSION_KEY, session.key());
             headers.insert(SESSION_CALLNUM, HeaderValue::from(callnum));
         }
         Ok(request)
@@ -573,8 +699,7 @@ impl Client {
     /// Like Python's `xmlrpc.client`, sends the request a second time if the connection
     /// was closed before any of the response arrived: a kept-alive connection the server
     /// closed while idle (its idle timeout) fails that way on first use.
-    async fn post(&self, body: Vec<u8>) -> Result<Bytes, Error> {
-        let body = Bytes::from(body);
+    async fn post(&self, body: Bytes) -> Result<Bytes, Error> {
         // One number per call, the same if it is sent again.
         let callnum = self
             .session
@@ -710,6 +835,12 @@ pub mod blocking {
         pub fn koji_session(mut self, id: i64, key: &str) -> Result<Self, Error> {
             self.inner = self.inner.koji_session(id, key)?;
             Ok(self)
+        }
+
+        /// See [`Client::koji_login`](super::Client::koji_login): this client, logged in.
+        pub fn koji_login(self, user: &str, password: &str) -> Result<Self, Error> {
+            let inner = self.rt.block_on(self.inner.koji_login(user, password))?;
+            Ok(Client { inner, rt: self.rt })
         }
 
         /// See [`Client::tls_ca_file`](super::Client::tls_ca_file).
