@@ -10,12 +10,17 @@ use std::path::Path;
 
 use support::{koji, koji_cli, python, serve, Served, TempDir};
 
-/// Starts buildhub on `db`, with an admin `admin`/`adminpw`.
+/// Starts buildhub on `dir`'s database, with an admin `admin`/`adminpw`.
 fn buildhub(dir: &TempDir) -> Served {
-    serve(
-        "buildhub",
-        &["--db", &dir.path("hub.sqlite3"), "--admin", "admin:adminpw"],
-    )
+    buildhub_with(dir, &[])
+}
+
+/// [`buildhub`] with `extra` options.
+fn buildhub_with(dir: &TempDir, extra: &[&str]) -> Served {
+    let db = dir.path("hub.sqlite3");
+    let mut args = vec!["--db", db.as_str(), "--admin", "admin:adminpw"];
+    args.extend_from_slice(extra);
+    serve("buildhub", &args)
 }
 
 fn kojihub(server: &Served) -> String {
@@ -424,17 +429,7 @@ print('ok')",
 fn an_expired_session_is_renewed_by_koji_s_client() {
     let dir = TempDir::new("buildhub-renew");
     let db = dir.path("hub.sqlite3");
-    let server = serve(
-        "buildhub",
-        &[
-            "--db",
-            &db,
-            "--admin",
-            "admin:adminpw",
-            "--session-lifetime",
-            "2",
-        ],
-    );
+    let server = buildhub_with(&dir, &["--session-lifetime", "2"]);
     let out = py(
         &server,
         "import sqlite3, time
@@ -528,16 +523,7 @@ b._forget()";
     );
     drop(server);
     let dir = TempDir::new("buildhub-no-hostip");
-    let server = serve(
-        "buildhub",
-        &[
-            "--db",
-            &dir.path("hub.sqlite3"),
-            "--admin",
-            "admin:adminpw",
-            "--no-client-ip-check",
-        ],
-    );
+    let server = buildhub_with(&dir, &["--no-client-ip-check"]);
     let out = py(&server, FROM_TWO_ADDRESSES, &[]);
     assert_eq!(out.trim(), "bob bob bob", "not checked");
 }
@@ -547,17 +533,7 @@ fn the_rust_client_logs_in_and_renews_an_expired_session() {
     use hub::client::{blocking::Client, Error};
     let dir = TempDir::new("buildhub-rust-client");
     let db = dir.path("hub.sqlite3");
-    let server = serve(
-        "buildhub",
-        &[
-            "--db",
-            &db,
-            "--admin",
-            "admin:adminpw",
-            "--session-lifetime",
-            "2",
-        ],
-    );
+    let server = buildhub_with(&dir, &["--session-lifetime", "2"]);
     let url = kojihub(&server);
     let name = |who: hub::Value| {
         who.as_struct()
