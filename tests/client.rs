@@ -633,3 +633,63 @@ async fn methods_reach_the_server_s_shared_state() {
         }
     }
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn koji_login_renews_a_session_store_s_expired_session() {
+    use hub::core::session::SessionStore;
+    let sessions =
+        std::sync::Arc::new(SessionStore::new().with_lifetime(Duration::from_millis(300)));
+    let store = std::sync::Arc::clone(&sessions);
+    // koji's login: a new session, or with `renew` the one the call presents, renewed.
+    let registry = Registry::builder()
+        .blocking("login", move |ctx, p| {
+            let renew = p
+                .named
+                .as_ref()
+                .and_then(|n| n.get("renew"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let io = |e: std::io::Error| RpcError::Fault(Fault::new(1, e.to_string()));
+            let presented = ctx.caller().and_then(hub::Caller::session_id);
+            let (id, key) = match presented.filter(|_| renew) {
+                Some(id) => (id, store.renew(id).map_err(io)?.expect("the session")),
+                None => store.create(hub::Caller::new("alice")).map_err(io)?,
+            };
+            let mut info = Struct::new();
+            info.insert("session-id", Value::Int(id as i64));
+            info.insert("session-key", Value::from(key));
+            Ok(Value::Struct(info))
+        })
+        .blocking("whoami", |ctx, _p| {
+            Ok(ctx
+                .caller()
+                .map_or(Value::Nil, |c| Value::from(c.name().to_owned())))
+        })
+        .build()
+        .expect("no duplicate names");
+    let server = Server::builder()
+        .config(Config {
+            faults: hub::FaultCodes::koji(),
+            ..small()
+        })
+        .registry(registry)
+        .authenticator(std::sync::Arc::clone(&sessions))
+        .build()
+        .expect("a valid config")
+        .start()
+        .expect("the server starts");
+    let alice = Client::new(url(&server))
+        .expect("a client")
+        .koji_login("alice", "pw")
+        .await
+        .expect("logged in");
+    let who: String = alice.call("whoami", ()).await.expect("alice");
+    assert_eq!(who, "alice");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Expired: AuthExpired, a login with renew, the call again, all inside this one call.
+    let who: String = alice.call("whoami", ()).await.expect("alice, renewed");
+    assert_eq!(who, "alice");
+    let who: String = alice.clone().call("whoami", ()).await.expect("a clone too");
+    assert_eq!(who, "alice");
+    assert_eq!(sessions.len(), 1, "renewed in place, not opened again");
+}
