@@ -1,7 +1,7 @@
 //! The command-line client: calls one method (or a batch) and prints the result.
 //!
 //! ```text
-//! cargo run --example call -- [--url URL] [--ca FILE] [--cert FILE] [--timeout SECS] [--json] METHOD [ARG ...]
+//! cargo run --example call -- [--url URL] [--ca FILE] [--cert FILE] [--user NAME] [--timeout SECS] [--json] METHOD [ARG ...]
 //! cargo run --example call -- [--url URL] --list
 //! cargo run --example call -- [--url URL] --help METHOD
 //! cargo run --example call -- [--url URL] [--json] --multicall < calls.txt
@@ -26,6 +26,10 @@
 //! (koji's `serverca`); `--cert` presents a client certificate (koji's `cert`: one PEM file
 //! with the certificate and its key).
 //!
+//! `--user NAME` logs in to a koji hub first (koji's `login`, the password from `--password`
+//! or, better, kept out of the process list, the `HUB_PASSWORD` environment variable), and
+//! the call carries that session.
+//!
 //! `--multicall` reads one call per line from stdin (`METHOD ARG ...`, with shell-like
 //! quoting; blank lines and `#` comments are skipped) and sends them as one
 //! `system.multicall`. Exit status: 0 on success, 1 on a fault (its code and message on
@@ -42,7 +46,8 @@ use hub::client::{Call, Error};
 use hub::{DateTime, Struct, Value};
 
 const USAGE: &str = "\
-usage: call [--url URL] [--ca FILE] [--cert FILE] [--timeout SECS] [--json] METHOD [ARG ...]
+usage: call [--url URL] [--ca FILE] [--cert FILE] [--user NAME] [--timeout SECS] [--json]
+            METHOD [ARG ...]
        call [--url URL] --list
        call [--url URL] --help METHOD
        call [--url URL] [--json] --multicall < calls.txt
@@ -51,6 +56,7 @@ ARG: i:5 s:5 b:true d:1.5 dt:19980717T14:08:55 b64:aGk= nil JSON (arrays, struct
      name=ARG (keyword argument); untyped: int, double, true/false, else string.
 https: --ca FILE trusts these CAs (PEM) instead of the system's; --cert FILE presents
        a client certificate (PEM: certificate and key).
+koji:  --user NAME logs in first, with --password PASS or $HUB_PASSWORD.
 Default URL: http://127.0.0.1:8080/RPC2";
 
 /// What went wrong, and so which exit status.
@@ -82,6 +88,9 @@ struct Args {
     url: String,
     ca: Option<String>,
     cert: Option<String>,
+    /// koji's login: the user, and the password if given on the command line.
+    user: Option<String>,
+    password: Option<String>,
     timeout: Duration,
     json: bool,
     mode: Mode,
@@ -90,6 +99,7 @@ struct Args {
 fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
     let mut url = "http://127.0.0.1:8080/RPC2".to_owned();
     let (mut ca, mut cert) = (None, None);
+    let (mut user, mut password) = (None, None);
     let mut timeout = Duration::from_secs(60);
     let mut json = false;
     let mut mode = None;
@@ -103,6 +113,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
             "--url" => url = value("--url")?,
             "--ca" => ca = Some(value("--ca")?),
             "--cert" => cert = Some(value("--cert")?),
+            "--user" => user = Some(value("--user")?),
+            "--password" => password = Some(value("--password")?),
             "--timeout" => {
                 let v = value("--timeout")?;
                 timeout = v
@@ -134,10 +146,15 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
         }
     }
     let mode = mode.ok_or_else(|| Failure::Usage("no METHOD given".into()))?;
+    if password.is_some() && user.is_none() {
+        return Err(Failure::Usage("--password needs --user".into()));
+    }
     Ok(Args {
         url,
         ca,
         cert,
+        user,
+        password,
         timeout,
         json,
         mode,
@@ -511,6 +528,14 @@ fn run() -> Result<(), Failure> {
         client = client
             .tls_client_cert(cert)
             .map_err(|e| Failure::Usage(e.to_string()))?;
+    }
+    if let Some(user) = &args.user {
+        let password = match args.password.clone() {
+            Some(password) => password,
+            None => std::env::var("HUB_PASSWORD")
+                .map_err(|_| Failure::Usage("--user needs --password or $HUB_PASSWORD".into()))?,
+        };
+        client = client.koji_login(user, &password)?;
     }
     match args.mode {
         Mode::List => {

@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{koji, koji_cli, python, serve, Served, TempDir};
+use support::{example, koji, koji_cli, python, run, serve, Served, TempDir};
 
 /// Starts buildhub on `dir`'s database, with an admin `admin`/`adminpw`.
 fn buildhub(dir: &TempDir) -> Served {
@@ -572,4 +572,42 @@ fn the_rust_client_logs_in_and_renews_an_expired_session() {
         Err(Error::Fault(f)) => assert_eq!(f.code, 1002, "{f:?}"),
         other => panic!("expected AuthError, got {other:?}"),
     }
+}
+
+#[test]
+fn the_call_example_logs_in_with_user() {
+    let dir = TempDir::new("buildhub-call");
+    let server = buildhub(&dir);
+    let url = kojihub(&server);
+    let call = |args: &[&str]| {
+        let mut all = vec!["--url", url.as_str(), "--timeout", "30"];
+        all.extend_from_slice(args);
+        run(example("call"), &all, "")
+    };
+    let ran = call(&[
+        "--user",
+        "admin",
+        "--password",
+        "adminpw",
+        "getLoggedInUser",
+    ]);
+    assert!(ran.ok().contains("admin"), "{ran}");
+    let as_admin = ["--user", "admin", "--password", "adminpw"];
+    let ran = call(
+        &[
+            &as_admin[..],
+            &["createBuild", "bash", "s:5.2.15", "3.fc40"],
+        ]
+        .concat(),
+    );
+    assert_eq!(ran.ok().trim(), "1", "{ran}");
+    // Anonymous, the same write is refused; a wrong password is koji's AuthError.
+    let ran = call(&["createBuild", "bash", "s:5.2.15", "4.fc40"]);
+    assert_eq!(ran.status, Some(1), "{ran}");
+    assert!(ran.stderr.contains("1004"), "{ran}");
+    let ran = call(&["--user", "admin", "--password", "wrong", "getLoggedInUser"]);
+    assert_eq!(ran.status, Some(1), "{ran}");
+    assert!(ran.stderr.contains("1002"), "{ran}");
+    let ran = call(&["--password", "adminpw", "getLoggedInUser"]);
+    assert_eq!(ran.status, Some(2), "--password without --user: {ran}");
 }
