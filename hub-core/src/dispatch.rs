@@ -247,8 +247,9 @@ impl<'a> ParsedRequest<'a> {
 
     /// Queues a blocking method's call whose caller a blocking authenticator has yet to
     /// name: the job authenticates, admits (lockout, permission), makes the context and runs
-    /// the handler, all on the worker. A refusal there is the call's fault, counted in its
-    /// method's stats.
+    /// the handler, all on the worker. A refusal there is the call's fault; as on the unit,
+    /// the method's stats count it once the caller is authenticated (a refused permission,
+    /// not refused credentials).
     fn start_authenticating(
         self,
         shared: &'a Arc<Shared>,
@@ -257,7 +258,7 @@ impl<'a> ParsedRequest<'a> {
         client_cert: Option<crate::tls::ClientCert>,
     ) -> Call<'a> {
         let stats = &*callable.stats;
-        stats.calls.add(1);
+        let job_stats = Arc::clone(&callable.stats);
         let method = Arc::clone(&callable.method);
         let watch = CallWatch::new(
             &shared.config,
@@ -273,14 +274,19 @@ impl<'a> ParsedRequest<'a> {
         );
         let prepare = move |method: &Method, params: &Params| {
             let name = method.shared_name();
-            let admitted =
-                lifecycle::authenticate(&job_shared, name, &headers, peer, client_cert.as_ref())
-                    .and_then(|caller| {
-                        lifecycle::admit(&job_shared, name, method.perm(), caller.as_deref())
-                            .map(|()| caller)
-                    });
-            match admitted {
-                Ok(caller) => Ok(lifecycle::context(
+            let caller = match lifecycle::authenticate(
+                &job_shared,
+                name,
+                &headers,
+                peer,
+                client_cert.as_ref(),
+            ) {
+                Ok(caller) => caller,
+                Err(fault) => return Err(Box::new(Unprepared::refused(fault, headers))),
+            };
+            job_stats.calls.add(1);
+            match lifecycle::admit(&job_shared, name, method.perm(), caller.as_deref()) {
+                Ok(()) => Ok(lifecycle::context(
                     &parts,
                     name.clone(),
                     params,
@@ -288,7 +294,11 @@ impl<'a> ParsedRequest<'a> {
                     headers,
                     caller,
                 )),
-                Err(fault) => Err(Box::new((fault, headers))),
+                Err(fault) => Err(Box::new(Unprepared {
+                    fault,
+                    headers,
+                    counted: true,
+                })),
             }
         };
         match queue_blocking(shared, stats, method, prepare, params, watch) {
@@ -375,6 +385,27 @@ struct Ran {
     elapsed: Duration,
     /// The request's header map, for the answer's headers on the unit (see `header_map`).
     headers: http::HeaderMap,
+    /// Whether the outcome counts in the method's stats (not for refused credentials).
+    counted: bool,
+}
+
+/// Why a queued call's job did not run its handler: the fault, the request's header map back,
+/// and whether it counts in the method's stats.
+struct Unprepared {
+    fault: Fault,
+    headers: http::HeaderMap,
+    counted: bool,
+}
+
+impl Unprepared {
+    /// Refused credentials: not a call of the method, as on the unit.
+    fn refused(fault: Fault, headers: http::HeaderMap) -> Self {
+        Unprepared {
+            fault,
+            headers,
+            counted: false,
+        }
+    }
 }
 
 impl Call<'_> {
@@ -392,6 +423,9 @@ impl Call<'_> {
             Call::Queued(job) => match job.answer.await {
                 Ok(Ok(ran)) => {
                     crate::header_map::give_back(ran.headers);
+                    if !ran.counted {
+                        return ran.outcome;
+                    }
                     tally(job.stats, ran.outcome, Some(ran.elapsed))
                 }
                 Ok(Err(refusal)) => Err(CallError::Refused(refusal)),
@@ -462,9 +496,7 @@ fn queue_blocking<'a>(
     shared: &Arc<Shared>,
     stats: &'a MethodStats,
     method: Arc<Method>,
-    prepare: impl FnOnce(&Method, &Params) -> Result<Context, Box<(Fault, http::HeaderMap)>>
-        + Send
-        + 'static,
+    prepare: impl FnOnce(&Method, &Params) -> Result<Context, Box<Unprepared>> + Send + 'static,
     params: Params,
     watch: CallWatch,
 ) -> Result<Queued<'a>, Refusal> {
@@ -476,11 +508,16 @@ fn queue_blocking<'a>(
         let ctx = match prepare(&method, &params) {
             Ok(ctx) => ctx,
             Err(refused) => {
-                let (fault, headers) = *refused;
+                let Unprepared {
+                    fault,
+                    headers,
+                    counted,
+                } = *refused;
                 return Ran {
                     outcome: Err(fault.into()),
                     elapsed: Duration::ZERO,
                     headers,
+                    counted,
                 };
             }
         };
@@ -490,6 +527,7 @@ fn queue_blocking<'a>(
             outcome,
             elapsed,
             headers: ctx.into_headers(),
+            counted: true,
         }
     })?;
     Ok(Queued {

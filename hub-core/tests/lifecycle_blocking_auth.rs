@@ -183,9 +183,19 @@ fn a_blocking_authenticator_runs_on_a_worker_while_its_unit_serves() {
         outcome(&refused),
         Err((-32001, "no such user: refused".into()))
     );
+    // Refused credentials are not a call of the method, as on the unit; an accepted one is.
+    let whoami_stats = || {
+        let m = server.stats().method("whoami");
+        (m.calls.get(), m.faults.get())
+    };
+    let before = whoami_stats();
     let refused = call_with(&mut c, "whoami", &[], &user("refused"));
     assert_eq!(fault_code(&refused), -32001);
     assert_eq!(server.stats().counters.snapshot().auth_failures, 2);
+    assert_eq!(whoami_stats(), before);
+    let r = call_with(&mut c, "whoami", &[], &user("grace"));
+    assert_eq!(outcome(&r), Ok(Value::from("grace")));
+    assert_eq!(whoami_stats(), (before.0 + 1, before.1));
     let panicked = call_with(&mut c, "whoami", &[], &[("X-Panic", "1".into())]);
     assert_eq!(
         outcome(&panicked),
@@ -212,7 +222,7 @@ fn a_blocking_authenticator_runs_on_a_worker_while_its_unit_serves() {
 
     // Every lookup ran on a worker, none on the unit.
     let threads = lookup.threads.lock().unwrap().clone();
-    assert_eq!(threads.len(), 11, "{threads:?}");
+    assert_eq!(threads.len(), 12, "{threads:?}");
     assert!(
         threads.iter().all(|t| t.starts_with("hub-worker-")),
         "{threads:?}"
