@@ -5,9 +5,10 @@
 //!
 //! Sessions live in the database, as koji's do: a client logged in before a restart (a
 //! builder daemon, a long script) goes on with its session after it. Unlike koji's, the
-//! database keeps only a hash of each session's key: reading it hands out no session. The authenticator reads
-//! and writes the database for each request, so it is the server's blocking authenticator:
-//! it runs on the worker pool, and a slow lookup does not stall the IO unit.
+//! database keeps only a hash of each session's key: reading it hands out no session. The
+//! authenticator reads and writes the database for each request, so it is the server's
+//! blocking authenticator: it runs on the worker pool, and a slow lookup does not stall the
+//! IO unit.
 //!
 //! A session expires `--session-lifetime` seconds after it was opened or last renewed (koji's
 //! `SessionRenewalTimeout`, 24 hours by default): a call with it is then refused with koji's
@@ -163,7 +164,13 @@ impl SessionAuth {
         let from = host_of(peer);
         if self.policy.check_client_ip && hostip.as_ref().is_some_and(|h| *h != from) {
             // The answer does not say which part was wrong; the log does, for the operator.
-            tracing::warn!(session = id, user = %name, bound_to = ?hostip, from = %from, "session sent from another address");
+            tracing::warn!(
+                session = id,
+                user = %name,
+                bound_to = ?hostip,
+                from = %from,
+                "session sent from another address"
+            );
             return Err(presented.unknown());
         }
         if status != 0 {

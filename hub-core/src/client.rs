@@ -1,7 +1,8 @@
 //! An XML-RPC client: typed calls, koji's keyword arguments, `system.multicall`, kept-alive
 //! connections, timeouts, and koji's sessions ([`Client::koji_login`] or
 //! [`Client::koji_session`]: each call numbered, as the hub's replay check wants, and an
-//! expired session renewed by logging in again, as koji's client does). The `call` example, the tests and the benchmarks use it.
+//! expired session renewed by logging in again, as koji's client does). The `call` example,
+//! the tests and the benchmarks use it.
 //!
 //! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
 //! so consecutive calls reuse one connection; it takes gzipped answers, decoded within its

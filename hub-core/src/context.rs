@@ -248,8 +248,15 @@ impl Context {
     pub fn state<T: Send + Sync + 'static>(&self) -> Result<&T, Fault> {
         self.server.states.get::<T>().ok_or_else(|| {
             let wanted = std::any::type_name::<T>();
-            tracing::error!(method = %self.method, wanted, "no shared state of that type: set it with ServerBuilder::state");
-            Fault::new(self.server.faults.internal_error, "internal error: server state missing")
+            tracing::error!(
+                method = %self.method,
+                wanted,
+                "no shared state of that type: set it with ServerBuilder::state"
+            );
+            Fault::new(
+                self.server.faults.internal_error,
+                "internal error: server state missing",
+            )
         })
     }
 

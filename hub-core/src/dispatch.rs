@@ -235,7 +235,11 @@ impl<'a> ParsedRequest<'a> {
                 Some(budget) => match tokio::time::timeout(budget, lookup).await {
                     Ok(looked_up) => looked_up?,
                     Err(_) => {
-                        tracing::warn!(peer = ?self.peer, budget_ms = budget.as_millis() as u64, "multicall's lookup over its time budget");
+                        tracing::warn!(
+                            peer = ?self.peer,
+                            budget_ms = budget.as_millis() as u64,
+                            "multicall's lookup over its time budget"
+                        );
                         return Err(over_budget(shared, budget));
                     }
                 },

@@ -84,7 +84,13 @@ pub(crate) async fn run(
                     Some(budget) => match tokio::time::timeout(budget, entry).await {
                         Ok(outcome) => outcome,
                         Err(_) => {
-                            tracing::warn!(peer = ?meta.peer, method = %name, entry = i, budget_ms = budget.as_millis() as u64, "multicall entry over its time budget");
+                            tracing::warn!(
+                                peer = ?meta.peer,
+                                method = %name,
+                                entry = i,
+                                budget_ms = budget.as_millis() as u64,
+                                "multicall entry over its time budget"
+                            );
                             overran = Some((i, name));
                             Err(over_budget(shared, budget))
                         }
