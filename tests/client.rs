@@ -634,13 +634,19 @@ async fn methods_reach_the_server_s_shared_state() {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn koji_login_renews_a_session_store_s_expired_session() {
+/// A hub keeping koji sessions in a `SessionStore` whose sessions live 300 ms, with koji's
+/// fault codes and a `login` that opens a session, or, when `renews` and asked to `renew`,
+/// renews the one the call presents.
+fn session_hub(
+    renews: bool,
+) -> (
+    RunningServer,
+    std::sync::Arc<hub::core::session::SessionStore>,
+) {
     use hub::core::session::SessionStore;
     let sessions =
         std::sync::Arc::new(SessionStore::new().with_lifetime(Duration::from_millis(300)));
     let store = std::sync::Arc::clone(&sessions);
-    // koji's login: a new session, or with `renew` the one the call presents, renewed.
     let registry = Registry::builder()
         .blocking("login", move |ctx, p| {
             let renew = p
@@ -651,7 +657,7 @@ async fn koji_login_renews_a_session_store_s_expired_session() {
                 .unwrap_or(false);
             let io = |e: std::io::Error| RpcError::Fault(Fault::new(1, e.to_string()));
             let presented = ctx.caller().and_then(hub::Caller::session_id);
-            let (id, key) = match presented.filter(|_| renew) {
+            let (id, key) = match presented.filter(|_| renews && renew) {
                 Some(id) => (id, store.renew(id).map_err(io)?.expect("the session")),
                 None => store.create(hub::Caller::new("alice")).map_err(io)?,
             };
@@ -678,18 +684,31 @@ async fn koji_login_renews_a_session_store_s_expired_session() {
         .expect("a valid config")
         .start()
         .expect("the server starts");
-    let alice = Client::new(url(&server))
-        .expect("a client")
-        .koji_login("alice", "pw")
-        .await
-        .expect("logged in");
-    let who: String = alice.call("whoami", ()).await.expect("alice");
-    assert_eq!(who, "alice");
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    // Expired: AuthExpired, a login with renew, the call again, all inside this one call.
-    let who: String = alice.call("whoami", ()).await.expect("alice, renewed");
-    assert_eq!(who, "alice");
-    let who: String = alice.clone().call("whoami", ()).await.expect("a clone too");
-    assert_eq!(who, "alice");
-    assert_eq!(sessions.len(), 1, "renewed in place, not opened again");
+    (server, sessions)
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn koji_login_renews_a_session_store_s_expired_session() {
+    for renews in [true, false] {
+        let (server, sessions) = session_hub(renews);
+        let alice = Client::new(url(&server))
+            .expect("a client")
+            .koji_login("alice", "pw")
+            .await
+            .expect("logged in");
+        let who: String = alice.call("whoami", ()).await.expect("alice");
+        assert_eq!(who, "alice");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Expired: AuthExpired, a login with renew, the call again, all inside one call.
+        let who: String = alice
+            .call("whoami", ())
+            .await
+            .expect("alice, logged in again");
+        assert_eq!(who, "alice");
+        let who: String = alice.clone().call("whoami", ()).await.expect("a clone too");
+        assert_eq!(who, "alice");
+        // Renewed in place, or (a login that does not renew) a new session taken instead.
+        let held = if renews { 1 } else { 2 };
+        assert_eq!(sessions.len(), held, "renews: {renews}");
+    }
 }

@@ -333,9 +333,8 @@ pub struct Client {
 /// A koji session's headers, the call number of the next call, and how to renew it.
 #[derive(Debug)]
 struct KojiSession {
-    id: HeaderValue,
-    /// Replaced when the session is renewed.
-    key: std::sync::Mutex<HeaderValue>,
+    /// The session's id and key, replaced when it is renewed.
+    headers: std::sync::Mutex<(HeaderValue, HeaderValue)>,
     next_callnum: AtomicI64,
     /// The user name and password it logged in with ([`Client::koji_login`]), to renew it.
     credentials: Option<(String, String)>,
@@ -348,8 +347,7 @@ struct KojiSession {
 impl KojiSession {
     fn new(id: HeaderValue, key: HeaderValue, credentials: Option<(String, String)>) -> Self {
         KojiSession {
-            id,
-            key: std::sync::Mutex::new(key),
+            headers: std::sync::Mutex::new((id, key)),
             next_callnum: AtomicI64::new(0),
             credentials,
             renewals: AtomicI64::new(0),
@@ -357,8 +355,9 @@ impl KojiSession {
         }
     }
 
-    fn key(&self) -> HeaderValue {
-        self.key
+    /// The id and key to send.
+    fn headers(&self) -> (HeaderValue, HeaderValue) {
+        self.headers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -538,9 +537,9 @@ impl Client {
     /// [`koji_session`](Self::koji_session) and shared by its clones.
     ///
     /// When the hub answers a call with koji's `AuthExpired` (1007: the session outlived its
-    /// lifetime), the client logs in again with `renew`, presenting the expired session (the
-    /// hub renews it in place: a new key, call numbers from 0), and sends the call once more,
-    /// as koji's `ClientSession` does. A wrong password is the hub's fault (koji's
+    /// lifetime), the client logs in again with `renew`, presenting the expired session (koji
+    /// renews it in place: a new key, call numbers from 0), takes the session that login
+    /// answers, and sends the call once more, as koji's `ClientSession` does. A wrong password is the hub's fault (koji's
     /// `AuthError`, 1002).
     pub async fn koji_login(&self, user: &str, password: &str) -> Result<Client, Error> {
         let info = self.login(user, password, false).await?;
@@ -599,19 +598,15 @@ impl Client {
         if session.renewals.load(Ordering::Acquire) != seen {
             return Ok(());
         }
+        // The session answered is the one to use from now on: the same one renewed (koji), or
+        // a new one from a hub whose login does not renew.
         let info = self.login(user, password, true).await?;
-        if HeaderValue::from(info.id) != session.id {
-            return Err(Error::Decode(format!(
-                "login with renew answered session {}, not the one it renews",
-                info.id
-            )));
-        }
         let key = HeaderValue::try_from(info.key)
             .map_err(|e| Error::Decode(format!("session key: {e}")))?;
         *session
-            .key
+            .headers
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (HeaderValue::from(info.id), key);
         // The hub numbers a renewed session's calls from the start, as koji's client does.
         session.next_callnum.store(0, Ordering::Relaxed);
         session.renewals.fetch_add(1, Ordering::Release);
@@ -688,8 +683,9 @@ impl Client {
             headers.insert(name, value.clone());
         }
         if let (Some(session), Some(callnum)) = (&self.session, callnum) {
-            headers.insert(SESSION_ID, session.id.clone());
-            headers.insert(SESSION_KEY, session.key());
+            let (id, key) = session.headers();
+            headers.insert(SESSION_ID, id);
+            headers.insert(SESSION_KEY, key);
             headers.insert(SESSION_CALLNUM, HeaderValue::from(callnum));
         }
         Ok(request)
