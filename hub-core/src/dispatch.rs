@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hub_xmlrpc::{parse_call_borrowed, Fault, Value};
+use tracing::Instrument as _;
 
 use crate::auth::Caller;
 use crate::context::{Context, ServerParts};
@@ -419,9 +420,14 @@ impl Call<'_> {
             Call::Done(outcome) => outcome,
             Call::Multicall(fut) | Call::Authenticating(fut) => fut.await,
             Call::Async(run) => {
-                let caught = Blame::new(run.started, run.ctx.method()).await;
-                let (outcome, elapsed) =
-                    lifecycle::finish(run.shared, &run.ctx, caught, run.watch, None);
+                // The handler and its settlement (commit, call log) in the call's span, as a
+                // blocking call's on its worker.
+                let span = lifecycle::call_span(&run.ctx);
+                let caught = Blame::new(run.started, run.ctx.method())
+                    .instrument(span.clone())
+                    .await;
+                let (outcome, elapsed) = span
+                    .in_scope(|| lifecycle::finish(run.shared, &run.ctx, caught, run.watch, None));
                 tally(run.stats, outcome, Some(elapsed))
             }
             Call::Queued(job) => match job.answer.await {
@@ -525,8 +531,11 @@ fn queue_blocking<'a>(
                 };
             }
         };
+        let span = lifecycle::call_span(&ctx);
+        let in_call = span.enter();
         let (outcome, elapsed) =
             lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited);
+        drop(in_call);
         Ran {
             outcome,
             elapsed,

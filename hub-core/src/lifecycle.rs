@@ -400,6 +400,18 @@ pub(crate) fn start_async(
     (started, watch)
 }
 
+/// The span a handler runs in, so that what it logs carries the call's method, request id and
+/// caller. At DEBUG, as tower-http's request spans: a server logging at INFO makes none
+/// (nothing per request); `RUST_LOG=hub_core=debug` turns them on.
+pub(crate) fn call_span(ctx: &Context) -> tracing::Span {
+    tracing::debug_span!(
+        "call",
+        method = ctx.method(),
+        id = ctx.request_id(),
+        user = ctx.caller().map_or("-", Caller::name)
+    )
+}
+
 /// The handler's outcome (or its panic) as an answer; the resources committed or rolled back.
 pub(crate) fn finish(
     shared: &Shared,

@@ -3,56 +3,17 @@
 #![allow(clippy::unwrap_used)]
 
 mod lifecycle_support;
+mod log_capture;
 mod support;
 
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use hub_core::registry::{Method, Registry};
 use hub_core::{Config, Server};
 use hub_xmlrpc::Value;
 use lifecycle_support::outcome;
+use log_capture::{line_where, logs_until, Capture};
 use support::{config, Conn};
-use tracing_subscriber::fmt::MakeWriter;
-
-/// Every formatted log line of the process (the server logs from its own threads, so the
-/// subscriber is global).
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-    fn make_writer(&'a self) -> Capture {
-        self.clone()
-    }
-}
-
-impl Capture {
-    fn install() -> Capture {
-        let capture = Capture::default();
-        tracing_subscriber::fmt()
-            .with_writer(capture.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .init();
-        capture
-    }
-
-    /// The lines logged since the last call.
-    fn take(&self) -> String {
-        String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
-    }
-}
 
 /// Memory the `grow` handler keeps, so the growth is still resident after the call.
 static KEPT: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
@@ -110,7 +71,7 @@ fn start(cfg: Config) -> hub_core::RunningServer {
 /// One test: the subscriber and the captured lines are process-wide.
 #[test]
 fn memory_watch_call_log_and_panics() {
-    let logs = Capture::install();
+    let logs = Capture::install(tracing::Level::INFO);
     let long_arg = format!("<string>{}</string>", "y".repeat(500));
 
     // The memory watch, default threshold (5000 KiB): a call keeping 24 MiB warns; a small
@@ -288,25 +249,6 @@ fn memory_watch_call_log_and_panics() {
 
     #[cfg(feature = "tls")]
     tls_certificate_logs(&logs);
-}
-
-/// What is logged from now until a line contains `what`, or for 5 s.
-fn logs_until(logs: &Capture, what: &str) -> String {
-    let mut text = String::new();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while !text.contains(what) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        text.push_str(&logs.take());
-    }
-    text
-}
-
-/// The first line of `text` that `wanted` accepts, or a panic showing them all.
-fn line_where(text: &str, wanted: impl Fn(&str) -> bool) -> String {
-    text.lines()
-        .find(|l| wanted(l))
-        .unwrap_or_else(|| panic!("no such line in {text}"))
-        .to_owned()
 }
 
 /// Names the caller `X-User` says, in session 42.
