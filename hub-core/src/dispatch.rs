@@ -133,6 +133,7 @@ pub(crate) fn start_body<'a>(
 /// The time budget of a call of `name`: its method's own, if it has one, else the
 /// server's. A multicall has none of its own: each of its entries runs within its method's
 /// (see `multicall`), and a blocking authenticator's lookup for it within the server's.
+#[inline]
 pub(crate) fn budget_of(shared: &Shared, name: &str) -> Option<Duration> {
     let own = if shared.method_budgets {
         shared.calls.get(name).and_then(|c| c.method.timeout())
@@ -373,6 +374,20 @@ pub(crate) struct Running<'a> {
     watch: CallWatch,
 }
 
+impl Running<'_> {
+    /// The handler and its settlement (commit, call log) in the call's span, as a blocking
+    /// call's on its worker.
+    async fn traced(self) -> Result<Value, CallError> {
+        let span = lifecycle::call_span(&self.ctx);
+        let caught = Blame::new(self.started, self.ctx.method())
+            .instrument(span.clone())
+            .await;
+        let (outcome, elapsed) =
+            span.in_scope(|| lifecycle::finish(self.shared, &self.ctx, caught, self.watch, None));
+        tally(self.stats, outcome, Some(elapsed))
+    }
+}
+
 /// A blocking handler's job, waiting for a worker's answer.
 pub(crate) struct Queued<'a> {
     stats: &'a MethodStats,
@@ -420,14 +435,13 @@ impl Call<'_> {
             Call::Done(outcome) => outcome,
             Call::Multicall(fut) | Call::Authenticating(fut) => fut.await,
             Call::Async(run) => {
-                // The handler and its settlement (commit, call log) in the call's span, as a
-                // blocking call's on its worker.
-                let span = lifecycle::call_span(&run.ctx);
-                let caught = Blame::new(run.started, run.ctx.method())
-                    .instrument(span.clone())
-                    .await;
-                let (outcome, elapsed) = span
-                    .in_scope(|| lifecycle::finish(run.shared, &run.ctx, caught, run.watch, None));
+                if run.shared.call_spans {
+                    // Boxed: the future of a call without a span stays as small as it was.
+                    return Box::pin(run.traced()).await;
+                }
+                let caught = Blame::new(run.started, run.ctx.method()).await;
+                let (outcome, elapsed) =
+                    lifecycle::finish(run.shared, &run.ctx, caught, run.watch, None);
                 tally(run.stats, outcome, Some(elapsed))
             }
             Call::Queued(job) => match job.answer.await {
@@ -531,11 +545,12 @@ fn queue_blocking<'a>(
                 };
             }
         };
-        let span = lifecycle::call_span(&ctx);
-        let in_call = span.enter();
-        let (outcome, elapsed) =
-            lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited);
-        drop(in_call);
+        let run = || lifecycle::run_blocking(&job_shared, &method, &ctx, params, watch, &awaited);
+        let (outcome, elapsed) = if job_shared.call_spans {
+            lifecycle::call_span(&ctx).in_scope(run)
+        } else {
+            run()
+        };
         Ran {
             outcome,
             elapsed,

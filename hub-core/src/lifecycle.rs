@@ -401,8 +401,8 @@ pub(crate) fn start_async(
 }
 
 /// The span a handler runs in, so that what it logs carries the call's method, request id and
-/// caller. At DEBUG, as tower-http's request spans: a server logging at INFO makes none
-/// (nothing per request); `RUST_LOG=hub_core=debug` turns them on.
+/// caller. At DEBUG, as tower-http's request spans: a server logging at INFO makes none;
+/// `RUST_LOG=hub_core=debug` turns them on (see [`call_spans_on`]).
 pub(crate) fn call_span(ctx: &Context) -> tracing::Span {
     tracing::debug_span!(
         "call",
@@ -410,6 +410,12 @@ pub(crate) fn call_span(ctx: &Context) -> tracing::Span {
         id = ctx.request_id(),
         user = ctx.caller().map_or("-", Caller::name)
     )
+}
+
+/// Whether [`call_span`]s are on now. Asked once, when a server starts: a server without them
+/// pays a flag per call, not tracing's checks.
+pub(crate) fn call_spans_on() -> bool {
+    tracing::enabled!(tracing::Level::DEBUG)
 }
 
 /// The handler's outcome (or its panic) as an answer; the resources committed or rolled back.

@@ -53,6 +53,10 @@ pub(crate) struct Shared {
     /// Whether some method has its own time budget (`Method::with_timeout`): only then does a
     /// call look its budget up.
     pub(crate) method_budgets: bool,
+    /// Whether handlers run in a span of their call (`lifecycle::call_span`): decided when
+    /// the server starts, from the subscriber in place then, so a server without them tests
+    /// one flag per call.
+    pub(crate) call_spans: bool,
     pub(crate) queue: Arc<JobQueue>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: ShutdownHandle,
@@ -505,6 +509,7 @@ impl Server {
             limits,
             calls,
             method_budgets,
+            call_spans: crate::lifecycle::call_spans_on(),
             queue: Arc::clone(&queue),
             stats,
             shutdown: shutdown.clone(),
