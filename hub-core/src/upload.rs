@@ -30,6 +30,7 @@ use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hub_xmlrpc::Fault;
 use hyper::body::Incoming;
+use tracing::Instrument as _;
 
 use crate::context::{Context, ServerParts};
 use crate::dispatch::CallError;
@@ -368,7 +369,13 @@ pub(crate) async fn serve(
         },
     };
     let watch = CallWatch::new(&shared.config, &params, false, None);
-    let run = lifecycle::run_async(shared, &ctx, || handler(upload), watch);
+    // In the call's span when spans are on, as a method's handler.
+    let span = if shared.call_spans {
+        lifecycle::call_span(&ctx)
+    } else {
+        tracing::Span::none()
+    };
+    let run = lifecycle::run_async(shared, &ctx, || handler(upload), watch).instrument(span);
     let counters = &shared.stats.counters;
     let outcome = match budget {
         None => run.await.0,

@@ -1,5 +1,6 @@
 //! A handler's own log lines carry its call's span, `call{method id user}`, once the server's
-//! spans are on (they are at DEBUG): blocking and async handlers, and each multicall entry.
+//! spans are on (they are at DEBUG): blocking and async handlers, each multicall entry, and
+//! an upload's handler.
 #![allow(clippy::unwrap_used)]
 
 mod lifecycle_support;
@@ -42,6 +43,10 @@ fn a_handler_s_logs_carry_its_call() {
     let server = Server::builder()
         .config(config())
         .registry(registry)
+        .upload(|upload: hub_core::Upload| async move {
+            tracing::info!(file = ?upload.query("filename"), "receiving");
+            Ok(Value::Nil)
+        })
         .authenticator(ByHeader)
         .build()
         .unwrap()
@@ -56,6 +61,11 @@ fn a_handler_s_logs_carry_its_call() {
         ("atag", &["<string>f43</string>"]),
     ]);
     assert!(outcome(&post(&mut c, &batch, &alice)).is_ok());
+    let upload = "POST /RPC2?filename=f44.rpm HTTP/1.1\r\nHost: test\r\n\
+                  Content-Type: application/octet-stream\r\nX-User: bob\r\n\
+                  Content-Length: 3\r\n\r\nabc";
+    std::io::Write::write_all(&mut c.stream, upload.as_bytes()).unwrap();
+    assert!(outcome(&c.read_response().unwrap()).is_ok());
     let text = logs.take();
     let logged = |tag: &str| line_where(&text, |l| l.contains(tag) && l.contains("tagging"));
     let blocking = logged("f40");
@@ -79,5 +89,11 @@ fn a_handler_s_logs_carry_its_call() {
             .map(str::to_owned)
     };
     assert_ne!(id(&first), id(&second), "{first}\n{second}");
+    // An upload's handler too.
+    let received = line_where(&text, |l| l.contains("f44.rpm") && l.contains("receiving"));
+    assert!(
+        received.contains("call{method=\"upload\"") && received.contains("user=\"bob\"}"),
+        "{received}"
+    );
     server.shutdown();
 }
