@@ -41,6 +41,13 @@ fn sleep(ms: u64) -> u64 {
     ms
 }
 
+/// Answers the caller's name, or nil for an anonymous call.
+fn whoami(ctx: &Context, _params: hub::Params) -> Result<Value, RpcError> {
+    Ok(ctx
+        .caller()
+        .map_or(Value::Nil, |c| Value::from(c.name().to_owned())))
+}
+
 /// Shared state: how many times `hit` ran.
 struct Hits(std::sync::atomic::AtomicU64);
 
@@ -459,11 +466,7 @@ async fn a_koji_session_numbers_every_call() {
                 .map_err(|e| RpcError::Fault(Fault::new(1, e.to_string())))?;
             Ok(Value::Array(vec![Value::Int(id as i64), Value::from(key)]))
         })
-        .blocking("whoami", |ctx, _p| {
-            Ok(ctx
-                .caller()
-                .map_or(Value::Nil, |c| Value::from(c.name().to_owned())))
-        })
+        .blocking("whoami", whoami)
         .build()
         .expect("no duplicate names");
     let server = Server::builder()
@@ -666,11 +669,7 @@ fn session_hub(
             info.insert("session-key", Value::from(key));
             Ok(Value::Struct(info))
         })
-        .blocking("whoami", |ctx, _p| {
-            Ok(ctx
-                .caller()
-                .map_or(Value::Nil, |c| Value::from(c.name().to_owned())))
-        })
+        .blocking("whoami", whoami)
         .build()
         .expect("no duplicate names");
     let server = Server::builder()

@@ -9,22 +9,9 @@ mod support;
 
 use hub_core::registry::Registry;
 use hub_core::{Server, Value};
-use lifecycle_support::{call_with, multicall_xml, outcome, post};
+use lifecycle_support::{call_with, multicall_xml, outcome, post, ByHeader};
 use log_capture::{line_where, Capture};
 use support::{config, Conn};
-
-/// Names the caller `X-User` says.
-struct ByHeader;
-
-impl hub_core::auth::Authenticator for ByHeader {
-    fn authenticate(
-        &self,
-        req: &hub_core::auth::AuthRequest<'_>,
-    ) -> Result<Option<hub_core::auth::Caller>, hub_core::auth::AuthFailure> {
-        let user = req.headers.get("x-user").and_then(|v| v.to_str().ok());
-        Ok(user.map(hub_core::auth::Caller::new))
-    }
-}
 
 #[test]
 fn a_handler_s_logs_carry_its_call() {

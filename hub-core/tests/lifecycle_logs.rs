@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use hub_core::registry::{Method, Registry};
 use hub_core::{Config, Server};
 use hub_xmlrpc::Value;
-use lifecycle_support::outcome;
+use lifecycle_support::{outcome, ByHeader};
 use log_capture::{line_where, logs_until, Capture};
 use support::{config, Conn};
 
@@ -249,19 +249,6 @@ fn memory_watch_call_log_and_panics() {
 
     #[cfg(feature = "tls")]
     tls_certificate_logs(&logs);
-}
-
-/// Names the caller `X-User` says, in session 42.
-struct ByHeader;
-
-impl hub_core::auth::Authenticator for ByHeader {
-    fn authenticate(
-        &self,
-        req: &hub_core::auth::AuthRequest<'_>,
-    ) -> Result<Option<hub_core::auth::Caller>, hub_core::auth::AuthFailure> {
-        let user = req.headers.get("x-user").and_then(|v| v.to_str().ok());
-        Ok(user.map(|name| hub_core::auth::Caller::new(name).with_session(42)))
-    }
 }
 
 /// Blocks its IO unit for `slow_login` calls: the mistake of a synchronous database lookup in
