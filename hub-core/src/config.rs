@@ -43,6 +43,13 @@ pub struct Config {
     /// IPv6 client as its /64 (the block a host picks its addresses from).
     /// Default 0: no limit (behind a reverse proxy every connection comes from the proxy).
     pub max_connections_per_ip: usize,
+    /// Reverse proxies (addresses, or networks as `10.0.0.0/8`) whose `X-Forwarded-For` names
+    /// the client: for a request from one, the first address of the header that is not a
+    /// trusted proxy, read from the right, is the client's everywhere the client's address
+    /// is used (the context's `peer`, the authenticator's, the logs). From any other peer the
+    /// header is ignored: a client can write any. Connection limits stay per TCP peer.
+    /// Default empty: the header is never read.
+    pub trusted_proxies: Vec<String>,
     /// Blocking jobs waiting for a worker (one queue for the whole server); past it a request is
     /// answered `503`. Default 20480 (phxrpc's `MaxQueueLength`).
     pub max_queue_length: usize,
@@ -353,6 +360,7 @@ impl Default for Config {
             batch_scheduled_workers: true,
             max_connections: 100_000,
             max_connections_per_ip: 0,
+            trusted_proxies: Vec::new(),
             max_queue_length: 20_480,
             max_queue_wait_ms: 500,
             fast_reject_threshold_ms: 20,
@@ -473,6 +481,7 @@ impl Config {
         if self.rpc_paths.is_empty() {
             return Err(ConfigError::key("rpc_paths", "must hold at least one path"));
         }
+        crate::forwarded::TrustedProxies::parse(&self.trusted_proxies)?;
         if let Some(bad) = self.rpc_paths.iter().find(|p| !p.starts_with('/')) {
             return Err(ConfigError::key(
                 "rpc_paths",

@@ -23,6 +23,7 @@ pub mod context;
 mod dispatch;
 mod encoding;
 mod fd_limit;
+mod forwarded;
 mod header_map;
 mod introspection;
 pub mod lifecycle;

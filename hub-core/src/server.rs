@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     /// the server starts, from the subscriber in place then, so a server without them tests
     /// one flag per call.
     pub(crate) call_spans: bool,
+    /// The proxies whose `X-Forwarded-For` names the client (`trusted_proxies`).
+    pub(crate) trusted_proxies: crate::forwarded::TrustedProxies,
     pub(crate) queue: Arc<JobQueue>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: ShutdownHandle,
@@ -504,12 +506,16 @@ impl Server {
         });
         let liveness = crate::liveness::Liveness::configured(&config).map(Arc::new);
         let per_ip = crate::per_ip::PerIp::configured(&config);
+        // Checked by `Config::validate` when the server was built.
+        let trusted_proxies =
+            crate::forwarded::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
         let shared = Arc::new(Shared {
             config,
             limits,
             calls,
             method_budgets,
             call_spans: crate::lifecycle::call_spans_on(),
+            trusted_proxies,
             queue: Arc::clone(&queue),
             stats,
             shutdown: shutdown.clone(),

@@ -53,6 +53,11 @@ pub(crate) async fn handle(
     let _flight = conn.begin();
     let counters = &shared.stats.counters;
     counters.requests_read.add(1);
+    let peer = if shared.trusted_proxies.is_empty() {
+        peer
+    } else {
+        shared.trusted_proxies.client(peer, req.headers())
+    };
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if req.method() == Method::POST && crate::upload::is_upload(&req) {

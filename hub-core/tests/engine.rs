@@ -388,3 +388,80 @@ fn every_listen_address_is_served() {
     }
     server.shutdown();
 }
+
+/// Names the caller after the address the authenticator was given.
+struct ByAddress;
+
+impl hub_core::auth::Authenticator for ByAddress {
+    fn authenticate(
+        &self,
+        req: &hub_core::auth::AuthRequest<'_>,
+    ) -> Result<Option<hub_core::auth::Caller>, hub_core::auth::AuthFailure> {
+        Ok(req
+            .peer
+            .map(|p| hub_core::auth::Caller::new(p.ip().to_string())))
+    }
+}
+
+#[test]
+fn a_trusted_proxy_s_forwarded_for_names_the_client() {
+    use hub_core::registry::Registry;
+    use hub_xmlrpc::Value;
+    use lifecycle_support::{call_with, outcome};
+    let serve = |trusted: &[&str]| {
+        let registry = Registry::builder()
+            // What the handler and the authenticator were told the client is.
+            .blocking("client", |ctx, _p| {
+                let peer = ctx.peer().map(|p| p.ip().to_string()).unwrap_or_default();
+                let caller = ctx
+                    .caller()
+                    .map(|c| c.name().to_owned())
+                    .unwrap_or_default();
+                Ok(Value::from(format!("{peer} {caller}")))
+            })
+            .build()
+            .unwrap();
+        hub_core::Server::builder()
+            .config(hub_core::Config {
+                trusted_proxies: trusted.iter().map(|s| (*s).to_owned()).collect(),
+                ..config()
+            })
+            .registry(registry)
+            .authenticator(ByAddress)
+            .build()
+            .unwrap()
+            .start()
+            .unwrap()
+    };
+    let client = |c: &mut Conn, forwarded: Option<&str>| {
+        let headers: Vec<(&str, String)> = forwarded
+            .map(|f| vec![("X-Forwarded-For", f.to_owned())])
+            .unwrap_or_default();
+        outcome(&call_with(c, "client", &[], &headers)).unwrap()
+    };
+    // Loopback is the proxy here: its header names the client, for the handler and the
+    // authenticator alike.
+    let server = serve(&["127.0.0.0/8"]);
+    let mut c = Conn::open(server.local_addr());
+    assert_eq!(client(&mut c, None), Value::from("127.0.0.1 127.0.0.1"));
+    assert_eq!(
+        client(&mut c, Some("198.51.100.1, 203.0.113.9")),
+        Value::from("203.0.113.9 203.0.113.9")
+    );
+    assert_eq!(
+        client(&mut c, Some("not an address")),
+        Value::from("127.0.0.1 127.0.0.1")
+    );
+    server.shutdown();
+    // Loopback is not a trusted proxy: what its clients write is ignored.
+    let server = serve(&["10.0.0.0/8"]);
+    let mut c = Conn::open(server.local_addr());
+    assert_eq!(
+        client(&mut c, Some("203.0.113.9")),
+        Value::from("127.0.0.1 127.0.0.1")
+    );
+    server.shutdown();
+    // An entry that is not an address or a network stops the build, naming the key.
+    let e = hub_core::Config::from_toml("trusted_proxies = [\"10.0.0.0/33\"]").unwrap_err();
+    assert!(e.to_string().contains("trusted_proxies"), "{e}");
+}
