@@ -41,6 +41,22 @@ fn sleep(ms: u64) -> u64 {
     ms
 }
 
+/// A server of `registry` whose calls `sessions` authenticates.
+fn with_sessions(
+    config: Config,
+    registry: Registry,
+    sessions: &std::sync::Arc<hub::core::session::SessionStore>,
+) -> RunningServer {
+    Server::builder()
+        .config(config)
+        .registry(registry)
+        .authenticator(std::sync::Arc::clone(sessions))
+        .build()
+        .expect("a valid config")
+        .start()
+        .expect("the server starts")
+}
+
 /// Answers the caller's name, or nil for an anonymous call.
 fn whoami(ctx: &Context, _params: hub::Params) -> Result<Value, RpcError> {
     Ok(ctx
@@ -469,14 +485,7 @@ async fn a_koji_session_numbers_every_call() {
         .blocking("whoami", whoami)
         .build()
         .expect("no duplicate names");
-    let server = Server::builder()
-        .config(small())
-        .registry(registry)
-        .authenticator(std::sync::Arc::clone(&sessions))
-        .build()
-        .expect("a valid config")
-        .start()
-        .expect("the server starts");
+    let server = with_sessions(small(), registry, &sessions);
     let anonymous = Client::new(url(&server)).expect("a client");
     let (id, key): (i64, String) = anonymous.call("login", ()).await.expect("logged in");
     let alice = anonymous
@@ -672,17 +681,11 @@ fn session_hub(
         .blocking("whoami", whoami)
         .build()
         .expect("no duplicate names");
-    let server = Server::builder()
-        .config(Config {
-            faults: hub::FaultCodes::koji(),
-            ..small()
-        })
-        .registry(registry)
-        .authenticator(std::sync::Arc::clone(&sessions))
-        .build()
-        .expect("a valid config")
-        .start()
-        .expect("the server starts");
+    let config = Config {
+        faults: hub::FaultCodes::koji(),
+        ..small()
+    };
+    let server = with_sessions(config, registry, &sessions);
     (server, sessions)
 }
 
