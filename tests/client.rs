@@ -646,11 +646,12 @@ async fn methods_reach_the_server_s_shared_state() {
     }
 }
 
-/// A hub keeping koji sessions in a `SessionStore` whose sessions live 300 ms, with koji's
+/// A hub keeping koji sessions in a `SessionStore` whose sessions live 300 ms, with these
 /// fault codes and a `login` that opens a session, or, when `renews` and asked to `renew`,
 /// renews the one the call presents.
 fn session_hub(
     renews: bool,
+    faults: hub::FaultCodes,
 ) -> (
     RunningServer,
     std::sync::Arc<hub::core::session::SessionStore>,
@@ -681,23 +682,31 @@ fn session_hub(
         .blocking("whoami", whoami)
         .build()
         .expect("no duplicate names");
-    let config = Config {
-        faults: hub::FaultCodes::koji(),
-        ..small()
-    };
+    let config = Config { faults, ..small() };
     let server = with_sessions(config, registry, &sessions);
     (server, sessions)
 }
 
 #[tokio::test(flavor = "current_thread")]
 async fn koji_login_renews_a_session_store_s_expired_session() {
-    for renews in [true, false] {
-        let (server, sessions) = session_hub(renews);
-        let alice = Client::new(url(&server))
-            .expect("a client")
-            .koji_login("alice", "pw")
-            .await
-            .expect("logged in");
+    let custom = hub::FaultCodes {
+        expired: 4242,
+        ..hub::FaultCodes::default()
+    };
+    // koji's codes (1007), the hub's defaults (-32005), and a hub's own code, made known.
+    let hubs = [
+        (true, hub::FaultCodes::koji(), None),
+        (false, hub::FaultCodes::koji(), None),
+        (true, hub::FaultCodes::default(), None),
+        (true, custom, Some(custom)),
+    ];
+    for (renews, faults, told) in hubs {
+        let (server, sessions) = session_hub(renews, faults);
+        let mut client = Client::new(url(&server)).expect("a client");
+        if let Some(codes) = &told {
+            client = client.fault_codes(codes);
+        }
+        let alice = client.koji_login("alice", "pw").await.expect("logged in");
         let who: String = alice.call("whoami", ()).await.expect("alice");
         assert_eq!(who, "alice");
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -711,6 +720,11 @@ async fn koji_login_renews_a_session_store_s_expired_session() {
         assert_eq!(who, "alice");
         // Renewed in place, or (a login that does not renew) a new session taken instead.
         let held = if renews { 1 } else { 2 };
-        assert_eq!(sessions.len(), held, "renews: {renews}");
+        assert_eq!(
+            sessions.len(),
+            held,
+            "renews: {renews}, expired: {}",
+            faults.expired
+        );
     }
 }

@@ -108,6 +108,7 @@ use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::config::FaultCodes;
 use crate::connector::{connector, Connector, TlsOptions};
 use crate::encoding::DecodeError;
 use crate::session::{SESSION_CALLNUM, SESSION_ID, SESSION_KEY};
@@ -328,6 +329,8 @@ pub struct Client {
     session: Option<Arc<KojiSession>>,
     timeout: Option<Duration>,
     limits: Limits,
+    /// The hub's fault code for an expired session, besides koji's 1007 ([`Client::fault_codes`]).
+    expired_code: i32,
 }
 
 /// A koji session's headers, the call number of the next call, and how to renew it.
@@ -366,6 +369,11 @@ impl KojiSession {
 
 /// koji's `AuthExpired`: the session must be renewed by logging in again.
 const AUTH_EXPIRED: i32 = 1007;
+
+/// Whether a fault says the session expired: koji's code, or this hub's own.
+fn is_expired(fault: &Fault, hub_code: i32) -> bool {
+    fault.code == AUTH_EXPIRED || fault.code == hub_code
+}
 
 /// What koji's `login` answers.
 #[derive(serde::Deserialize)]
@@ -414,6 +422,7 @@ impl Client {
                 max_size: 64 * 1024 * 1024,
                 ..Limits::DEFAULT
             },
+            expired_code: FaultCodes::default().expired,
         })
     }
 
@@ -501,6 +510,16 @@ impl Client {
         self
     }
 
+    /// The fault codes of the hub this client calls, when it does not use the defaults:
+    /// [`koji_login`](Self::koji_login) renews a session answered with their `expired` code
+    /// (besides koji's 1007, always understood). A hub with [`FaultCodes::default`] answers
+    /// -32005, which is understood without this.
+    #[must_use]
+    pub fn fault_codes(mut self, codes: &FaultCodes) -> Self {
+        self.expired_code = codes.expired;
+        self
+    }
+
     /// The endpoint URL.
     pub fn url(&self) -> String {
         self.uri.to_string()
@@ -537,10 +556,11 @@ impl Client {
     /// [`koji_session`](Self::koji_session) and shared by its clones.
     ///
     /// When the hub answers a call with koji's `AuthExpired` (1007: the session outlived its
-    /// lifetime), the client logs in again with `renew`, presenting the expired session (koji
-    /// renews it in place: a new key, call numbers from 0), takes the session that login
-    /// answers, and sends the call once more, as koji's `ClientSession` does. A wrong password is the hub's fault (koji's
-    /// `AuthError`, 1002).
+    /// lifetime; or the hub's own code for it, see [`fault_codes`](Self::fault_codes)), the
+    /// client logs in again with `renew`, presenting the expired session (koji renews it in
+    /// place: a new key, call numbers from 0), takes the session that login answers, and
+    /// sends the call once more, as koji's `ClientSession` does. A wrong password is the
+    /// hub's fault (koji's `AuthError`, 1002).
     pub async fn koji_login(&self, user: &str, password: &str) -> Result<Client, Error> {
         let info = self.login(user, password, false).await?;
         let key = HeaderValue::try_from(info.key)
@@ -577,7 +597,7 @@ impl Client {
             return self.send(body).await;
         };
         match self.send(body.clone()).await {
-            Err(Error::Fault(f)) if f.code == AUTH_EXPIRED => {
+            Err(Error::Fault(f)) if is_expired(&f, self.expired_code) => {
                 self.renew(seen).await?;
                 self.send(body).await
             }
@@ -788,6 +808,7 @@ pub mod blocking {
     use serde::Serialize;
 
     use super::{Call, Error};
+    use crate::config::FaultCodes;
 
     /// The blocking [`Client`](super::Client): each call runs the async one to completion on
     /// a private single-threaded runtime. Must not be used from inside an async runtime.
@@ -825,6 +846,13 @@ pub mod blocking {
         #[must_use]
         pub fn limits(mut self, limits: Limits) -> Self {
             self.inner = self.inner.limits(limits);
+            self
+        }
+
+        /// See [`Client::fault_codes`](super::Client::fault_codes).
+        #[must_use]
+        pub fn fault_codes(mut self, codes: &FaultCodes) -> Self {
+            self.inner = self.inner.fault_codes(codes);
             self
         }
 
