@@ -575,6 +575,63 @@ fn the_rust_client_logs_in_and_renews_an_expired_session() {
 }
 
 #[test]
+fn an_expired_session_stays_expired_under_a_longer_lifetime() {
+    use hub::client::{blocking::Client, Error};
+    let dir = TempDir::new("buildhub-expired-for-good");
+    let db = dir.path("hub.sqlite3");
+    let who = |client: &Client| match client.call::<hub::Value>("getLoggedInUser", ()) {
+        Ok(_) => None,
+        Err(Error::Fault(f)) => Some(f.code),
+        Err(e) => panic!("a transport error: {e}"),
+    };
+    let login = |url: &str| -> (i64, String) {
+        let info: hub::Value = Client::new(url)
+            .expect("a client")
+            .call("login", ("admin", "adminpw"))
+            .expect("logged in");
+        let info = info.as_struct().expect("session info");
+        let id = info.get("session-id").and_then(hub::Value::as_i64);
+        let key = info.get("session-key").and_then(hub::Value::as_str);
+        (id.expect("an id"), key.expect("a key").to_owned())
+    };
+    let (seen, unseen) = {
+        let server = buildhub_with(&dir, &["--session-lifetime", "1"]);
+        let url = kojihub(&server);
+        let seen = login(&url);
+        let unseen = login(&url);
+        let client = Client::new(&url)
+            .expect("a client")
+            .koji_session(seen.0, &seen.1)
+            .expect("a session");
+        assert_eq!(who(&client), None, "served within its lifetime");
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        assert_eq!(who(&client), Some(1007), "past its lifetime");
+        (seen, unseen)
+    };
+    // The same database under a lifetime of an hour: the session found expired stays so (koji
+    // marks it); one nobody presented while it was past its lifetime is within the new one.
+    let server = buildhub_with(&dir, &["--session-lifetime", "3600"]);
+    let url = kojihub(&server);
+    let client = |(id, key): &(i64, String)| {
+        Client::new(&url)
+            .expect("a client")
+            .koji_session(*id, key)
+            .expect("a session")
+    };
+    assert_eq!(who(&client(&seen)), Some(1007), "{}", server.stderr());
+    assert_eq!(who(&client(&unseen)), None);
+    let conn = rusqlite::Connection::open(&db).expect("the database");
+    let marked: i64 = conn
+        .query_row(
+            "SELECT expired FROM sessions WHERE id = ?1",
+            [seen.0],
+            |row| row.get(0),
+        )
+        .expect("the session's row");
+    assert_eq!(marked, 1);
+}
+
+#[test]
 fn the_call_example_logs_in_with_user() {
     let dir = TempDir::new("buildhub-call");
     let server = buildhub(&dir);

@@ -14,7 +14,9 @@
 //! `SessionRenewalTimeout`, 24 hours by default): a call with it is then refused with koji's
 //! `AuthExpired`, which koji's client answers by logging in again with `renew`, presenting
 //! the expired session. That renews it in place when it is the session of the user logging
-//! in: same id, a new key, its call numbers from the start. A logout closes a session for good.
+//! in: same id, a new key, its call numbers from the start. A session found expired is marked
+//! so (as koji does), and a longer lifetime set later does not bring it back. A logout closes a
+//! session for good.
 //!
 //! A session is bound to the address its client logged in from (koji's `CheckClientIP`): sent
 //! from another, it is refused as if its key were wrong (and the mismatch logged), so a key
@@ -127,13 +129,14 @@ impl SessionAuth {
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(database_error)?;
-        // Expired by age is worked out, not stored: the lifetime is the hub's policy now.
+        // Past the lifetime now, or marked expired by an earlier lookup.
         let lifetime = self.policy.lifetime.map_or(0.0, |l| l.as_secs_f64());
         let found = tx
             .query_row(
                 "SELECT sessions.key_hash, sessions.callnum, users.name, users.status,
-                        sessions.expired OR (?2 > 0 AND unixepoch('subsec') >
-                            coalesce(sessions.renew_ts, sessions.start_ts) + ?2),
+                        sessions.expired,
+                        ?2 > 0 AND unixepoch('subsec') >
+                            coalesce(sessions.renew_ts, sessions.start_ts) + ?2,
                         sessions.hostip
                  FROM sessions JOIN users ON users.id = sessions.user_id
                  WHERE sessions.id = ?1 AND sessions.closed = 0",
@@ -144,8 +147,9 @@ impl SessionAuth {
                         last: row.get(1)?,
                         name: row.get(2)?,
                         status: row.get(3)?,
-                        expired: row.get(4)?,
-                        hostip: row.get(5)?,
+                        marked: row.get(4)?,
+                        aged: row.get(5)?,
+                        hostip: row.get(6)?,
                     })
                 },
             )
@@ -155,7 +159,8 @@ impl SessionAuth {
             last,
             name,
             status,
-            expired,
+            marked,
+            aged,
             hostip,
             ..
         } = found
@@ -178,7 +183,20 @@ impl SessionAuth {
                 "logins by {name} are not allowed (session {id})"
             )));
         }
+        let expired = marked || aged;
+        if aged && !marked {
+            // Marked for good, as koji does: a longer `--session-lifetime` set later must not
+            // bring it back. If the mark cannot be written now, the next lookup tries again.
+            let mark = tx.execute("UPDATE sessions SET expired = 1 WHERE id = ?1", [id]);
+            if let Err(e) = mark {
+                tracing::warn!(session = id, "could not mark the session expired: {e}");
+            }
+        }
         if expired && method != LOGIN {
+            // Committed, so that the mark stays (or tried again at the next lookup).
+            if let Err(e) = tx.commit() {
+                tracing::warn!(session = id, "could not mark the session expired: {e}");
+            }
             return Err(AuthFailure::Expired(format!(
                 "session {id} has expired: log in again to renew it"
             )));
@@ -247,8 +265,10 @@ struct StoredSession {
     /// Its user's name and status (0: active).
     name: String,
     status: i64,
-    /// Past its lifetime (a renewal clears it).
-    expired: bool,
+    /// Marked expired by an earlier lookup (a renewal clears it).
+    marked: bool,
+    /// Past its lifetime now.
+    aged: bool,
     /// The address it logged in from, if it was opened since sessions were bound to one.
     hostip: Option<String>,
 }

@@ -16,7 +16,8 @@
 //! - `--work-dir DIR`: where uploads go (default `buildhub-work` beside the database);
 //! - `--session-lifetime SECS`: how long a login session lives from its opening or last
 //!   renewal (default 86400, koji's `SessionRenewalTimeout`; 0: for ever). koji's client
-//!   renews an expired session by itself, logging in again;
+//!   renews an expired session by itself, logging in again. A session found expired stays
+//!   so under a longer lifetime set later;
 //! - `--no-client-ip-check`: accept a session from any address, not only the one it logged
 //!   in from (koji's `CheckClientIP = False`).
 //!
