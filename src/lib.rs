@@ -256,6 +256,11 @@ pub use hub_core::client;
 /// # Arguments
 /// - `name = "getBuild"`: the XML-RPC method name (default: the function's name).
 ///   Letters, digits, `_`, `.`, `:` and `/` only.
+/// - `aliases = ["get_build", "build.get"]`: more names the method answers to, such as an
+///   old name kept for old clients ([`Method::aliases`]). A call by an alias runs the method,
+///   is authenticated, admitted and counted as the method, and logs its name; introspection
+///   lists each alias as a method of its own, as koji does. An alias taken by another
+///   method is refused at startup like a duplicate name.
 /// - `perm = "admin"`: the permission a caller needs ([`Method::perm`]); the
 ///   request lifecycle enforces it.
 /// - `sensitive`: the arguments carry secrets (a password) and are never logged
@@ -271,8 +276,8 @@ pub use hub_core::client;
 /// Beside it, in an anonymous `const _: () = { ... };`, the attribute adds a
 /// wrapper that decodes the parameters and encodes the result, a static table of
 /// the parameters, and an `inventory` submission of a [`MethodDef`] carrying the
-/// name, doc comment, parameter and result types, permission, secrecy, time budget, and
-/// source location.
+/// name and aliases, doc comment, parameter and result types, permission, secrecy, time
+/// budget, and source location.
 ///
 /// Methods declared in a library crate are registered only if the binary links
 /// that crate: rustc drops an `--extern` crate nothing refers to, and its

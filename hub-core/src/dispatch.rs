@@ -59,11 +59,18 @@ pub(crate) type CallTable = HashMap<String, Callable, foldhash::fast::RandomStat
 pub(crate) fn call_table(registry: &Registry, stats: &Stats) -> CallTable {
     registry
         .methods()
-        .map(|method| {
-            let name = method.name().to_owned();
-            let stats = stats.slot(&name).unwrap_or_default();
-            let method = Arc::clone(method);
-            (name, Callable { method, stats })
+        .flat_map(|method| {
+            // An alias's calls count in the method's own slot.
+            let stats = stats.slot(method.name()).unwrap_or_default();
+            std::iter::once(method.name())
+                .chain(method.aliases())
+                .map(move |name| {
+                    let callable = Callable {
+                        method: Arc::clone(method),
+                        stats: Arc::clone(&stats),
+                    };
+                    (name.to_owned(), callable)
+                })
         })
         .collect()
 }
@@ -481,7 +488,9 @@ fn start<'a>(
         let fault = Fault::new(faults.method_not_found, format!("Invalid method: {name}"));
         return Call::Done(tally(stats, Err(fault.into()), None));
     };
-    if let Err(fault) = lifecycle::admit(shared, name, method.perm(), site.caller.as_deref()) {
+    if let Err(fault) =
+        lifecycle::admit(shared, method.name(), method.perm(), site.caller.as_deref())
+    {
         return Call::Done(tally(stats, Err(fault.into()), None));
     }
     let watch = CallWatch::new(

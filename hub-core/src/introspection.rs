@@ -10,6 +10,10 @@
 //! `\ndescription: doc` when there is a doc comment, so that tools written for
 //! koji keep working. Asking about an unknown method is an invalid-params fault
 //! (koji answers an empty string; a fault tells the caller what went wrong).
+//!
+//! A method's aliases are listed as methods of their own, as koji lists every name its
+//! registry holds: `system.listMethods` names them, `_listapi` has an entry for each, and
+//! `system.methodHelp` answers with the name asked about.
 
 use hub_xmlrpc::{Struct, Value};
 
@@ -77,8 +81,8 @@ fn list_methods(ctx: &Context, params: Params) -> Result<Value, RpcError> {
 }
 
 fn method_help(ctx: &Context, params: Params) -> Result<Value, RpcError> {
-    let method = named_method(ctx, params)?;
-    let mut help = format!("{}{}", method.name(), method.argdesc());
+    let (name, method) = named_method(ctx, params)?;
+    let mut help = format!("{name}{}", method.argdesc());
     if !method.doc().is_empty() {
         help.push_str("\ndescription: ");
         help.push_str(method.doc());
@@ -87,7 +91,7 @@ fn method_help(ctx: &Context, params: Params) -> Result<Value, RpcError> {
 }
 
 fn method_signature(ctx: &Context, params: Params) -> Result<Value, RpcError> {
-    let method = named_method(ctx, params)?;
+    let (_, method) = named_method(ctx, params)?;
     let signatures = method
         .signatures()
         .into_iter()
@@ -98,16 +102,16 @@ fn method_signature(ctx: &Context, params: Params) -> Result<Value, RpcError> {
 
 fn list_api(ctx: &Context, params: Params) -> Result<Value, RpcError> {
     Args::new(params, &[])?;
-    let entries = ctx
-        .registry()
-        .methods()
-        .map(|method| api_entry(method))
+    let registry = ctx.registry();
+    let entries = registry
+        .names()
+        .filter_map(|name| Some(api_entry(name, registry.get(name)?)))
         .collect();
     Ok(Value::Array(entries))
 }
 
-/// `{name, doc, argdesc, args}` as koji's `_listapi` gives it.
-fn api_entry(method: &Method) -> Value {
+/// `{name, doc, argdesc, args}` as koji's `_listapi` gives it, for `method` under `name`.
+fn api_entry(name: &str, method: &Method) -> Value {
     let args = method
         .params()
         .iter()
@@ -120,18 +124,22 @@ fn api_entry(method: &Method) -> Value {
         })
         .collect();
     let mut entry = Struct::with_capacity(4);
-    entry.insert("name", method.name());
+    entry.insert("name", name);
     entry.insert("doc", method.doc());
     entry.insert("argdesc", method.argdesc());
     entry.insert("args", Value::Array(args));
     Value::Struct(entry)
 }
 
-/// Decodes the `method_name` parameter and looks it up.
-fn named_method(ctx: &Context, params: Params) -> Result<&std::sync::Arc<Method>, RpcError> {
+/// Decodes the `method_name` parameter and looks it up: the name asked about, and its method.
+fn named_method(
+    ctx: &Context,
+    params: Params,
+) -> Result<(String, &std::sync::Arc<Method>), RpcError> {
     let mut args = Args::new(params, &METHOD_NAME)?;
     let name: String = args.take(0)?;
-    ctx.registry()
-        .get(&name)
-        .ok_or_else(|| RpcError::InvalidParams(format!("no method named `{name}`")))
+    match ctx.registry().get(&name) {
+        Some(method) => Ok((name, method)),
+        None => Err(RpcError::InvalidParams(format!("no method named `{name}`"))),
+    }
 }

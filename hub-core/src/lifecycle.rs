@@ -165,6 +165,12 @@ pub(crate) fn authenticate(
     let Some(AuthHook { authenticator, .. }) = &shared.hooks.authenticator else {
         return Ok(None);
     };
+    // A call by an alias is authenticated as its method (an alias of `login` is a login).
+    let method = if shared.aliases.is_empty() {
+        method
+    } else {
+        shared.aliases.get(method).map_or(method, |m| &**m)
+    };
     let req = AuthRequest {
         method,
         headers,

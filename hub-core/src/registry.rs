@@ -106,6 +106,8 @@ pub struct ParamDef {
 pub struct MethodDef {
     /// The XML-RPC method name.
     pub name: &'static str,
+    /// More names the method answers to (`aliases`).
+    pub aliases: &'static [&'static str],
     /// The doc comment, used as help text.
     pub doc: &'static str,
     /// The parameters, context excluded.
@@ -194,6 +196,7 @@ enum Call {
 /// with the `with_*` methods.
 pub struct Method {
     name: Cow<'static, str>,
+    aliases: Vec<Cow<'static, str>>,
     doc: Cow<'static, str>,
     params: Vec<ParamInfo>,
     returns: Cow<'static, str>,
@@ -208,6 +211,7 @@ impl fmt::Debug for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Method")
             .field("name", &self.name)
+            .field("aliases", &self.aliases)
             .field("signature", &self.signature())
             .field("perm", &self.perm)
             .field("sensitive", &self.sensitive)
@@ -223,6 +227,7 @@ impl Method {
     pub fn from_def(def: &'static MethodDef) -> Self {
         Method {
             name: Cow::Borrowed(def.name),
+            aliases: def.aliases.iter().map(|a| Cow::Borrowed(*a)).collect(),
             doc: Cow::Borrowed(def.doc),
             params: def
                 .params
@@ -278,6 +283,7 @@ impl Method {
     fn new(name: Cow<'static, str>, call: Call, origin: Origin) -> Self {
         Method {
             name,
+            aliases: Vec::new(),
             doc: Cow::Borrowed(""),
             params: Vec::new(),
             returns: Cow::Borrowed("any"),
@@ -287,6 +293,19 @@ impl Method {
             call,
             origin,
         }
+    }
+
+    /// Adds another name the method answers to: an old name kept for old clients, say. Calls
+    /// by an alias run this method and are counted and logged under its name; introspection
+    /// lists the alias as a method of its own.
+    pub fn with_alias(mut self, alias: impl Into<Cow<'static, str>>) -> Self {
+        self.aliases.push(alias.into());
+        self
+    }
+
+    /// The other names the method answers to.
+    pub fn aliases(&self) -> impl Iterator<Item = &str> {
+        self.aliases.iter().map(|a| &**a)
     }
 
     /// Sets the help text.
@@ -497,12 +516,17 @@ impl Method {
 /// let registry = Registry::from_inventory().expect("no two methods share a name");
 /// assert!(registry.get("system.listMethods").is_some());
 /// ```
+/// Each alias, and the name of its method.
+pub(crate) type AliasMap = HashMap<String, Cow<'static, str>, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 pub struct Registry {
-    /// Sorted, for listings.
+    /// Each method once, by its name, sorted, for listings.
     methods: BTreeMap<String, Arc<Method>>,
-    /// The same, hashed, for the lookup every call makes (a fast hash: the keys are fixed, so
-    /// names from the network cannot flood a bucket).
+    /// Every name served, aliases included, sorted.
+    names: Vec<String>,
+    /// Every name, hashed, for the lookup every call makes (a fast hash: the keys are fixed,
+    /// so names from the network cannot flood a bucket).
     by_name: HashMap<String, Arc<Method>, foldhash::fast::RandomState>,
 }
 
@@ -522,22 +546,29 @@ impl Registry {
         }
     }
 
-    /// The method called `name`.
+    /// The method called `name`, by its name or one of its aliases.
     pub fn get(&self, name: &str) -> Option<&Arc<Method>> {
         self.by_name.get(name)
     }
 
-    /// The method names, sorted.
+    /// Every name served, aliases included, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.methods.keys().map(String::as_str)
+        self.names.iter().map(String::as_str)
     }
 
-    /// The methods, sorted by name.
+    /// The methods, each once, sorted by name.
     pub fn methods(&self) -> impl Iterator<Item = &Arc<Method>> {
         self.methods.values()
     }
 
-    /// The number of methods.
+    /// Each alias, and the name of its method.
+    pub(crate) fn alias_map(&self) -> AliasMap {
+        self.methods()
+            .flat_map(|m| m.aliases().map(|alias| (alias.to_owned(), m.name.clone())))
+            .collect()
+    }
+
+    /// The number of methods (aliases not counted).
     pub fn len(&self) -> usize {
         self.methods.len()
     }
@@ -611,10 +642,12 @@ impl RegistryBuilder {
     pub fn build(self) -> Result<Registry, RegistryError> {
         let mut origins: BTreeMap<String, Vec<Origin>> = BTreeMap::new();
         for method in &self.methods {
-            origins
-                .entry(method.name.to_string())
-                .or_default()
-                .push(method.origin);
+            for name in std::iter::once(method.name()).chain(method.aliases()) {
+                origins
+                    .entry(name.to_owned())
+                    .or_default()
+                    .push(method.origin);
+            }
         }
         let duplicates: Vec<DuplicateMethod> = origins
             .into_iter()
@@ -633,11 +666,21 @@ impl RegistryBuilder {
             .into_iter()
             .map(|method| (method.name.to_string(), Arc::new(method)))
             .collect();
-        let by_name = methods
-            .iter()
-            .map(|(name, m)| (name.clone(), Arc::clone(m)))
+        let by_name: HashMap<String, Arc<Method>, _> = methods
+            .values()
+            .flat_map(|m| {
+                std::iter::once(m.name())
+                    .chain(m.aliases())
+                    .map(|name| (name.to_owned(), Arc::clone(m)))
+            })
             .collect();
-        Ok(Registry { methods, by_name })
+        let mut names: Vec<String> = by_name.keys().cloned().collect();
+        names.sort_unstable();
+        Ok(Registry {
+            methods,
+            names,
+            by_name,
+        })
     }
 }
 

@@ -59,6 +59,9 @@ pub(crate) struct Shared {
     pub(crate) call_spans: bool,
     /// The proxies whose `X-Forwarded-For` names the client (`trusted_proxies`).
     pub(crate) trusted_proxies: crate::forwarded::TrustedProxies,
+    /// Each alias's method name: calls by an alias are authenticated as the method's own
+    /// (empty when no method has one: one emptiness check per call).
+    pub(crate) aliases: crate::registry::AliasMap,
     pub(crate) queue: Arc<JobQueue>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: ShutdownHandle,
@@ -480,7 +483,7 @@ impl Server {
             .iter()
             .map(TcpListener::local_addr)
             .collect::<io::Result<Vec<_>>>()?;
-        let names: Vec<&str> = self.registry.names().collect();
+        let names: Vec<&str> = self.registry.methods().map(|m| m.name()).collect();
         let stats = Arc::new(Stats::new(names));
         let queue = Arc::new(JobQueue::configured(&config, Arc::clone(&stats)));
         let shutdown = ShutdownHandle::new();
@@ -497,6 +500,7 @@ impl Server {
         crate::lifecycle::run_setup(setup, &config, &status);
         let calls = crate::dispatch::call_table(&self.registry, &stats);
         let method_budgets = self.registry.methods().any(|m| m.timeout().is_some());
+        let aliases = self.registry.alias_map();
         let parts = Arc::new(ServerParts {
             registry: self.registry,
             status: status.clone(),
@@ -516,6 +520,7 @@ impl Server {
             method_budgets,
             call_spans: crate::lifecycle::call_spans_on(),
             trusted_proxies,
+            aliases,
             queue: Arc::clone(&queue),
             stats,
             shutdown: shutdown.clone(),

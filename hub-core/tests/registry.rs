@@ -236,6 +236,62 @@ fn every_duplicate_is_reported_at_once() {
 }
 
 #[test]
+fn an_alias_is_found_and_listed_but_the_method_counted_once() {
+    let registry = Registry::builder()
+        .method(
+            Method::blocking("plugin.new", add)
+                .with_alias("plugin.old")
+                .with_alias("old"),
+        )
+        .build()
+        .expect("no duplicates");
+    let by_alias = registry.get("plugin.old").expect("found by its alias");
+    assert_eq!(by_alias.name(), "plugin.new");
+    assert!(Arc::ptr_eq(by_alias, registry.get("old").expect("found")));
+    assert_eq!(
+        by_alias.aliases().collect::<Vec<_>>(),
+        ["plugin.old", "old"]
+    );
+    let builtins = Registry::builder().build().expect("built-ins").len();
+    assert_eq!(registry.len(), builtins + 1);
+    assert_eq!(registry.methods().count(), builtins + 1);
+    let names: Vec<&str> = registry
+        .names()
+        .filter(|n| !n.contains("system.") && !n.starts_with('_'))
+        .collect();
+    assert_eq!(names, ["old", "plugin.new", "plugin.old"]);
+}
+
+#[test]
+fn an_alias_taken_by_another_method_is_refused_naming_both_places() {
+    let first = line!() + 2;
+    let error = Registry::builder()
+        .method(Method::blocking("getBuild", add).with_alias("get_build"))
+        .method(Method::blocking("get_build", add))
+        .method(Method::blocking("other", add).with_alias("getBuild"))
+        .build()
+        .expect_err("taken twice");
+    let summary: Vec<(&str, Vec<String>)> = error
+        .duplicates()
+        .iter()
+        .map(|d| {
+            (
+                d.name.as_str(),
+                d.origins.iter().map(ToString::to_string).collect(),
+            )
+        })
+        .collect();
+    let at = |n: u32| format!("{}:{}", file!(), first + n);
+    assert_eq!(
+        summary,
+        [
+            ("getBuild", vec![at(0), at(2)]),
+            ("get_build", vec![at(0), at(1)]),
+        ]
+    );
+}
+
+#[test]
 fn an_async_method_refuses_a_blocking_call() {
     let registry = plugin_registry();
     let later = registry.get("plugin.later").expect("registered");

@@ -1,5 +1,6 @@
 //! Parsing of the attribute's arguments:
-//! `#[rpc_method(name = "getBuild", perm = "admin", sensitive, timeout_ms = 60000)]`.
+//! `#[rpc_method(name = "getBuild", aliases = ["get_build"], perm = "admin", sensitive,
+//! timeout_ms = 60000)]`.
 
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
@@ -8,13 +9,16 @@ use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 use crate::errors::Errors;
 
 /// The keys the attribute understands, in the order error messages list them.
-const VALID_KEYS: &[&str] = &["name", "perm", "sensitive", "timeout_ms"];
+const VALID_KEYS: &[&str] = &["name", "aliases", "perm", "sensitive", "timeout_ms"];
 
 /// The parsed arguments; every field is optional.
 #[derive(Default)]
 pub(crate) struct MethodArgs {
     /// `name = "..."`: the XML-RPC method name.
     pub name: Option<LitStr>,
+    /// `aliases = ["...", ...]`: more names the method answers to (old names kept for old
+    /// clients); each checked like `name`, none twice.
+    pub aliases: Option<Vec<LitStr>>,
     /// `perm = "..."`: the permission a caller needs.
     pub perm: Option<LitStr>,
     /// `sensitive`: the arguments carry secrets (a password) and are never logged.
@@ -54,6 +58,17 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
                     "`sensitive` takes no value: write `#[rpc_method(sensitive)]`",
                 )),
             }
+            continue;
+        }
+        if key == "aliases" {
+            if args.aliases.is_some() {
+                errors.push(syn::Error::new_spanned(
+                    meta.path(),
+                    "duplicate key `aliases`: give it once",
+                ));
+                continue;
+            }
+            args.aliases = Some(alias_values(&meta, errors));
             continue;
         }
         if key == "timeout_ms" {
@@ -96,6 +111,26 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
     args
 }
 
+/// Reports (and drops) an alias that is the method's own name: `name`, or the function's.
+pub(crate) fn check_aliases(args: &mut MethodArgs, fn_name: &str, errors: &mut Errors) {
+    let name = args
+        .name
+        .as_ref()
+        .map_or_else(|| fn_name.to_owned(), LitStr::value);
+    if let Some(aliases) = &mut args.aliases {
+        aliases.retain(|alias| {
+            let same = alias.value() == name;
+            if same {
+                errors.push(syn::Error::new(
+                    alias.span(),
+                    format!("`{name}` is the method's own name: an alias is another name for it"),
+                ));
+            }
+            !same
+        });
+    }
+}
+
 fn unknown_key(tokens: impl quote::ToTokens, key: &str) -> syn::Error {
     let valid = VALID_KEYS
         .iter()
@@ -134,6 +169,47 @@ fn string_value(meta: &Meta, key: &str) -> syn::Result<LitStr> {
             format!("expected `{example}`"),
         )),
     }
+}
+
+/// Requires `aliases = ["name", ...]`: a list of string literals, each a valid method name and
+/// none given twice. Bad entries are reported (on the entry) and left out.
+fn alias_values(meta: &Meta, errors: &mut Errors) -> Vec<LitStr> {
+    const EXAMPLE: &str = "`aliases = [\"get_build\", \"build.get\"]`";
+    let Meta::NameValue(nv) = meta else {
+        errors.push(syn::Error::new_spanned(meta, format!("expected {EXAMPLE}")));
+        return Vec::new();
+    };
+    let Expr::Array(list) = &nv.value else {
+        errors.push(syn::Error::new_spanned(
+            &nv.value,
+            format!("`aliases` must be a list of string literals, e.g. {EXAMPLE}"),
+        ));
+        return Vec::new();
+    };
+    let mut aliases: Vec<LitStr> = Vec::new();
+    for elem in &list.elems {
+        let Expr::Lit(ExprLit {
+            lit: Lit::Str(lit), ..
+        }) = elem
+        else {
+            errors.push(syn::Error::new_spanned(
+                elem,
+                format!("each alias must be a string literal, e.g. {EXAMPLE}"),
+            ));
+            continue;
+        };
+        if let Err(err) = validate("name", lit) {
+            errors.push(err);
+        } else if aliases.iter().any(|a| a.value() == lit.value()) {
+            errors.push(syn::Error::new(
+                lit.span(),
+                format!("alias `{}` is given twice: give it once", lit.value()),
+            ));
+        } else {
+            aliases.push(lit.clone());
+        }
+    }
+    aliases
 }
 
 /// Requires `timeout_ms = <integer literal>` that fits a `u64`; the span of an error is the

@@ -28,6 +28,7 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
         .name
         .clone()
         .unwrap_or_else(|| LitStr::new(&fn_ident.unraw().to_string(), fn_ident.span()));
+    let aliases = method.args.aliases.as_deref().unwrap_or_default();
     let perm = match &method.args.perm {
         Some(perm) => quote!(::core::option::Option::Some(#perm)),
         None => quote!(::core::option::Option::None),
@@ -72,6 +73,7 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
             __hub::inventory::submit! {
                 __hub::MethodDef {
                     name: #rpc_name,
+                    aliases: &[#(#aliases),*],
                     doc: #doc,
                     params: &__HUB_PARAMS,
                     returns: __hub_returns,

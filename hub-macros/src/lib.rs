@@ -33,7 +33,12 @@ pub fn rpc_method(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     };
     let mut errors = Errors::default();
-    let args = attr::parse(args.into(), &mut errors);
+    let mut args = attr::parse(args.into(), &mut errors);
+    attr::check_aliases(
+        &mut args,
+        &syn::ext::IdentExt::unraw(&function.sig.ident).to_string(),
+        &mut errors,
+    );
     let sig = signature::analyze(&function.sig, &mut errors);
     match errors.finish() {
         Err(error) => {

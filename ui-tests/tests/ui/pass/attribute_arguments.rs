@@ -1,4 +1,4 @@
-//! `name`, `perm`, `sensitive` and `timeout_ms`, and doc comments as help text.
+//! `name`, `aliases`, `perm`, `sensitive` and `timeout_ms`, and doc comments as help text.
 
 use hub::rpc_method;
 
@@ -12,6 +12,15 @@ fn get(build_id: i64) -> i64 {
 
 #[rpc_method(perm = "repo")]
 fn regen_repo() {}
+
+/// Lists the tags.
+#[rpc_method(name = "listTags", aliases = ["list_tags", "tags.list"])]
+fn list_tags() -> Vec<String> {
+    Vec::new()
+}
+
+#[rpc_method(aliases = [])]
+fn no_aliases() {}
 
 /// Imports a whole build: may take long.
 #[rpc_method(name = "importBuild", perm = "admin", timeout_ms = 600_000)]
@@ -42,6 +51,12 @@ fn main() {
     assert!(!regen.is_sensitive());
 
     assert_eq!(regen.timeout(), None, "the server's time budget");
+
+    let tags = registry.get("tags.list").expect("registered under its alias");
+    assert_eq!(tags.name(), "listTags");
+    assert_eq!(tags.aliases().collect::<Vec<_>>(), ["list_tags", "tags.list"]);
+    assert!(std::sync::Arc::ptr_eq(tags, registry.get("list_tags").expect("the other alias")));
+    assert_eq!(registry.get("no_aliases").map(|m| m.aliases().count()), Some(0));
 
     let import = registry.get("importBuild").expect("registered");
     assert_eq!(import.timeout(), Some(std::time::Duration::from_secs(600)));
