@@ -158,6 +158,11 @@ pub struct Config {
     /// outcome) at INFO, and
     /// put a panic's message into the internal-error fault text. Default `false`.
     pub debug: bool,
+    /// Log every HTTP request once its answer is ready, at INFO on the `hub::access` target:
+    /// the client's address, method and URI, status, answer bytes, time taken in µs, and for
+    /// an XML-RPC call its method (only a registered name) and fault code. No header or body
+    /// is logged. Default `false` (as tower-http's trace layer, it is asked for).
+    pub access_log: bool,
     /// Log a warning when the resident memory (resident minus shared, from `/proc/self/statm`)
     /// grew by more than this many KiB during one call; 0 disables the watch. Default 5000
     /// (koji's `MemoryWarnThreshold`). Unlike koji, the process is not sampled twice per call:
@@ -384,6 +389,7 @@ impl Default for Config {
             lockout: false,
             lockout_exempt: ["login", "logout", "sslLogin"].map(str::to_owned).to_vec(),
             debug: false,
+            access_log: false,
             memory_warn_threshold_kib: 5000,
             max_upload_length: 1 << 30,
             resource_outage_message: "resource outage".to_owned(),
@@ -606,18 +612,19 @@ mod tests {
     #[test]
     fn lifecycle_keys() {
         let c = Config::default();
-        assert!(!c.offline && !c.lockout && !c.debug);
+        assert!(!c.offline && !c.lockout && !c.debug && !c.access_log);
         assert_eq!(c.memory_warn_threshold_kib, 5000);
         assert_eq!(c.lockout_exempt, ["login", "logout", "sslLogin"]);
         assert_eq!(c.faults.offline, -32400);
         let c = Config::from_toml(
             "offline = true\noffline_message = \"down\"\nlockout = true\ndebug = true\n\
+             access_log = true\n\
              memory_warn_threshold_kib = 0\nmax_upload_length = 10\n\
              [faults]\noffline = 1014\nauth = 1002\npermission = 1004\nsequence = 1008\nretry = 1009\n\
              expired = 1007",
         )
         .expect("valid");
-        assert!(c.offline && c.lockout && c.debug);
+        assert!(c.offline && c.lockout && c.debug && c.access_log);
         assert_eq!(c.offline_message, "down");
         assert_eq!(c.max_upload_length, 10);
         assert_eq!(c.faults.offline, 1014);

@@ -98,6 +98,7 @@ pub(crate) fn start_body<'a>(
     peer: Option<SocketAddr>,
     client_cert: Option<&crate::tls::ClientCert>,
     headers: http::HeaderMap,
+    note: Option<&mut crate::access::CallNote>,
 ) -> (Call<'a>, Option<Duration>) {
     if let Err(fault) = lifecycle::offline(shared) {
         return (Call::Done(Err(fault.into())), None);
@@ -117,6 +118,9 @@ pub(crate) fn start_body<'a>(
         }
     };
     let (name, params) = Params::from_borrowed_call(call);
+    if let Some(note) = note {
+        note.called(shared, &name);
+    }
     let budget = budget_of(shared, &name);
     // Another reference to the body (the name still borrows it), for the watch.
     let origin = ArgsOrigin::call(body.clone());

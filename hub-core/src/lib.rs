@@ -12,6 +12,7 @@
 //!   sees; `transport` is the stream under hyper, TCP or TLS.
 
 mod acceptor;
+mod access;
 mod answer;
 pub mod auth;
 mod body;

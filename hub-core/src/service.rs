@@ -27,6 +27,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::access::{Access, CallNote};
 use crate::body::{read_to_end, BodyError, Held};
 use crate::conn::ConnState;
 use crate::context::ServerParts;
@@ -58,14 +59,18 @@ pub(crate) async fn handle(
     } else {
         shared.trusted_proxies.client(peer, req.headers())
     };
+    let mut access = Access::start(shared, &req);
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if req.method() == Method::POST && crate::upload::is_upload(&req) {
             crate::upload::serve(shared, parts, peer, conn.client_cert(), req).await
         } else if req.method() == Method::POST {
-            rpc(shared, parts, peer, conn.client_cert(), &mut req)
-                .await
-                .into_response()
+            let note = access.as_mut().map(|a| &mut a.call);
+            let answer = rpc(shared, parts, peer, conn.client_cert(), &mut req, note).await;
+            if let (Some(a), Answer::Call(Err(CallError::Fault(f)), _)) = (&mut access, &answer) {
+                a.call.fault = Some(f.code);
+            }
+            answer.into_response()
         } else {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, NOT_POST);
             r.headers_mut()
@@ -94,7 +99,11 @@ pub(crate) async fn handle(
         resp.headers_mut().insert(name, value.clone());
     }
     counters.responses_written.add(1);
-    counters.bytes_out.add(resp.body().size_hint_exact());
+    let bytes = resp.body().size_hint_exact();
+    counters.bytes_out.add(bytes);
+    if let Some(access) = access {
+        access.finish(peer, resp.status().as_u16(), bytes);
+    }
     Ok(resp)
 }
 
@@ -151,6 +160,7 @@ async fn rpc(
     peer: SocketAddr,
     client_cert: Option<&ClientCert>,
     req: &mut Request<Incoming>,
+    note: Option<&mut CallNote>,
 ) -> Answer {
     let counters = &shared.stats.counters;
     let max = shared.config.max_request_length;
@@ -226,7 +236,7 @@ async fn rpc(
         counters.body_budget_refusals.add(1);
         return Answer::Busy { unread: false };
     }
-    let (call, budget) = start_body(shared, parts, body, Some(peer), client_cert, headers);
+    let (call, budget) = start_body(shared, parts, body, Some(peer), client_cert, headers, note);
     let Some(budget) = budget else {
         return Answer::Call(call.outcome().await, gzip_over);
     };

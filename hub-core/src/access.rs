@@ -1,0 +1,81 @@
+//! The access log (`access_log = true`): one INFO line per HTTP request once its answer is
+//! ready, on the `hub::access` target, so a subscriber can send it elsewhere than the rest.
+//!
+//! It says who asked for what and how it went: the client's address (behind a trusted proxy,
+//! the one the proxy names), the request line, the status, the answer's bytes, the time
+//! taken, and for an XML-RPC call the method and the fault code, if it answered one. Nothing
+//! the client sent beyond the request line is logged: no header, no body, and a method name
+//! only when the registry knows it (`(unknown)` otherwise), so a client cannot put its own
+//! text, or a megabyte of it, into the log. Who called is in the call log (`debug = true`).
+//!
+//! A request whose client went away before its answer was ready has no line.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use http::{Method, Uri};
+
+use crate::server::Shared;
+
+/// A request's line in the making (boxed, so that a server without the log carries one
+/// pointer in each request's future, not the URI).
+pub(crate) struct Access {
+    started: Instant,
+    method: Method,
+    uri: Uri,
+    /// Filled in by the XML-RPC call, if the request is one.
+    pub(crate) call: CallNote,
+}
+
+/// What an XML-RPC call adds to its request's line.
+#[derive(Debug, Default)]
+pub(crate) struct CallNote {
+    /// The method as called (an alias stays an alias), or `(unknown)`.
+    pub(crate) method: Option<String>,
+    /// The code of the fault it answered.
+    pub(crate) fault: Option<i32>,
+}
+
+impl CallNote {
+    /// Notes the method `name` a call asked for.
+    pub(crate) fn called(&mut self, shared: &Shared, name: &str) {
+        let known = shared.calls.contains_key(name);
+        self.method = Some(if known { name } else { "(unknown)" }.to_owned());
+    }
+}
+
+impl Access {
+    /// The start of a request's line, if the server keeps an access log.
+    pub(crate) fn start<B>(shared: &Shared, req: &http::Request<B>) -> Option<Box<Access>> {
+        shared.config.access_log.then(|| {
+            Box::new(Access {
+                started: Instant::now(),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                call: CallNote::default(),
+            })
+        })
+    }
+
+    /// Logs the line of a request answered `status` with `bytes` of body.
+    pub(crate) fn finish(&self, peer: SocketAddr, status: u16, bytes: u64) {
+        let call = &self.call;
+        let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let called = call.method.as_deref().unwrap_or("-");
+        let fault = call
+            .fault
+            .map_or_else(|| "-".to_owned(), |code| code.to_string());
+        tracing::info!(
+            target: "hub::access",
+            %peer,
+            http_method = %self.method,
+            uri = %self.uri,
+            status,
+            bytes,
+            micros,
+            call = called,
+            fault = %fault,
+            "request"
+        );
+    }
+}
