@@ -21,7 +21,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use echo_methods::{echo, get_build, method};
-use hub::Server;
 use hub::{rpc_method, Fault, Registry};
 
 /// koji's API version: the `koji` CLI asks for it before any other call.
@@ -103,8 +102,8 @@ fn run() -> Result<(), String> {
         .build()
         .map_err(|e| e.to_string())?;
     common::serve(
-        Server::builder()
-            .config(args.server.config()?)
+        args.server
+            .builder(args.server.config()?)?
             .registry(registry),
     )
 }

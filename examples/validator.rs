@@ -12,7 +12,6 @@ mod common;
 
 use std::process::ExitCode;
 
-use hub::Server;
 use hub::{rpc_method, DateTime, Fault, Struct, Value};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -186,7 +185,7 @@ fn parse_args() -> Result<common::ServerArgs, String> {
 
 fn run() -> Result<(), String> {
     let args = parse_args()?;
-    common::serve(Server::builder().config(args.config()?))
+    common::serve(args.builder(args.config()?)?)
 }
 
 fn main() -> ExitCode {

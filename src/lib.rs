@@ -221,7 +221,13 @@
 //! IO unit runs and some worker is free of calls nobody waits for. An async handler that
 //! blocks its unit's thread is warned about by name after `stall_warn_ms`; a blocking one
 //! still running past its caller's `handler_timeout_ms` is warned about, and its worker gets
-//! a stand-in. The same controls are there for a server embedded in a program:
+//! a stand-in.
+//!
+//! Built from a file ([`ServerBuilder::config_file`]), the server reads it again on SIGHUP
+//! (or through [`ConfigReloadHandle`]) and switches `offline`, `lockout`, `debug` and
+//! `access_log` without a restart, as koji's admins edit `hub.conf`; the keys only a restart
+//! applies are named in the log. The same controls are there for a server embedded in a
+//! program:
 //!
 //! ```no_run
 //! use hub::Server;
@@ -308,10 +314,10 @@ pub use hub_core::registry::{
 };
 pub use hub_core::Context;
 pub use hub_core::{
-    AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Config, ConfigError, FaultCodes,
-    RequestResource, ResourceGuard, RunningServer, Server, ServerBuilder, ServerError,
-    SessionHeaders, SessionStore, ShutdownHandle, StatusHandle, TlsReloadHandle, Upload,
-    UploadBody, UploadError,
+    AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Config, ConfigError,
+    ConfigReloadHandle, FaultCodes, RequestResource, ResourceGuard, RunningServer, Server,
+    ServerBuilder, ServerError, SessionHeaders, SessionStore, ShutdownHandle, StatusHandle,
+    TlsReloadHandle, Upload, UploadBody, UploadError,
 };
 pub use hub_xmlrpc::{DateTime, Fault, Struct, Value};
 

@@ -52,7 +52,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use hub::core::Config;
-use hub::{FaultCodes, Registry, Server};
+use hub::{FaultCodes, Registry};
 
 /// What methods share beyond their transaction: the server's shared state, which they read
 /// with `ctx.state::<State>()`.
@@ -177,8 +177,8 @@ fn run() -> Result<(), String> {
     }
     let registry = registry.build().map_err(|e| e.to_string())?;
     common::serve(
-        Server::builder()
-            .config(config)
+        args.server
+            .builder(config)?
             .registry(registry)
             .response_header("Koji-Version", info::KOJI_VERSION)
             .state(State { work_dir })

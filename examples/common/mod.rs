@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use hub::{Config, ServerBuilder};
+use hub::{Config, Server, ServerBuilder};
 
 /// The options every example server takes.
 #[derive(Debug, Default)]
@@ -29,6 +29,16 @@ impl ServerArgs {
             _ => return Ok(false),
         }
         Ok(true)
+    }
+
+    /// A builder with `config`, which reads the `--config` file again on SIGHUP (for
+    /// `offline`, `lockout`, `debug`, `access_log`).
+    pub fn builder(&self, config: Config) -> Result<ServerBuilder, String> {
+        let builder = Server::builder().config(config);
+        match &self.config {
+            Some(path) => builder.reload_config_from(path).map_err(|e| e.to_string()),
+            None => Ok(builder),
+        }
     }
 
     /// The file's options (or the defaults) with `--listen` applied: its addresses, when

@@ -48,7 +48,7 @@ impl Access {
     /// The start of a request's line, if the server keeps an access log.
     #[inline]
     pub(crate) fn start<B>(shared: &Shared, req: &http::Request<B>) -> Option<Box<Access>> {
-        shared.config.access_log.then(|| {
+        shared.switches.access_log().then(|| {
             Box::new(Access {
                 started: Instant::now(),
                 method: req.method().clone(),

@@ -412,7 +412,7 @@ impl ConfigError {
         }
     }
 
-    fn other(message: String) -> Self {
+    pub(crate) fn other(message: String) -> Self {
         Self { message }
     }
 }

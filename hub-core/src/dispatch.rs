@@ -277,12 +277,7 @@ impl<'a> ParsedRequest<'a> {
         let stats = &*callable.stats;
         let job_stats = Arc::clone(&callable.stats);
         let method = Arc::clone(&callable.method);
-        let watch = CallWatch::new(
-            &shared.config,
-            &params,
-            method.is_sensitive(),
-            Some(self.origin),
-        );
+        let watch = CallWatch::new(shared, &params, method.is_sensitive(), Some(self.origin));
         let (job_shared, parts, peer, headers) = (
             Arc::clone(shared),
             Arc::clone(self.parts),
@@ -497,12 +492,7 @@ fn start<'a>(
     {
         return Call::Done(tally(stats, Err(fault.into()), None));
     }
-    let watch = CallWatch::new(
-        &shared.config,
-        &params,
-        method.is_sensitive(),
-        Some(site.origin),
-    );
+    let watch = CallWatch::new(shared, &params, method.is_sensitive(), Some(site.origin));
     let name = method.shared_name().clone();
     let headers = (site.headers)();
     let ctx = lifecycle::context(site.parts, name, &params, site.peer, headers, site.caller);

@@ -464,7 +464,7 @@ fn settle(
             let what = panic_text(&*panic);
             tracing::error!(method, panic = %what, "handler panicked");
             shared.stats.counters.panics.add(1);
-            let text = if shared.config.debug {
+            let text = if shared.switches.debug() {
                 format!("internal error in {method}: {what}")
             } else {
                 format!("internal error in {method}")

@@ -34,9 +34,10 @@ use crate::context::{Context, ServerParts};
 use crate::lifecycle::{AuthHook, Hooks, Serving};
 use crate::queue::JobQueue;
 use crate::registry::{Registry, RpcError};
+use crate::reload::{ConfigFile, ConfigReloadHandle, Switches};
 use crate::resource::{BoxError, RequestResource, ResourceDef};
 use crate::shutdown::ShutdownHandle;
-use crate::signals::SignalThread;
+use crate::signals::{Reloads, SignalThread};
 use crate::stats::{StatLine, Stats};
 use crate::status::StatusHandle;
 use crate::tls::TlsReloadHandle;
@@ -62,6 +63,10 @@ pub(crate) struct Shared {
     /// Each alias's method name: calls by an alias are authenticated as the method's own
     /// (empty when no method has one: one emptiness check per call).
     pub(crate) aliases: crate::registry::AliasMap,
+    /// `debug` and `access_log`, as a config reload may switch them.
+    pub(crate) switches: Arc<Switches>,
+    /// Reads the config file again, if the server was built from one.
+    pub(crate) config_reload: Option<ConfigReloadHandle>,
     pub(crate) queue: Arc<JobQueue>,
     pub(crate) stats: Arc<Stats>,
     pub(crate) shutdown: ShutdownHandle,
@@ -139,6 +144,8 @@ impl From<io::Error> for ServerError {
 #[must_use]
 pub struct ServerBuilder {
     config: Config,
+    /// The file `config` was read from, if it was: a reload reads it again.
+    config_file: Option<ConfigFile>,
     registry: Option<Arc<Registry>>,
     hooks: Hooks,
     response_headers: Vec<(String, String)>,
@@ -158,9 +165,25 @@ impl ServerBuilder {
         self
     }
 
-    /// Loads every option from a TOML file.
-    pub fn config_file(self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        Ok(self.config(Config::from_file(path)?))
+    /// Loads every option from a TOML file, and reads it again while serving (as
+    /// [`reload_config_from`](Self::reload_config_from)).
+    pub fn config_file(mut self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let (config, file) = ConfigFile::read(path.as_ref())?;
+        self.config = config;
+        self.config_file = Some(file);
+        Ok(self)
+    }
+
+    /// The TOML file the running server reads again, on SIGHUP (started with signals) or
+    /// with [`RunningServer::config_reload_handle`], to switch `offline`, `lockout`, `debug`
+    /// and `access_log` without a restart (see [`crate::reload`]). For options read from
+    /// that file and adjusted in code before [`config`](Self::config): the adjustments stay,
+    /// and a reload applies only those keys of the file. The file is read (and validated)
+    /// now, so that a reload can tell which of its keys changed.
+    pub fn reload_config_from(mut self, path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let (_, file) = ConfigFile::read(path.as_ref())?;
+        self.config_file = Some(file);
+        Ok(self)
     }
 
     /// The methods to serve (default: [`Registry::from_inventory`]).
@@ -419,6 +442,7 @@ impl ServerBuilder {
         let tls = crate::tls::acceptor(&self.config)?;
         Ok(Server {
             config: self.config,
+            config_file: self.config_file,
             registry,
             hooks: self.hooks,
             tls,
@@ -431,6 +455,7 @@ impl ServerBuilder {
 #[derive(Debug)]
 pub struct Server {
     config: Config,
+    config_file: Option<ConfigFile>,
     registry: Arc<Registry>,
     hooks: Hooks,
     tls: Option<crate::tls::Acceptor>,
@@ -501,6 +526,10 @@ impl Server {
         let calls = crate::dispatch::call_table(&self.registry, &stats);
         let method_budgets = self.registry.methods().any(|m| m.timeout().is_some());
         let aliases = self.registry.alias_map();
+        let switches = Arc::new(Switches::new(&config));
+        let config_reload = self
+            .config_file
+            .map(|file| ConfigReloadHandle::new(file, status.clone(), Arc::clone(&switches)));
         let parts = Arc::new(ServerParts {
             registry: self.registry,
             status: status.clone(),
@@ -521,6 +550,8 @@ impl Server {
             call_spans: crate::lifecycle::call_spans_on(),
             trusted_proxies,
             aliases,
+            switches,
+            config_reload,
             queue: Arc::clone(&queue),
             stats,
             shutdown: shutdown.clone(),
@@ -541,7 +572,13 @@ impl Server {
         // Installed before this returns (and before the caller says it is listening): a
         // SIGTERM sent the moment after must drain, not kill.
         let signals = signals
-            .then(|| SignalThread::spawn(shutdown.clone(), tls_reload_handle(&shared)))
+            .then(|| {
+                let reloads = Reloads {
+                    tls: tls_reload_handle(&shared),
+                    config: shared.config_reload.clone(),
+                };
+                SignalThread::spawn(shutdown.clone(), reloads)
+            })
             .transpose()?;
         let acceptor = {
             let shared = Arc::clone(&shared);
@@ -630,6 +667,12 @@ impl RunningServer {
     /// started with signals also reloads them on `SIGHUP`.
     pub fn tls_reload_handle(&self) -> Option<TlsReloadHandle> {
         tls_reload_handle(&self.shared)
+    }
+
+    /// Reads the config file again while serving (`None` for a server not built with
+    /// [`ServerBuilder::config_file`]). A server started with signals also does on `SIGHUP`.
+    pub fn config_reload_handle(&self) -> Option<ConfigReloadHandle> {
+        self.shared.config_reload.clone()
     }
 
     /// The availability switch: take the server offline, or lock it out, at run time.

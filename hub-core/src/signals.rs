@@ -1,7 +1,8 @@
 //! The process's signals, for a server started with them ([`Server::run`],
 //! [`Server::start_with_signals`]): SIGTERM or Ctrl-C drains it, a second one stops it now,
-//! and SIGHUP reloads the TLS files (on a TLS server, or under a service manager, which
-//! hears `RELOADING=1` then `READY=1` around it, as `Type=notify-reload` wants).
+//! and SIGHUP reloads the TLS files and the config file (on a server with either, or under a
+//! service manager, which hears `RELOADING=1` then `READY=1` around it, as
+//! `Type=notify-reload` wants; elsewhere SIGHUP keeps its default).
 //!
 //! They are listened for on a thread of their own, from before the server says it is
 //! listening until it has stopped: the acceptor's runtime ends when the drain starts, and a
@@ -15,8 +16,37 @@ use std::thread::JoinHandle;
 
 use tokio::sync::oneshot;
 
+use crate::reload::ConfigReloadHandle;
 use crate::shutdown::ShutdownHandle;
 use crate::tls::TlsReloadHandle;
+
+/// What SIGHUP reads again.
+#[derive(Debug, Default)]
+pub(crate) struct Reloads {
+    /// The TLS files, on a TLS server.
+    pub(crate) tls: Option<TlsReloadHandle>,
+    /// The config file, on a server built from one.
+    pub(crate) config: Option<ConfigReloadHandle>,
+}
+
+impl Reloads {
+    fn any(&self) -> bool {
+        self.tls.is_some() || self.config.is_some()
+    }
+
+    /// Reads each again; what does not read is logged, and served on as before.
+    fn reload(&self) {
+        if !self.any() {
+            tracing::info!("SIGHUP: nothing to reload (no TLS files, no config file)");
+        }
+        if let Some(Err(e)) = self.tls.as_ref().map(TlsReloadHandle::reload) {
+            tracing::error!("SIGHUP: TLS files not reloaded, serving as before: {e}");
+        }
+        if let Some(Err(e)) = self.config.as_ref().map(ConfigReloadHandle::reload) {
+            tracing::error!("SIGHUP: config not reloaded, serving as before: {e}");
+        }
+    }
+}
 
 /// The thread listening for signals; it ends when this is dropped or [`Self::stop`]ped.
 #[derive(Debug)]
@@ -28,16 +58,13 @@ pub(crate) struct SignalThread {
 impl SignalThread {
     /// Installs the handlers (they are in force when this returns: a SIGTERM sent the
     /// moment after must drain, not kill) and starts the thread acting on them.
-    pub(crate) fn spawn(
-        shutdown: ShutdownHandle,
-        tls: Option<TlsReloadHandle>,
-    ) -> io::Result<SignalThread> {
+    pub(crate) fn spawn(shutdown: ShutdownHandle, reloads: Reloads) -> io::Result<SignalThread> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let signals = {
             let _runtime = rt.enter();
-            Signals::install(tls.is_some() || crate::systemd::managed())
+            Signals::install(reloads.any() || crate::systemd::managed())
         };
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -45,7 +72,7 @@ impl SignalThread {
             .spawn(move || {
                 rt.block_on(async move {
                     tokio::select! {
-                        () = signals.act(&shutdown, tls.as_ref()) => {}
+                        () = signals.act(&shutdown, &reloads) => {}
                         _ = stopped => {}
                     }
                 });
@@ -99,7 +126,7 @@ impl Signals {
     }
 
     /// Acts on signals as they come, for as long as it is polled.
-    async fn act(mut self, shutdown: &ShutdownHandle, tls: Option<&TlsReloadHandle>) {
+    async fn act(mut self, shutdown: &ShutdownHandle, reloads: &Reloads) {
         loop {
             match self.next().await {
                 Received::Stop(name) if shutdown.is_draining() => {
@@ -112,13 +139,7 @@ impl Signals {
                 }
                 Received::Reload => {
                     crate::systemd::notify_reloading();
-                    match tls.map(TlsReloadHandle::reload) {
-                        Some(Ok(())) => {}
-                        Some(Err(e)) => tracing::error!(
-                            "SIGHUP: TLS files not reloaded, serving as before: {e}"
-                        ),
-                        None => tracing::info!("SIGHUP: nothing to reload (no TLS files)"),
-                    }
+                    reloads.reload();
                     crate::systemd::notify_ready();
                 }
             }

@@ -368,7 +368,7 @@ pub(crate) async fn serve(
             state: Arc::clone(&state),
         },
     };
-    let watch = CallWatch::new(&shared.config, &params, false, None);
+    let watch = CallWatch::new(shared, &params, false, None);
     // In the call's span when spans are on, as a method's handler.
     let span = if shared.call_spans {
         lifecycle::call_span(&ctx)

@@ -10,10 +10,10 @@ use bytes::Bytes;
 use hub_xmlrpc::{Limits, Value};
 
 use crate::auth::Caller;
-use crate::config::Config;
 use crate::context::Context;
 use crate::dispatch::CallError;
 use crate::registry::Params;
+use crate::server::Shared;
 use crate::stats::Stats;
 
 /// What is logged in place of the arguments of a method marked `sensitive`.
@@ -94,15 +94,16 @@ impl CallWatch {
     /// (`origin`); never when they are `sensitive` (a password). Only the call log or a watch
     /// without a request body allocates (one buffer for the summary).
     pub(crate) fn new(
-        config: &Config,
+        shared: &Shared,
         params: &Params,
         sensitive: bool,
         origin: Option<ArgsOrigin>,
     ) -> Self {
-        let threshold_kib = config.memory_warn_threshold_kib;
+        let threshold_kib = shared.config.memory_warn_threshold_kib;
+        let debug = shared.switches.debug();
         let args = match origin {
             _ if sensitive => Args::Redacted,
-            _ if config.debug => Args::Now(summary(params)),
+            _ if debug => Args::Now(summary(params)),
             _ if threshold_kib == 0 => Args::Unused,
             Some(origin) => Args::Later(origin),
             None => Args::Now(summary(params)),
@@ -110,7 +111,7 @@ impl CallWatch {
         Self {
             args,
             threshold_kib,
-            debug: config.debug,
+            debug,
             mem_before: None,
             started: None,
         }

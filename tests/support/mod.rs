@@ -98,6 +98,15 @@ impl Served {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// Sends it `signal` (Unix).
+    #[cfg(unix)]
+    pub fn signal(&self, signal: libc::c_int) {
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) with a child's pid and a valid signal touches no memory of ours.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) == 0 };
+        assert!(sent, "kill failed");
+    }
 }
 
 impl Drop for Served {

@@ -1,0 +1,204 @@
+//! Reading the config file again while serving, for a server built from one
+//! ([`ServerBuilder::config_file`]): on SIGHUP (a server started with signals) or
+//! [`ConfigReloadHandle::reload`].
+//!
+//! What an operator switches without a restart, as koji's admins edit `hub.conf` and reload
+//! the web server: `offline` and `offline_message`, `lockout`, `debug` and `access_log`
+//! ([`RELOADED_KEYS`]). Every other key is read once, when the server starts (sockets,
+//! threads, limits): a reload that finds one changed in the file says which, and they take
+//! effect at the next restart. A file that does not read or validate changes nothing, and the
+//! server serves on as before.
+//!
+//! The file's values win at a reload: an admin method that took the hub offline
+//! ([`StatusHandle`]) is overruled by a file saying `offline = false` once it is reloaded.
+//!
+//! [`ServerBuilder::config_file`]: crate::ServerBuilder::config_file
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::config::{Config, ConfigError};
+use crate::status::StatusHandle;
+
+/// The keys a reload applies while the server runs.
+pub const RELOADED_KEYS: &[&str] = &[
+    "offline",
+    "offline_message",
+    "lockout",
+    "debug",
+    "access_log",
+];
+
+/// The per-call options a reload may switch (the status ones are in [`StatusHandle`]).
+#[derive(Debug)]
+pub(crate) struct Switches {
+    debug: AtomicBool,
+    access_log: AtomicBool,
+}
+
+impl Switches {
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            debug: AtomicBool::new(config.debug),
+            access_log: AtomicBool::new(config.access_log),
+        }
+    }
+
+    /// `debug`: the call log, and a panic's message in its fault.
+    #[inline]
+    pub(crate) fn debug(&self) -> bool {
+        self.debug.load(Relaxed)
+    }
+
+    /// `access_log`: a line per HTTP request.
+    #[inline]
+    pub(crate) fn access_log(&self) -> bool {
+        self.access_log.load(Relaxed)
+    }
+
+    fn set(&self, config: &Config) {
+        self.debug.store(config.debug, Relaxed);
+        self.access_log.store(config.access_log, Relaxed);
+    }
+}
+
+/// The config file a server was built from, and what it said when last read.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigFile {
+    path: PathBuf,
+    table: toml::Table,
+}
+
+impl ConfigFile {
+    /// Reads, parses and validates the file at `path`.
+    pub(crate) fn read(path: &Path) -> Result<(Config, ConfigFile), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::other(format!("config {}: {e}", path.display())))?;
+        let config = Config::from_toml(&text)?;
+        // Parsed as a `Config` already, so it is a table.
+        let table = text.parse::<toml::Table>().unwrap_or_default();
+        let file = ConfigFile {
+            path: path.to_owned(),
+            table,
+        };
+        Ok((config, file))
+    }
+}
+
+/// Reloads the config file of a running server; clones share it. Get one from
+/// [`RunningServer::config_reload_handle`](crate::RunningServer::config_reload_handle).
+#[derive(Debug, Clone)]
+pub struct ConfigReloadHandle {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: Mutex<ConfigFile>,
+    status: StatusHandle,
+    switches: Arc<Switches>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConfigReload {
+    /// Keys whose value changed in the file that are read only at start, sorted (`faults`'
+    /// as `faults.auth`): in force after a restart.
+    pub needs_restart: Vec<String>,
+}
+
+impl ConfigReloadHandle {
+    pub(crate) fn new(file: ConfigFile, status: StatusHandle, switches: Arc<Switches>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                file: Mutex::new(file),
+                status,
+                switches,
+            }),
+        }
+    }
+
+    /// Reads the file again and applies [`RELOADED_KEYS`]; a file that does not read or
+    /// validate is an error and changes nothing.
+    pub fn reload(&self) -> Result<ConfigReload, ConfigError> {
+        let mut file = self
+            .inner
+            .file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (config, fresh) = ConfigFile::read(&file.path)?;
+        let needs_restart: Vec<String> = changed_keys(&file.table, &fresh.table)
+            .into_iter()
+            .filter(|key| !RELOADED_KEYS.contains(&key.as_str()))
+            .collect();
+        let status = &self.inner.status;
+        status.set_message(config.offline_message.as_str());
+        status.set_offline(config.offline);
+        status.set_lockout(config.lockout);
+        self.inner.switches.set(&config);
+        tracing::info!(
+            path = %file.path.display(),
+            offline = config.offline,
+            lockout = config.lockout,
+            debug = config.debug,
+            access_log = config.access_log,
+            "config reloaded"
+        );
+        if !needs_restart.is_empty() {
+            tracing::warn!(
+                path = %file.path.display(),
+                keys = %needs_restart.join(", "),
+                "config changed where only a restart applies it"
+            );
+        }
+        *file = fresh;
+        Ok(ConfigReload { needs_restart })
+    }
+}
+
+/// The keys whose values differ between two readings of a file (a key set in one only
+/// included; a nested table's keys as `table.key`), sorted.
+fn changed_keys(old: &toml::Table, new: &toml::Table) -> Vec<String> {
+    let mut changed = Vec::new();
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        match (old.get(key), new.get(key)) {
+            (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) => changed.extend(
+                changed_keys(a, b)
+                    .into_iter()
+                    .map(|inner| format!("{key}.{inner}")),
+            ),
+            (a, b) if a != b => changed.push(key.clone()),
+            _ => {}
+        }
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> toml::Table {
+        text.parse().expect("TOML")
+    }
+
+    #[test]
+    fn changed_keys_name_each_difference_once() {
+        let old = table("workers = 2\nlisten = \"127.0.0.1:1\"\ndebug = false\n[faults]\nauth = 1002\nretry = 1009");
+        let new = table("workers = 3\nlisten = \"127.0.0.1:1\"\noffline = true\n[faults]\nauth = 1\nretry = 1009");
+        assert_eq!(
+            changed_keys(&old, &new),
+            ["debug", "faults.auth", "offline", "workers"]
+        );
+        assert!(changed_keys(&old, &old).is_empty());
+        assert_eq!(
+            changed_keys(&table(""), &table("[faults]\nauth = 1")),
+            ["faults"]
+        );
+    }
+}
