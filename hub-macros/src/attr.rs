@@ -48,10 +48,7 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
         };
         if key == "sensitive" {
             match (&meta, &args.sensitive) {
-                (_, Some(_)) => errors.push(syn::Error::new_spanned(
-                    meta.path(),
-                    "duplicate key `sensitive`: give it once",
-                )),
+                (_, Some(_)) => errors.push(duplicate_key(meta.path(), &key)),
                 (Meta::Path(path), None) => args.sensitive = Some(path.clone()),
                 _ => errors.push(syn::Error::new_spanned(
                     &meta,
@@ -62,21 +59,15 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
         }
         if key == "aliases" {
             if args.aliases.is_some() {
-                errors.push(syn::Error::new_spanned(
-                    meta.path(),
-                    "duplicate key `aliases`: give it once",
-                ));
-                continue;
+                errors.push(duplicate_key(meta.path(), &key));
+            } else {
+                args.aliases = Some(alias_values(&meta, errors));
             }
-            args.aliases = Some(alias_values(&meta, errors));
             continue;
         }
         if key == "timeout_ms" {
             if args.timeout_ms.is_some() {
-                errors.push(syn::Error::new_spanned(
-                    meta.path(),
-                    "duplicate key `timeout_ms`: give it once",
-                ));
+                errors.push(duplicate_key(meta.path(), &key));
                 continue;
             }
             match millis_value(&meta) {
@@ -94,10 +85,7 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
             }
         };
         if slot.is_some() {
-            errors.push(syn::Error::new_spanned(
-                meta.path(),
-                format!("duplicate key `{key}`: give it once"),
-            ));
+            errors.push(duplicate_key(meta.path(), &key));
             continue;
         }
         match string_value(&meta, &key) {
@@ -129,6 +117,10 @@ pub(crate) fn check_aliases(args: &mut MethodArgs, fn_name: &str, errors: &mut E
             !same
         });
     }
+}
+
+fn duplicate_key(path: &syn::Path, key: &str) -> syn::Error {
+    syn::Error::new_spanned(path, format!("duplicate key `{key}`: give it once"))
 }
 
 fn unknown_key(tokens: impl quote::ToTokens, key: &str) -> syn::Error {
