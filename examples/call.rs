@@ -1,7 +1,7 @@
 //! The command-line client: calls one method (or a batch) and prints the result.
 //!
 //! ```text
-//! cargo run --example call -- [--url URL] [--ca FILE] [--cert FILE] [--user NAME] [--timeout SECS] [--json] METHOD [ARG ...]
+//! cargo run --example call -- [--url URL] [--ca FILE] [--cert FILE [--ssl-login]] [--user NAME] [--timeout SECS] [--json] METHOD [ARG ...]
 //! cargo run --example call -- [--url URL] --list
 //! cargo run --example call -- [--url URL] --help METHOD
 //! cargo run --example call -- [--url URL] [--json] --multicall < calls.txt
@@ -28,7 +28,8 @@
 //!
 //! `--user NAME` logs in to a koji hub first (koji's `login`, the password from `--password`
 //! or, better, kept out of the process list, the `HUB_PASSWORD` environment variable), and
-//! the call carries that session.
+//! the call carries that session. `--ssl-login` logs in with the `--cert` certificate instead
+//! (koji's `sslLogin`, at the URL's path + `/ssllogin`).
 //!
 //! `--multicall` reads one call per line from stdin (`METHOD ARG ...`, with shell-like
 //! quoting; blank lines and `#` comments are skipped) and sends them as one
@@ -46,8 +47,8 @@ use hub::client::{Call, Error};
 use hub::{DateTime, Struct, Value};
 
 const USAGE: &str = "\
-usage: call [--url URL] [--ca FILE] [--cert FILE] [--user NAME] [--timeout SECS] [--json]
-            METHOD [ARG ...]
+usage: call [--url URL] [--ca FILE] [--cert FILE [--ssl-login]] [--user NAME]
+            [--timeout SECS] [--json] METHOD [ARG ...]
        call [--url URL] --list
        call [--url URL] --help METHOD
        call [--url URL] [--json] --multicall < calls.txt
@@ -56,7 +57,8 @@ ARG: i:5 s:5 b:true d:1.5 dt:19980717T14:08:55 b64:aGk= nil JSON (arrays, struct
      name=ARG (keyword argument); untyped: int, double, true/false, else string.
 https: --ca FILE trusts these CAs (PEM) instead of the system's; --cert FILE presents
        a client certificate (PEM: certificate and key).
-koji:  --user NAME logs in first, with --password PASS or $HUB_PASSWORD.
+koji:  --user NAME logs in first, with --password PASS or $HUB_PASSWORD;
+       --ssl-login logs in first with the --cert certificate.
 Default URL: http://127.0.0.1:8080/RPC2";
 
 /// What went wrong, and so which exit status.
@@ -91,6 +93,8 @@ struct Args {
     /// koji's login: the user, and the password if given on the command line.
     user: Option<String>,
     password: Option<String>,
+    /// koji's `sslLogin` with `cert`.
+    ssl_login: bool,
     timeout: Duration,
     json: bool,
     mode: Mode,
@@ -101,7 +105,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
     let (mut ca, mut cert) = (None, None);
     let (mut user, mut password) = (None, None);
     let mut timeout = Duration::from_secs(60);
-    let mut json = false;
+    let (mut json, mut ssl_login) = (false, false);
     let mut mode = None;
     let mut it = argv.into_iter();
     while let Some(arg) = it.next() {
@@ -127,6 +131,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
                     })?;
             }
             "--json" => json = true,
+            "--ssl-login" => ssl_login = true,
             "--list" => mode = Some(Mode::List),
             "--help" => mode = Some(Mode::Help(value("--help")?)),
             "--multicall" => mode = Some(Mode::Multicall),
@@ -149,12 +154,21 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
     if password.is_some() && user.is_none() {
         return Err(Failure::Usage("--password needs --user".into()));
     }
+    if ssl_login && cert.is_none() {
+        return Err(Failure::Usage("--ssl-login needs --cert".into()));
+    }
+    if ssl_login && user.is_some() {
+        return Err(Failure::Usage(
+            "--ssl-login and --user are two ways to log in: give one".into(),
+        ));
+    }
     Ok(Args {
         url,
         ca,
         cert,
         user,
         password,
+        ssl_login,
         timeout,
         json,
         mode,
@@ -536,6 +550,9 @@ fn run() -> Result<(), Failure> {
                 .map_err(|_| Failure::Usage("--user needs --password or $HUB_PASSWORD".into()))?,
         };
         client = client.koji_login(user, &password)?;
+    }
+    if args.ssl_login {
+        client = client.koji_ssl_login()?;
     }
     match args.mode {
         Mode::List => {

@@ -150,19 +150,103 @@ fn koji_cli_reads_gzipped_answers() {
 /// buildhub over HTTPS asking for client certificates (`tls_client_ca_file`), with an
 /// admin `admin` whose database lives in the PKI's temp dir.
 fn buildhub_tls(pki: &Pki) -> Served {
-    let server = serve(
-        "buildhub",
-        &[
-            "--db",
-            &pki.dir.path("hub.sqlite3"),
-            "--admin",
-            "admin:adminpw",
-            "--config",
-            &pki.server_config(ClientCerts::Optional, ""),
-        ],
-    );
+    buildhub_tls_with(pki, &[])
+}
+
+/// [`buildhub_tls`] with more options.
+fn buildhub_tls_with(pki: &Pki, extra: &[&str]) -> Served {
+    let db = pki.dir.path("hub.sqlite3");
+    let config = pki.server_config(ClientCerts::Optional, "");
+    let mut args = vec!["--db", &db, "--admin", "admin:adminpw", "--config", &config];
+    args.extend_from_slice(extra);
+    let server = serve("buildhub", &args);
     assert_eq!(server.scheme, "https", "buildhub serves TLS");
     server
+}
+
+/// The Rust client's certificate login: `koji_ssl_login` names the certificate's user, its
+/// session is replaced by a new certificate login once it expires (buildhub's `sslLogin`
+/// opens a new one) and the call goes through; without a certificate the hub refuses it.
+#[test]
+fn the_rust_client_logs_in_with_a_client_certificate() {
+    use hub::client::{blocking::Client, Error};
+    let pki = Pki::new("rust-ssl-login");
+    let server = buildhub_tls_with(&pki, &["--session-lifetime", "2"]);
+    let url = server.url_at("/kojihub");
+    let client = |cert: Option<&str>| {
+        let c = Client::new(&url)
+            .expect("a client")
+            .tls_ca_file(pki.ca())
+            .expect("the CA");
+        match cert {
+            Some(cert) => c.tls_client_cert(cert).expect("the certificate"),
+            None => c,
+        }
+    };
+    let name = |who: hub::Value| {
+        who.as_struct()
+            .and_then(|s| s.get("name"))
+            .and_then(hub::Value::as_str)
+            .map(str::to_owned)
+    };
+    let admin = client(Some(&pki.client("admin")))
+        .koji_ssl_login()
+        .expect("logged in with the certificate");
+    let who = admin.call("getLoggedInUser", ()).expect("a user");
+    assert_eq!(name(who).as_deref(), Some("admin"));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let id: i64 = admin
+        .call("createBuild", ("bash", "5.2.15", "3.fc40"))
+        .expect("a build, after logging in again");
+    assert_eq!(id, 1);
+    let conn = rusqlite::Connection::open(pki.dir.path("hub.sqlite3")).expect("the database");
+    let sessions: i64 = conn
+        .query_row("SELECT count(*) FROM sessions", [], |row| row.get(0))
+        .expect("counted");
+    assert_eq!(sessions, 2, "the expired session and the new one");
+    match client(None).koji_ssl_login() {
+        Err(Error::Fault(f)) => assert_eq!(f.code, 1002, "{f:?}"),
+        other => panic!("expected AuthError, got {other:?}"),
+    }
+
+    // The `call` example's `--ssl-login`.
+    let ca = pki.ca();
+    let call = |args: &[&str]| {
+        let mut all = vec![
+            "--url",
+            url.as_str(),
+            "--ca",
+            ca.as_str(),
+            "--timeout",
+            "30",
+        ];
+        all.extend_from_slice(args);
+        support::run(support::example("call"), &all, "")
+    };
+    let alice = pki.client("alice");
+    let ran = call(&["--cert", &alice, "--ssl-login", "getLoggedInUser"]);
+    assert_eq!(ran.status, Some(1), "alice is no user yet: {ran}");
+    assert!(ran.stderr.contains("1002"), "{ran}");
+    let admin_cert = pki.client("admin");
+    let ran = call(&[
+        "--cert",
+        &admin_cert,
+        "--ssl-login",
+        "createUser",
+        "alice",
+        "pw",
+    ]);
+    assert!(ran.ok().trim().parse::<i64>().is_ok(), "{ran}");
+    let ran = call(&["--cert", &alice, "--ssl-login", "getLoggedInUser"]);
+    assert!(ran.ok().contains("alice"), "{ran}");
+    let ran = call(&["--cert", &alice, "getLoggedInUser"]);
+    assert_eq!(
+        ran.ok().trim(),
+        "nil",
+        "no login without --ssl-login: {ran}"
+    );
+    let ran = call(&["--ssl-login", "getLoggedInUser"]);
+    assert_eq!(ran.status, Some(2), "--ssl-login without --cert: {ran}");
 }
 
 /// Runs `koji --authtype=ssl` with a config naming the hub, the test CA (`serverca`) and the

@@ -339,8 +339,8 @@ struct KojiSession {
     /// The session's id and key, replaced when it is renewed.
     headers: std::sync::Mutex<(HeaderValue, HeaderValue)>,
     next_callnum: AtomicI64,
-    /// The user name and password it logged in with ([`Client::koji_login`]), to renew it.
-    credentials: Option<(String, String)>,
+    /// How it logged in, to log in again when it expires.
+    credentials: Option<Credentials>,
     /// Counts renewals, so that calls that failed together renew once.
     renewals: AtomicI64,
     /// Held while renewing.
@@ -348,7 +348,7 @@ struct KojiSession {
 }
 
 impl KojiSession {
-    fn new(id: HeaderValue, key: HeaderValue, credentials: Option<(String, String)>) -> Self {
+    fn new(id: HeaderValue, key: HeaderValue, credentials: Option<Credentials>) -> Self {
         KojiSession {
             headers: std::sync::Mutex::new((id, key)),
             next_callnum: AtomicI64::new(0),
@@ -367,8 +367,29 @@ impl KojiSession {
     }
 }
 
+/// How a koji session was opened, and is opened again when it expires.
+#[derive(Debug)]
+enum Credentials {
+    /// koji's `login` with this user name and password ([`Client::koji_login`]).
+    Password { user: String, password: String },
+    /// koji's `sslLogin` with the client certificate ([`Client::koji_ssl_login`]).
+    Certificate,
+}
+
 /// koji's `AuthExpired`: the session must be renewed by logging in again.
 const AUTH_EXPIRED: i32 = 1007;
+
+/// Where koji's client sends `sslLogin`: the hub's path + `/ssllogin`.
+fn ssl_login_uri(uri: &Uri) -> Result<Uri, Error> {
+    let path = uri.path().trim_end_matches('/');
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(
+        format!("{path}/ssllogin")
+            .parse()
+            .map_err(|e| Error::Url(format!("`{path}/ssllogin`: {e}")))?,
+    );
+    Uri::from_parts(parts).map_err(|e| Error::Url(e.to_string()))
+}
 
 /// Whether a fault says the session expired: koji's code, or this hub's own.
 fn is_expired(fault: &Fault, hub_code: i32) -> bool {
@@ -562,27 +583,63 @@ impl Client {
     /// sends the call once more, as koji's `ClientSession` does. A wrong password is the
     /// hub's fault (koji's `AuthError`, 1002).
     pub async fn koji_login(&self, user: &str, password: &str) -> Result<Client, Error> {
-        let info = self.login(user, password, false).await?;
+        let credentials = Credentials::Password {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        };
+        let info = self.log_in(&credentials, false).await?;
+        self.with_session(info, credentials)
+    }
+
+    /// Logs in to a koji hub with this client's certificate ([`tls_client_cert`]: koji's
+    /// `sslLogin`, sent to the URL's path + `/ssllogin` as koji's client sends it), and
+    /// answers a client whose calls carry the session it opened, as
+    /// [`koji_login`](Self::koji_login) does. An expired session is replaced by logging in
+    /// with the certificate again. Without a certificate the hub refuses it (koji's
+    /// `AuthError`, 1002).
+    ///
+    /// [`tls_client_cert`]: Self::tls_client_cert
+    pub async fn koji_ssl_login(&self) -> Result<Client, Error> {
+        let credentials = Credentials::Certificate;
+        let info = self.log_in(&credentials, false).await?;
+        self.with_session(info, credentials)
+    }
+
+    /// This client, carrying the session `info` names.
+    fn with_session(&self, info: SessionInfo, credentials: Credentials) -> Result<Client, Error> {
         let key = HeaderValue::try_from(info.key)
             .map_err(|e| Error::Decode(format!("session key: {e}")))?;
         let mut client = self.clone();
         client.session = Some(Arc::new(KojiSession::new(
             HeaderValue::from(info.id),
             key,
-            Some((user.to_owned(), password.to_owned())),
+            Some(credentials),
         )));
         Ok(client)
     }
 
-    /// Calls koji's `login` (with `renew`: for the session this client carries).
-    async fn login(&self, user: &str, password: &str, renew: bool) -> Result<SessionInfo, Error> {
-        let mut named = Struct::new();
-        if renew {
-            named.insert("renew", true);
+    /// Logs in: koji's `login` (with `renew`: for the session this client carries), or
+    /// `sslLogin` (a new session, sent with no session's headers to `PATH/ssllogin`).
+    async fn log_in(&self, credentials: &Credentials, renew: bool) -> Result<SessionInfo, Error> {
+        match credentials {
+            Credentials::Password { user, password } => {
+                let mut named = Struct::new();
+                if renew {
+                    named.insert("renew", true);
+                }
+                let mut params = to_params(&(user, password))?;
+                params.push(to_kwargs(&named)?);
+                decode(self.send(call_body("login", params)).await?)
+            }
+            Credentials::Certificate => {
+                let mut ssl = self.clone();
+                ssl.session = None;
+                ssl.uri = ssl_login_uri(&self.uri)?;
+                // koji's `sslLogin(proxyuser=None)`.
+                let params = vec![Value::Nil];
+                decode(ssl.send(call_body("sslLogin", params)).await?)
+            }
         }
-        let mut params = to_params(&(user, password))?;
-        params.push(to_kwargs(&named)?);
-        decode(self.send(call_body("login", params)).await?)
     }
 
     /// Calls `method` with these parameter values and answers the result value.
@@ -611,7 +668,7 @@ impl Client {
         let Some(session) = &self.session else {
             return Ok(());
         };
-        let Some((user, password)) = &session.credentials else {
+        let Some(credentials) = &session.credentials else {
             return Ok(());
         };
         let _one_at_a_time = session.renewing.lock().await;
@@ -620,7 +677,7 @@ impl Client {
         }
         // The session answered is the one to use from now on: the same one renewed (koji), or
         // a new one from a hub whose login does not renew.
-        let info = self.login(user, password, true).await?;
+        let info = self.log_in(credentials, true).await?;
         let key = HeaderValue::try_from(info.key)
             .map_err(|e| Error::Decode(format!("session key: {e}")))?;
         *session
@@ -865,6 +922,13 @@ pub mod blocking {
         /// See [`Client::koji_login`](super::Client::koji_login): this client, logged in.
         pub fn koji_login(self, user: &str, password: &str) -> Result<Self, Error> {
             let inner = self.rt.block_on(self.inner.koji_login(user, password))?;
+            Ok(Client { inner, rt: self.rt })
+        }
+
+        /// See [`Client::koji_ssl_login`](super::Client::koji_ssl_login): this client, logged
+        /// in with its certificate.
+        pub fn koji_ssl_login(self) -> Result<Self, Error> {
+            let inner = self.rt.block_on(self.inner.koji_ssl_login())?;
             Ok(Client { inner, rt: self.rt })
         }
 
