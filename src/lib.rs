@@ -275,6 +275,10 @@ pub use hub_core::client;
 ///   `handler_timeout_ms` (longer for a call that legitimately runs long); `0`: none
 ///   ([`Method::with_timeout`]).
 ///
+/// - `max_in_flight = 4`: at most this many of its calls run at once; one more is refused
+///   at once (`503` + `Retry-After`; in a multicall, that entry's fault) instead of waiting
+///   for a worker, so a slow method cannot hold every worker ([`Method::with_max_in_flight`]).
+///
 /// Unknown or repeated keys are errors that list the valid keys.
 ///
 /// # What is generated
@@ -283,7 +287,7 @@ pub use hub_core::client;
 /// wrapper that decodes the parameters and encodes the result, a static table of
 /// the parameters, and an `inventory` submission of a [`MethodDef`] carrying the
 /// name and aliases, doc comment, parameter and result types, permission, secrecy, time
-/// budget, and source location.
+/// budget, limit of calls at once, and source location.
 ///
 /// Methods declared in a library crate are registered only if the binary links
 /// that crate: rustc drops an `--extern` crate nothing refers to, and its

@@ -21,6 +21,7 @@ use tracing::Instrument as _;
 
 use crate::auth::Caller;
 use crate::context::{Context, ServerParts};
+use crate::in_flight::{InFlight, InFlightLimit};
 use crate::lifecycle;
 use crate::liveness::{Blame, Doing};
 use crate::queue::{JobResult, Refusal};
@@ -49,6 +50,20 @@ impl From<Fault> for CallError {
 pub(crate) struct Callable {
     method: Arc<Method>,
     stats: Arc<MethodStats>,
+    /// Its calls running now, if it has a `max_in_flight` (shared with its aliases).
+    limit: Option<Arc<InFlightLimit>>,
+}
+
+impl Callable {
+    /// A place among the method's calls at once, if they are limited; a refusal is counted.
+    fn enter(&self, shared: &Shared) -> Result<Option<InFlight>, Refusal> {
+        let Some(limit) = &self.limit else {
+            return Ok(None);
+        };
+        limit.enter().map(Some).inspect_err(|_| {
+            shared.stats.counters.method_limit_refusals.add(1);
+        })
+    }
 }
 
 /// The server's dispatch table: the registry's methods with their stats slots (a fast hash:
@@ -60,14 +75,16 @@ pub(crate) fn call_table(registry: &Registry, stats: &Stats) -> CallTable {
     registry
         .methods()
         .flat_map(|method| {
-            // An alias's calls count in the method's own slot.
+            // An alias's calls count in the method's own slot and limit.
             let stats = stats.slot(method.name()).unwrap_or_default();
+            let limit = method.max_in_flight().map(InFlightLimit::new);
             std::iter::once(method.name())
                 .chain(method.aliases())
                 .map(move |name| {
                     let callable = Callable {
                         method: Arc::clone(method),
                         stats: Arc::clone(&stats),
+                        limit: limit.clone(),
                     };
                     (name.to_owned(), callable)
                 })
@@ -313,7 +330,12 @@ impl<'a> ParsedRequest<'a> {
                 })),
             }
         };
-        match queue_blocking(shared, stats, method, prepare, params, watch) {
+        // Taken when the job is queued, as a place in the queue is (before authentication).
+        let in_flight = match callable.enter(shared) {
+            Ok(place) => place,
+            Err(refusal) => return Call::Done(Err(CallError::Refused(refusal))),
+        };
+        match queue_blocking(shared, stats, (method, prepare, in_flight), params, watch) {
             Ok(queued) => Call::Queued(queued),
             Err(refusal) => Call::Done(Err(CallError::Refused(refusal))),
         }
@@ -378,6 +400,8 @@ pub(crate) struct Running<'a> {
     ctx: Arc<Context>,
     started: lifecycle::Started,
     watch: CallWatch,
+    /// Its place among its method's calls at once, until the handler's future is done.
+    _in_flight: Option<InFlight>,
 }
 
 impl Running<'_> {
@@ -483,22 +507,28 @@ fn start<'a>(
     let callable = shared.calls.get(name);
     let stats = callable.map_or(shared.stats.unknown(), |c| &*c.stats);
     stats.calls.add(1);
-    let Some(method) = callable.map(|c| &c.method) else {
+    let Some(callable) = callable else {
         let fault = Fault::new(faults.method_not_found, format!("Invalid method: {name}"));
         return Call::Done(tally(stats, Err(fault.into()), None));
     };
+    let method = &callable.method;
     if let Err(fault) =
         lifecycle::admit(shared, method.name(), method.perm(), site.caller.as_deref())
     {
         return Call::Done(tally(stats, Err(fault.into()), None));
     }
+    let in_flight = match callable.enter(shared) {
+        Ok(place) => place,
+        Err(refusal) => return Call::Done(Err(CallError::Refused(refusal))),
+    };
     let watch = CallWatch::new(shared, &params, method.is_sensitive(), Some(site.origin));
     let name = method.shared_name().clone();
     let headers = (site.headers)();
     let ctx = lifecycle::context(site.parts, name, &params, site.peer, headers, site.caller);
     if method.is_blocking() {
         let prepared = move |_: &Method, _: &Params| Ok(ctx);
-        return match queue_blocking(shared, stats, Arc::clone(method), prepared, params, watch) {
+        let job = (Arc::clone(method), prepared, in_flight);
+        return match queue_blocking(shared, stats, job, params, watch) {
             Ok(queued) => Call::Queued(queued),
             Err(refusal) => Call::Done(Err(CallError::Refused(refusal))),
         };
@@ -513,24 +543,29 @@ fn start<'a>(
         ctx,
         started,
         watch,
+        _in_flight: in_flight,
     })
 }
 
 /// Queues a blocking method's job. `prepare` makes the call's context on the worker: it
 /// hands over one made on the unit, or first authenticates and admits the caller (see
 /// [`ParsedRequest::start_authenticating`]); its refusal is the call's fault.
-fn queue_blocking<'a>(
+fn queue_blocking<'a, P>(
     shared: &Arc<Shared>,
     stats: &'a MethodStats,
-    method: Arc<Method>,
-    prepare: impl FnOnce(&Method, &Params) -> Result<Context, Box<Unprepared>> + Send + 'static,
+    (method, prepare, in_flight): (Arc<Method>, P, Option<InFlight>),
     params: Params,
     watch: CallWatch,
-) -> Result<Queued<'a>, Refusal> {
+) -> Result<Queued<'a>, Refusal>
+where
+    P: FnOnce(&Method, &Params) -> Result<Context, Box<Unprepared>> + Send + 'static,
+{
     let job_shared = Arc::clone(shared);
     let awaited = Arc::new(lifecycle::Awaited::default());
     let waiting = awaited.abandon_on_drop();
     let answer = shared.queue.submit(move || {
+        // Held until the handler returns, whether or not its caller still waits.
+        let _in_flight = in_flight;
         let _busy = crate::liveness::busy_with(|| Doing::Call(Arc::clone(&method)), &awaited);
         let ctx = match prepare(&method, &params) {
             Ok(ctx) => ctx,

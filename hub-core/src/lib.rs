@@ -26,6 +26,7 @@ mod encoding;
 mod fd_limit;
 mod forwarded;
 mod header_map;
+mod in_flight;
 mod introspection;
 pub mod lifecycle;
 mod liveness;

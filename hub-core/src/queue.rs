@@ -38,6 +38,8 @@ pub enum Refusal {
     QueueWaitDrop,
     /// The server is shutting down.
     ShuttingDown,
+    /// The method had as many calls running as its `max_in_flight` allows.
+    MethodBusy,
 }
 
 impl Refusal {
@@ -48,6 +50,7 @@ impl Refusal {
             Refusal::FastReject => "server busy: fast reject",
             Refusal::QueueWaitDrop => "server busy: waited too long in queue",
             Refusal::ShuttingDown => "server shutting down",
+            Refusal::MethodBusy => "server busy: too many calls of this method at once",
         }
     }
 }

@@ -121,6 +121,8 @@ pub struct MethodDef {
     /// The method's own time budget in milliseconds (`timeout_ms`), in place of the server's
     /// `handler_timeout_ms`; `Some(0)`: none.
     pub timeout_ms: Option<u64>,
+    /// How many of its calls may run at once (`max_in_flight`, at least 1); `None`: no limit.
+    pub max_in_flight: Option<usize>,
     /// The code that decodes the parameters and runs the function.
     pub handler: Handler,
     /// Where the function is declared, for duplicate-name errors.
@@ -203,6 +205,7 @@ pub struct Method {
     perm: Option<Cow<'static, str>>,
     sensitive: bool,
     timeout: Option<Duration>,
+    max_in_flight: Option<usize>,
     call: Call,
     origin: Origin,
 }
@@ -216,6 +219,7 @@ impl fmt::Debug for Method {
             .field("perm", &self.perm)
             .field("sensitive", &self.sensitive)
             .field("timeout", &self.timeout)
+            .field("max_in_flight", &self.max_in_flight)
             .field("blocking", &self.is_blocking())
             .field("origin", &self.origin)
             .finish_non_exhaustive()
@@ -243,6 +247,7 @@ impl Method {
             perm: def.perm.map(Cow::Borrowed),
             sensitive: def.sensitive,
             timeout: def.timeout_ms.map(Duration::from_millis),
+            max_in_flight: def.max_in_flight,
             call: Call::Static(def.handler),
             origin: Origin {
                 file: def.file,
@@ -290,6 +295,7 @@ impl Method {
             perm: None,
             sensitive: false,
             timeout: None,
+            max_in_flight: None,
             call,
             origin,
         }
@@ -401,6 +407,20 @@ impl Method {
     pub fn with_timeout(mut self, budget: Duration) -> Self {
         self.timeout = Some(budget);
         self
+    }
+
+    /// Lets at most `calls` of this method run at once (at least 1): one more is refused at
+    /// once (`503` + `Retry-After`; in a multicall, that entry's fault) instead of waiting
+    /// for a worker, so a slow method cannot hold every worker. A call holds its place until
+    /// its handler returns.
+    pub fn with_max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = Some(calls.max(1));
+        self
+    }
+
+    /// How many of its calls may run at once, if that is limited.
+    pub fn max_in_flight(&self) -> Option<usize> {
+        self.max_in_flight
     }
 
     /// The method's own time budget, if it has one (`Duration::ZERO`: none).

@@ -211,6 +211,8 @@ counters! {
     fast_rejects: Counter = "counter",
     /// Requests refused because the queue was full.
     queue_full_rejects: Counter = "counter",
+    /// Calls refused because their method had `max_in_flight` calls running.
+    method_limit_refusals: Counter = "counter",
     /// Jobs answered without running because they waited past `max_queue_wait_ms`.
     queue_wait_drops: Counter = "counter",
     /// Jobs skipped because their client had gone.

@@ -417,3 +417,108 @@ fn multicall_entry_refused_by_the_queue_is_a_fault_not_a_503() {
     assert_eq!(queued.join().unwrap(), 200);
     server.shutdown();
 }
+
+#[test]
+fn a_method_over_its_max_in_flight_is_refused_and_the_others_served() {
+    use hub_core::registry::Method;
+    use hub_xmlrpc::Value;
+    let ms = |p: &hub_core::Params| p.positional.first().and_then(Value::as_i64).unwrap_or(0);
+    let registry = support::registry_builder()
+        .method(
+            Method::blocking("slow", move |_ctx, p| {
+                std::thread::sleep(Duration::from_millis(ms(&p) as u64));
+                Ok(Value::Int(ms(&p)))
+            })
+            .with_max_in_flight(2),
+        )
+        .method(
+            Method::asynchronous("aslow", move |_ctx, p| async move {
+                tokio::time::sleep(Duration::from_millis(ms(&p) as u64)).await;
+                Ok(Value::Int(ms(&p)))
+            })
+            .with_max_in_flight(1)
+            .with_alias("slowly"),
+        )
+        .build()
+        .unwrap();
+    let mut cfg = config();
+    cfg.workers = 4;
+    let server = hub_core::Server::builder()
+        .config(cfg)
+        .registry(registry)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let addr = server.local_addr();
+    let refusals =
+        |s: &hub_core::RunningServer| s.stats().counters.snapshot().method_limit_refusals;
+    let call = move |method: &'static str, ms: u32| {
+        std::thread::spawn(move || {
+            let r = Conn::open(addr).call(method, &[&format!("<int>{ms}</int>")]);
+            (r.status, r.body)
+        })
+    };
+
+    // Two calls of `slow` hold its two places (two of the four workers).
+    let held = [call("slow", 1500), call("slow", 1500)];
+    assert!(wait_until(LONG, || pops(&server) == 2));
+    // A third is refused at once, with a worker free; other methods are served meanwhile.
+    let started = Instant::now();
+    let r = Conn::open(addr).call("slow", &["<int>1</int>"]);
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.body.contains("too many calls of this method"),
+        "{}",
+        r.body
+    );
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    let r = Conn::open(addr).call("becho", &["<int>5</int>"]);
+    assert!(r.status == 200 && r.body.contains(">5<"), "{}", r.body);
+    // In a multicall, that entry's fault; the others run.
+    let entry = |m: &str, p: &str| {
+        format!(
+            "<value><struct><member><name>methodName</name><value><string>{m}</string></value></member>\
+             <member><name>params</name><value><array><data>{p}</data></array></value></member></struct></value>"
+        )
+    };
+    let calls = format!(
+        "<array><data>{}{}</data></array>",
+        entry("slow", "<value><int>1</int></value>"),
+        entry("echo", "<value><string>served</string></value>")
+    );
+    let r = Conn::open(addr).call("system.multicall", &[&calls]);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.contains("-32400") && r.body.contains("too many calls of this method"),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("served"), "{}", r.body);
+    assert_eq!(refusals(&server), 2);
+    for h in held {
+        let (status, body) = h.join().unwrap();
+        assert!(status == 200 && body.contains(">1500<"), "{status} {body}");
+    }
+    // Their places are back.
+    let r = Conn::open(addr).call("slow", &["<int>1</int>"]);
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // An async method's place is shared with its alias: while `aslow` runs (its call
+    // counted, its answer not yet), `slowly` is refused.
+    let held = call("aslow", 1500);
+    assert!(wait_until(LONG, || server
+        .stats()
+        .method("aslow")
+        .calls
+        .get()
+        == 1));
+    let r = Conn::open(addr).call("slowly", &["<int>1</int>"]);
+    assert_eq!(r.status, 503, "{}", r.body);
+    let (status, _) = held.join().unwrap();
+    assert_eq!(status, 200);
+    let r = Conn::open(addr).call("slowly", &["<int>1</int>"]);
+    assert_eq!(r.status, 200, "{}", r.body);
+    server.shutdown();
+}

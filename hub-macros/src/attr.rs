@@ -1,6 +1,6 @@
 //! Parsing of the attribute's arguments:
 //! `#[rpc_method(name = "getBuild", aliases = ["get_build"], perm = "admin", sensitive,
-//! timeout_ms = 60000)]`.
+//! timeout_ms = 60000, max_in_flight = 4)]`.
 
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
@@ -9,7 +9,14 @@ use syn::{Expr, ExprLit, Lit, LitStr, Meta, Token};
 use crate::errors::Errors;
 
 /// The keys the attribute understands, in the order error messages list them.
-const VALID_KEYS: &[&str] = &["name", "aliases", "perm", "sensitive", "timeout_ms"];
+const VALID_KEYS: &[&str] = &[
+    "name",
+    "aliases",
+    "perm",
+    "sensitive",
+    "timeout_ms",
+    "max_in_flight",
+];
 
 /// The parsed arguments; every field is optional.
 #[derive(Default)]
@@ -25,6 +32,8 @@ pub(crate) struct MethodArgs {
     pub sensitive: Option<syn::Path>,
     /// `timeout_ms = N`: the method's own time budget (0: none), checked to fit a `u64`.
     pub timeout_ms: Option<u64>,
+    /// `max_in_flight = N`: how many of its calls may run at once, at least 1.
+    pub max_in_flight: Option<u32>,
 }
 
 /// Parses the attribute's token stream, recording every problem in `errors` and
@@ -72,6 +81,17 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
             }
             match millis_value(&meta) {
                 Ok(millis) => args.timeout_ms = Some(millis),
+                Err(err) => errors.push(err),
+            }
+            continue;
+        }
+        if key == "max_in_flight" {
+            if args.max_in_flight.is_some() {
+                errors.push(duplicate_key(meta.path(), &key));
+                continue;
+            }
+            match in_flight_value(&meta) {
+                Ok(calls) => args.max_in_flight = Some(calls),
                 Err(err) => errors.push(err),
             }
             continue;
@@ -225,6 +245,40 @@ fn millis_value(meta: &Meta) -> syn::Result<u64> {
         other => Err(syn::Error::new_spanned(
             other,
             format!("`timeout_ms` must be an integer literal of milliseconds, e.g. {EXAMPLE}"),
+        )),
+    }
+}
+
+/// Requires `max_in_flight = <integer literal>` from 1 to `u32::MAX`; the span of an error is
+/// the offending value.
+fn in_flight_value(meta: &Meta) -> syn::Result<u32> {
+    const EXAMPLE: &str = "`max_in_flight = 4` (omit it for no limit)";
+    let Meta::NameValue(nv) = meta else {
+        return Err(syn::Error::new_spanned(meta, format!("expected {EXAMPLE}")));
+    };
+    let Expr::Lit(ExprLit {
+        lit: Lit::Int(lit), ..
+    }) = &nv.value
+    else {
+        return Err(syn::Error::new_spanned(
+            &nv.value,
+            format!("`max_in_flight` must be an integer literal, e.g. {EXAMPLE}"),
+        ));
+    };
+    match lit.base10_parse::<u32>() {
+        Ok(0) => Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`max_in_flight` must be at least 1 (0 would refuse every call), e.g. {EXAMPLE}"
+            ),
+        )),
+        Ok(calls) => Ok(calls),
+        Err(_) => Err(syn::Error::new(
+            lit.span(),
+            format!(
+                "`max_in_flight` must be at most {}, e.g. {EXAMPLE}",
+                u32::MAX
+            ),
         )),
     }
 }

@@ -35,6 +35,13 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
     };
     let doc = &method.doc;
     let sensitive = method.args.sensitive.is_some();
+    let max_in_flight = match method.args.max_in_flight {
+        Some(calls) => {
+            let calls = calls as usize;
+            quote!(::core::option::Option::Some(#calls))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     let timeout_ms = match &method.args.timeout_ms {
         Some(millis) => quote!(::core::option::Option::Some(#millis)),
         None => quote!(::core::option::Option::None),
@@ -80,6 +87,7 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
                     perm: #perm,
                     sensitive: #sensitive,
                     timeout_ms: #timeout_ms,
+                    max_in_flight: #max_in_flight,
                     handler: __hub::Handler::#handler_kind(__hub_handler),
                     file: #file,
                     line: #line,

@@ -1,4 +1,5 @@
-//! `name`, `aliases`, `perm`, `sensitive` and `timeout_ms`, and doc comments as help text.
+//! `name`, `aliases`, `perm`, `sensitive`, `timeout_ms` and `max_in_flight`, and doc comments
+//! as help text.
 
 use hub::rpc_method;
 
@@ -31,6 +32,12 @@ fn import_build(path: String) -> bool {
 #[rpc_method(timeout_ms = 0)]
 fn watch_tasks() {}
 
+/// A report over every build: at most two at once.
+#[rpc_method(max_in_flight = 2, timeout_ms = 600_000)]
+fn build_report() -> u64 {
+    0
+}
+
 /// Logs in.
 #[rpc_method(sensitive)]
 fn login(user: String, password: String) -> bool {
@@ -62,6 +69,10 @@ fn main() {
     assert_eq!(import.timeout(), Some(std::time::Duration::from_secs(600)));
     let watch = registry.get("watch_tasks").expect("registered");
     assert_eq!(watch.timeout(), Some(std::time::Duration::ZERO), "no time budget");
+
+    let report = registry.get("build_report").expect("registered");
+    assert_eq!(report.max_in_flight(), Some(2));
+    assert_eq!(watch.max_in_flight(), None, "no limit");
 
     let login = registry.get("login").expect("registered");
     assert!(login.is_sensitive(), "`sensitive` keeps its arguments out of the logs");
