@@ -535,12 +535,7 @@ fn the_rust_client_logs_in_and_renews_an_expired_session() {
     let db = dir.path("hub.sqlite3");
     let server = buildhub_with(&dir, &["--session-lifetime", "2"]);
     let url = kojihub(&server);
-    let name = |who: hub::Value| {
-        who.as_struct()
-            .and_then(|s| s.get("name"))
-            .and_then(hub::Value::as_str)
-            .map(str::to_owned)
-    };
+    let name = |who: hub::Value| support::user_name(&who);
     let admin = Client::new(&url)
         .expect("a client")
         .koji_login("admin", "adminpw")

@@ -183,12 +183,7 @@ fn the_rust_client_logs_in_with_a_client_certificate() {
             None => c,
         }
     };
-    let name = |who: hub::Value| {
-        who.as_struct()
-            .and_then(|s| s.get("name"))
-            .and_then(hub::Value::as_str)
-            .map(str::to_owned)
-    };
+    let name = |who: hub::Value| support::user_name(&who);
     let admin = client(Some(&pki.client("admin")))
         .koji_ssl_login()
         .expect("logged in with the certificate");

@@ -390,21 +390,29 @@ fn idle_connections_park_and_wake() {
     server.shutdown();
 }
 
+/// `system.multicall`'s parameter: an array of `{methodName, params}` for these methods and
+/// their parameters' XML.
+fn multicall_entries(entries: &[(&str, &str)]) -> String {
+    let entries: String = entries
+        .iter()
+        .map(|(m, p)| {
+            format!(
+                "<value><struct><member><name>methodName</name><value><string>{m}</string></value></member>\
+                 <member><name>params</name><value><array><data>{p}</data></array></value></member></struct></value>"
+            )
+        })
+        .collect();
+    format!("<array><data>{entries}</data></array>")
+}
+
 #[test]
 fn multicall_entry_refused_by_the_queue_is_a_fault_not_a_503() {
     let (server, busy, queued) = full_queue();
     let addr = server.local_addr();
-    let entry = |m: &str, p: &str| {
-        format!(
-            "<value><struct><member><name>methodName</name><value><string>{m}</string></value></member>\
-             <member><name>params</name><value><array><data>{p}</data></array></value></member></struct></value>"
-        )
-    };
-    let calls = format!(
-        "<array><data>{}{}</data></array>",
-        entry("becho", "<value><string>blocked</string></value>"),
-        entry("echo", "<value><string>served</string></value>")
-    );
+    let calls = multicall_entries(&[
+        ("becho", "<value><string>blocked</string></value>"),
+        ("echo", "<value><string>served</string></value>"),
+    ]);
     let r = Conn::open(addr).call("system.multicall", &[&calls]);
     assert_eq!(r.status, 200);
     assert!(
@@ -477,17 +485,10 @@ fn a_method_over_its_max_in_flight_is_refused_and_the_others_served() {
     let r = Conn::open(addr).call("becho", &["<int>5</int>"]);
     assert!(r.status == 200 && r.body.contains(">5<"), "{}", r.body);
     // In a multicall, that entry's fault; the others run.
-    let entry = |m: &str, p: &str| {
-        format!(
-            "<value><struct><member><name>methodName</name><value><string>{m}</string></value></member>\
-             <member><name>params</name><value><array><data>{p}</data></array></value></member></struct></value>"
-        )
-    };
-    let calls = format!(
-        "<array><data>{}{}</data></array>",
-        entry("slow", "<value><int>1</int></value>"),
-        entry("echo", "<value><string>served</string></value>")
-    );
+    let calls = multicall_entries(&[
+        ("slow", "<value><int>1</int></value>"),
+        ("echo", "<value><string>served</string></value>"),
+    ]);
     let r = Conn::open(addr).call("system.multicall", &[&calls]);
     assert_eq!(r.status, 200);
     assert!(

@@ -75,25 +75,11 @@ pub(crate) fn parse(tokens: proc_macro2::TokenStream, errors: &mut Errors) -> Me
             continue;
         }
         if key == "timeout_ms" {
-            if args.timeout_ms.is_some() {
-                errors.push(duplicate_key(meta.path(), &key));
-                continue;
-            }
-            match millis_value(&meta) {
-                Ok(millis) => args.timeout_ms = Some(millis),
-                Err(err) => errors.push(err),
-            }
+            set_once(&mut args.timeout_ms, &meta, errors, millis_value);
             continue;
         }
         if key == "max_in_flight" {
-            if args.max_in_flight.is_some() {
-                errors.push(duplicate_key(meta.path(), &key));
-                continue;
-            }
-            match in_flight_value(&meta) {
-                Ok(calls) => args.max_in_flight = Some(calls),
-                Err(err) => errors.push(err),
-            }
+            set_once(&mut args.max_in_flight, &meta, errors, in_flight_value);
             continue;
         }
         let slot = match key.as_str() {
@@ -136,6 +122,24 @@ pub(crate) fn check_aliases(args: &mut MethodArgs, fn_name: &str, errors: &mut E
             }
             !same
         });
+    }
+}
+
+/// Sets `slot` from `meta` with `parse`, unless the key was given already (an error, as a
+/// value that does not parse is).
+fn set_once<T>(
+    slot: &mut Option<T>,
+    meta: &Meta,
+    errors: &mut Errors,
+    parse: impl FnOnce(&Meta) -> syn::Result<T>,
+) {
+    if slot.is_some() {
+        errors.push(duplicate_key(meta.path(), &path_text(meta.path())));
+        return;
+    }
+    match parse(meta) {
+        Ok(value) => *slot = Some(value),
+        Err(err) => errors.push(err),
     }
 }
 

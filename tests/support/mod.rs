@@ -59,6 +59,14 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// The `name` member of a user struct (koji's `getLoggedInUser`).
+pub fn user_name(who: &hub::Value) -> Option<String> {
+    who.as_struct()
+        .and_then(|s| s.get("name"))
+        .and_then(hub::Value::as_str)
+        .map(str::to_owned)
+}
+
 /// An example server running as a child process; killed when dropped.
 pub struct Served {
     child: Child,
