@@ -7,7 +7,8 @@
 //! - [`lifecycle`]: what every request goes through, from setup to teardown, with its hooks:
 //!   [`auth`] and [`session`] (who calls, permissions), [`resource`] (per-request resources
 //!   committed or rolled back), [`upload`] (streamed uploads), [`status`] (offline, lockout),
-//!   `watch` (memory watch and call log).
+//!   [`reload`] (the config file read again), `watch` (memory watch and call log), `access`
+//!   (the access log), `in_flight` (a method's limit on its calls at once).
 //! - [`tls`] (feature `tls`): HTTPS listeners, and the client certificate the authenticator
 //!   sees; `transport` is the stream under hyper, TCP or TLS.
 
