@@ -34,7 +34,9 @@ pub const SESSION_CALLNUM: &str = "koji-session-callnum";
 /// (koji's `login` and `sslLogin`, or [`with_login_methods`](Self::with_login_methods)) gets
 /// that session's caller, without permissions, and renews it. An expired session is dropped
 /// once it has been expired for another lifetime, so the store holds at most about two
-/// lifetimes' worth of logins.
+/// lifetimes' worth of logins; presented after that, it is still refused as expired (a login
+/// method lets it through as anonymous, to open a new session), as koji, which keeps its
+/// expired sessions, would.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -185,6 +187,29 @@ impl SessionStore {
         self.len() == 0
     }
 
+    /// The answer for a session id this store issued but no longer holds: swept out after
+    /// being expired for a lifetime, or closed. With a lifetime, expired is what a client
+    /// must be told, so that koji's client logs in again (its `renew` login, presenting the
+    /// gone session, is let through as anonymous and opens a new one) rather than giving up
+    /// on an `AuthError`; the key cannot be checked any more, and an id says nothing a
+    /// guesser could not count. Without a lifetime nothing is swept: a gone session was
+    /// closed, and so is unknown.
+    fn forgotten(
+        &self,
+        presented: &SessionHeaders<'_>,
+        is_login: bool,
+    ) -> Result<Option<Caller>, AuthFailure> {
+        let issued = (1..=self.next_id.load(Ordering::Relaxed)).contains(&presented.id);
+        match (self.lifetime.is_some() && issued, is_login) {
+            (false, _) => Err(presented.unknown()),
+            (true, true) => Ok(None),
+            (true, false) => Err(AuthFailure::Expired(format!(
+                "session {} has expired: log in again",
+                presented.id
+            ))),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -195,14 +220,16 @@ impl Authenticator for SessionStore {
         let Some(presented) = SessionHeaders::read(req)? else {
             return Ok(None);
         };
+        let is_login = self.login_methods.iter().any(|m| m == req.method);
         let mut sessions = self.lock();
-        let session = sessions
-            .open
-            .get_mut(&presented.id)
-            .filter(|s| presented.key_is(&s.key))
-            .ok_or_else(|| presented.unknown())?;
+        let Some(session) = sessions.open.get_mut(&presented.id) else {
+            return self.forgotten(&presented, is_login);
+        };
+        if !presented.key_is(&session.key) {
+            return Err(presented.unknown());
+        }
         let expired = self.expired(session.since);
-        if expired && !self.login_methods.iter().any(|m| m == req.method) {
+        if expired && !is_login {
             return Err(AuthFailure::Expired(format!(
                 "session {} has expired: log in again to renew it",
                 presented.id
@@ -435,10 +462,24 @@ mod tests {
         );
         store.create(Caller::new("one more")).unwrap();
         assert_eq!(store.len(), SWEEP_FLOOR, "the stale session swept out");
+        // Gone, but issued here: expired, so koji's client logs in again, and its login
+        // (presenting the gone session) is let through as anonymous, to open a new one.
         assert!(matches!(
-            call(&store, "login", stale, &stale_key, 3),
-            Err(AuthFailure::Invalid(_))
+            call(&store, "getBuild", stale, &stale_key, 3),
+            Err(AuthFailure::Expired(_))
         ));
+        assert!(matches!(
+            call(&store, "login", stale, &stale_key, 4),
+            Ok(None)
+        ));
+        // An id never issued is unknown, login or not.
+        let never = store.next_id.load(Ordering::Relaxed) + 1;
+        for method in ["getBuild", "login"] {
+            assert!(matches!(
+                call(&store, method, never, &stale_key, 1),
+                Err(AuthFailure::Invalid(_))
+            ));
+        }
         assert!(matches!(
             call(&store, "getBuild", expired, &expired_key, 1),
             Err(AuthFailure::Expired(_))
@@ -448,5 +489,11 @@ mod tests {
         let (id, key) = store.create(Caller::new("alice")).unwrap();
         age(&store, id, LIFETIME * 3);
         assert!(call(&store, "getBuild", id, &key, 1).unwrap().is_some());
+        // And a closed session is unknown.
+        assert!(store.destroy(id));
+        assert!(matches!(
+            call(&store, "getBuild", id, &key, 2),
+            Err(AuthFailure::Invalid(_))
+        ));
     }
 }
