@@ -8,7 +8,9 @@
 //! only when the registry knows it (`(unknown)` otherwise), so a client cannot put its own
 //! text, or a megabyte of it, into the log. Who called is in the call log (`debug = true`).
 //!
-//! A request whose client went away before its answer was ready has no line.
+//! A request whose client went away before its answer was ready (hyper drops its future) is
+//! logged then, with status `499`, nginx's "client closed request", and no bytes: an operator
+//! looking for calls that outlived their clients' patience finds them, with their method.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -20,12 +22,18 @@ use crate::server::Shared;
 /// A request's line in the making (boxed, so that a server without the log carries one
 /// pointer in each request's future, not the URI).
 pub(crate) struct Access {
+    peer: SocketAddr,
     started: Instant,
     method: Method,
     uri: Uri,
     /// Filled in by the XML-RPC call, if the request is one.
     pub(crate) call: CallNote,
+    /// Logged: by `finish`, or on drop for a request whose client went away.
+    logged: bool,
 }
+
+/// The status logged for a request whose client went away before its answer (nginx's).
+const CLIENT_GONE: u16 = 499;
 
 /// What an XML-RPC call adds to its request's line.
 #[derive(Debug, Default)]
@@ -47,19 +55,26 @@ impl CallNote {
 impl Access {
     /// The start of a request's line, if the server keeps an access log.
     #[inline]
-    pub(crate) fn start<B>(shared: &Shared, req: &http::Request<B>) -> Option<Box<Access>> {
+    pub(crate) fn start<B>(
+        shared: &Shared,
+        peer: SocketAddr,
+        req: &http::Request<B>,
+    ) -> Option<Box<Access>> {
         shared.switches.access_log().then(|| {
             Box::new(Access {
+                peer,
                 started: Instant::now(),
                 method: req.method().clone(),
                 uri: req.uri().clone(),
                 call: CallNote::default(),
+                logged: false,
             })
         })
     }
 
     /// Logs the line of a request answered `status` with `bytes` of body.
-    pub(crate) fn finish(&self, peer: SocketAddr, status: u16, bytes: u64) {
+    pub(crate) fn finish(&mut self, status: u16, bytes: u64) {
+        self.logged = true;
         let call = &self.call;
         let micros = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         let called = call.method.as_deref().unwrap_or("-");
@@ -68,7 +83,7 @@ impl Access {
             .map_or_else(|| "-".to_owned(), |code| code.to_string());
         tracing::info!(
             target: "hub::access",
-            %peer,
+            peer = %self.peer,
             http_method = %self.method,
             uri = %self.uri,
             status,
@@ -78,5 +93,13 @@ impl Access {
             fault = %fault,
             "request"
         );
+    }
+}
+
+impl Drop for Access {
+    fn drop(&mut self) {
+        if !self.logged {
+            self.finish(CLIENT_GONE, 0);
+        }
     }
 }

@@ -59,7 +59,7 @@ pub(crate) async fn handle(
     } else {
         shared.trusted_proxies.client(peer, req.headers())
     };
-    let mut access = Access::start(shared, &req);
+    let mut access = Access::start(shared, peer, &req);
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if req.method() == Method::POST && crate::upload::is_upload(&req) {
@@ -101,8 +101,8 @@ pub(crate) async fn handle(
     counters.responses_written.add(1);
     let bytes = resp.body().size_hint_exact();
     counters.bytes_out.add(bytes);
-    if let Some(access) = access {
-        access.finish(peer, resp.status().as_u16(), bytes);
+    if let Some(access) = &mut access {
+        access.finish(resp.status().as_u16(), bytes);
     }
     Ok(resp)
 }

@@ -6,17 +6,41 @@ mod lifecycle_support;
 mod log_capture;
 mod support;
 
-use hub_core::{Config, Server};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use hub_core::{Config, Server, Value};
 use log_capture::{logs_until, Capture};
-use support::{call_xml, config, registry, Conn};
+use support::{call_xml, config, ms_arg, registry_builder, Conn};
+
+/// The process's log capture, and the right to read it: one test at a time, since each
+/// expects the access lines it reads to be its own.
+fn logs() -> (MutexGuard<'static, ()>, &'static Capture) {
+    static TURN: Mutex<()> = Mutex::new(());
+    static LOGS: OnceLock<Capture> = OnceLock::new();
+    let turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let logs = LOGS.get_or_init(|| Capture::install(tracing::Level::INFO));
+    logs.take();
+    (turn, logs)
+}
 
 fn start(access_log: bool) -> hub_core::RunningServer {
+    let registry = registry_builder()
+        .asynchronous("asleep", |_ctx, p| async move {
+            let ms = ms_arg(&p)?;
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(Value::Int(ms as i64))
+        })
+        .build()
+        .unwrap();
     Server::builder()
         .config(Config {
             access_log,
             ..config()
         })
-        .registry(registry())
+        .registry(std::sync::Arc::new(registry))
         .build()
         .unwrap()
         .start()
@@ -42,13 +66,13 @@ fn assert_has(line: &str, fields: &[&str]) {
 
 #[test]
 fn every_request_has_a_line_and_no_client_text_beyond_the_request_line() {
-    let logs = Capture::install(tracing::Level::INFO);
+    let (_turn, logs) = logs();
     let server = start(true);
     let mut c = Conn::open(server.local_addr());
 
     let r = c.call("becho", &["<string>s3cr3t-argument</string>"]);
     assert_eq!(r.status, 200);
-    let line = access_line(&logs);
+    let line = access_line(logs);
     assert_has(
         &line,
         &[
@@ -67,28 +91,28 @@ fn every_request_has_a_line_and_no_client_text_beyond_the_request_line() {
     // A fault's code; a name the registry does not know is not written out.
     let r = c.call("no_such_method_SECRET_NAME", &[]);
     assert!(r.body.contains("-32601"), "{}", r.body);
-    let line = access_line(&logs);
+    let line = access_line(logs);
     assert_has(&line, &["status=200", "call=\"(unknown)\"", "fault=-32601"]);
     assert!(!line.contains("SECRET"), "{line}");
     let r = c.call("fail", &["<int>1005</int>"]);
     assert!(r.body.contains("1005"), "{}", r.body);
-    assert_has(&access_line(&logs), &["call=\"fail\"", "fault=1005"]);
+    assert_has(&access_line(logs), &["call=\"fail\"", "fault=1005"]);
 
     // Not XML: the parse fault, and no method.
     let r = c.request("POST", "/RPC2", "not xml s3cr3t-body");
     assert!(r.body.contains("-32700"), "{}", r.body);
-    let line = access_line(&logs);
+    let line = access_line(logs);
     assert_has(&line, &["call=\"-\"", "fault=-32700"]);
     assert!(!line.contains("s3cr3t"), "{line}");
 
     // Other routes: their status, their URI with its query.
     assert_eq!(c.request("GET", "/RPC2", "").status, 405);
     assert_has(
-        &access_line(&logs),
+        &access_line(logs),
         &["http_method=GET", "uri=/RPC2", "status=405", "call=\"-\""],
     );
     assert_eq!(c.request("GET", "/nowhere?x=1", "").status, 404);
-    assert_has(&access_line(&logs), &["uri=/nowhere?x=1", "status=404"]);
+    assert_has(&access_line(logs), &["uri=/nowhere?x=1", "status=404"]);
 
     // A multicall is one request: one line.
     let body = lifecycle_support::multicall_xml(&[
@@ -97,7 +121,7 @@ fn every_request_has_a_line_and_no_client_text_beyond_the_request_line() {
     ]);
     assert_eq!(lifecycle_support::post(&mut c, &body, &[]).status, 200);
     assert_has(
-        &access_line(&logs),
+        &access_line(logs),
         &["call=\"system.multicall\"", "fault=-"],
     );
     server.shutdown();
@@ -107,8 +131,34 @@ fn every_request_has_a_line_and_no_client_text_beyond_the_request_line() {
     let mut c = Conn::open(quiet.local_addr());
     let r = c.request("POST", "/RPC2", &call_xml("becho", &["<int>3</int>"]));
     assert_eq!(r.status, 200);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(300));
     let text = logs.take();
     assert!(!text.contains("hub::access"), "{text}");
     quiet.shutdown();
+}
+
+#[test]
+fn a_request_whose_client_went_away_is_logged_as_499() {
+    let (_turn, logs) = logs();
+    let server = start(true);
+    for method in ["sleep", "asleep"] {
+        let mut c = Conn::open(server.local_addr());
+        c.send("POST", "/RPC2", &call_xml(method, &["<int>2000</int>"]));
+        std::thread::sleep(Duration::from_millis(200));
+        let sent = Instant::now();
+        drop(c);
+        // Logged when the server notices, not when the handler is done 2 s later.
+        let line = access_line(logs);
+        assert!(sent.elapsed() < Duration::from_millis(1500), "{line}");
+        assert_has(
+            &line,
+            &[
+                "status=499",
+                "bytes=0",
+                &format!("call=\"{method}\""),
+                "uri=/RPC2",
+            ],
+        );
+    }
+    server.shutdown();
 }
