@@ -70,6 +70,14 @@ impl Callable {
 /// the keys are fixed, so names from the network cannot flood a bucket).
 pub(crate) type CallTable = HashMap<String, Callable, foldhash::fast::RandomState>;
 
+/// Each method with a `max_in_flight`, by its own name (not its aliases'), with its limit.
+pub(crate) fn limited(calls: &CallTable) -> impl Iterator<Item = (&str, &InFlightLimit)> {
+    calls.iter().filter_map(|(name, callable)| {
+        let limit = callable.limit.as_deref()?;
+        (name.as_str() == callable.method.name()).then_some((name.as_str(), limit))
+    })
+}
+
 /// The dispatch table for `registry`, counting into `stats`.
 pub(crate) fn call_table(registry: &Registry, stats: &Stats) -> CallTable {
     registry

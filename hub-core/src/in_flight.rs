@@ -31,6 +31,11 @@ impl InFlightLimit {
         })
     }
 
+    /// The calls holding a place now.
+    pub(crate) fn now(&self) -> usize {
+        self.now.load(Ordering::Relaxed)
+    }
+
     /// A place for one more call, or [`Refusal::MethodBusy`] if all are taken.
     pub(crate) fn enter(self: &Arc<Self>) -> Result<InFlight, Refusal> {
         if self.now.fetch_add(1, Ordering::AcqRel) >= self.limit {
@@ -38,6 +43,39 @@ impl InFlightLimit {
             return Err(Refusal::MethodBusy);
         }
         Ok(InFlight(Arc::clone(self)))
+    }
+}
+
+/// Appends to `/metrics` the places in use and the limit of each method that has one, so an
+/// operator sees a method at its limit before its refusals (`hub_method_limit_refusals_total`)
+/// say so. `limited` holds each method once, by its own name.
+pub(crate) fn write_prometheus<'a>(
+    out: &mut String,
+    limited: impl Iterator<Item = (&'a str, &'a InFlightLimit)>,
+) {
+    use std::fmt::Write as _;
+    let mut limited: Vec<_> = limited.collect();
+    if limited.is_empty() {
+        return;
+    }
+    limited.sort_unstable_by_key(|(name, _)| *name);
+    out.push_str("# TYPE hub_method_in_flight gauge\n");
+    for (name, limit) in &limited {
+        let name = crate::stats::escape(name);
+        let _ = writeln!(
+            out,
+            "hub_method_in_flight{{method=\"{name}\"}} {}",
+            limit.now()
+        );
+    }
+    out.push_str("# TYPE hub_method_max_in_flight gauge\n");
+    for (name, limit) in &limited {
+        let name = crate::stats::escape(name);
+        let _ = writeln!(
+            out,
+            "hub_method_max_in_flight{{method=\"{name}\"}} {}",
+            limit.limit
+        );
     }
 }
 

@@ -78,7 +78,9 @@ pub(crate) async fn handle(
             r
         }
     } else if path == "/metrics" && req.method() == Method::GET {
-        let mut r = text(StatusCode::OK, shared.stats.prometheus());
+        let mut metrics = shared.stats.prometheus();
+        crate::in_flight::write_prometheus(&mut metrics, crate::dispatch::limited(&shared.calls));
+        let mut r = text(StatusCode::OK, metrics);
         r.headers_mut().insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4"),

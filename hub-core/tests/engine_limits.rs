@@ -498,11 +498,29 @@ fn a_method_over_its_max_in_flight_is_refused_and_the_others_served() {
     );
     assert!(r.body.contains("served"), "{}", r.body);
     assert_eq!(refusals(&server), 2);
+    // `/metrics` shows `slow` at its limit, `aslow` idle, each once (no alias series).
+    let metrics = || Conn::open(addr).request("GET", "/metrics", "").body;
+    let gauges = |text: &str| -> Vec<String> {
+        let lines = text
+            .lines()
+            .filter(|l| l.starts_with("hub_method_") && l.contains("in_flight"));
+        lines.map(str::to_owned).collect()
+    };
+    assert_eq!(
+        gauges(&metrics()),
+        [
+            "hub_method_in_flight{method=\"aslow\"} 0",
+            "hub_method_in_flight{method=\"slow\"} 2",
+            "hub_method_max_in_flight{method=\"aslow\"} 1",
+            "hub_method_max_in_flight{method=\"slow\"} 2",
+        ]
+    );
     for h in held {
         let (status, body) = h.join().unwrap();
         assert!(status == 200 && body.contains(">1500<"), "{status} {body}");
     }
     // Their places are back.
+    assert!(metrics().contains("hub_method_in_flight{method=\"slow\"} 0\n"));
     let r = Conn::open(addr).call("slow", &["<int>1</int>"]);
     assert_eq!(r.status, 200, "{}", r.body);
 
