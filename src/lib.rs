@@ -318,9 +318,9 @@ pub use hub_core::registry::{
 };
 pub use hub_core::Context;
 pub use hub_core::{
-    AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Config, ConfigError,
-    ConfigReloadHandle, FaultCodes, RequestResource, ResourceGuard, RunningServer, Server,
-    ServerBuilder, ServerError, SessionHeaders, SessionStore, ShutdownHandle, StatusHandle,
+    AuthFailure, AuthRequest, Authenticator, Caller, ClientAddressHeader, ClientCert, Config,
+    ConfigError, ConfigReloadHandle, FaultCodes, RequestResource, ResourceGuard, RunningServer,
+    Server, ServerBuilder, ServerError, SessionHeaders, SessionStore, ShutdownHandle, StatusHandle,
     TlsReloadHandle, Upload, UploadBody, UploadError,
 };
 pub use hub_xmlrpc::{DateTime, Fault, Struct, Value};

@@ -50,6 +50,11 @@ pub struct Config {
     /// header is ignored: a client can write any. Connection limits stay per TCP peer.
     /// Default empty: the header is never read.
     pub trusted_proxies: Vec<String>,
+    /// The header the trusted proxies name the client in: `"x-forwarded-for"` (the default),
+    /// `"forwarded"` (RFC 7239's `for=`) or `"x-real-ip"` (nginx's one address). Only the one
+    /// named is read, so set it to the header the proxy writes: one the proxy passes through
+    /// untouched is whatever the client wrote.
+    pub client_address_header: ClientAddressHeader,
     /// Blocking jobs waiting for a worker (one queue for the whole server); past it a request is
     /// answered `503`. Default 20480 (phxrpc's `MaxQueueLength`).
     pub max_queue_length: usize,
@@ -193,6 +198,20 @@ pub struct Config {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listen(Vec<SocketAddr>);
+
+/// Where a trusted proxy names the client (`client_address_header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientAddressHeader {
+    /// `X-Forwarded-For: client, proxy1`, read from the right past the trusted proxies.
+    #[default]
+    XForwardedFor,
+    /// RFC 7239's `Forwarded: for=client;proto=https, for="[2001:db8::1]:4711"`, its `for=`
+    /// parameters read from the right past the trusted proxies.
+    Forwarded,
+    /// nginx's `X-Real-IP: client`, one address set by the trusted proxy in front of the hub.
+    XRealIp,
+}
 
 impl Listen {
     /// Several addresses (an empty list is refused when the configuration is checked).
@@ -366,6 +385,7 @@ impl Default for Config {
             max_connections: 100_000,
             max_connections_per_ip: 0,
             trusted_proxies: Vec::new(),
+            client_address_header: ClientAddressHeader::default(),
             max_queue_length: 20_480,
             max_queue_wait_ms: 500,
             fast_reject_threshold_ms: 20,
@@ -487,7 +507,7 @@ impl Config {
         if self.rpc_paths.is_empty() {
             return Err(ConfigError::key("rpc_paths", "must hold at least one path"));
         }
-        crate::forwarded::TrustedProxies::parse(&self.trusted_proxies)?;
+        crate::forwarded::TrustedProxies::parse(&self.trusted_proxies, self.client_address_header)?;
         if let Some(bad) = self.rpc_paths.iter().find(|p| !p.starts_with('/')) {
             return Err(ConfigError::key(
                 "rpc_paths",
@@ -563,6 +583,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The README's configuration block is a valid configuration: its keys and values stay
+    /// true as the config changes.
+    #[test]
+    fn the_readme_s_example_config_reads() {
+        let readme = include_str!("../../README.md");
+        let (_, rest) = readme.split_once("```toml\n").expect("a toml block");
+        let (block, _) = rest.split_once("```").expect("its end");
+        let c = Config::from_toml(block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+        assert_eq!(c.client_address_header, ClientAddressHeader::XForwardedFor);
+        assert_eq!(c.faults.method_not_found, 1000);
+    }
 
     #[test]
     fn only_workers_is_valid() {

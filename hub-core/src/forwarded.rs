@@ -1,23 +1,33 @@
-//! The client's address behind a reverse proxy: `X-Forwarded-For`, believed only from the
-//! proxies `trusted_proxies` names.
+//! The client's address behind a reverse proxy, believed only from the proxies
+//! `trusted_proxies` names, in the one header `client_address_header` names:
+//! `X-Forwarded-For` (the default), RFC 7239's `Forwarded` or nginx's `X-Real-IP`.
 //!
-//! From a trusted proxy, the header's addresses are read from the right (the hop nearest
-//! the hub) past the trusted ones; the first other one is the client. A request that does
-//! not come from a trusted proxy keeps its TCP peer, whatever its header says (a client can
-//! write any `X-Forwarded-For`); so does one whose header is malformed where it is read.
+//! From a trusted proxy, the chain's addresses (`X-Forwarded-For`'s entries, `Forwarded`'s
+//! `for=` parameters) are read from the right (the hop nearest the hub) past the trusted
+//! ones; the first other one is the client. `X-Real-IP` holds the client alone. A request that
+//! does not come from a trusted proxy keeps its TCP peer, whatever its headers say (a client
+//! can write any); so does one whose header is malformed where it is read, or names the
+//! client `unknown` or by an obfuscated name (`for=_hidden`).
+//!
+//! The `Forwarded` parser is written here: the crates for it were an archived one and one
+//! with dependencies of its own, for forty lines that read one parameter.
 
 use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
 
-use crate::config::ConfigError;
+use crate::config::{ClientAddressHeader, ConfigError};
 
-/// The header read.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
+const FORWARDED: &str = "forwarded";
+const X_REAL_IP: &str = "x-real-ip";
 
-/// The proxies whose `X-Forwarded-For` is believed: addresses and networks.
+/// The proxies whose header is believed (addresses and networks), and that header.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct TrustedProxies(Vec<Network>);
+pub(crate) struct TrustedProxies {
+    proxies: Vec<Network>,
+    header: ClientAddressHeader,
+}
 
 /// An address, or a network in CIDR form (`10.0.0.0/8`, `fd00::/8`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,23 +81,27 @@ fn same_prefix(a: u128, b: u128, prefix: u8) -> bool {
 }
 
 impl TrustedProxies {
-    /// The proxies of `trusted_proxies`; an entry that is not an address or a network is an
-    /// error naming the key.
-    pub(crate) fn parse(list: &[String]) -> Result<TrustedProxies, ConfigError> {
-        list.iter()
+    /// The proxies of `trusted_proxies`, naming the client in `header`; an entry that is not
+    /// an address or a network is an error naming the key.
+    pub(crate) fn parse(
+        list: &[String],
+        header: ClientAddressHeader,
+    ) -> Result<TrustedProxies, ConfigError> {
+        let proxies = list
+            .iter()
             .map(|entry| Network::parse(entry))
             .collect::<Result<Vec<_>, _>>()
-            .map(TrustedProxies)
-            .map_err(|e| ConfigError::key("trusted_proxies", e))
+            .map_err(|e| ConfigError::key("trusted_proxies", e))?;
+        Ok(TrustedProxies { proxies, header })
     }
 
     /// Whether no proxy is trusted (the default): then nothing is read per request.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.proxies.is_empty()
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|net| net.contains(ip))
+        self.proxies.iter().any(|net| net.contains(ip))
     }
 
     /// The client of a request from `peer` with `headers`: the address the trusted proxies
@@ -96,30 +110,97 @@ impl TrustedProxies {
         if !self.trusts(peer.ip()) {
             return peer;
         }
-        // Every header line, in order, then their entries from the right.
-        let mut hops: Vec<&str> = Vec::new();
-        for value in headers.get_all(X_FORWARDED_FOR) {
-            let Ok(text) = value.to_str() else {
-                return peer;
-            };
-            hops.extend(text.split(',').map(str::trim));
+        let client = match self.header {
+            ClientAddressHeader::XForwardedFor => {
+                self.past_trusted(headers, X_FORWARDED_FOR, |line| {
+                    line.split(',').map(|hop| parse_hop(hop.trim())).collect()
+                })
+            }
+            ClientAddressHeader::Forwarded => self.past_trusted(headers, FORWARDED, forwarded_for),
+            ClientAddressHeader::XRealIp => real_ip(headers),
+        };
+        client.map_or(peer, |ip| SocketAddr::new(ip, 0))
+    }
+
+    /// The first hop of the chain in every `name` line, in order, that is not a trusted
+    /// proxy, read from the right: `hops` reads one line's hops, `None` for one that is not
+    /// an address. `None` if one read is not, or all are trusted.
+    fn past_trusted(
+        &self,
+        headers: &HeaderMap,
+        name: &str,
+        hops: impl Fn(&str) -> Vec<Option<IpAddr>>,
+    ) -> Option<IpAddr> {
+        let mut chain = Vec::new();
+        for value in headers.get_all(name) {
+            chain.extend(hops(value.to_str().ok()?));
         }
-        for hop in hops.iter().rev() {
-            let Some(ip) = parse_hop(hop) else {
-                return peer;
-            };
+        for hop in chain.into_iter().rev() {
+            let ip = hop?;
             if !self.trusts(ip) {
-                return SocketAddr::new(ip, 0);
+                return Some(ip);
             }
         }
-        peer
+        None
     }
 }
 
-/// One hop of the header: an address, possibly with a port (`203.0.113.9:4711`,
-/// `[2001:db8::1]:4711`).
+/// `X-Real-IP`'s one address; `None` without it, or with more than one line.
+fn real_ip(headers: &HeaderMap) -> Option<IpAddr> {
+    let mut lines = headers.get_all(X_REAL_IP).iter();
+    let line = lines.next()?;
+    if lines.next().is_some() {
+        return None;
+    }
+    parse_hop(line.to_str().ok()?.trim())
+}
+
+/// The `for=` of each element of one `Forwarded` line (`for=a;proto=https, for=b`), in
+/// order: `None` for an element without one, or one that is not an address (`unknown`,
+/// `_hidden`, malformed).
+fn forwarded_for(line: &str) -> Vec<Option<IpAddr>> {
+    split_unquoted(line, ',')
+        .map(|element| {
+            let value = split_unquoted(element, ';').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then_some(value.trim())
+            })?;
+            // A quoted value (as an IPv6 address and any port must be) holds no escapes.
+            let value = match value.strip_prefix('"') {
+                Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains('\\'))?,
+                None => value,
+            };
+            parse_hop(value)
+        })
+        .collect()
+}
+
+/// `text` split at each `sep` outside a quoted string (`"..."`, with `\` escapes).
+fn split_unquoted(text: &str, sep: char) -> impl Iterator<Item = &str> {
+    let mut quoted = false;
+    let mut escaped = false;
+    text.split(move |c: char| {
+        if escaped {
+            escaped = false;
+        } else if quoted && c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if c == sep && !quoted {
+            return true;
+        }
+        false
+    })
+}
+
+/// One hop: an address, possibly with a port (`203.0.113.9:4711`, `[2001:db8::1]:4711`,
+/// `[2001:db8::1]`).
 fn parse_hop(hop: &str) -> Option<IpAddr> {
-    hop.parse::<IpAddr>()
+    let bare = hop.strip_prefix('[').and_then(|h| h.strip_suffix(']'));
+    bare.unwrap_or(hop)
+        .parse::<IpAddr>()
         .or_else(|_| hop.parse::<SocketAddr>().map(|s| s.ip()))
         .ok()
         .map(|ip| ip.to_canonical())
@@ -132,13 +213,23 @@ mod tests {
     use super::*;
 
     fn trusted(list: &[&str]) -> TrustedProxies {
-        TrustedProxies::parse(&list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).unwrap()
+        trusted_in(list, ClientAddressHeader::XForwardedFor)
+    }
+
+    fn trusted_in(list: &[&str], header: ClientAddressHeader) -> TrustedProxies {
+        let list: Vec<String> = list.iter().map(|s| (*s).to_owned()).collect();
+        TrustedProxies::parse(&list, header).unwrap()
     }
 
     fn client_of(proxies: &TrustedProxies, peer: &str, forwarded: &[&str]) -> String {
+        let name = match proxies.header {
+            ClientAddressHeader::XForwardedFor => X_FORWARDED_FOR,
+            ClientAddressHeader::Forwarded => FORWARDED,
+            ClientAddressHeader::XRealIp => X_REAL_IP,
+        };
         let mut headers = HeaderMap::new();
         for line in forwarded {
-            headers.append(X_FORWARDED_FOR, line.parse().unwrap());
+            headers.append(name, line.parse().unwrap());
         }
         proxies
             .client(peer.parse().unwrap(), &headers)
@@ -215,8 +306,104 @@ mod tests {
     }
 
     #[test]
+    fn forwarded_s_for_parameters_name_the_client() {
+        let proxies = trusted_in(&["10.0.0.0/8"], ClientAddressHeader::Forwarded);
+        let via = |lines: &[&str]| client_of(&proxies, "10.1.2.3:443", lines);
+        assert_eq!(via(&["for=203.0.113.9"]), "203.0.113.9");
+        assert_eq!(via(&["For=203.0.113.9;Proto=https"]), "203.0.113.9");
+        assert_eq!(
+            via(&["for=198.51.100.1, for=203.0.113.9;proto=https;by=10.0.0.1, for=10.9.9.9"]),
+            "203.0.113.9",
+            "read from the right past the trusted"
+        );
+        assert_eq!(
+            via(&["for=198.51.100.1", "proto=http;for=203.0.113.9"]),
+            "203.0.113.9",
+            "header lines in order, any parameter order"
+        );
+        assert_eq!(
+            via(&[r#"for="[2001:db8:cafe::17]:4711""#]),
+            "2001:db8:cafe::17"
+        );
+        assert_eq!(via(&[r#"for="[2001:db8:cafe::17]""#]), "2001:db8:cafe::17");
+        assert_eq!(via(&[r#"for="203.0.113.9:4711""#]), "203.0.113.9");
+        // A comma or semicolon in a quoted value does not split.
+        assert_eq!(
+            via(&[r#"for=203.0.113.9;host="a,b;c", for=10.2.2.2"#]),
+            "203.0.113.9"
+        );
+        // Unknown, obfuscated, without `for`, malformed, all trusted: the proxy itself.
+        for unread in [
+            "for=unknown",
+            "for=_hidden",
+            "proto=https",
+            r#"for="[2001:db8::1"#,
+            r#"for="203.0.113.9\:1""#,
+            "for=10.2.2.2",
+        ] {
+            assert_eq!(via(&[unread]), "10.1.2.3", "{unread}");
+        }
+        // `X-Forwarded-For` is not read when `Forwarded` is the header, nor the other way.
+        let mut headers = HeaderMap::new();
+        headers.insert(X_FORWARDED_FOR, "203.0.113.9".parse().unwrap());
+        let peer: SocketAddr = "10.1.2.3:443".parse().unwrap();
+        assert_eq!(proxies.client(peer, &headers), peer);
+        headers.insert(FORWARDED, "for=198.51.100.7".parse().unwrap());
+        assert_eq!(
+            trusted(&["10.0.0.0/8"])
+                .client(peer, &headers)
+                .ip()
+                .to_string(),
+            "203.0.113.9"
+        );
+        // Not from a trusted proxy: not read.
+        assert_eq!(
+            client_of(&proxies, "203.0.113.50:5000", &["for=10.0.0.1"]),
+            "203.0.113.50"
+        );
+    }
+
+    #[test]
+    fn x_real_ip_is_one_address() {
+        let proxies = trusted_in(&["10.0.0.0/8"], ClientAddressHeader::XRealIp);
+        let via = |lines: &[&str]| client_of(&proxies, "10.1.2.3:443", lines);
+        assert_eq!(via(&["203.0.113.9"]), "203.0.113.9");
+        assert_eq!(via(&["2001:db8::1"]), "2001:db8::1");
+        for unread in [
+            &["203.0.113.9, 198.51.100.1"][..],
+            &["1.1.1.1", "2.2.2.2"],
+            &[],
+        ] {
+            assert_eq!(via(unread), "10.1.2.3", "{unread:?}");
+        }
+        assert_eq!(
+            client_of(&proxies, "203.0.113.50:5000", &["10.0.0.1"]),
+            "203.0.113.50"
+        );
+    }
+
+    #[test]
+    fn the_header_is_named_in_the_config() {
+        use crate::Config;
+        let header = |toml: &str| Config::from_toml(toml).map(|c| c.client_address_header);
+        assert_eq!(header("").unwrap(), ClientAddressHeader::XForwardedFor);
+        assert_eq!(
+            header(r#"client_address_header = "forwarded""#).unwrap(),
+            ClientAddressHeader::Forwarded
+        );
+        assert_eq!(
+            header(r#"client_address_header = "x-real-ip""#).unwrap(),
+            ClientAddressHeader::XRealIp
+        );
+        let e = header(r#"client_address_header = "via""#).unwrap_err();
+        assert!(e.to_string().contains("client_address_header"), "{e}");
+    }
+
+    #[test]
     fn entries_are_addresses_or_networks() {
-        assert!(TrustedProxies::parse(&[]).unwrap().is_empty());
+        assert!(TrustedProxies::parse(&[], ClientAddressHeader::default())
+            .unwrap()
+            .is_empty());
         assert!(trusted(&["0.0.0.0/0"]).trusts("8.8.8.8".parse().unwrap()));
         assert!(!trusted(&["10.0.0.0/8"]).trusts("11.0.0.0".parse().unwrap()));
         assert!(trusted(&["10.0.0.0/31"]).trusts("10.0.0.1".parse().unwrap()));
@@ -228,7 +415,8 @@ mod tests {
             "10.0.0.0/x",
             "",
         ] {
-            let e = TrustedProxies::parse(&[bad.to_owned()]).unwrap_err();
+            let e = TrustedProxies::parse(&[bad.to_owned()], ClientAddressHeader::default())
+                .unwrap_err();
             assert!(e.to_string().contains("trusted_proxies"), "{bad}: {e}");
         }
     }

@@ -58,7 +58,7 @@ mod watch;
 mod worker;
 
 pub use auth::{AuthFailure, AuthRequest, Authenticator, Caller};
-pub use config::{Config, ConfigError, FaultCodes};
+pub use config::{ClientAddressHeader, Config, ConfigError, FaultCodes};
 pub use context::Context;
 pub use hub_xmlrpc::{Fault, Struct, Value};
 pub use registry::{Handler, MethodDef, ParamDef, Params, Registry, RpcError};

@@ -58,7 +58,8 @@ pub(crate) struct Shared {
     /// the server starts, from the subscriber in place then, so a server without them tests
     /// one flag per call.
     pub(crate) call_spans: bool,
-    /// The proxies whose `X-Forwarded-For` names the client (`trusted_proxies`).
+    /// The proxies whose header names the client (`trusted_proxies`,
+    /// `client_address_header`).
     pub(crate) trusted_proxies: crate::forwarded::TrustedProxies,
     /// Each alias's method name: calls by an alias are authenticated as the method's own
     /// (empty when no method has one: one emptiness check per call).
@@ -540,8 +541,11 @@ impl Server {
         let liveness = crate::liveness::Liveness::configured(&config).map(Arc::new);
         let per_ip = crate::per_ip::PerIp::configured(&config);
         // Checked by `Config::validate` when the server was built.
-        let trusted_proxies =
-            crate::forwarded::TrustedProxies::parse(&config.trusted_proxies).unwrap_or_default();
+        let trusted_proxies = crate::forwarded::TrustedProxies::parse(
+            &config.trusted_proxies,
+            config.client_address_header,
+        )
+        .unwrap_or_default();
         let shared = Arc::new(Shared {
             config,
             limits,

@@ -408,7 +408,7 @@ fn a_trusted_proxy_s_forwarded_for_names_the_client() {
     use hub_core::registry::Registry;
     use hub_xmlrpc::Value;
     use lifecycle_support::{call_with, outcome};
-    let serve = |trusted: &[&str]| {
+    let serve = |trusted: &[&str], header: hub_core::ClientAddressHeader| {
         let registry = Registry::builder()
             // What the handler and the authenticator were told the client is.
             .blocking("client", |ctx, _p| {
@@ -424,6 +424,7 @@ fn a_trusted_proxy_s_forwarded_for_names_the_client() {
         hub_core::Server::builder()
             .config(hub_core::Config {
                 trusted_proxies: trusted.iter().map(|s| (*s).to_owned()).collect(),
+                client_address_header: header,
                 ..config()
             })
             .registry(registry)
@@ -433,15 +434,17 @@ fn a_trusted_proxy_s_forwarded_for_names_the_client() {
             .start()
             .unwrap()
     };
-    let client = |c: &mut Conn, forwarded: Option<&str>| {
+    let client_by = |c: &mut Conn, header: &str, forwarded: Option<&str>| {
         let headers: Vec<(&str, String)> = forwarded
-            .map(|f| vec![("X-Forwarded-For", f.to_owned())])
+            .map(|f| vec![(header, f.to_owned())])
             .unwrap_or_default();
         outcome(&call_with(c, "client", &[], &headers)).unwrap()
     };
+    let client = |c: &mut Conn, forwarded: Option<&str>| client_by(c, "X-Forwarded-For", forwarded);
+    use hub_core::ClientAddressHeader::{Forwarded, XForwardedFor};
     // Loopback is the proxy here: its header names the client, for the handler and the
     // authenticator alike.
-    let server = serve(&["127.0.0.0/8"]);
+    let server = serve(&["127.0.0.0/8"], XForwardedFor);
     let mut c = Conn::open(server.local_addr());
     assert_eq!(client(&mut c, None), Value::from("127.0.0.1 127.0.0.1"));
     assert_eq!(
@@ -452,9 +455,31 @@ fn a_trusted_proxy_s_forwarded_for_names_the_client() {
         client(&mut c, Some("not an address")),
         Value::from("127.0.0.1 127.0.0.1")
     );
+    // RFC 7239's header is not the one this server reads.
+    assert_eq!(
+        client_by(&mut c, "Forwarded", Some("for=203.0.113.9")),
+        Value::from("127.0.0.1 127.0.0.1")
+    );
+    server.shutdown();
+    // A proxy writing `Forwarded`: its `for=` names the client, and `X-Forwarded-For` is not
+    // read.
+    let server = serve(&["127.0.0.0/8"], Forwarded);
+    let mut c = Conn::open(server.local_addr());
+    assert_eq!(
+        client_by(
+            &mut c,
+            "Forwarded",
+            Some(r#"for=198.51.100.1, for="[2001:db8::7]:4711";proto=https"#)
+        ),
+        Value::from("2001:db8::7 2001:db8::7")
+    );
+    assert_eq!(
+        client(&mut c, Some("203.0.113.9")),
+        Value::from("127.0.0.1 127.0.0.1")
+    );
     server.shutdown();
     // Loopback is not a trusted proxy: what its clients write is ignored.
-    let server = serve(&["10.0.0.0/8"]);
+    let server = serve(&["10.0.0.0/8"], XForwardedFor);
     let mut c = Conn::open(server.local_addr());
     assert_eq!(
         client(&mut c, Some("203.0.113.9")),
