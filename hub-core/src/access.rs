@@ -6,13 +6,15 @@
 //! taken, and for an XML-RPC call the method and the fault code, if it answered one. Nothing
 //! the client sent beyond the request line is logged: no header, no body, and a method name
 //! only when the registry knows it (`(unknown)` otherwise), so a client cannot put its own
-//! text, or a megabyte of it, into the log. Who called is in the call log (`debug = true`).
+//! text, or a megabyte of it, into the log. Who called is the name the authenticator gave
+//! (`user`, `-` for an anonymous call or one refused before it was known).
 //!
 //! A request whose client went away before its answer was ready (hyper drops its future) is
 //! logged then, with status `499`, nginx's "client closed request", and no bytes: an operator
 //! looking for calls that outlived their clients' patience finds them, with their method.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use http::{Method, Uri};
@@ -42,13 +44,27 @@ pub(crate) struct CallNote {
     pub(crate) method: Option<String>,
     /// The code of the fault it answered.
     pub(crate) fault: Option<i32>,
+    /// Who the authenticator said called, once it has: on this unit, or on a worker with a
+    /// blocking authenticator (hence shared).
+    pub(crate) caller: CallerSlot,
 }
+
+/// Where a call's authenticated caller's name is put, wherever that happens.
+pub(crate) type CallerSlot = Arc<OnceLock<Box<str>>>;
 
 impl CallNote {
     /// Notes the method `name` a call asked for.
     pub(crate) fn called(&mut self, shared: &Shared, name: &str) {
         let known = shared.calls.contains_key(name);
         self.method = Some(if known { name } else { "(unknown)" }.to_owned());
+    }
+}
+
+/// Notes `caller` in `slot`, if the request keeps an access line.
+#[inline]
+pub(crate) fn note_caller(slot: Option<&CallerSlot>, caller: Option<&crate::auth::Caller>) {
+    if let (Some(slot), Some(caller)) = (slot, caller) {
+        let _ = slot.set(caller.name().into());
     }
 }
 
@@ -81,6 +97,7 @@ impl Access {
         let fault = call
             .fault
             .map_or_else(|| "-".to_owned(), |code| code.to_string());
+        let user = call.caller.get().map_or("-", |name| name);
         tracing::info!(
             target: "hub::access",
             peer = %self.peer,
@@ -91,6 +108,7 @@ impl Access {
             micros,
             call = called,
             fault = %fault,
+            user,
             "request"
         );
     }

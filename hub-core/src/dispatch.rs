@@ -19,6 +19,7 @@ use bytes::Bytes;
 use hub_xmlrpc::{parse_call_borrowed, Fault, Value};
 use tracing::Instrument as _;
 
+use crate::access::CallerSlot;
 use crate::auth::Caller;
 use crate::context::{Context, ServerParts};
 use crate::in_flight::{InFlight, InFlightLimit};
@@ -143,9 +144,11 @@ pub(crate) fn start_body<'a>(
         }
     };
     let (name, params) = Params::from_borrowed_call(call);
-    if let Some(note) = note {
+    // The access line's slot for the caller, where it is kept.
+    let caller_slot = note.map(|note| {
         note.called(shared, &name);
-    }
+        Arc::clone(&note.caller)
+    });
     let budget = budget_of(shared, &name);
     // Another reference to the body (the name still borrows it), for the watch.
     let origin = ArgsOrigin::call(body.clone());
@@ -156,11 +159,15 @@ pub(crate) fn start_body<'a>(
         origin,
     };
     if lifecycle::authenticates_on_workers(shared) {
-        let call = request.start_on_workers(shared, &name, params, client_cert.cloned());
+        let call =
+            request.start_on_workers(shared, &name, params, client_cert.cloned(), caller_slot);
         return (call, budget);
     }
     let call = match lifecycle::authenticate(shared, &name, &request.headers, peer, client_cert) {
-        Ok(caller) => request.call(shared, &name, params, caller),
+        Ok(caller) => {
+            crate::access::note_caller(caller_slot.as_ref(), caller.as_deref());
+            request.call(shared, &name, params, caller)
+        }
         Err(fault) => Call::Done(Err(fault.into())),
     };
     (call, budget)
@@ -248,6 +255,7 @@ impl<'a> ParsedRequest<'a> {
         name: &str,
         params: Params,
         client_cert: Option<crate::tls::ClientCert>,
+        caller_slot: Option<CallerSlot>,
     ) -> Call<'a> {
         let single = !crate::multicall::is_multicall(name);
         if let Some(callable) = shared
@@ -255,7 +263,7 @@ impl<'a> ParsedRequest<'a> {
             .get(name)
             .filter(|c| single && c.method.is_blocking())
         {
-            return self.start_authenticating(shared, callable, params, client_cert);
+            return self.start_authenticating(shared, callable, params, client_cert, caller_slot);
         }
         let name = name.to_owned();
         Call::Authenticating(Box::pin(async move {
@@ -282,6 +290,7 @@ impl<'a> ParsedRequest<'a> {
                     }
                 },
             };
+            crate::access::note_caller(caller_slot.as_ref(), caller.as_deref());
             let request = ParsedRequest { headers, ..self };
             request.call(shared, &name, params, caller).outcome().await
         }))
@@ -298,6 +307,7 @@ impl<'a> ParsedRequest<'a> {
         callable: &'a Callable,
         params: Params,
         client_cert: Option<crate::tls::ClientCert>,
+        caller_slot: Option<CallerSlot>,
     ) -> Call<'a> {
         let stats = &*callable.stats;
         let job_stats = Arc::clone(&callable.stats);
@@ -321,6 +331,7 @@ impl<'a> ParsedRequest<'a> {
                 Ok(caller) => caller,
                 Err(fault) => return Err(Box::new(Unprepared::refused(fault, headers))),
             };
+            crate::access::note_caller(caller_slot.as_ref(), caller.as_deref());
             job_stats.calls.add(1);
             match lifecycle::admit(&job_shared, name, method.perm(), caller.as_deref()) {
                 Ok(()) => Ok(lifecycle::context(

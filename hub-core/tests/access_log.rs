@@ -9,7 +9,7 @@ mod support;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use hub_core::{Config, Server, Value};
+use hub_core::{AuthFailure, AuthRequest, Authenticator, Caller, Config, Server, Value};
 use log_capture::{logs_until, Capture};
 use support::{call_xml, config, ms_arg, registry_builder, Conn};
 
@@ -27,6 +27,26 @@ fn logs() -> (MutexGuard<'static, ()>, &'static Capture) {
 }
 
 fn start(access_log: bool) -> hub_core::RunningServer {
+    serve(access_log, |b| b)
+}
+
+/// Names the caller its `X-User` header names (`refused`: refused).
+struct ByHeader;
+
+impl Authenticator for ByHeader {
+    fn authenticate(&self, req: &AuthRequest<'_>) -> Result<Option<Caller>, AuthFailure> {
+        match req.headers.get("x-user").and_then(|v| v.to_str().ok()) {
+            Some("refused") => Err(AuthFailure::Invalid("refused".into())),
+            Some(name) => Ok(Some(Caller::new(name))),
+            None => Ok(None),
+        }
+    }
+}
+
+fn serve(
+    access_log: bool,
+    with: impl FnOnce(hub_core::ServerBuilder) -> hub_core::ServerBuilder,
+) -> hub_core::RunningServer {
     let registry = registry_builder()
         .asynchronous("asleep", |_ctx, p| async move {
             let ms = ms_arg(&p)?;
@@ -35,16 +55,13 @@ fn start(access_log: bool) -> hub_core::RunningServer {
         })
         .build()
         .unwrap();
-    Server::builder()
+    let builder = Server::builder()
         .config(Config {
             access_log,
             ..config()
         })
-        .registry(std::sync::Arc::new(registry))
-        .build()
-        .unwrap()
-        .start()
-        .unwrap()
+        .registry(std::sync::Arc::new(registry));
+    with(builder).build().unwrap().start().unwrap()
 }
 
 /// The access line logged for the request just answered.
@@ -84,6 +101,7 @@ fn every_request_has_a_line_and_no_client_text_beyond_the_request_line() {
             "micros=",
             "call=\"becho\"",
             "fault=-",
+            "user=\"-\"",
         ],
     );
     assert!(!line.contains("s3cr3t"), "{line}");
@@ -161,4 +179,46 @@ fn a_request_whose_client_went_away_is_logged_as_499() {
         );
     }
     server.shutdown();
+}
+
+#[test]
+fn the_line_names_the_caller_the_authenticator_named() {
+    let (_turn, logs) = logs();
+    // On the unit, and on a worker (a blocking authenticator) for a blocking method, an async
+    // one and a multicall, each taking its own way there.
+    let servers = [
+        serve(true, |b| b.authenticator(ByHeader)),
+        serve(true, |b| b.blocking_authenticator(ByHeader)),
+    ];
+    for server in &servers {
+        let mut c = Conn::open(server.local_addr());
+        let alice = [("X-User", "alice".to_owned())];
+        let multicall = lifecycle_support::multicall_xml(&[("echo", &["<int>1</int>"])]);
+        for method in ["becho", "echo"] {
+            let r = lifecycle_support::call_with(&mut c, method, &["<int>1</int>"], &alice);
+            assert_eq!(r.status, 200, "{}", r.body);
+            assert_has(
+                &access_line(logs),
+                &[&format!("call=\"{method}\""), "user=\"alice\""],
+            );
+        }
+        assert_eq!(
+            lifecycle_support::post(&mut c, &multicall, &alice).status,
+            200
+        );
+        assert_has(
+            &access_line(logs),
+            &["call=\"system.multicall\"", "user=\"alice\""],
+        );
+        // Anonymous, and refused credentials: nobody.
+        assert_eq!(c.call("becho", &["<int>1</int>"]).status, 200);
+        assert_has(&access_line(logs), &["user=\"-\""]);
+        let refused = [("X-User", "refused".to_owned())];
+        let r = lifecycle_support::call_with(&mut c, "becho", &["<int>1</int>"], &refused);
+        assert!(r.body.contains("faultCode"), "{}", r.body);
+        assert_has(&access_line(logs), &["user=\"-\"", "call=\"becho\""]);
+    }
+    for server in servers {
+        server.shutdown();
+    }
 }
