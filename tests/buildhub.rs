@@ -570,6 +570,84 @@ fn the_rust_client_logs_in_and_renews_an_expired_session() {
 }
 
 #[test]
+fn the_rust_client_uploads_as_koji_s_client_does() {
+    use hub::client::{blocking::Client, Error, UploadOptions};
+    let dir = TempDir::new("buildhub-rust-upload");
+    let server = buildhub_with(&dir, &["--session-lifetime", "2"]);
+    let url = kojihub(&server);
+    let admin = Client::new(&url)
+        .expect("a client")
+        .koji_login("admin", "adminpw")
+        .expect("logged in");
+    let stored = |path: &str| std::fs::read(dir.path(&format!("buildhub-work/{path}")));
+    // Three chunks of koji's default 1 MiB, the last one short.
+    let content: Vec<u8> = (0..2_621_500u32).map(|i| (i * 13 % 251) as u8).collect();
+    let local = dir.path("build.log");
+    std::fs::write(&local, &content).expect("written");
+    let done = admin
+        .koji_upload(&local, "rust-build/1", &UploadOptions::new())
+        .expect("uploaded");
+    assert_eq!(
+        (done.path.as_str(), done.name.as_str(), done.size),
+        ("rust-build/1", "build.log", content.len() as u64)
+    );
+    assert_eq!(
+        done.hexdigest,
+        format!("{:08x}", adler2::adler32_slice(&content))
+    );
+    assert_eq!(stored("rust-build/1/build.log").expect("stored"), content);
+
+    // The file is there: refused without overwrite, replaced with it (in 64 KiB chunks).
+    match admin.koji_upload(&local, "rust-build/1", &UploadOptions::new()) {
+        Err(Error::Fault(f)) => assert!(f.message.contains("upload path exists"), "{f:?}"),
+        other => panic!("expected the hub's refusal, got {other:?}"),
+    }
+    let shorter = &content[..100_000];
+    std::fs::write(&local, shorter).expect("written");
+    let options = UploadOptions::new().overwrite(true).chunk_size(64 * 1024);
+    let done = admin
+        .koji_upload(&local, "rust-build/1", &options)
+        .expect("overwritten");
+    assert_eq!(done.size, 100_000);
+    assert_eq!(stored("rust-build/1/build.log").expect("stored"), shorter);
+
+    // An empty file exists on the hub after its one empty chunk; a name of its own.
+    let empty = dir.path("empty");
+    std::fs::write(&empty, b"").expect("written");
+    let done = admin
+        .koji_upload(
+            &empty,
+            "rust-build/1",
+            &UploadOptions::new().name("empty.txt"),
+        )
+        .expect("an empty upload");
+    assert_eq!((done.size, done.hexdigest.as_str()), (0, "00000001"));
+    assert_eq!(stored("rust-build/1/empty.txt").expect("stored"), b"");
+
+    // Past the session's lifetime the first chunk renews it, and the upload goes on.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let done = admin
+        .koji_upload(&local, "rust-build/2", &UploadOptions::new())
+        .expect("uploaded after the renewal");
+    assert_eq!(done.size, 100_000);
+
+    // Anonymous: buildhub's refusal; a file that is not there: the client's own error.
+    match Client::new(&url).expect("a client").koji_upload(
+        &local,
+        "rust-build/3",
+        &UploadOptions::new(),
+    ) {
+        Err(Error::Fault(f)) => assert!(f.message.contains("logged-in"), "{f:?}"),
+        other => panic!("expected the hub's refusal, got {other:?}"),
+    }
+    match admin.koji_upload(dir.path("missing"), "rust-build/3", &UploadOptions::new()) {
+        Err(Error::File { path, .. }) => assert!(path.ends_with("missing")),
+        other => panic!("expected the file's error, got {other:?}"),
+    }
+    assert!(stored("rust-build/3/build.log").is_err());
+}
+
+#[test]
 fn an_expired_session_stays_expired_under_a_longer_lifetime() {
     use hub::client::{blocking::Client, Error};
     let dir = TempDir::new("buildhub-expired-for-good");
@@ -662,4 +740,37 @@ fn the_call_example_logs_in_with_user() {
     assert!(ran.stderr.contains("1002"), "{ran}");
     let ran = call(&["--password", "adminpw", "getLoggedInUser"]);
     assert_eq!(ran.status, Some(2), "--password without --user: {ran}");
+
+    // `--upload FILE DIR`: koji's upload, logged in; again only with `--overwrite`.
+    let local = dir.path("notes.txt");
+    std::fs::write(&local, "built\n").expect("written");
+    let upload = |extra: &[&str]| {
+        call(
+            &[
+                &as_admin[..],
+                &["--upload", local.as_str(), "call-build"],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let ran = upload(&[]);
+    assert_eq!(
+        ran.ok().trim(),
+        format!("uploaded {local} to call-build/notes.txt: 6 bytes, adler32 0875022b"),
+        "{ran}"
+    );
+    let stored = dir.path("buildhub-work/call-build/notes.txt");
+    assert_eq!(std::fs::read(&stored).expect("stored"), b"built\n");
+    let ran = upload(&[]);
+    assert_eq!(ran.status, Some(1), "{ran}");
+    assert!(ran.stderr.contains("upload path exists"), "{ran}");
+    upload(&["--overwrite"]).ok();
+    let ran = call(&["--upload", local.as_str(), "call-build"]);
+    assert!(
+        ran.status == Some(1) && ran.stderr.contains("logged-in"),
+        "{ran}"
+    );
+    let ran = call(&[&as_admin[..], &["--overwrite", "getLoggedInUser"]].concat());
+    assert_eq!(ran.status, Some(2), "--overwrite without --upload: {ran}");
 }

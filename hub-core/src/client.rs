@@ -1,8 +1,8 @@
 //! An XML-RPC client: typed calls, koji's keyword arguments, `system.multicall`, kept-alive
 //! connections, timeouts, and koji's sessions ([`Client::koji_login`] or
 //! [`Client::koji_session`]: each call numbered, as the hub's replay check wants, and an
-//! expired session renewed by logging in again, as koji's client does). The `call` example,
-//! the tests and the benchmarks use it.
+//! expired session renewed by logging in again, as koji's client does), and koji's file
+//! upload ([`Client::koji_upload`]). The `call` example, the tests and the benchmarks use it.
 //!
 //! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
 //! so consecutive calls reuse one connection; it takes gzipped answers, decoded within its
@@ -113,6 +113,9 @@ use crate::connector::{connector, Connector, TlsOptions};
 use crate::encoding::DecodeError;
 use crate::session::{SESSION_CALLNUM, SESSION_ID, SESSION_KEY};
 
+mod upload;
+pub use upload::{UploadOptions, Uploaded};
+
 /// Why a call did not produce a result.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -139,6 +142,16 @@ pub enum Error {
     /// A TLS setting could not be used (a CA or certificate file; no trusted CAs on the
     /// system).
     Tls(String),
+    /// The file to upload could not be read ([`Client::koji_upload`]).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The hub's account of an upload disagrees with what was sent: a chunk's length or
+    /// checksum, or the whole file's ([`Client::koji_upload`]).
+    Upload(String),
 }
 
 impl Error {
@@ -171,6 +184,8 @@ impl fmt::Display for Error {
             Error::Decode(e) => write!(f, "decoding the response: {e}"),
             Error::Url(e) => write!(f, "URL: {e}"),
             Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::File { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::Upload(e) => write!(f, "upload: {e}"),
         }
     }
 }
@@ -180,6 +195,7 @@ impl std::error::Error for Error {
         match self {
             Error::Fault(f) => Some(f),
             Error::Transport(e) => Some(e.as_ref()),
+            Error::File { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -193,6 +209,9 @@ impl From<Fault> for Error {
 
 /// How much of an error response's body [`Error::Http`] keeps.
 const HTTP_BODY_EXCERPT: usize = 512;
+
+/// The content type of a call.
+const XML: &str = "text/xml";
 
 /// The parameters as a list: a serialized tuple, array or `Vec` becomes the list, `()` none.
 fn to_params<P: Serialize + ?Sized>(params: &P) -> Result<Vec<Value>, Error> {
@@ -645,18 +664,28 @@ impl Client {
     /// Calls `method` with these parameter values and answers the result value.
     pub async fn call_values(&self, method: &str, params: Vec<Value>) -> Result<Value, Error> {
         let body = call_body(method, params);
+        self.renewing(|| self.send(body.clone())).await
+    }
+
+    /// Sends what `send` sends; if it is answered with the session's expiry and this client
+    /// logged in, logs in again and sends it once more.
+    async fn renewing<F, Fut>(&self, send: F) -> Result<Value, Error>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Value, Error>>,
+    {
         let renewable = self
             .session
             .as_ref()
             .filter(|s| s.credentials.is_some())
             .map(|s| s.renewals.load(Ordering::Acquire));
         let Some(seen) = renewable else {
-            return self.send(body).await;
+            return send().await;
         };
-        match self.send(body.clone()).await {
+        match send().await {
             Err(Error::Fault(f)) if is_expired(&f, self.expired_code) => {
                 self.renew(seen).await?;
-                self.send(body).await
+                send().await
             }
             outcome => outcome,
         }
@@ -692,7 +721,18 @@ impl Client {
 
     /// POSTs one call's `body` and answers its result, or its fault as it came.
     async fn send(&self, body: Bytes) -> Result<Value, Error> {
-        let response = self.post(body).await?;
+        self.send_to(&self.uri, XML, body).await
+    }
+
+    /// POSTs `body` of `content_type` to `uri` and answers the `methodResponse`'s result, or
+    /// its fault as it came.
+    async fn send_to(
+        &self,
+        uri: &Uri,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<Value, Error> {
+        let response = self.post(uri, content_type, body).await?;
         match hub_xmlrpc::parse_response(&response, &self.limits) {
             Ok(MethodResponse::Success(v)) => Ok(v),
             Ok(MethodResponse::Fault(f)) => Err(Error::Fault(f)),
@@ -745,11 +785,17 @@ impl Client {
             .collect()
     }
 
-    /// The POST request carrying `body`, with the call number `callnum` if a koji session
-    /// is set.
-    fn request(&self, body: Bytes, callnum: Option<i64>) -> Result<Request<Full<Bytes>>, Error> {
-        let mut request = Request::post(self.uri.clone())
-            .header(CONTENT_TYPE, "text/xml")
+    /// The POST request to `uri` carrying `body`, with the call number `callnum` if a koji
+    /// session is set.
+    fn request(
+        &self,
+        uri: &Uri,
+        content_type: &'static str,
+        body: Bytes,
+        callnum: Option<i64>,
+    ) -> Result<Request<Full<Bytes>>, Error> {
+        let mut request = Request::post(uri.clone())
+            .header(CONTENT_TYPE, content_type)
             .header(USER_AGENT, concat!("hub/", env!("CARGO_PKG_VERSION")))
             // A hub with `gzip_answers_over` set sends big answers gzipped.
             .header(ACCEPT_ENCODING, "gzip")
@@ -768,12 +814,17 @@ impl Client {
         Ok(request)
     }
 
-    /// POSTs `body` and answers the response body of a 2xx answer.
+    /// POSTs `body` of `content_type` to `uri` and answers the response body of a 2xx answer.
     ///
     /// Like Python's `xmlrpc.client`, sends the request a second time if the connection
     /// was closed before any of the response arrived: a kept-alive connection the server
     /// closed while idle (its idle timeout) fails that way on first use.
-    async fn post(&self, body: Bytes) -> Result<Bytes, Error> {
+    async fn post(
+        &self,
+        uri: &Uri,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<Bytes, Error> {
         // One number per call, the same if it is sent again.
         let callnum = self
             .session
@@ -782,11 +833,12 @@ impl Client {
         let exchange = async {
             let response = match self
                 .http
-                .request(self.request(body.clone(), callnum)?)
+                .request(self.request(uri, content_type, body.clone(), callnum)?)
                 .await
             {
                 Err(e) if closed_before_response(&e) => {
-                    self.http.request(self.request(body, callnum)?).await
+                    let again = self.request(uri, content_type, body, callnum)?;
+                    self.http.request(again).await
                 }
                 other => other,
             }
@@ -979,6 +1031,17 @@ pub mod blocking {
             calls: impl IntoIterator<Item = Call>,
         ) -> Result<Vec<Result<Value, Fault>>, Error> {
             self.rt.block_on(self.inner.multicall(calls))
+        }
+
+        /// See [`Client::koji_upload`](super::Client::koji_upload).
+        pub fn koji_upload(
+            &self,
+            local: impl AsRef<std::path::Path>,
+            path: &str,
+            options: &super::UploadOptions,
+        ) -> Result<super::Uploaded, Error> {
+            self.rt
+                .block_on(self.inner.koji_upload(local, path, options))
         }
     }
 }
