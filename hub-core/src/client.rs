@@ -624,6 +624,25 @@ impl Client {
         self.with_session(info, credentials)
     }
 
+    /// Logs out of the koji session this client carries (koji's `logout`: the hub closes it)
+    /// and answers this client without it; clones still carrying it are refused from now on.
+    /// Without a session, answers this client as it is, asking the hub nothing.
+    pub async fn koji_logout(&self) -> Result<Client, Error> {
+        if self.session.is_none() {
+            return Ok(self.clone());
+        }
+        // Sent without renewal: a session the hub says expired needs no logging out.
+        match self.send(call_body("logout", Vec::new())).await {
+            Err(Error::Fault(f)) if is_expired(&f, self.expired_code) => {}
+            outcome => {
+                outcome?;
+            }
+        }
+        let mut anonymous = self.clone();
+        anonymous.session = None;
+        Ok(anonymous)
+    }
+
     /// This client, carrying the session `info` names.
     fn with_session(&self, info: SessionInfo, credentials: Credentials) -> Result<Client, Error> {
         let key = HeaderValue::try_from(info.key)
@@ -974,6 +993,12 @@ pub mod blocking {
         /// See [`Client::koji_login`](super::Client::koji_login): this client, logged in.
         pub fn koji_login(self, user: &str, password: &str) -> Result<Self, Error> {
             let inner = self.rt.block_on(self.inner.koji_login(user, password))?;
+            Ok(Client { inner, rt: self.rt })
+        }
+
+        /// See [`Client::koji_logout`](super::Client::koji_logout): this client, logged out.
+        pub fn koji_logout(self) -> Result<Self, Error> {
+            let inner = self.rt.block_on(self.inner.koji_logout())?;
             Ok(Client { inner, rt: self.rt })
         }
 
