@@ -30,7 +30,8 @@
 //! `--user NAME` logs in to a koji hub first (koji's `login`, the password from `--password`
 //! or, better, kept out of the process list, the `HUB_PASSWORD` environment variable), and
 //! the call carries that session. `--ssl-login` logs in with the `--cert` certificate instead
-//! (koji's `sslLogin`, at the URL's path + `/ssllogin`).
+//! (koji's `sslLogin`, at the URL's path + `/ssllogin`). Either session is logged out of once
+//! the command is done, as koji's CLI does, so that it does not stay open on the hub.
 //!
 //! `--upload FILE DIR` sends a local file into directory DIR of a koji hub's upload area as
 //! koji's client does (in 1 MiB chunks, each checked, then `checkUpload`), logged in with
@@ -577,10 +578,24 @@ fn run() -> Result<(), Failure> {
     if args.ssl_login {
         client = client.koji_ssl_login()?;
     }
-    match args.mode {
+    let logged_in = args.user.is_some() || args.ssl_login;
+    let done = serve(&client, args.mode, args.json, args.overwrite);
+    // As koji's CLI does: a session opened for one command is closed after it, not left
+    // open on the hub for its lifetime. A failed logout changes nothing for the command.
+    if logged_in {
+        if let Err(e) = client.koji_logout() {
+            eprintln!("call: logging out: {e}");
+        }
+    }
+    done
+}
+
+/// Runs the command `mode` names.
+fn serve(client: &Client, mode: Mode, json: bool, overwrite: bool) -> Result<(), Failure> {
+    match mode {
         Mode::List => {
             let names: Vec<String> = client.call("system.listMethods", ())?;
-            if args.json {
+            if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&names).unwrap_or_default()
@@ -592,12 +607,12 @@ fn run() -> Result<(), Failure> {
             }
             Ok(())
         }
-        Mode::Help(method) => help(&client, &method),
-        Mode::Multicall => multicall(&client, args.json),
+        Mode::Help(method) => help(client, &method),
+        Mode::Multicall => multicall(client, json),
         Mode::Upload(file, dir) => {
-            let options = hub::client::UploadOptions::new().overwrite(args.overwrite);
+            let options = hub::client::UploadOptions::new().overwrite(overwrite);
             let done = client.koji_upload(&file, &dir, &options)?;
-            if args.json {
+            if json {
                 let json = serde_json::json!({
                     "path": done.path, "name": done.name,
                     "size": done.size, "hexdigest": done.hexdigest,
@@ -614,7 +629,7 @@ fn run() -> Result<(), Failure> {
         Mode::Call(method, rest) => {
             let call = parse_call(method, &rest)?;
             let result = client.call_values(call.method(), call.params().to_vec())?;
-            println!("{}", render(&result, args.json));
+            println!("{}", render(&result, json));
             Ok(())
         }
     }

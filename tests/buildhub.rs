@@ -796,4 +796,15 @@ fn the_call_example_logs_in_with_user() {
     );
     let ran = call(&[&as_admin[..], &["--overwrite", "getLoggedInUser"]].concat());
     assert_eq!(ran.status, Some(2), "--overwrite without --upload: {ran}");
+    // Each command's session was closed after it (koji's CLI logs out too), a faulted
+    // command's included.
+    let db = rusqlite::Connection::open(dir.path("hub.sqlite3")).expect("the database");
+    let (sessions, open): (i64, i64) = db
+        .query_row(
+            "SELECT count(*), count(*) - sum(closed) FROM sessions",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .expect("counted");
+    assert_eq!((sessions, open), (5, 0));
 }
