@@ -561,28 +561,17 @@ fn the_rust_client_logs_in_and_renews_an_expired_session() {
         .expect("counted");
     assert_eq!((sessions, renewed), (1, 1), "one session, renewed");
     // A logout closes the session on the hub; the client goes on anonymous.
-    let closed: i64 = conn
-        .query_row("SELECT closed FROM sessions", [], |row| row.get(0))
-        .expect("read");
-    assert_eq!(closed, 0);
+    let closed = || -> i64 {
+        conn.query_row("SELECT closed FROM sessions", [], |row| row.get(0))
+            .expect("read")
+    };
+    let anonymous = |c: &Client| c.call::<hub::Value>("getLoggedInUser", ()).expect("a call");
+    assert_eq!(closed(), 0);
     let admin = admin.koji_logout().expect("logged out");
-    assert_eq!(
-        admin
-            .call::<hub::Value>("getLoggedInUser", ())
-            .expect("anonymous"),
-        hub::Value::Nil
-    );
-    let closed: i64 = conn
-        .query_row("SELECT closed FROM sessions", [], |row| row.get(0))
-        .expect("read");
-    assert_eq!(closed, 1, "the hub closed the session");
+    assert_eq!(anonymous(&admin), hub::Value::Nil);
+    assert_eq!(closed(), 1, "the hub closed the session");
     let again = admin.koji_logout().expect("nothing to log out");
-    assert_eq!(
-        again
-            .call::<hub::Value>("getLoggedInUser", ())
-            .expect("anonymous"),
-        hub::Value::Nil
-    );
+    assert_eq!(anonymous(&again), hub::Value::Nil);
     match Client::new(&url)
         .expect("a client")
         .koji_login("admin", "wrong")

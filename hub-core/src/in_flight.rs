@@ -59,23 +59,17 @@ pub(crate) fn write_prometheus<'a>(
         return;
     }
     limited.sort_unstable_by_key(|(name, _)| *name);
-    out.push_str("# TYPE hub_method_in_flight gauge\n");
-    for (name, limit) in &limited {
-        let name = crate::stats::escape(name);
-        let _ = writeln!(
-            out,
-            "hub_method_in_flight{{method=\"{name}\"}} {}",
-            limit.now()
-        );
-    }
-    out.push_str("# TYPE hub_method_max_in_flight gauge\n");
-    for (name, limit) in &limited {
-        let name = crate::stats::escape(name);
-        let _ = writeln!(
-            out,
-            "hub_method_max_in_flight{{method=\"{name}\"}} {}",
-            limit.limit
-        );
+    type Read = fn(&InFlightLimit) -> usize;
+    let gauges: [(&str, Read); 2] = [
+        ("hub_method_in_flight", InFlightLimit::now),
+        ("hub_method_max_in_flight", |limit| limit.limit),
+    ];
+    for (gauge, value) in gauges {
+        let _ = writeln!(out, "# TYPE {gauge} gauge");
+        for (name, limit) in &limited {
+            let name = crate::stats::escape(name);
+            let _ = writeln!(out, "{gauge}{{method=\"{name}\"}} {}", value(limit));
+        }
     }
 }
 
