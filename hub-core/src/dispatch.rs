@@ -187,7 +187,7 @@ pub(crate) fn budget_of(shared: &Shared, name: &str) -> Option<Duration> {
         Some(own) if own.is_zero() => None,
         Some(own) => Some(own),
         None => shared
-            .config
+            .switches
             .handler_timeout()
             .filter(|_| !crate::multicall::is_multicall(name)),
     }
@@ -276,7 +276,7 @@ impl<'a> ParsedRequest<'a> {
             );
             // A single call's budget holds its lookup; a multicall has none of its own, so
             // its lookup gets the server's.
-            let (caller, headers) = match shared.config.handler_timeout().filter(|_| !single) {
+            let (caller, headers) = match shared.switches.handler_timeout().filter(|_| !single) {
                 None => lookup.await?,
                 Some(budget) => match tokio::time::timeout(budget, lookup).await {
                     Ok(looked_up) => looked_up?,

@@ -14,7 +14,7 @@
 //! when no worker is already awake and about to look at the queue, and then the one that
 //! parked last (its stack and caches are warm; the others stay asleep).
 
-use std::sync::atomic::{fence, AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -144,7 +144,8 @@ pub struct JobQueue {
     rx: Receiver<Msg>,
     idle: Idle,
     pub(crate) qos: Qos,
-    pub(crate) max_wait: Duration,
+    /// `max_queue_wait_ms`, which a config reload may change.
+    max_wait_ms: AtomicU64,
     pub(crate) stats: Arc<Stats>,
 }
 
@@ -166,9 +167,21 @@ impl JobQueue {
             rx,
             idle: Idle::default(),
             qos,
-            max_wait,
+            max_wait_ms: AtomicU64::new(u64::try_from(max_wait.as_millis()).unwrap_or(u64::MAX)),
             stats,
         }
+    }
+
+    /// How long a job may wait for a worker before it is answered `503` unrun.
+    #[inline]
+    pub(crate) fn max_wait(&self) -> Duration {
+        Duration::from_millis(self.max_wait_ms.load(Ordering::Relaxed))
+    }
+
+    /// Sets [`max_wait`](Self::max_wait) for the jobs popped from now on.
+    pub(crate) fn set_max_wait(&self, max_wait: Duration) {
+        let ms = u64::try_from(max_wait.as_millis()).unwrap_or(u64::MAX);
+        self.max_wait_ms.store(ms, Ordering::Relaxed);
     }
 
     /// The queue `config` describes: its bound, its queue-wait limit and its QoS controller.

@@ -3,8 +3,10 @@
 //! [`ConfigReloadHandle::reload`].
 //!
 //! What an operator switches without a restart, as koji's admins edit `hub.conf` and reload
-//! the web server: `offline` and `offline_message`, `lockout`, `debug` and `access_log`
-//! ([`RELOADED_KEYS`]). Every other key is read once, when the server starts (sockets,
+//! the web server: `offline` and `offline_message`, `lockout`, `debug` and `access_log`, and
+//! the per-call limits an overloaded or slow hub is tuned by, `handler_timeout_ms`,
+//! `max_queue_wait_ms`, `memory_warn_threshold_kib` and `gzip_answers_over`
+//! ([`RELOADED_KEYS`]), each in force for the calls that start after the reload. Every other key is read once, when the server starts (sockets,
 //! threads, limits): a reload that finds one changed in the file says which, and they take
 //! effect at the next restart. A file that does not read or validate changes nothing, and the
 //! server serves on as before.
@@ -15,10 +17,12 @@
 //! [`ServerBuilder::config_file`]: crate::ServerBuilder::config_file
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
+use crate::queue::JobQueue;
 use crate::status::StatusHandle;
 
 /// The keys a reload applies while the server runs.
@@ -28,6 +32,10 @@ pub const RELOADED_KEYS: &[&str] = &[
     "lockout",
     "debug",
     "access_log",
+    "handler_timeout_ms",
+    "max_queue_wait_ms",
+    "memory_warn_threshold_kib",
+    "gzip_answers_over",
 ];
 
 /// The per-call options a reload may switch (the status ones are in [`StatusHandle`]).
@@ -35,6 +43,9 @@ pub const RELOADED_KEYS: &[&str] = &[
 pub(crate) struct Switches {
     debug: AtomicBool,
     access_log: AtomicBool,
+    handler_timeout_ms: AtomicU64,
+    memory_warn_threshold_kib: AtomicU64,
+    gzip_answers_over: AtomicUsize,
 }
 
 impl Switches {
@@ -42,7 +53,31 @@ impl Switches {
         Self {
             debug: AtomicBool::new(config.debug),
             access_log: AtomicBool::new(config.access_log),
+            handler_timeout_ms: AtomicU64::new(config.handler_timeout_ms),
+            memory_warn_threshold_kib: AtomicU64::new(config.memory_warn_threshold_kib),
+            gzip_answers_over: AtomicUsize::new(config.gzip_answers_over),
         }
+    }
+
+    /// `handler_timeout_ms`: a call's time budget, unless its method has its own.
+    #[inline]
+    pub(crate) fn handler_timeout(&self) -> Option<Duration> {
+        match self.handler_timeout_ms.load(Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// `memory_warn_threshold_kib` (0: no memory watch).
+    #[inline]
+    pub(crate) fn memory_warn_threshold_kib(&self) -> u64 {
+        self.memory_warn_threshold_kib.load(Relaxed)
+    }
+
+    /// `gzip_answers_over` (0: never).
+    #[inline]
+    pub(crate) fn gzip_answers_over(&self) -> usize {
+        self.gzip_answers_over.load(Relaxed)
     }
 
     /// `debug`: the call log, and a panic's message in its fault.
@@ -60,6 +95,12 @@ impl Switches {
     fn set(&self, config: &Config) {
         self.debug.store(config.debug, Relaxed);
         self.access_log.store(config.access_log, Relaxed);
+        self.handler_timeout_ms
+            .store(config.handler_timeout_ms, Relaxed);
+        self.memory_warn_threshold_kib
+            .store(config.memory_warn_threshold_kib, Relaxed);
+        self.gzip_answers_over
+            .store(config.gzip_answers_over, Relaxed);
     }
 }
 
@@ -98,6 +139,8 @@ struct Inner {
     file: Mutex<ConfigFile>,
     status: StatusHandle,
     switches: Arc<Switches>,
+    /// For `max_queue_wait_ms`, which the workers read from it.
+    queue: Arc<JobQueue>,
 }
 
 /// What a reload did.
@@ -110,12 +153,18 @@ pub struct ConfigReload {
 }
 
 impl ConfigReloadHandle {
-    pub(crate) fn new(file: ConfigFile, status: StatusHandle, switches: Arc<Switches>) -> Self {
+    pub(crate) fn new(
+        file: ConfigFile,
+        status: StatusHandle,
+        switches: Arc<Switches>,
+        queue: Arc<JobQueue>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 file: Mutex::new(file),
                 status,
                 switches,
+                queue,
             }),
         }
     }
@@ -138,12 +187,17 @@ impl ConfigReloadHandle {
         status.set_offline(config.offline);
         status.set_lockout(config.lockout);
         self.inner.switches.set(&config);
+        self.inner.queue.set_max_wait(config.max_queue_wait());
         tracing::info!(
             path = %file.path.display(),
             offline = config.offline,
             lockout = config.lockout,
             debug = config.debug,
             access_log = config.access_log,
+            handler_timeout_ms = config.handler_timeout_ms,
+            max_queue_wait_ms = config.max_queue_wait_ms,
+            memory_warn_threshold_kib = config.memory_warn_threshold_kib,
+            gzip_answers_over = config.gzip_answers_over,
             "config reloaded"
         );
         if !needs_restart.is_empty() {

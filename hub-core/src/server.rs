@@ -64,7 +64,7 @@ pub(crate) struct Shared {
     /// Each alias's method name: calls by an alias are authenticated as the method's own
     /// (empty when no method has one: one emptiness check per call).
     pub(crate) aliases: crate::registry::AliasMap,
-    /// `debug` and `access_log`, as a config reload may switch them.
+    /// `debug`, `access_log` and the per-call limits a config reload may change.
     pub(crate) switches: Arc<Switches>,
     /// Reads the config file again, if the server was built from one.
     pub(crate) config_reload: Option<ConfigReloadHandle>,
@@ -528,9 +528,10 @@ impl Server {
         let method_budgets = self.registry.methods().any(|m| m.timeout().is_some());
         let aliases = self.registry.alias_map();
         let switches = Arc::new(Switches::new(&config));
-        let config_reload = self
-            .config_file
-            .map(|file| ConfigReloadHandle::new(file, status.clone(), Arc::clone(&switches)));
+        let config_reload = self.config_file.map(|file| {
+            let (status, switches) = (status.clone(), Arc::clone(&switches));
+            ConfigReloadHandle::new(file, status, switches, Arc::clone(&queue))
+        });
         let parts = Arc::new(ServerParts {
             registry: self.registry,
             status: status.clone(),

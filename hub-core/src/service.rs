@@ -175,7 +175,7 @@ async fn rpc(
         counters.bad_encodings.add(1);
         return Answer::UnknownCoding;
     };
-    let gzip_over = match shared.config.gzip_answers_over {
+    let gzip_over = match shared.switches.gzip_answers_over() {
         0 => None,
         over => encoding::accepts_gzip(req.headers()).then_some(over),
     };

@@ -307,7 +307,7 @@ pub(crate) async fn serve(
         return closing(xml(Err(CallError::Fault(fault))));
     }
     // The budget counts the lookup of a blocking authenticator too: it is not data.
-    let budget = shared.config.handler_timeout();
+    let budget = shared.switches.handler_timeout();
     let started = std::time::Instant::now();
     let caller = if lifecycle::authenticates_on_workers(shared) {
         let headers = std::mem::take(&mut head.headers);

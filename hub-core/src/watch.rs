@@ -99,7 +99,7 @@ impl CallWatch {
         sensitive: bool,
         origin: Option<ArgsOrigin>,
     ) -> Self {
-        let threshold_kib = shared.config.memory_warn_threshold_kib;
+        let threshold_kib = shared.switches.memory_warn_threshold_kib();
         let debug = shared.switches.debug();
         let args = match origin {
             _ if sensitive => Args::Redacted,

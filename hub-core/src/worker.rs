@@ -100,7 +100,7 @@ fn serve(queue: &JobQueue) {
             stats.counters.client_gone_skips.add(1);
             continue;
         }
-        if wait > queue.max_wait {
+        if wait > queue.max_wait() {
             stats.counters.queue_wait_drops.add(1);
             job.task.expire();
             continue;

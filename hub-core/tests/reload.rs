@@ -6,11 +6,13 @@ mod lifecycle_support;
 mod log_capture;
 mod support;
 
+use std::time::{Duration, Instant};
+
 use hub_core::{FaultCodes, Server};
 use hub_xmlrpc::Value;
-use lifecycle_support::outcome;
+use lifecycle_support::{call_with, outcome};
 use log_capture::{logs_until, Capture};
-use support::{config, registry, Conn};
+use support::{config, registry, registry_builder, wait_until, Conn};
 
 /// The options every version of the test's file starts with.
 const BASE: &str = "listen = \"127.0.0.1:0\"\nio_units = 1\nstat_interval_secs = 0\n";
@@ -114,4 +116,93 @@ fn fault_code(c: &mut Conn) -> i32 {
         Err((code, _)) => code,
         Ok(v) => panic!("served: {v:?}"),
     }
+}
+
+#[test]
+fn a_reload_retunes_the_per_call_limits() {
+    let dir = std::env::temp_dir().join(format!("hub-retune-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hub.toml");
+    let write = |extra: &str| {
+        let text = format!("{BASE}workers = 1\n{extra}");
+        std::fs::write(&path, text).unwrap();
+    };
+    write("memory_warn_threshold_kib = 0\n");
+    static KEPT: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+    let registry = registry_builder()
+        // Keeps `mib` MiB, written so that they are resident: a call the memory watch sees.
+        .blocking("grow", |_ctx, p| {
+            let mib = p.positional.first().and_then(Value::as_i64).unwrap_or(0);
+            KEPT.lock().unwrap().push(vec![7u8; (mib as usize) << 20]);
+            Ok(Value::Int(mib))
+        })
+        .build()
+        .unwrap();
+    let server = Server::builder()
+        .config_file(&path)
+        .unwrap()
+        .registry(std::sync::Arc::new(registry))
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let reload = server.config_reload_handle().expect("built from a file");
+    let addr = server.local_addr();
+    let counters = || server.stats().counters.snapshot();
+    let mut c = Conn::open(addr);
+    let long = format!("<string>{}</string>", "z".repeat(2000));
+    let gzip = [("Accept-Encoding", "gzip".to_owned())];
+    // `becho` queued while a 300 ms call someone waits for holds the one worker: it waits
+    // ~250 ms for it.
+    let queued_behind_a_call = || {
+        let popped = counters().queue_pops;
+        let holder = std::thread::spawn(move || {
+            let r = Conn::open(addr).call("sleep", &["<int>300</int>"]);
+            outcome(&r)
+        });
+        assert!(wait_until(Duration::from_secs(5), || counters().queue_pops > popped));
+        std::thread::sleep(Duration::from_millis(50));
+        let r = Conn::open(addr).call("becho", &["<int>1</int>"]);
+        assert_eq!(holder.join().unwrap(), Ok(Value::Int(300)));
+        r
+    };
+
+    // As started: no memory watch, no gzip, no time budget, 500 ms of queue wait.
+    assert_eq!(
+        outcome(&c.call("grow", &["<int>24</int>"])),
+        Ok(Value::Int(24))
+    );
+    assert_eq!(counters().memory_warnings, 0);
+    let r = call_with(&mut c, "becho", &[&long], &gzip);
+    assert_eq!((r.status, r.header("content-encoding")), (200, None));
+    assert_eq!(
+        outcome(&c.call("sleep", &["<int>600</int>"])),
+        Ok(Value::Int(600))
+    );
+    assert_eq!(queued_behind_a_call().status, 200);
+
+    // Retuned: each applies to the calls that start after the reload, no restart needed.
+    write(
+        "memory_warn_threshold_kib = 5000\ngzip_answers_over = 100\n\
+         handler_timeout_ms = 400\nmax_queue_wait_ms = 100\n",
+    );
+    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    assert_eq!(
+        outcome(&c.call("grow", &["<int>24</int>"])),
+        Ok(Value::Int(24))
+    );
+    assert_eq!(counters().memory_warnings, 1);
+    let r = call_with(&mut c, "becho", &[&long], &gzip);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-encoding").as_deref(), Some("gzip"));
+    let r = queued_behind_a_call();
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(counters().queue_wait_drops, 1);
+    let started = Instant::now();
+    let (code, message) = outcome(&c.call("sleep", &["<int>1500</int>"])).unwrap_err();
+    assert_eq!(code, FaultCodes::default().system_error, "{message}");
+    assert!(message.contains("400 ms"), "{message}");
+    assert!(started.elapsed() < Duration::from_millis(1200));
+    server.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
 }
