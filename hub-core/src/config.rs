@@ -131,6 +131,14 @@ pub struct Config {
     /// [`AuthRequest::client_cert`](crate::AuthRequest::client_cert), an invalid one ends the
     /// handshake. Default none: no client certificates are asked for.
     pub tls_client_ca_file: Option<PathBuf>,
+    /// HTTPS with `tls_client_ca_file`: certificate revocation lists, PEM (`X509 CRL`), from
+    /// those CAs. A client certificate they revoke ends the handshake (`certificate_revoked`),
+    /// and so does one whose CA has no list here: with this set, every client certificate's
+    /// status must be known (Apache's `SSLCARevocationFile`, checked for the client's own
+    /// certificate, as `SSLCARevocationCheck leaf`). A list past its next update is still
+    /// used, with a warning when it is read. Read again with the other TLS files (`SIGHUP`):
+    /// revoking takes effect for new connections, not for those already open. Default none.
+    pub tls_client_crl_file: Option<PathBuf>,
     /// HTTPS with `tls_client_ca_file`: refuse clients that present no certificate at all
     /// (by default they are let in, and authenticate some other way: a password login, a
     /// session). Default `false`.
@@ -399,6 +407,7 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
             tls_client_ca_file: None,
+            tls_client_crl_file: None,
             tls_require_client_cert: false,
             rpc_paths: vec!["/".to_owned(), "/RPC2".to_owned()],
             stat_interval_secs: 10,
@@ -539,6 +548,12 @@ impl Config {
             return Err(ConfigError::key(
                 "tls_require_client_cert",
                 "needs `tls_client_ca_file` to check the certificates against",
+            ));
+        }
+        if self.tls_client_crl_file.is_some() && self.tls_client_ca_file.is_none() {
+            return Err(ConfigError::key(
+                "tls_client_crl_file",
+                "needs `tls_client_ca_file`: the lists revoke client certificates of those CAs",
             ));
         }
         if self.io_units > 1024 || self.workers > 65_536 {

@@ -11,7 +11,7 @@
 //! reaches the [`Authenticator`](crate::Authenticator) as
 //! [`AuthRequest::client_cert`](crate::AuthRequest::client_cert) on every request of the
 //! connection. Mapping it to a user (koji takes the subject's `CN`) is the authenticator's
-//! call.
+//! call. With `tls_client_crl_file` too, a certificate those CAs revoked is refused.
 //!
 //! Renewed files are taken without a restart: [`TlsReloadHandle::reload`], or `SIGHUP` to
 //! a server started with signals. The certificate served is logged when it is read, with
@@ -79,7 +79,8 @@ impl TlsReloadHandle {
         Self { acceptor }
     }
 
-    /// Reads `tls_cert_file`, `tls_key_file` and `tls_client_ca_file` again. The error names
+    /// Reads `tls_cert_file`, `tls_key_file`, `tls_client_ca_file` and `tls_client_crl_file`
+    /// again. The error names
     /// the key whose file could not be used; nothing changed then.
     pub fn reload(&self) -> Result<(), ConfigError> {
         self.acceptor.reload()?;
@@ -143,7 +144,7 @@ mod enabled {
     use std::sync::{Arc, PoisonError, RwLock};
 
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
     use rustls::server::WebPkiClientVerifier;
     use rustls::{RootCertStore, ServerConfig};
     use tokio::net::TcpStream;
@@ -168,6 +169,7 @@ mod enabled {
         cert: PathBuf,
         key: PathBuf,
         client_ca: Option<PathBuf>,
+        client_crl: Option<PathBuf>,
         require_client_cert: bool,
     }
 
@@ -189,6 +191,7 @@ mod enabled {
             cert: cert.clone(),
             key: key.clone(),
             client_ca: config.tls_client_ca_file.clone(),
+            client_crl: config.tls_client_crl_file.clone(),
             require_client_cert: config.tls_require_client_cert,
         };
         let current = RwLock::new(server_config(&files)?);
@@ -240,6 +243,13 @@ mod enabled {
                         .map_err(|e| file_error("tls_client_ca_file", ca_file, e))?;
                 }
                 let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider);
+                // The client's own certificate is what a CA revokes; its chain is the CA's.
+                let verifier = match &files.client_crl {
+                    None => verifier,
+                    Some(crl_file) => verifier
+                        .with_crls(revocation_lists(crl_file)?)
+                        .only_check_end_entity_revocation(),
+                };
                 let verifier = if files.require_client_cert {
                     verifier
                 } else {
@@ -280,6 +290,39 @@ mod enabled {
                 "serving a TLS certificate that is not valid now: clients will refuse it"
             );
         }
+    }
+
+    /// The revocation lists in `path` (`tls_client_crl_file`), each logged with its issuer,
+    /// what it revokes and until when it is current; a warning for one past its next update
+    /// (it is still used: an out-of-date list revokes no less than it did).
+    fn revocation_lists(
+        path: &Path,
+    ) -> Result<Vec<CertificateRevocationListDer<'static>>, ConfigError> {
+        const KEY: &str = "tls_client_crl_file";
+        let lists = CertificateRevocationListDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| file_error(KEY, path, e))?;
+        if lists.is_empty() {
+            return Err(file_error(KEY, path, "no revocation list (X509 CRL) in it"));
+        }
+        let file = path.display();
+        for der in &lists {
+            let (_, crl) = x509_parser::parse_x509_crl(der)
+                .map_err(|e| file_error(KEY, path, format!("a list that does not parse: {e}")))?;
+            let issuer = crl.issuer();
+            let revoked = crl.iter_revoked_certificates().count();
+            match crl.next_update() {
+                Some(next) if next < x509_parser::time::ASN1Time::now() => tracing::warn!(
+                    %file, %issuer, revoked, next_update = %next,
+                    "certificate revocation list past its next update: get a fresh one"
+                ),
+                next => tracing::info!(
+                    %file, %issuer, revoked, next_update = ?next.map(|t| t.to_string()),
+                    "checking client certificates against a revocation list"
+                ),
+            }
+        }
+        Ok(lists)
     }
 
     fn certificates(key: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {

@@ -537,6 +537,111 @@ fn a_reload_serves_new_files_to_new_connections_and_keeps_open_ones() {
 }
 
 #[test]
+fn a_revoked_client_certificate_is_refused() {
+    use tokio_rustls::rustls::{AlertDescription, Error as TlsError};
+    let pki = Pki::new("crl");
+    let (alice, bob) = (pki.client("alice"), pki.client("bob"));
+    let live = pki::TempDir::new("crl-live");
+    let crl = live.path("crl.pem");
+    let install = |revoked: &[&str], until: i32| {
+        std::fs::copy(pki.crl("crl.pem", revoked, until), &crl).unwrap();
+    };
+    install(&["bob"], 2100);
+    let server = start(Config {
+        tls_client_crl_file: Some(crl.clone().into()),
+        ..tls_config_with_client_ca(&pki)
+    });
+    let addr = server.local_addr();
+    let revoked = |e: &TlsError| {
+        matches!(
+            e,
+            TlsError::AlertReceived(AlertDescription::CertificateRevoked)
+        )
+    };
+    let whoami = |cert: &str| {
+        caller_cn(&open(addr, &client(&pki, Some(cert))).call("whoami", &[])).to_owned()
+    };
+
+    assert_eq!(whoami(&alice), "alice");
+    assert!(handshake_fails(
+        open(addr, &client(&pki, Some(&bob))),
+        revoked
+    ));
+    // Without a certificate (not required here), a client is let in as nobody.
+    let r = open(addr, &client(&pki, None)).call("whoami", &[]);
+    assert!(r.body.contains("<string>nobody</string>"), "{}", r.body);
+
+    // Read again with the TLS files: bob reinstated, alice revoked, for new connections;
+    // a list past its next update still revokes.
+    let reload = server.tls_reload_handle().expect("a TLS server has one");
+    let mut kept = open(addr, &client(&pki, Some(&alice)));
+    assert_eq!(caller_cn(&kept.call("whoami", &[])), "alice");
+    install(&["alice"], 2025);
+    reload.reload().unwrap();
+    assert_eq!(whoami(&bob), "bob");
+    assert!(handshake_fails(
+        open(addr, &client(&pki, Some(&alice))),
+        revoked
+    ));
+    assert_eq!(
+        caller_cn(&kept.call("whoami", &[])),
+        "alice",
+        "open connections keep theirs"
+    );
+
+    // A file with no list in it is refused, and the lists in force stay.
+    std::fs::copy(pki.ca(), &crl).unwrap();
+    let refused = reload
+        .reload()
+        .expect_err("a CA file as the CRL")
+        .to_string();
+    assert!(refused.contains("tls_client_crl_file"), "{refused}");
+    assert!(handshake_fails(
+        open(addr, &client(&pki, Some(&alice))),
+        revoked
+    ));
+
+    // A certificate from a CA the lists do not cover has no known status: refused. A list
+    // without the CA to check against is a config error.
+    let other = Pki::new("crl-other");
+    let both_cas = live.write(
+        "cas.pem",
+        &(std::fs::read_to_string(pki.ca()).unwrap()
+            + &std::fs::read_to_string(other.ca()).unwrap()),
+    );
+    install(&[], 2100);
+    let with_both_cas = |crl_file: Option<&str>| {
+        start(Config {
+            tls_client_ca_file: Some(both_cas.clone().into()),
+            tls_client_crl_file: crl_file.map(Into::into),
+            ..tls_config(&pki)
+        })
+    };
+    let carol = other.client("carol");
+    let without = with_both_cas(None);
+    let r = open(without.local_addr(), &client(&pki, Some(&carol))).call("whoami", &[]);
+    assert_eq!(caller_cn(&r), "carol", "{}", r.body);
+    let with = with_both_cas(Some(&crl));
+    let unknown_status =
+        |e: &TlsError| matches!(e, TlsError::AlertReceived(AlertDescription::UnknownCA));
+    assert!(handshake_fails(
+        open(with.local_addr(), &client(&pki, Some(&carol))),
+        unknown_status
+    ));
+    let r = open(with.local_addr(), &client(&pki, Some(&alice))).call("whoami", &[]);
+    assert_eq!(caller_cn(&r), "alice", "{}", r.body);
+    let e = Server::builder()
+        .config(Config {
+            tls_client_crl_file: Some(crl.into()),
+            ..tls_config(&pki)
+        })
+        .registry(support::registry())
+        .build()
+        .expect_err("a CRL without client CAs");
+    assert!(e.to_string().contains("tls_client_crl_file"), "{e}");
+}
+
+#[test]
 fn a_plain_server_has_no_tls_to_reload() {
     let server = support::start(config());
     assert!(server.tls_reload_handle().is_none());

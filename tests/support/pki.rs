@@ -3,8 +3,10 @@
 //! tests (`tests/support`) and the engine's (`hub-core/tests/tls.rs`, by path).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 /// A fresh temp dir for one test's files; removed when dropped.
 pub struct TempDir(PathBuf);
@@ -64,6 +66,8 @@ pub struct Pki {
     ca_key: rcgen::KeyPair,
     /// Numbers the configs written, so each has its own file.
     configs: AtomicUsize,
+    /// The serial number of each client certificate the CA signed, by its CN (for CRLs).
+    serials: Mutex<HashMap<String, u64>>,
 }
 
 impl Pki {
@@ -78,6 +82,7 @@ impl Pki {
             ca,
             ca_key,
             configs: AtomicUsize::new(0),
+            serials: Mutex::default(),
         };
         pki.write_server("server", |_| {});
         pki
@@ -161,12 +166,45 @@ impl Pki {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::default();
         params.distinguished_name = Self::name(cn);
+        let serial = {
+            let mut serials = self.serials.lock().unwrap();
+            let serial = 1000 + serials.len() as u64;
+            serials.insert(cn.to_owned(), serial);
+            serial
+        };
+        params.serial_number = Some(rcgen::SerialNumber::from(serial));
         params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
         params.use_authority_key_identifier_extension = true;
         let cert = params.signed_by(&key, ca, ca_key).unwrap();
         self.dir
             .write(file, &format!("{}{}", cert.pem(), key.serialize_pem()))
+    }
+
+    /// A revocation list from the CA revoking the client certificates of `revoked` (CNs it
+    /// signed), current until `next_update_year`: the path of `file`, PEM.
+    pub fn crl(&self, file: &str, revoked: &[&str], next_update_year: i32) -> String {
+        let serials = self.serials.lock().unwrap();
+        let revoked_certs = revoked
+            .iter()
+            .map(|cn| rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from(serials[*cn]),
+                revocation_time: rcgen::date_time_ymd(2024, 1, 1),
+                reason_code: Some(rcgen::RevocationReason::KeyCompromise),
+                invalidity_date: None,
+            })
+            .collect();
+        let crl = rcgen::CertificateRevocationListParams {
+            this_update: rcgen::date_time_ymd(2024, 1, 1),
+            next_update: rcgen::date_time_ymd(next_update_year, 1, 1),
+            crl_number: rcgen::SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        }
+        .signed_by(&self.ca, &self.ca_key)
+        .unwrap();
+        self.dir.write(file, &crl.pem().unwrap())
     }
 
     /// Writes an engine config (`--config`) serving TLS with the server's certificate,
