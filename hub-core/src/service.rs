@@ -63,7 +63,8 @@ pub(crate) async fn handle(
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if req.method() == Method::POST && crate::upload::is_upload(&req) {
-            crate::upload::serve(shared, parts, peer, conn.client_cert(), req).await
+            let note = access.as_mut().map(|a| &mut a.call);
+            crate::upload::serve(shared, parts, peer, conn.client_cert(), req, note).await
         } else if req.method() == Method::POST {
             let note = access.as_mut().map(|a| &mut a.call);
             let answer = rpc(shared, parts, peer, conn.client_cert(), &mut req, note).await;

@@ -32,6 +32,7 @@ use hub_xmlrpc::Fault;
 use hyper::body::Incoming;
 use tracing::Instrument as _;
 
+use crate::access::CallNote;
 use crate::context::{Context, ServerParts};
 use crate::dispatch::CallError;
 use crate::lifecycle;
@@ -277,12 +278,16 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     client_cert: Option<&ClientCert>,
     req: Request<Incoming>,
+    mut note: Option<&mut CallNote>,
 ) -> Resp {
     let faults = &shared.config.faults;
     shared.stats.counters.uploads.add(1);
+    if let Some(note) = note.as_deref_mut() {
+        note.method = Some(UPLOAD_METHOD.to_owned());
+    }
     let Some(handler) = shared.hooks.upload.clone() else {
         let fault = Fault::new(faults.method_not_found, "uploads are not supported here");
-        return closing(xml(Err(CallError::Fault(fault))));
+        return refused(&mut note, Err(fault.into()));
     };
     let max = shared.config.max_upload_length;
     let declared = req
@@ -304,7 +309,7 @@ pub(crate) async fn serve(
     }
     let (mut head, incoming) = req.into_parts();
     if let Err(fault) = lifecycle::offline(shared) {
-        return closing(xml(Err(CallError::Fault(fault))));
+        return refused(&mut note, Err(fault.into()));
     }
     // The budget counts the lookup of a blocking authenticator too: it is not data.
     let budget = shared.switches.handler_timeout();
@@ -322,7 +327,7 @@ pub(crate) async fn serve(
             None => lookup.await,
             Some(budget) => match tokio::time::timeout(budget, lookup).await {
                 Ok(looked_up) => looked_up,
-                Err(_) => return over_budget(shared, peer, budget),
+                Err(_) => return over_budget(shared, peer, budget, &mut note),
             },
         };
         looked_up.map(|(caller, headers)| {
@@ -341,10 +346,11 @@ pub(crate) async fn serve(
     };
     let caller = match caller {
         Ok(caller) => caller,
-        Err(refused) => return closing(xml(Err(refused))),
+        Err(refusal) => return refused(&mut note, Err(refusal)),
     };
+    crate::access::note_caller(note.as_deref().map(|n| &n.caller), caller.as_deref());
     if let Err(fault) = lifecycle::admit(shared, UPLOAD_METHOD, None, caller.as_deref()) {
-        return closing(xml(Err(CallError::Fault(fault))));
+        return refused(&mut note, Err(fault.into()));
     }
     let params = Params::default();
     let ctx = Arc::new(lifecycle::context(
@@ -384,10 +390,11 @@ pub(crate) async fn serve(
             match within_budget(run, left, &state).await {
                 Some((outcome, _)) => outcome,
                 // The handler was dropped: its resources rolled back, its body left unread.
-                None => return over_budget(shared, peer, budget),
+                None => return over_budget(shared, peer, budget, &mut note),
             }
         }
     };
+    noted(&mut note, &outcome);
     let state = std::mem::take(&mut *lock(&state));
     match state.error {
         Some(UploadError::TooLarge { .. }) => {
@@ -408,9 +415,31 @@ pub(crate) async fn serve(
     }
 }
 
+/// Notes an upload's fault, if it answers one, in its access line.
+fn noted(note: &mut Option<&mut CallNote>, outcome: &Result<hub_xmlrpc::Value, CallError>) {
+    if let (Some(note), Err(CallError::Fault(fault))) = (note, outcome) {
+        note.fault = Some(fault.code);
+    }
+}
+
+/// An upload refused before its handler ran: the answer, noted, and the connection closed
+/// (its body is not read).
+fn refused(
+    note: &mut Option<&mut CallNote>,
+    outcome: Result<hub_xmlrpc::Value, CallError>,
+) -> Resp {
+    noted(note, &outcome);
+    closing(xml(outcome))
+}
+
 /// The answer to an upload over its time budget: the `system_error` fault, counted in
 /// `timeouts` and logged.
-fn over_budget(shared: &Shared, peer: SocketAddr, budget: Duration) -> Resp {
+fn over_budget(
+    shared: &Shared,
+    peer: SocketAddr,
+    budget: Duration,
+    note: &mut Option<&mut CallNote>,
+) -> Resp {
     shared.stats.counters.timeouts.add(1);
     tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "upload over its time budget");
     let fault = Fault::new(
@@ -420,7 +449,7 @@ fn over_budget(shared: &Shared, peer: SocketAddr, budget: Duration) -> Resp {
             budget.as_millis()
         ),
     );
-    closing(xml(Err(CallError::Fault(fault))))
+    refused(note, Err(fault.into()))
 }
 
 /// Runs `handler` until it ends or has used `budget` of its own time, `None` then. Time spent

@@ -43,6 +43,28 @@ impl Authenticator for ByHeader {
     }
 }
 
+/// An upload handler: takes the body; a `name=bad` upload is refused with fault 1000.
+async fn take_upload(mut upload: hub_core::Upload) -> Result<Value, hub_core::RpcError> {
+    let mut size = 0;
+    while let Some(chunk) = upload.body().chunk().await? {
+        size += chunk.len();
+    }
+    if upload.query("name") == Some("bad") {
+        return Err(hub_core::Fault::new(1000, "a bad name").into());
+    }
+    Ok(Value::Int(size as i64))
+}
+
+/// Uploads four bytes with `query`, as the user `user` names for [`ByHeader`].
+fn upload(c: &mut Conn, query: &str, user: &str) -> support::Resp {
+    let req = format!(
+        "POST /RPC2?{query} HTTP/1.1\r\nHost: test\r\nContent-Type: application/octet-stream\r\n\
+         X-User: {user}\r\nContent-Length: 4\r\n\r\ndata"
+    );
+    std::io::Write::write_all(&mut c.stream, req.as_bytes()).unwrap();
+    c.read_response().expect("an answer")
+}
+
 fn serve(
     access_log: bool,
     with: impl FnOnce(hub_core::ServerBuilder) -> hub_core::ServerBuilder,
@@ -187,8 +209,10 @@ fn the_line_names_the_caller_the_authenticator_named() {
     // On the unit, and on a worker (a blocking authenticator) for a blocking method, an async
     // one and a multicall, each taking its own way there.
     let servers = [
-        serve(true, |b| b.authenticator(ByHeader)),
-        serve(true, |b| b.blocking_authenticator(ByHeader)),
+        serve(true, |b| b.authenticator(ByHeader).upload(take_upload)),
+        serve(true, |b| {
+            b.blocking_authenticator(ByHeader).upload(take_upload)
+        }),
     ];
     for server in &servers {
         let mut c = Conn::open(server.local_addr());
@@ -217,6 +241,21 @@ fn the_line_names_the_caller_the_authenticator_named() {
         let r = lifecycle_support::call_with(&mut c, "becho", &["<int>1</int>"], &refused);
         assert!(r.body.contains("faultCode"), "{}", r.body);
         assert_has(&access_line(logs), &["user=\"-\"", "call=\"becho\""]);
+        // An upload: its line names it, its caller, and the fault its handler answered.
+        for (query, fault) in [("name=ok", "fault=-"), ("name=bad", "fault=1000")] {
+            let r = upload(&mut c, query, "alice");
+            assert_eq!(r.status, 200, "{}", r.body);
+            let line = access_line(logs);
+            assert_has(&line, &["call=\"upload\"", "user=\"alice\"", fault]);
+            assert!(line.contains(&format!("uri=/RPC2?{query}")), "{line}");
+        }
+        // Refused before its handler: the authenticator's fault.
+        let r = upload(&mut c, "name=ok", "refused");
+        assert!(r.body.contains("faultCode"), "{}", r.body);
+        assert_has(
+            &access_line(logs),
+            &["call=\"upload\"", "user=\"-\"", "fault=-32"],
+        );
     }
     for server in servers {
         server.shutdown();
