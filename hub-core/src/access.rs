@@ -60,11 +60,17 @@ impl CallNote {
     }
 }
 
-/// Notes `caller` in `slot`, if the request keeps an access line.
-#[inline]
+/// Notes `caller` in `slot`, if the request keeps an access line: the test inlined into
+/// every call's path, the noting (off by default) kept out of it.
+#[inline(always)]
 pub(crate) fn note_caller(slot: Option<&CallerSlot>, caller: Option<&crate::auth::Caller>) {
-    if let (Some(slot), Some(caller)) = (slot, caller) {
+    #[cold]
+    #[inline(never)]
+    fn note(slot: &CallerSlot, caller: &crate::auth::Caller) {
         let _ = slot.set(caller.name().into());
+    }
+    if let (Some(slot), Some(caller)) = (slot, caller) {
+        note(slot, caller);
     }
 }
 
