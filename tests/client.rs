@@ -728,3 +728,75 @@ async fn koji_login_renews_a_session_store_s_expired_session() {
         );
     }
 }
+
+#[test]
+fn retry_busy_sends_a_refused_call_again_with_a_number_of_its_own() {
+    use hub::core::session::SessionStore;
+    let sessions = std::sync::Arc::new(SessionStore::new());
+    let registry = Registry::builder()
+        .method(
+            hub::Method::blocking("slow", |_ctx, p| {
+                let ms = p.positional.first().and_then(Value::as_i64).unwrap_or(0);
+                std::thread::sleep(Duration::from_millis(ms as u64));
+                Ok(Value::Int(ms))
+            })
+            .with_max_in_flight(1),
+        )
+        .build()
+        .expect("no duplicate names");
+    let server = with_sessions(small(), registry, &sessions);
+    let calls = || server.stats().method("slow").calls.get();
+    // A client in a session of its own (each numbers its calls from 0).
+    let client = || {
+        let (id, key) = sessions
+            .create(hub::Caller::new("alice"))
+            .expect("a session");
+        blocking::Client::new(url(&server))
+            .expect("a client")
+            .koji_session(id as i64, &key)
+            .expect("a session client")
+    };
+    // One call holds the method's only place for `ms`.
+    let hold = |ms: i64| {
+        let before = calls();
+        let holder = client();
+        let held = std::thread::spawn(move || holder.call::<i64>("slow", (ms,)));
+        assert!(wait_until(|| calls() > before));
+        held
+    };
+
+    let held = hold(800);
+    match client().call::<i64>("slow", (1,)) {
+        Err(Error::Http { status: 503, .. }) => {}
+        other => panic!("expected 503 without retries, got {other:?}"),
+    }
+    // Sent again after the `Retry-After` (1 s, within the 2 s allowed), with a new call
+    // number (the refused attempt's was taken: the same again would be a replay).
+    let started = Instant::now();
+    let patient = client().retry_busy(3, Duration::from_secs(2));
+    assert_eq!(
+        patient.call::<i64>("slow", (1,)).expect("served once free"),
+        1
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(held.join().expect("the holder").expect("served"), 800);
+
+    // Retries run out: the last 503, after waits of at most `max_wait` each.
+    let held = hold(1500);
+    let started = Instant::now();
+    let hasty = client().retry_busy(2, Duration::from_millis(100));
+    match hasty.call::<i64>("slow", (1,)) {
+        Err(Error::Http { status: 503, .. }) => {}
+        other => panic!("expected 503 after the retries, got {other:?}"),
+    }
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(200) && took < Duration::from_millis(1200),
+        "{took:?}"
+    );
+    assert_eq!(held.join().expect("the holder").expect("served"), 1500);
+}

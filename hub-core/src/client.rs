@@ -1,8 +1,9 @@
 //! An XML-RPC client: typed calls, koji's keyword arguments, `system.multicall`, kept-alive
-//! connections, timeouts, and koji's sessions ([`Client::koji_login`] or
-//! [`Client::koji_session`]: each call numbered, as the hub's replay check wants, and an
-//! expired session renewed by logging in again, as koji's client does), and koji's file
-//! upload ([`Client::koji_upload`]). The `call` example, the tests and the benchmarks use it.
+//! connections, timeouts, calls refused `503` sent again ([`Client::retry_busy`]), koji's
+//! sessions ([`Client::koji_login`] or [`Client::koji_session`]: each call numbered, as the
+//! hub's replay check wants, and an expired session renewed by logging in again, as koji's
+//! client does), and koji's file upload ([`Client::koji_upload`]). The `call` example, the
+//! tests and the benchmarks use it.
 //!
 //! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
 //! so consecutive calls reuse one connection; it takes gzipped answers, decoded within its
@@ -350,6 +351,23 @@ pub struct Client {
     limits: Limits,
     /// The hub's fault code for an expired session, besides koji's 1007 ([`Client::fault_codes`]).
     expired_code: i32,
+    /// How often a call refused `503` is sent again, waiting at most how long before each
+    /// ([`Client::retry_busy`]).
+    busy_retries: (u32, Duration),
+}
+
+/// One exchange that did not give a 2xx answer.
+enum Attempt {
+    /// `503`: refused without being run; the wait its `Retry-After` asks for, if it says.
+    Busy(Error, Option<Duration>),
+    /// Anything else.
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Failed(e)
+    }
 }
 
 /// A koji session's headers, the call number of the next call, and how to renew it.
@@ -463,6 +481,7 @@ impl Client {
                 ..Limits::DEFAULT
             },
             expired_code: FaultCodes::default().expired,
+            busy_retries: (0, Duration::ZERO),
         })
     }
 
@@ -509,6 +528,19 @@ impl Client {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sends a call the server refused with `503` again, up to `attempts` more times, after
+    /// waiting what its `Retry-After` asks (1 s if it does not say), at most `max_wait`. A hub
+    /// answers `503` only for a call it did not run (its queue full or its wait predicted
+    /// too long, a method at its `max_in_flight`, too many connections), so sending it again
+    /// cannot run it twice; each attempt has a call number of its own, and the
+    /// [`timeout`](Self::timeout) of its own. Default: no retries, the `503` is
+    /// [`Error::Http`].
+    #[must_use]
+    pub fn retry_busy(mut self, attempts: u32, max_wait: Duration) -> Self {
+        self.busy_retries = (attempts, max_wait);
         self
     }
 
@@ -844,6 +876,27 @@ impl Client {
         content_type: &'static str,
         body: Bytes,
     ) -> Result<Bytes, Error> {
+        let (mut left, max_wait) = self.busy_retries;
+        loop {
+            match self.post_once(uri, content_type, body.clone()).await {
+                Ok(answer) => return Ok(answer),
+                Err(Attempt::Busy(_, after)) if left > 0 => {
+                    left -= 1;
+                    let wait = after.unwrap_or(Duration::from_secs(1)).min(max_wait);
+                    tokio::time::sleep(wait).await;
+                }
+                Err(Attempt::Busy(e, _) | Attempt::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One exchange of [`post`](Self::post)'s.
+    async fn post_once(
+        &self,
+        uri: &Uri,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<Bytes, Attempt> {
         // One number per call, the same if it is sent again.
         let callnum = self
             .session
@@ -863,6 +916,12 @@ impl Client {
             }
             .map_err(|e| Error::Transport(Box::new(e)))?;
             let status = response.status();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
             let coding = crate::encoding::coding(response.headers()).map_err(|_| {
                 Error::Decode("the response's Content-Encoding is not gzip or deflate".into())
             })?;
@@ -893,9 +952,14 @@ impl Client {
             )?;
             if !status.is_success() {
                 let excerpt = &body[..body.len().min(HTTP_BODY_EXCERPT)];
-                return Err(Error::Http {
+                let error = Error::Http {
                     status: status.as_u16(),
                     body: String::from_utf8_lossy(excerpt).trim().to_owned(),
+                };
+                return Err(if status == http::StatusCode::SERVICE_UNAVAILABLE {
+                    Attempt::Busy(error, retry_after)
+                } else {
+                    Attempt::Failed(error)
                 });
             }
             Ok(body)
@@ -903,7 +967,7 @@ impl Client {
         match self.timeout {
             Some(t) => tokio::time::timeout(t, exchange)
                 .await
-                .map_err(|_| Error::Timeout(t))?,
+                .map_err(|_| Attempt::Failed(Error::Timeout(t)))?,
             None => exchange.await,
         }
     }
@@ -961,6 +1025,13 @@ pub mod blocking {
         #[must_use]
         pub fn timeout(mut self, timeout: Duration) -> Self {
             self.inner = self.inner.timeout(timeout);
+            self
+        }
+
+        /// See [`Client::retry_busy`](super::Client::retry_busy).
+        #[must_use]
+        pub fn retry_busy(mut self, attempts: u32, max_wait: Duration) -> Self {
+            self.inner = self.inner.retry_busy(attempts, max_wait);
             self
         }
 
