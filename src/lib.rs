@@ -181,7 +181,8 @@
 //! `ssl_login` presents them. The one it verified reaches the [`Authenticator`] on every
 //! request of the connection; which user it is, and what that user may do, is yours to say.
 //! Renewed files are read again on `SIGHUP` (or through [`TlsReloadHandle`]), without a
-//! restart.
+//! restart, and so are the CAs' revocation lists if given (`tls_client_crl_file`): a revoked
+//! certificate is refused.
 //!
 //! An authenticator runs on the IO unit, so it must be quick (a certificate's name, the
 //! in-memory [`SessionStore`], whose sessions can expire and be renewed as koji's are:
@@ -206,6 +207,7 @@
 //! Server::builder()
 //!     .tls("/etc/hub/server.pem", "/etc/hub/server.key")
 //!     .tls_client_ca_file("/etc/hub/clients-ca.pem")
+//!     .tls_client_crl_file("/etc/hub/clients-ca.crl")
 //!     .authenticator(ByCertificate)
 //!     .build()?
 //!     .run()?;
@@ -225,8 +227,10 @@
 //!
 //! Built from a file ([`ServerBuilder::config_file`]), the server reads it again on SIGHUP
 //! (or through [`ConfigReloadHandle`]) and switches `offline`, `lockout`, `debug` and
-//! `access_log` without a restart, as koji's admins edit `hub.conf`; the keys only a restart
-//! applies are named in the log. The same controls are there for a server embedded in a
+//! `access_log` without a restart, as koji's admins edit `hub.conf`, and retunes
+//! `handler_timeout_ms`, `max_queue_wait_ms`, `memory_warn_threshold_kib` and
+//! `gzip_answers_over` for the calls that follow; the keys only a restart applies are named
+//! in the log. The same controls are there for a server embedded in a
 //! program:
 //!
 //! ```no_run
@@ -253,8 +257,8 @@
 pub use hub_core as core;
 pub use hub_xmlrpc as xmlrpc;
 
-/// The XML-RPC client: typed calls, keyword arguments, multicall, kept-alive connections
-/// and timeouts (async, and [`client::blocking`]).
+/// The XML-RPC client: typed calls, keyword arguments, multicall, kept-alive connections,
+/// timeouts, busy retries, koji's sessions and uploads (async, and [`client::blocking`]).
 pub use hub_core::client;
 
 /// Makes a free `fn` or `async fn` an XML-RPC method, registered at link time.

@@ -216,6 +216,10 @@ impl ServerBuilder {
         max_connections: usize,
         /// See [`Config::max_connections_per_ip`].
         max_connections_per_ip: usize,
+        /// See [`Config::trusted_proxies`].
+        trusted_proxies: Vec<String>,
+        /// See [`Config::client_address_header`].
+        client_address_header: crate::config::ClientAddressHeader,
         /// See [`Config::max_queue_length`].
         max_queue_length: usize,
         /// See [`Config::max_queue_wait_ms`].
@@ -259,6 +263,8 @@ impl ServerBuilder {
         lockout_exempt: Vec<String>,
         /// See [`Config::debug`].
         debug: bool,
+        /// See [`Config::access_log`].
+        access_log: bool,
         /// See [`Config::memory_warn_threshold_kib`].
         memory_warn_threshold_kib: u64,
         /// See [`Config::max_upload_length`].
@@ -279,6 +285,13 @@ impl ServerBuilder {
     /// [`Config::tls_client_ca_file`].
     pub fn tls_client_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.tls_client_ca_file = Some(path.into());
+        self
+    }
+
+    /// Refuses client certificates these CAs revoked (a PEM file of revocation lists); see
+    /// [`Config::tls_client_crl_file`].
+    pub fn tls_client_crl_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.tls_client_crl_file = Some(path.into());
         self
     }
 
@@ -730,5 +743,38 @@ impl Drop for RunningServer {
         if self.acceptor.is_some() {
             self.shared.shutdown.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::config::ClientAddressHeader;
+
+    #[test]
+    fn the_builder_s_setters_reach_the_config() {
+        let server = Server::builder()
+            .listen("127.0.0.1:0".parse().unwrap())
+            .trusted_proxies(vec!["10.0.0.0/8".to_owned()])
+            .client_address_header(ClientAddressHeader::Forwarded)
+            .access_log(true)
+            .handler_timeout_ms(250)
+            .build()
+            .unwrap();
+        let c = server.config();
+        assert_eq!(c.trusted_proxies, ["10.0.0.0/8"]);
+        assert_eq!(c.client_address_header, ClientAddressHeader::Forwarded);
+        assert!(c.access_log);
+        assert_eq!(c.handler_timeout_ms, 250);
+        // Checked as a file's would be: a revocation list needs the CAs it revokes for.
+        let e = Server::builder()
+            .tls("server.pem", "server.key")
+            .tls_client_crl_file("ca.crl")
+            .build()
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("tls_client_crl_file"), "{e}");
     }
 }
