@@ -800,3 +800,157 @@ fn retry_busy_sends_a_refused_call_again_with_a_number_of_its_own() {
     );
     assert_eq!(held.join().expect("the holder").expect("served"), 1500);
 }
+
+/// A proxy to `hub` that, for its first `drop_first` connections, passes the request on,
+/// waits for the start of the hub's answer (so the call ran) and closes both sides without
+/// passing the answer back; later connections are passed through. Answers its address and
+/// a count of the connections it took.
+fn dropping_proxy(
+    hub: std::net::SocketAddr,
+    drop_first: usize,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let addr = listener.local_addr().expect("its address");
+    let taken = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&taken);
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let Ok(mut upstream) = TcpStream::connect(hub) else {
+                continue;
+            };
+            if n < drop_first {
+                std::thread::spawn(move || {
+                    // The request: its head, then as many bytes as its Content-Length says.
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    let complete = |r: &[u8]| {
+                        let text = String::from_utf8_lossy(r);
+                        let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                            return false;
+                        };
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().to_owned())
+                            })
+                            .and_then(|v| v.parse::<usize>().ok())
+                            .unwrap_or(0);
+                        body.len() >= length
+                    };
+                    while !complete(&request) {
+                        match client.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = upstream.write_all(&request);
+                    let _ = upstream.read(&mut buf);
+                    // Both dropped here: the client's connection closes unanswered.
+                });
+            } else {
+                let (mut c2, mut u2) = (
+                    client.try_clone().expect("a clone"),
+                    upstream.try_clone().expect("a clone"),
+                );
+                std::thread::spawn(move || std::io::copy(&mut c2, &mut u2));
+                std::thread::spawn(move || std::io::copy(&mut upstream, &mut client));
+            }
+        }
+    });
+    (addr, taken)
+}
+
+#[test]
+fn retry_transport_sends_again_what_cannot_run_twice() {
+    use hub::core::session::SessionStore;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static RUNS: AtomicI64 = AtomicI64::new(0);
+    let sessions = std::sync::Arc::new(SessionStore::new());
+    let registry = Registry::builder()
+        .blocking("bump", |_ctx, _p| {
+            Ok(Value::Int(RUNS.fetch_add(1, Ordering::SeqCst) + 1))
+        })
+        .build()
+        .expect("no duplicate names");
+    let server = with_sessions(small(), registry, &sessions);
+    let in_session = |url: String| {
+        let (id, key) = sessions
+            .create(hub::Caller::new("alice"))
+            .expect("a session");
+        blocking::Client::new(url)
+            .expect("a client")
+            .koji_session(id as i64, &key)
+            .expect("a session client")
+            .retry_transport(3, Duration::from_millis(50))
+    };
+
+    // Two connections lost after the hub ran the call (the client's own resend of a
+    // connection closed unanswered, then `retry_transport`'s): sent again with the same
+    // number, the hub refuses the replay, and the call ran once.
+    let (proxy, taken) = dropping_proxy(server.local_addr(), 2);
+    let client = in_session(format!("http://{proxy}/RPC2"));
+    match client.call::<i64>("bump", ()) {
+        Err(Error::Fault(f)) => assert_eq!(f.code, hub::FaultCodes::default().retry, "{f:?}"),
+        other => panic!("expected the replay fault, got {other:?}"),
+    }
+    assert_eq!(RUNS.load(Ordering::SeqCst), 1, "ran once");
+    assert_eq!(taken.load(Ordering::SeqCst), 3);
+    // The session goes on: the next call is numbered anew and runs.
+    assert_eq!(client.call::<i64>("bump", ()).expect("the next call"), 2);
+
+    // Anonymous: a call that may have run is not sent again by `retry_transport`.
+    let (proxy, taken) = dropping_proxy(server.local_addr(), 2);
+    let anonymous = blocking::Client::new(format!("http://{proxy}/RPC2"))
+        .expect("a client")
+        .retry_transport(3, Duration::from_millis(50));
+    match anonymous.call::<i64>("bump", ()) {
+        Err(Error::Transport(_)) => {}
+        other => panic!("expected the transport error, got {other:?}"),
+    }
+    assert_eq!(taken.load(Ordering::SeqCst), 2, "no retry_transport resend");
+
+    // Nothing listening yet: sent again until the hub is up (a restart), anonymous or not.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("its address");
+    let url = format!("http://{port}/RPC2");
+    match blocking::Client::new(&url)
+        .expect("a client")
+        .call::<Value>("bump", ())
+    {
+        Err(Error::Transport(_)) => {}
+        other => panic!("expected a refused connection, got {other:?}"),
+    }
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let registry = Registry::builder()
+            .blocking("bump", |_ctx, _p| Ok(Value::Int(-1)))
+            .build()
+            .expect("no duplicate names");
+        Server::builder()
+            .config(Config {
+                listen: port.into(),
+                ..small()
+            })
+            .registry(registry)
+            .build()
+            .expect("a valid config")
+            .start()
+            .expect("the server starts")
+    });
+    let patient = blocking::Client::new(&url)
+        .expect("a client")
+        .retry_transport(40, Duration::from_millis(50));
+    assert_eq!(patient.call::<i64>("bump", ()).expect("served once up"), -1);
+    late.join().expect("the late server").shutdown();
+}

@@ -1,9 +1,9 @@
 //! An XML-RPC client: typed calls, koji's keyword arguments, `system.multicall`, kept-alive
-//! connections, timeouts, calls refused `503` sent again ([`Client::retry_busy`]), koji's
-//! sessions ([`Client::koji_login`] or [`Client::koji_session`]: each call numbered, as the
-//! hub's replay check wants, and an expired session renewed by logging in again, as koji's
-//! client does), and koji's file upload ([`Client::koji_upload`]). The `call` example, the
-//! tests and the benchmarks use it.
+//! connections, timeouts, calls refused `503` or cut off sent again ([`Client::retry_busy`],
+//! [`Client::retry_transport`]), koji's sessions ([`Client::koji_login`] or
+//! [`Client::koji_session`]: each call numbered, as the hub's replay check wants, and an
+//! expired session renewed by logging in again, as koji's client does), and koji's file
+//! upload ([`Client::koji_upload`]). The `call` example, the tests and the benchmarks use it.
 //!
 //! [`Client`] is async (hyper 1 over tokio, with a pool of kept-alive HTTP/1.1 connections,
 //! so consecutive calls reuse one connection; it takes gzipped answers, decoded within its
@@ -354,12 +354,20 @@ pub struct Client {
     /// How often a call refused `503` is sent again, waiting at most how long before each
     /// ([`Client::retry_busy`]).
     busy_retries: (u32, Duration),
+    /// How often a call whose connection failed is sent again, and the wait before each
+    /// ([`Client::retry_transport`]).
+    transport_retries: (u32, Duration),
 }
 
 /// One exchange that did not give a 2xx answer.
 enum Attempt {
     /// `503`: refused without being run; the wait its `Retry-After` asks for, if it says.
     Busy(Error, Option<Duration>),
+    /// No connection: the request never reached the server.
+    Unsent(Error),
+    /// The connection failed after the request was sent, before its answer came: the server
+    /// may have run it.
+    Lost(Error),
     /// Anything else.
     Failed(Error),
 }
@@ -482,6 +490,7 @@ impl Client {
             },
             expired_code: FaultCodes::default().expired,
             busy_retries: (0, Duration::ZERO),
+            transport_retries: (0, Duration::ZERO),
         })
     }
 
@@ -541,6 +550,22 @@ impl Client {
     #[must_use]
     pub fn retry_busy(mut self, attempts: u32, max_wait: Duration) -> Self {
         self.busy_retries = (attempts, max_wait);
+        self
+    }
+
+    /// Sends a call again, up to `attempts` more times and `interval` apart, when its
+    /// connection failed, as koji's client does (`max_retries`, `retry_interval`), so that a
+    /// hub restarting or a network blip costs a wait, not the call.
+    ///
+    /// A call that never reached the hub (no connection) is always sent again. One whose
+    /// connection broke after it was sent may have run, so it is sent again only in a koji
+    /// session, and with the same call number: the hub runs it if it had not, and answers
+    /// its replay fault (koji's `RetryError`) if it had, so nothing runs twice. An anonymous
+    /// call is not sent again then (koji's `anon_retry` is off by default too). A
+    /// [timed-out](Self::timeout) call is not sent again. Default: no retries.
+    #[must_use]
+    pub fn retry_transport(mut self, attempts: u32, interval: Duration) -> Self {
+        self.transport_retries = (attempts, interval);
         self
     }
 
@@ -876,32 +901,54 @@ impl Client {
         content_type: &'static str,
         body: Bytes,
     ) -> Result<Bytes, Error> {
-        let (mut left, max_wait) = self.busy_retries;
+        let (mut busy_left, max_wait) = self.busy_retries;
+        let (mut lost_left, interval) = self.transport_retries;
+        let next_callnum = || {
+            self.session
+                .as_ref()
+                .map(|s| s.next_callnum.fetch_add(1, Ordering::Relaxed))
+        };
+        let mut callnum = next_callnum();
         loop {
-            match self.post_once(uri, content_type, body.clone()).await {
+            match self
+                .post_once(uri, content_type, body.clone(), callnum)
+                .await
+            {
                 Ok(answer) => return Ok(answer),
-                Err(Attempt::Busy(_, after)) if left > 0 => {
-                    left -= 1;
+                // Not run: a new number, as a new call.
+                Err(Attempt::Busy(_, after)) if busy_left > 0 => {
+                    busy_left -= 1;
                     let wait = after.unwrap_or(Duration::from_secs(1)).min(max_wait);
                     tokio::time::sleep(wait).await;
+                    callnum = next_callnum();
                 }
-                Err(Attempt::Busy(e, _) | Attempt::Failed(e)) => return Err(e),
+                // Maybe run: the same number, which the hub's replay check knows.
+                Err(Attempt::Unsent(_)) if lost_left > 0 => {
+                    lost_left -= 1;
+                    tokio::time::sleep(interval).await;
+                }
+                Err(Attempt::Lost(_)) if lost_left > 0 && callnum.is_some() => {
+                    lost_left -= 1;
+                    tokio::time::sleep(interval).await;
+                }
+                Err(
+                    Attempt::Busy(e, _)
+                    | Attempt::Unsent(e)
+                    | Attempt::Lost(e)
+                    | Attempt::Failed(e),
+                ) => return Err(e),
             }
         }
     }
 
-    /// One exchange of [`post`](Self::post)'s.
+    /// One exchange of [`post`](Self::post)'s, numbered `callnum` in a koji session.
     async fn post_once(
         &self,
         uri: &Uri,
         content_type: &'static str,
         body: Bytes,
+        callnum: Option<i64>,
     ) -> Result<Bytes, Attempt> {
-        // One number per call, the same if it is sent again.
-        let callnum = self
-            .session
-            .as_ref()
-            .map(|s| s.next_callnum.fetch_add(1, Ordering::Relaxed));
         let exchange = async {
             let response = match self
                 .http
@@ -914,7 +961,15 @@ impl Client {
                 }
                 other => other,
             }
-            .map_err(|e| Error::Transport(Box::new(e)))?;
+            .map_err(|e| {
+                let unsent = e.is_connect();
+                let e = Error::Transport(Box::new(e));
+                if unsent {
+                    Attempt::Unsent(e)
+                } else {
+                    Attempt::Lost(e)
+                }
+            })?;
             let status = response.status();
             let retry_after = response
                 .headers()
@@ -1025,6 +1080,13 @@ pub mod blocking {
         #[must_use]
         pub fn timeout(mut self, timeout: Duration) -> Self {
             self.inner = self.inner.timeout(timeout);
+            self
+        }
+
+        /// See [`Client::retry_transport`](super::Client::retry_transport).
+        #[must_use]
+        pub fn retry_transport(mut self, attempts: u32, interval: Duration) -> Self {
+            self.inner = self.inner.retry_transport(attempts, interval);
             self
         }
 
