@@ -249,6 +249,35 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## 9. Calling a hub
+//!
+//! [`client::Client`] calls any XML-RPC server, and speaks koji's dialect to a hub: typed
+//! calls and keyword arguments, a session opened by [`koji_login`](client::Client::koji_login)
+//! (each call numbered, renewed by logging in again when it expires), koji's chunked upload,
+//! and retries that cannot run a call twice: a `503` is sent again after its `Retry-After`
+//! (the hub did not run it), a call cut off in a session with its own number (the hub refuses
+//! a replay). [`client::blocking::Client`] is the same for code that is not async; the
+//! `call` example is a command line over it.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use hub::client::{Client, UploadOptions};
+//!
+//! # async fn run() -> Result<(), hub::client::Error> {
+//! let hub = Client::new("https://koji.example.org/kojihub")?
+//!     .timeout(Duration::from_secs(60))
+//!     .retry_busy(5, Duration::from_secs(10))
+//!     .retry_transport(30, Duration::from_secs(20))
+//!     .koji_login("alice", "secret")
+//!     .await?;
+//! let build_id: i64 = hub.call("createBuild", ("bash", "5.2.15", "3.fc40")).await?;
+//! hub.koji_upload("bash-5.2.15-3.fc40.src.rpm", "cli-build/1", &UploadOptions::new())
+//!     .await?;
+//! # let _ = build_id;
+//! hub.koji_logout().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! # Crates
 //! `hub` is the crate to depend on. It re-exports the codec ([`xmlrpc`]), the
 //! engine ([`core`]) and the attribute, and the code `#[rpc_method]` generates
