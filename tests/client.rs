@@ -106,12 +106,18 @@ fn start_with(socket_timeout_ms: u64) -> RunningServer {
         })
         .build()
         .expect("no duplicate names");
+    let config = Config {
+        drain_timeout_ms: 2000,
+        socket_timeout_ms,
+        ..small()
+    };
+    serve(config, registry)
+}
+
+/// A server of `registry` with `config`, started.
+fn serve(config: Config, registry: Registry) -> RunningServer {
     Server::builder()
-        .config(Config {
-            drain_timeout_ms: 2000,
-            socket_timeout_ms,
-            ..small()
-        })
+        .config(config)
         .registry(registry)
         .build()
         .expect("a valid config")
@@ -937,16 +943,11 @@ fn retry_transport_sends_again_what_cannot_run_twice() {
             .blocking("bump", |_ctx, _p| Ok(Value::Int(-1)))
             .build()
             .expect("no duplicate names");
-        Server::builder()
-            .config(Config {
-                listen: port.into(),
-                ..small()
-            })
-            .registry(registry)
-            .build()
-            .expect("a valid config")
-            .start()
-            .expect("the server starts")
+        let config = Config {
+            listen: port.into(),
+            ..small()
+        };
+        serve(config, registry)
     });
     let patient = blocking::Client::new(&url)
         .expect("a client")
