@@ -10,7 +10,10 @@
 //!   [`reload`] (the config file read again), `watch` (memory watch and call log), `access`
 //!   (the access log), `in_flight` (a method's limit on its calls at once).
 //! - [`tls`] (feature `tls`): HTTPS listeners, and the client certificate the authenticator
-//!   sees; `transport` is the stream under hyper, TCP or TLS.
+//!   sees (checked against revocation lists if given); `transport` is the stream under hyper,
+//!   TCP or TLS; `forwarded` the client's address behind a trusted proxy.
+//! - [`client`]: the XML-RPC client (koji's sessions, uploads, retries); `connector` how it
+//!   connects.
 
 mod acceptor;
 mod access;
