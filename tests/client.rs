@@ -951,7 +951,7 @@ fn retry_transport_sends_again_what_cannot_run_twice() {
     });
     let patient = blocking::Client::new(&url)
         .expect("a client")
-        .retry_transport(40, Duration::from_millis(50));
+        .retry_transport(200, Duration::from_millis(50));
     assert_eq!(patient.call::<i64>("bump", ()).expect("served once up"), -1);
     late.join().expect("the late server").shutdown();
 }
