@@ -6,8 +6,9 @@
 //! taken, and for an XML-RPC call (or an upload, `upload`) the method and the fault code, if
 //! it answered one. Nothing the client sent beyond the request line is logged: no header, no
 //! body, and a method name only when the registry knows it (`(unknown)` otherwise), so a
-//! client cannot put its own text, or a megabyte of it, into the log. Who called is the name the authenticator gave
-//! (`user`, `-` for an anonymous call or one refused before it was known).
+//! client cannot put its own text, or a megabyte of it, into the log. Who called is the name
+//! the authenticator gave (`user`, `-` for an anonymous call or one refused before it was
+//! known).
 //!
 //! A request whose client went away before its answer was ready (hyper drops its future) is
 //! logged then, with status `499`, nginx's "client closed request", and no bytes: an operator

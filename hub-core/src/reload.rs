@@ -6,10 +6,10 @@
 //! the web server: `offline` and `offline_message`, `lockout`, `debug` and `access_log`, and
 //! the per-call limits an overloaded or slow hub is tuned by, `handler_timeout_ms`,
 //! `max_queue_wait_ms`, `memory_warn_threshold_kib` and `gzip_answers_over`
-//! ([`RELOADED_KEYS`]), each in force for the calls that start after the reload. Every other key is read once, when the server starts (sockets,
-//! threads, limits): a reload that finds one changed in the file says which, and they take
-//! effect at the next restart. A file that does not read or validate changes nothing, and the
-//! server serves on as before.
+//! ([`RELOADED_KEYS`]), each in force for the calls that start after the reload. Every other
+//! key is read once, when the server starts (sockets, threads, connection limits): a reload
+//! that finds one changed in the file says which, and they take effect at the next restart.
+//! A file that does not read or validate changes nothing, and the server serves on as before.
 //!
 //! The file's values win at a reload: an admin method that took the hub offline
 //! ([`StatusHandle`]) is overruled by a file saying `offline = false` once it is reloaded.
