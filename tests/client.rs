@@ -467,6 +467,20 @@ fn idle_connections_parked_or_closed_by_the_server() {
     );
     assert_eq!(accepted(&server), 2);
     server.shutdown();
+
+    // Given up by the client first, below the server's idle timeout: a new connection too.
+    let server = start();
+    let client = blocking::Client::new(url(&server))
+        .expect("an http URL")
+        .idle_timeout(Duration::from_millis(200))
+        .expect("a pool");
+    assert_eq!(client.call::<i32>("echo", (1,)).expect("echo"), 1);
+    assert_eq!(client.call::<i32>("echo", (2,)).expect("echo"), 2);
+    assert_eq!(accepted(&server), 1, "reused while fresh");
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(client.call::<i32>("echo", (3,)).expect("echo"), 3);
+    assert_eq!(accepted(&server), 2, "not reused once past its idle time");
+    server.shutdown();
 }
 
 /// The fault code of a call that must fail with a fault.

@@ -214,6 +214,11 @@ const HTTP_BODY_EXCERPT: usize = 512;
 /// The content type of a call.
 const XML: &str = "text/xml";
 
+/// How long an idle connection is kept for the next call by default: less than the hub's
+/// own idle timeout (`socket_timeout_ms`, 30 s by default), so that the client, not the hub,
+/// closes it, and a call never goes out on a connection the hub is closing at that moment.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The parameters as a list: a serialized tuple, array or `Vec` becomes the list, `()` none.
 fn to_params<P: Serialize + ?Sized>(params: &P) -> Result<Vec<Value>, Error> {
     match hub_xmlrpc::to_value(params) {
@@ -343,6 +348,8 @@ fn entry_fault(s: &Struct) -> Option<Fault> {
 pub struct Client {
     http: hyper_util::client::legacy::Client<Connector, Full<Bytes>>,
     tls: TlsOptions,
+    /// How long a connection is kept idle in the pool ([`Client::idle_timeout`]).
+    idle_timeout: Duration,
     uri: Uri,
     headers: HeaderMap,
     /// koji's session, if the calls carry one ([`Client::koji_session`]).
@@ -478,8 +485,9 @@ impl Client {
         }
         let tls = TlsOptions::default();
         Ok(Client {
-            http: Self::connect(&uri, &tls)?,
+            http: Self::connect(&uri, &tls, IDLE_TIMEOUT)?,
             tls,
+            idle_timeout: IDLE_TIMEOUT,
             uri,
             headers: HeaderMap::new(),
             session: None,
@@ -498,6 +506,7 @@ impl Client {
     fn connect(
         uri: &Uri,
         tls: &TlsOptions,
+        idle_timeout: Duration,
     ) -> Result<hyper_util::client::legacy::Client<Connector, Full<Bytes>>, Error> {
         let https = uri.scheme_str() == Some("https");
         let connector = connector(https, tls).map_err(|e| {
@@ -509,7 +518,7 @@ impl Client {
         })?;
         Ok(
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-                .pool_idle_timeout(Duration::from_secs(60))
+                .pool_idle_timeout(idle_timeout)
                 .build(connector),
         )
     }
@@ -519,7 +528,7 @@ impl Client {
     /// [`Error::Tls`].
     pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Result<Self, Error> {
         self.tls.ca_file = Some(path.into());
-        self.http = Self::connect(&self.uri, &self.tls)?;
+        self.http = Self::connect(&self.uri, &self.tls, self.idle_timeout)?;
         Ok(self)
     }
 
@@ -528,7 +537,7 @@ impl Client {
     /// cannot be used is an [`Error::Tls`].
     pub fn tls_client_cert(mut self, path: impl Into<PathBuf>) -> Result<Self, Error> {
         self.tls.cert_file = Some(path.into());
-        self.http = Self::connect(&self.uri, &self.tls)?;
+        self.http = Self::connect(&self.uri, &self.tls, self.idle_timeout)?;
         Ok(self)
     }
 
@@ -551,6 +560,19 @@ impl Client {
     pub fn retry_busy(mut self, attempts: u32, max_wait: Duration) -> Self {
         self.busy_retries = (attempts, max_wait);
         self
+    }
+
+    /// Sends the next call on a pooled connection only if it has been idle less than `idle`
+    /// (default 20 s); an older one is closed and a new one opened. Set it below the server's
+    /// own keep-alive timeout (Apache's `KeepAliveTimeout` is 5 s by default, the hub's
+    /// `socket_timeout_ms` 30 s): a connection the server closes just as a call goes out on it
+    /// fails that call, which is then sent once more at once.
+    /// The pool is made anew (an `https://` client's TLS settings read again, as the
+    /// `tls_*` settings do), so set it before the first call.
+    pub fn idle_timeout(mut self, idle: Duration) -> Result<Self, Error> {
+        self.idle_timeout = idle;
+        self.http = Self::connect(&self.uri, &self.tls, idle)?;
+        Ok(self)
     }
 
     /// Sends a call again, up to `attempts` more times and `interval` apart, when its
@@ -1081,6 +1103,12 @@ pub mod blocking {
         pub fn timeout(mut self, timeout: Duration) -> Self {
             self.inner = self.inner.timeout(timeout);
             self
+        }
+
+        /// See [`Client::idle_timeout`](super::Client::idle_timeout).
+        pub fn idle_timeout(mut self, idle: Duration) -> Result<Self, Error> {
+            self.inner = self.inner.idle_timeout(idle)?;
+            Ok(self)
         }
 
         /// See [`Client::retry_transport`](super::Client::retry_transport).
