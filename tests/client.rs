@@ -819,6 +819,29 @@ fn retry_busy_sends_a_refused_call_again_with_a_number_of_its_own() {
         "{took:?}"
     );
     assert_eq!(held.join().expect("the holder").expect("served"), 1500);
+
+    // `429` (the client over its request rate) is a refusal too: sent again after it.
+    let limited = serve(
+        Config {
+            max_requests_per_ip_per_sec: 1,
+            ..small()
+        },
+        Registry::builder()
+            .with_inventory()
+            .build()
+            .expect("a registry"),
+    );
+    let eager = blocking::Client::new(url(&limited)).expect("a client");
+    assert_eq!(eager.call::<u64>("sleep", (0,)).expect("the first"), 0);
+    match eager.call::<u64>("sleep", (0,)) {
+        Err(Error::Http { status: 429, .. }) => {}
+        other => panic!("expected 429, got {other:?}"),
+    }
+    let patient = eager.retry_busy(2, Duration::from_secs(2));
+    assert_eq!(
+        patient.call::<u64>("sleep", (0,)).expect("after the wait"),
+        0
+    );
 }
 
 /// A proxy to `hub` that, for its first `drop_first` connections, passes the request on,

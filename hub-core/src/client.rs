@@ -368,7 +368,8 @@ pub struct Client {
 
 /// One exchange that did not give a 2xx answer.
 enum Attempt {
-    /// `503`: refused without being run; the wait its `Retry-After` asks for, if it says.
+    /// `503` or `429`: refused without being run; the wait its `Retry-After` asks for, if it
+    /// says.
     Busy(Error, Option<Duration>),
     /// No connection: the request never reached the server.
     Unsent(Error),
@@ -549,11 +550,11 @@ impl Client {
         self
     }
 
-    /// Sends a call the server refused with `503` again, up to `attempts` more times, after
-    /// waiting what its `Retry-After` asks (1 s if it does not say), at most `max_wait`. A hub
-    /// answers `503` only for a call it did not run (its queue full or its wait predicted
-    /// too long, a method at its `max_in_flight`, too many connections), so sending it again
-    /// cannot run it twice; each attempt has a call number of its own, and the
+    /// Sends a call the server refused with `503` or `429` again, up to `attempts` more times,
+    /// after waiting what its `Retry-After` asks (1 s if it does not say), at most `max_wait`.
+    /// A hub answers those only for a call it did not run (its queue full or its wait
+    /// predicted too long, a method at its `max_in_flight`, too many connections, the client
+    /// over its request rate), so sending it again cannot run it twice; each attempt has a call number of its own, and the
     /// [`timeout`](Self::timeout) of its own. Default: no retries, the `503` is
     /// [`Error::Http`].
     #[must_use]
@@ -1033,7 +1034,9 @@ impl Client {
                     status: status.as_u16(),
                     body: String::from_utf8_lossy(excerpt).trim().to_owned(),
                 };
-                return Err(if status == http::StatusCode::SERVICE_UNAVAILABLE {
+                let refused = status == http::StatusCode::SERVICE_UNAVAILABLE
+                    || status == http::StatusCode::TOO_MANY_REQUESTS;
+                return Err(if refused {
                     Attempt::Busy(error, retry_after)
                 } else {
                     Attempt::Failed(error)

@@ -50,6 +50,15 @@ pub struct Config {
     /// header is ignored: a client can write any. Connection limits stay per TCP peer.
     /// Default empty: the header is never read.
     pub trusted_proxies: Vec<String>,
+    /// Calls and uploads each client may make per second, on average (0: no limit, the
+    /// default). Past it a call is answered `429 Too Many Requests` with a `Retry-After`, and
+    /// its connection closed, before its body is read. The client is the one
+    /// `trusted_proxies` names, else the TCP peer; an IPv6 client counts by its /64.
+    /// `/metrics` and `/healthz` are not counted.
+    pub max_requests_per_ip_per_sec: u32,
+    /// With `max_requests_per_ip_per_sec`: how many calls a client may make at once before
+    /// the rate applies (a token bucket's size). Default 0: as many as the rate.
+    pub requests_per_ip_burst: u32,
     /// The header the trusted proxies name the client in: `"x-forwarded-for"` (the default),
     /// `"forwarded"` (RFC 7239's `for=`) or `"x-real-ip"` (nginx's one address). Only the one
     /// named is read, so set it to the header the proxy writes: one the proxy passes through
@@ -394,6 +403,8 @@ impl Default for Config {
             max_connections_per_ip: 0,
             trusted_proxies: Vec::new(),
             client_address_header: ClientAddressHeader::default(),
+            max_requests_per_ip_per_sec: 0,
+            requests_per_ip_burst: 0,
             max_queue_length: 20_480,
             max_queue_wait_ms: 500,
             fast_reject_threshold_ms: 20,
@@ -550,6 +561,12 @@ impl Config {
                 "needs `tls_client_ca_file` to check the certificates against",
             ));
         }
+        if self.requests_per_ip_burst > 0 && self.max_requests_per_ip_per_sec == 0 {
+            return Err(ConfigError::key(
+                "requests_per_ip_burst",
+                "needs `max_requests_per_ip_per_sec`: a burst of a rate that is not set",
+            ));
+        }
         if self.tls_client_crl_file.is_some() && self.tls_client_ca_file.is_none() {
             return Err(ConfigError::key(
                 "tls_client_crl_file",
@@ -598,6 +615,18 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_burst_needs_a_rate() {
+        let e = Config::from_toml("requests_per_ip_burst = 5").expect_err("no rate");
+        assert!(e.to_string().contains("requests_per_ip_burst"), "{e}");
+        let c = Config::from_toml("max_requests_per_ip_per_sec = 10\nrequests_per_ip_burst = 50")
+            .expect("valid");
+        assert_eq!(
+            (c.max_requests_per_ip_per_sec, c.requests_per_ip_burst),
+            (10, 50)
+        );
+    }
 
     /// The README's configuration block is a valid configuration: its keys and values stay
     /// true as the config changes.

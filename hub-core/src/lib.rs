@@ -11,7 +11,8 @@
 //!   (the access log), `in_flight` (a method's limit on its calls at once).
 //! - [`tls`] (feature `tls`): HTTPS listeners, and the client certificate the authenticator
 //!   sees (checked against revocation lists if given); `transport` is the stream under hyper,
-//!   TCP or TLS; `forwarded` the client's address behind a trusted proxy.
+//!   TCP or TLS; `forwarded` the client's address behind a trusted proxy; `per_ip` and `rate`
+//!   each client's connections and request rate.
 //! - [`client`]: the XML-RPC client (koji's sessions, uploads, retries); `connector` how it
 //!   connects.
 
@@ -41,6 +42,7 @@ mod payload;
 mod per_ip;
 pub mod qos;
 pub mod queue;
+mod rate;
 pub mod registry;
 pub mod reload;
 pub mod resource;

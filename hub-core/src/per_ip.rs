@@ -32,7 +32,7 @@ impl PerIp {
     /// nothing is counted).
     pub(crate) fn admit(&self, ip: IpAddr) -> bool {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let n = held.entry(key(ip)).or_insert(0);
+        let n = held.entry(client_key(ip)).or_insert(0);
         if *n >= self.limit {
             return false;
         }
@@ -43,7 +43,7 @@ impl PerIp {
     /// Uncounts a connection [`PerIp::admit`] counted.
     pub(crate) fn release(&self, ip: IpAddr) {
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = key(ip);
+        let key = client_key(ip);
         if let Some(n) = held.get_mut(&key) {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -57,7 +57,7 @@ impl PerIp {
 /// counts as its IPv4 address, and an IPv6 client as its /64. A host is handed a whole /64
 /// to pick addresses from (SLAAC, privacy addresses), so counted by address one client could
 /// open `max_connections_per_ip` connections from each of 2^64 of them.
-fn key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

@@ -58,6 +58,8 @@ pub(crate) struct Shared {
     /// the server starts, from the subscriber in place then, so a server without them tests
     /// one flag per call.
     pub(crate) call_spans: bool,
+    /// Each client's request rate, if limited (`max_requests_per_ip_per_sec`).
+    pub(crate) rate_limit: Option<crate::rate::RateLimit>,
     /// The proxies whose header names the client (`trusted_proxies`,
     /// `client_address_header`).
     pub(crate) trusted_proxies: crate::forwarded::TrustedProxies,
@@ -220,6 +222,10 @@ impl ServerBuilder {
         trusted_proxies: Vec<String>,
         /// See [`Config::client_address_header`].
         client_address_header: crate::config::ClientAddressHeader,
+        /// See [`Config::max_requests_per_ip_per_sec`].
+        max_requests_per_ip_per_sec: u32,
+        /// See [`Config::requests_per_ip_burst`].
+        requests_per_ip_burst: u32,
         /// See [`Config::max_queue_length`].
         max_queue_length: usize,
         /// See [`Config::max_queue_wait_ms`].
@@ -554,6 +560,7 @@ impl Server {
         });
         let liveness = crate::liveness::Liveness::configured(&config).map(Arc::new);
         let per_ip = crate::per_ip::PerIp::configured(&config);
+        let rate_limit = crate::rate::RateLimit::configured(&config);
         // Checked by `Config::validate` when the server was built.
         let trusted_proxies = crate::forwarded::TrustedProxies::parse(
             &config.trusted_proxies,
@@ -567,6 +574,7 @@ impl Server {
             method_budgets,
             call_spans: crate::lifecycle::call_spans_on(),
             trusted_proxies,
+            rate_limit,
             aliases,
             switches,
             config_reload,

@@ -62,7 +62,9 @@ pub(crate) async fn handle(
     let mut access = Access::start(shared, peer, &req);
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
-        if req.method() == Method::POST && crate::upload::is_upload(&req) {
+        if let Some(wait) = over_rate(shared, peer, req.method()) {
+            too_many_requests(wait)
+        } else if req.method() == Method::POST && crate::upload::is_upload(&req) {
             let note = access.as_mut().map(|a| &mut a.call);
             crate::upload::serve(shared, parts, peer, conn.client_cert(), req, note).await
         } else if req.method() == Method::POST {
@@ -108,6 +110,32 @@ pub(crate) async fn handle(
         access.finish(resp.status().as_u16(), bytes);
     }
     Ok(resp)
+}
+
+/// How long a `POST` from `peer` must wait for its client's next token, if it is over its
+/// request rate (`max_requests_per_ip_per_sec`); counted.
+#[inline]
+fn over_rate(shared: &Shared, peer: SocketAddr, method: &Method) -> Option<std::time::Duration> {
+    let limit = shared.rate_limit.as_ref()?;
+    if method != Method::POST {
+        return None;
+    }
+    let wait = limit.admit(peer.ip(), std::time::Instant::now()).err()?;
+    shared.stats.counters.rate_limited.add(1);
+    Some(wait)
+}
+
+/// `429` for a client over its request rate, with the seconds until it may call again; the
+/// body is not read, so the connection closes.
+#[cold]
+fn too_many_requests(wait: std::time::Duration) -> Resp {
+    let mut r = text(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many requests from this client: slow down\n",
+    );
+    let secs = crate::rate::retry_after_secs(wait);
+    r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+    closing(r)
 }
 
 /// What an XML-RPC request is answered with, before it is a response (a few words: the

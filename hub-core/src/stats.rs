@@ -213,6 +213,9 @@ counters! {
     queue_full_rejects: Counter = "counter",
     /// Calls refused because their method had `max_in_flight` calls running.
     method_limit_refusals: Counter = "counter",
+    /// Calls and uploads answered `429` because their client was over
+    /// `max_requests_per_ip_per_sec`.
+    rate_limited: Counter = "counter",
     /// Jobs answered without running because they waited past `max_queue_wait_ms`.
     queue_wait_drops: Counter = "counter",
     /// Jobs skipped because their client had gone.

@@ -541,3 +541,66 @@ fn a_method_over_its_max_in_flight_is_refused_and_the_others_served() {
     assert_eq!(r.status, 200, "{}", r.body);
     server.shutdown();
 }
+
+/// A client over `max_requests_per_ip_per_sec` is answered `429` with a `Retry-After`, while
+/// other clients (by address, or as a trusted proxy names them) are served, and `/healthz`
+/// and `/metrics` are not counted.
+#[test]
+fn a_client_over_its_request_rate_gets_429_and_the_others_are_served() {
+    let mut cfg = config();
+    cfg.max_requests_per_ip_per_sec = 2;
+    cfg.requests_per_ip_burst = 3;
+    let server = start(cfg);
+    let addr = server.local_addr();
+    let limited = || server.stats().counters.snapshot().rate_limited;
+    let mut c = open_from("127.0.0.1", addr);
+    // The burst, then refused at once; the connection closes (its body was not read).
+    for n in 0..3 {
+        assert_eq!(c.call("echo", &[&format!("<int>{n}</int>")]).status, 200);
+    }
+    let r = c.call("echo", &["<int>3</int>"]);
+    assert_eq!(r.status, 429, "{}", r.body);
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(r.header("connection").as_deref(), Some("close"));
+    assert_eq!(limited(), 1);
+    // Another client is served; monitoring is not counted.
+    let mut other = open_from("127.0.0.2", addr);
+    assert_eq!(other.call("echo", &["<int>5</int>"]).status, 200);
+    let mut c = open_from("127.0.0.1", addr);
+    assert_eq!(c.request("GET", "/healthz", "").status, 200);
+    assert_eq!(c.request("GET", "/metrics", "").status, 200);
+    // Half a second later: one more token, one more call.
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(c.call("echo", &["<int>6</int>"]).status, 200);
+    // And soon refused again (within a few calls, however slow this machine is today).
+    let refused = (0..5).any(|_| {
+        open_from("127.0.0.1", addr)
+            .call("echo", &["<int>7</int>"])
+            .status
+            == 429
+    });
+    assert!(refused);
+    assert!(limited() >= 2);
+    server.shutdown();
+
+    // Behind a trusted proxy, each client the proxy names has its own rate.
+    let mut cfg = config();
+    cfg.max_requests_per_ip_per_sec = 1;
+    cfg.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
+    let server = start(cfg);
+    let via_proxy = |client: &str| {
+        let body = support::call_xml("echo", &["<int>1</int>"]);
+        let req = format!(
+            "POST /RPC2 HTTP/1.1\r\nHost: test\r\nContent-Type: text/xml\r\n\
+             X-Forwarded-For: {client}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut c = Conn::open(server.local_addr());
+        c.stream.write_all(req.as_bytes()).unwrap();
+        c.read_response().expect("an answer").status
+    };
+    assert_eq!(via_proxy("203.0.113.1"), 200);
+    assert_eq!(via_proxy("203.0.113.1"), 429);
+    assert_eq!(via_proxy("203.0.113.2"), 200);
+    server.shutdown();
+}
