@@ -1,7 +1,7 @@
 //! The command-line client: calls one method (or a batch) and prints the result.
 //!
 //! ```text
-//! cargo run --example call -- [--url URL] [--ca FILE] [--cert FILE [--ssl-login]] [--user NAME] [--timeout SECS] [--json] METHOD [ARG ...]
+//! cargo run --example call -- [--url URL] [--ca FILE] [--cert FILE [--ssl-login]] [--user NAME] [--timeout SECS] [--retries N] [--json] METHOD [ARG ...]
 //! cargo run --example call -- [--url URL] --list
 //! cargo run --example call -- [--url URL] --help METHOD
 //! cargo run --example call -- [--url URL] [--json] --multicall < calls.txt
@@ -37,6 +37,11 @@
 //! koji's client does (in 1 MiB chunks, each checked, then `checkUpload`), logged in with
 //! `--user` or `--ssl-login`; `--overwrite` replaces a file already there.
 //!
+//! `--retries N` sends a call again, up to N times, when the hub refused it without running it
+//! (`503`, `429`: after their `Retry-After`) or its connection failed (1 s apart: a hub
+//! restarting), as koji's client does with `max_retries`; a call that may have run is sent
+//! again only in a session, where the hub refuses a replay.
+//!
 //! `--multicall` reads one call per line from stdin (`METHOD ARG ...`, with shell-like
 //! quoting; blank lines and `#` comments are skipped) and sends them as one
 //! `system.multicall`. Exit status: 0 on success, 1 on a fault (its code and message on
@@ -54,7 +59,7 @@ use hub::{DateTime, Struct, Value};
 
 const USAGE: &str = "\
 usage: call [--url URL] [--ca FILE] [--cert FILE [--ssl-login]] [--user NAME]
-            [--timeout SECS] [--json] METHOD [ARG ...]
+            [--timeout SECS] [--retries N] [--json] METHOD [ARG ...]
        call [--url URL] --list
        call [--url URL] --help METHOD
        call [--url URL] [--json] --multicall < calls.txt
@@ -66,6 +71,7 @@ https: --ca FILE trusts these CAs (PEM) instead of the system's; --cert FILE pre
        a client certificate (PEM: certificate and key).
 koji:  --user NAME logs in first, with --password PASS or $HUB_PASSWORD;
        --ssl-login logs in first with the --cert certificate.
+--retries N: send a call again up to N times when the hub was busy or unreachable.
 Default URL: http://127.0.0.1:8080/RPC2";
 
 /// What went wrong, and so which exit status.
@@ -108,6 +114,8 @@ struct Args {
     json: bool,
     /// `--upload` replaces a file already there.
     overwrite: bool,
+    /// `--retries`: how often a refused or cut-off call is sent again.
+    retries: u32,
     mode: Mode,
 }
 
@@ -116,6 +124,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
     let (mut ca, mut cert) = (None, None);
     let (mut user, mut password) = (None, None);
     let mut timeout = Duration::from_secs(60);
+    let mut retries = 0;
     let (mut json, mut ssl_login, mut overwrite) = (false, false, false);
     let mut mode = None;
     let mut it = argv.into_iter();
@@ -140,6 +149,12 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
                     .ok_or_else(|| {
                         Failure::Usage(format!("--timeout `{v}`: not a number of seconds"))
                     })?;
+            }
+            "--retries" => {
+                let v = value("--retries")?;
+                retries = v.parse().map_err(|_| {
+                    Failure::Usage(format!("--retries `{v}`: not a count of retries"))
+                })?;
             }
             "--json" => json = true,
             "--ssl-login" => ssl_login = true,
@@ -195,6 +210,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, Failure> {
         timeout,
         json,
         overwrite,
+        retries,
         mode,
     })
 }
@@ -556,7 +572,9 @@ fn run() -> Result<(), Failure> {
     let args = parse_args(std::env::args().skip(1))?;
     let mut client = Client::new(&args.url)
         .map_err(|e| Failure::Usage(e.to_string()))?
-        .timeout(args.timeout);
+        .timeout(args.timeout)
+        .retry_busy(args.retries, Duration::from_secs(30))
+        .retry_transport(args.retries, Duration::from_secs(1));
     if let Some(ca) = &args.ca {
         client = client
             .tls_ca_file(ca)

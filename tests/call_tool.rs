@@ -238,3 +238,30 @@ fn https_with_a_ca_file_and_a_client_certificate() {
     ran.expect_status(2);
     assert!(ran.stderr.contains("missing.pem"), "{ran}");
 }
+
+#[test]
+fn retries_wait_for_a_hub_that_is_starting() {
+    // A port nothing listens on yet.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a port")
+        .local_addr()
+        .expect("its address");
+    let url = format!("http://{addr}/RPC2");
+    let ran = call(&url, &["echo", "5"]);
+    assert_eq!(
+        ran.status,
+        Some(3),
+        "no retries: the connection error at once: {ran}"
+    );
+    let waiting = {
+        let url = url.clone();
+        std::thread::spawn(move || call(&url, &["--retries", "30", "echo", "5"]))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let listen = addr.to_string();
+    let _server = serve("echo", &["--listen", &listen]);
+    let ran = waiting.join().expect("the waiting call");
+    assert_eq!(ran.ok().trim(), "5", "{ran}");
+    let ran = call(&url, &["--retries", "many", "echo", "5"]);
+    assert_eq!(ran.status, Some(2), "{ran}");
+}
