@@ -2,6 +2,7 @@
 //! Timing margins are generous: these run on a noisy 2-core machine.
 #![allow(clippy::unwrap_used)]
 
+mod lifecycle_support;
 mod support;
 
 use std::io::Write;
@@ -589,15 +590,9 @@ fn a_client_over_its_request_rate_gets_429_and_the_others_are_served() {
     cfg.trusted_proxies = vec!["127.0.0.0/8".to_owned()];
     let server = start(cfg);
     let via_proxy = |client: &str| {
-        let body = support::call_xml("echo", &["<int>1</int>"]);
-        let req = format!(
-            "POST /RPC2 HTTP/1.1\r\nHost: test\r\nContent-Type: text/xml\r\n\
-             X-Forwarded-For: {client}\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
         let mut c = Conn::open(server.local_addr());
-        c.stream.write_all(req.as_bytes()).unwrap();
-        c.read_response().expect("an answer").status
+        let forwarded = [("X-Forwarded-For", client.to_owned())];
+        lifecycle_support::call_with(&mut c, "echo", &["<int>1</int>"], &forwarded).status
     };
     assert_eq!(via_proxy("203.0.113.1"), 200);
     assert_eq!(via_proxy("203.0.113.1"), 429);
