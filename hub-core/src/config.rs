@@ -54,7 +54,7 @@ pub struct Config {
     /// default). Past it a call is answered `429 Too Many Requests` with a `Retry-After`, and
     /// its connection closed, before its body is read. The client is the one
     /// `trusted_proxies` names, else the TCP peer; an IPv6 client counts by its /64.
-    /// `/metrics` and `/healthz` are not counted.
+    /// `/metrics` and `/healthz` are not counted. A config reload applies it.
     pub max_requests_per_ip_per_sec: u32,
     /// With `max_requests_per_ip_per_sec`: how many calls a client may make at once before
     /// the rate applies (a token bucket's size). Default 0: as many as the rate.

@@ -8,6 +8,10 @@
 //! its /64, as for `max_connections_per_ip`. Only calls and uploads are counted, not
 //! `/metrics` or `/healthz`.
 //!
+//! The rate and the burst are read again on a config reload, so an operator can slow down a
+//! client hammering the hub, or lift the limit, without a restart; buckets keep their tokens,
+//! capped at the new burst.
+//!
 //! Memory is bounded: the table holds at most [`MAX_CLIENTS`] clients. A client whose bucket
 //! has filled up again is as if it had none, so when the table is full those are dropped; if
 //! every client in it is still limited, a new one is served untracked until room is made (the
@@ -15,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -28,10 +32,10 @@ const SHARDS: usize = 16;
 /// The buckets of the clients seen lately.
 #[derive(Debug)]
 pub(crate) struct RateLimit {
-    /// Tokens per second.
-    rate: f64,
+    /// Tokens per second; 0: no limit.
+    rate: AtomicU32,
     /// Tokens a full bucket holds.
-    burst: f64,
+    burst: AtomicU32,
     shards: [Mutex<Shard>; SHARDS],
     /// Whether the table was found full (warned about once).
     overflowed: AtomicBool,
@@ -51,26 +55,45 @@ struct Bucket {
 }
 
 impl RateLimit {
-    /// The limit `config` asks for, if any.
-    pub(crate) fn configured(config: &crate::Config) -> Option<RateLimit> {
+    /// The limit `config` asks for (none if its rate is 0).
+    pub(crate) fn configured(config: &crate::Config) -> RateLimit {
+        let limit = RateLimit {
+            rate: AtomicU32::new(0),
+            burst: AtomicU32::new(0),
+            shards: std::array::from_fn(|_| Mutex::default()),
+            overflowed: AtomicBool::new(false),
+        };
+        limit.set(config);
+        limit
+    }
+
+    /// Takes the rate and burst `config` asks for (a config reload).
+    pub(crate) fn set(&self, config: &crate::Config) {
         let rate = config.max_requests_per_ip_per_sec;
-        (rate > 0).then(|| {
-            let burst = match config.requests_per_ip_burst {
-                0 => rate,
-                burst => burst,
-            };
-            RateLimit {
-                rate: f64::from(rate),
-                burst: f64::from(burst),
-                shards: std::array::from_fn(|_| Mutex::default()),
-                overflowed: AtomicBool::new(false),
-            }
-        })
+        let burst = match config.requests_per_ip_burst {
+            0 => rate,
+            burst => burst,
+        };
+        self.burst.store(burst, Ordering::Relaxed);
+        self.rate.store(rate, Ordering::Relaxed);
+    }
+
+    /// Whether requests are limited at all.
+    #[inline]
+    pub(crate) fn is_on(&self) -> bool {
+        self.rate.load(Ordering::Relaxed) > 0
     }
 
     /// Takes a token for a request from `ip` at `now`; `Err` with the wait until the next
     /// token if there is none.
     pub(crate) fn admit(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let (rate, burst) = (
+            f64::from(self.rate.load(Ordering::Relaxed)),
+            f64::from(self.burst.load(Ordering::Relaxed)),
+        );
+        if rate == 0.0 {
+            return Ok(());
+        }
         let key = crate::per_ip::client_key(ip);
         let shard = &self.shards[shard_of(key)];
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
@@ -82,7 +105,6 @@ impl RateLimit {
                 .is_none_or(|at| now.saturating_duration_since(at) >= Duration::from_secs(1));
             if due {
                 shard.swept = Some(now);
-                let (rate, burst) = (self.rate, self.burst);
                 shard
                     .buckets
                     .retain(|_, b| refilled(*b, now, rate, burst) < burst);
@@ -99,11 +121,11 @@ impl RateLimit {
             }
         }
         let full = Bucket {
-            tokens: self.burst,
+            tokens: burst,
             at: now,
         };
         let bucket = shard.buckets.entry(key).or_insert(full);
-        let tokens = refilled(*bucket, now, self.rate, self.burst);
+        let tokens = refilled(*bucket, now, rate, burst);
         if tokens >= 1.0 {
             *bucket = Bucket {
                 tokens: tokens - 1.0,
@@ -112,7 +134,7 @@ impl RateLimit {
             return Ok(());
         }
         *bucket = Bucket { tokens, at: now };
-        Err(Duration::from_secs_f64((1.0 - tokens) / self.rate))
+        Err(Duration::from_secs_f64((1.0 - tokens) / rate))
     }
 
     /// Clients tracked now.
@@ -164,7 +186,6 @@ mod tests {
             requests_per_ip_burst: burst,
             ..crate::Config::default()
         })
-        .unwrap()
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -231,7 +252,19 @@ mod tests {
     }
 
     #[test]
-    fn off_by_default() {
-        assert!(RateLimit::configured(&crate::Config::default()).is_none());
+    fn off_by_default_and_set_again() {
+        let limit = RateLimit::configured(&crate::Config::default());
+        assert!(!limit.is_on());
+        let (a, t0) = (ip("192.0.2.1"), Instant::now());
+        assert!((0..1000).all(|_| limit.admit(a, t0).is_ok()));
+        limit.set(&crate::Config {
+            max_requests_per_ip_per_sec: 1,
+            ..crate::Config::default()
+        });
+        assert!(limit.is_on());
+        assert!(limit.admit(a, t0).is_ok());
+        assert!(limit.admit(a, t0).is_err());
+        limit.set(&crate::Config::default());
+        assert!(limit.admit(a, t0).is_ok());
     }
 }

@@ -5,7 +5,8 @@
 //! What an operator switches without a restart, as koji's admins edit `hub.conf` and reload
 //! the web server: `offline` and `offline_message`, `lockout`, `debug` and `access_log`, and
 //! the per-call limits an overloaded or slow hub is tuned by, `handler_timeout_ms`,
-//! `max_queue_wait_ms`, `memory_warn_threshold_kib` and `gzip_answers_over`
+//! `max_queue_wait_ms`, `memory_warn_threshold_kib` and `gzip_answers_over`, and each
+//! client's request rate, `max_requests_per_ip_per_sec` and `requests_per_ip_burst`
 //! ([`RELOADED_KEYS`]), each in force for the calls that start after the reload. Every other
 //! key is read once, when the server starts (sockets, threads, connection limits): a reload
 //! that finds one changed in the file says which, and they take effect at the next restart.
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
 use crate::queue::JobQueue;
+use crate::rate::RateLimit;
 use crate::status::StatusHandle;
 
 /// The keys a reload applies while the server runs.
@@ -36,6 +38,8 @@ pub const RELOADED_KEYS: &[&str] = &[
     "max_queue_wait_ms",
     "memory_warn_threshold_kib",
     "gzip_answers_over",
+    "max_requests_per_ip_per_sec",
+    "requests_per_ip_burst",
 ];
 
 /// The per-call options a reload may switch (the status ones are in [`StatusHandle`]).
@@ -141,6 +145,8 @@ struct Inner {
     switches: Arc<Switches>,
     /// For `max_queue_wait_ms`, which the workers read from it.
     queue: Arc<JobQueue>,
+    /// For `max_requests_per_ip_per_sec` and `requests_per_ip_burst`.
+    rate: Arc<RateLimit>,
 }
 
 /// What a reload did.
@@ -158,6 +164,7 @@ impl ConfigReloadHandle {
         status: StatusHandle,
         switches: Arc<Switches>,
         queue: Arc<JobQueue>,
+        rate: Arc<RateLimit>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -165,6 +172,7 @@ impl ConfigReloadHandle {
                 status,
                 switches,
                 queue,
+                rate,
             }),
         }
     }
@@ -188,6 +196,7 @@ impl ConfigReloadHandle {
         status.set_lockout(config.lockout);
         self.inner.switches.set(&config);
         self.inner.queue.set_max_wait(config.max_queue_wait());
+        self.inner.rate.set(&config);
         tracing::info!(
             path = %file.path.display(),
             offline = config.offline,
@@ -198,6 +207,7 @@ impl ConfigReloadHandle {
             max_queue_wait_ms = config.max_queue_wait_ms,
             memory_warn_threshold_kib = config.memory_warn_threshold_kib,
             gzip_answers_over = config.gzip_answers_over,
+            max_requests_per_ip_per_sec = config.max_requests_per_ip_per_sec,
             "config reloaded"
         );
         if !needs_restart.is_empty() {

@@ -59,7 +59,7 @@ pub(crate) struct Shared {
     /// one flag per call.
     pub(crate) call_spans: bool,
     /// Each client's request rate, if limited (`max_requests_per_ip_per_sec`).
-    pub(crate) rate_limit: Option<crate::rate::RateLimit>,
+    pub(crate) rate_limit: Arc<crate::rate::RateLimit>,
     /// The proxies whose header names the client (`trusted_proxies`,
     /// `client_address_header`).
     pub(crate) trusted_proxies: crate::forwarded::TrustedProxies,
@@ -547,9 +547,11 @@ impl Server {
         let method_budgets = self.registry.methods().any(|m| m.timeout().is_some());
         let aliases = self.registry.alias_map();
         let switches = Arc::new(Switches::new(&config));
+        let rate_limit = Arc::new(crate::rate::RateLimit::configured(&config));
         let config_reload = self.config_file.map(|file| {
             let (status, switches) = (status.clone(), Arc::clone(&switches));
-            ConfigReloadHandle::new(file, status, switches, Arc::clone(&queue))
+            let (queue, rate) = (Arc::clone(&queue), Arc::clone(&rate_limit));
+            ConfigReloadHandle::new(file, status, switches, queue, rate)
         });
         let parts = Arc::new(ServerParts {
             registry: self.registry,
@@ -560,7 +562,6 @@ impl Server {
         });
         let liveness = crate::liveness::Liveness::configured(&config).map(Arc::new);
         let per_ip = crate::per_ip::PerIp::configured(&config);
-        let rate_limit = crate::rate::RateLimit::configured(&config);
         // Checked by `Config::validate` when the server was built.
         let trusted_proxies = crate::forwarded::TrustedProxies::parse(
             &config.trusted_proxies,

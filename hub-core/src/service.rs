@@ -116,8 +116,8 @@ pub(crate) async fn handle(
 /// request rate (`max_requests_per_ip_per_sec`); counted.
 #[inline]
 fn over_rate(shared: &Shared, peer: SocketAddr, method: &Method) -> Option<std::time::Duration> {
-    let limit = shared.rate_limit.as_ref()?;
-    if method != Method::POST {
+    let limit = &shared.rate_limit;
+    if !limit.is_on() || method != Method::POST {
         return None;
     }
     let wait = limit.admit(peer.ip(), std::time::Instant::now()).err()?;

@@ -203,6 +203,18 @@ fn a_reload_retunes_the_per_call_limits() {
     assert_eq!(code, FaultCodes::default().system_error, "{message}");
     assert!(message.contains("400 ms"), "{message}");
     assert!(started.elapsed() < Duration::from_millis(1200));
+
+    // A request rate set and lifted without a restart.
+    write("max_requests_per_ip_per_sec = 1\n");
+    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| Conn::open(addr).call("becho", &["<int>1</int>"]).status)
+        .collect();
+    assert_eq!(statuses, [200, 429, 429]);
+    write("");
+    reload.reload().unwrap();
+    assert_eq!(Conn::open(addr).call("becho", &["<int>1</int>"]).status, 200);
+    assert_eq!(Conn::open(addr).call("becho", &["<int>1</int>"]).status, 200);
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
