@@ -213,8 +213,14 @@ fn a_reload_retunes_the_per_call_limits() {
     assert_eq!(statuses, [200, 429, 429]);
     write("");
     reload.reload().unwrap();
-    assert_eq!(Conn::open(addr).call("becho", &["<int>1</int>"]).status, 200);
-    assert_eq!(Conn::open(addr).call("becho", &["<int>1</int>"]).status, 200);
+    assert_eq!(
+        Conn::open(addr).call("becho", &["<int>1</int>"]).status,
+        200
+    );
+    assert_eq!(
+        Conn::open(addr).call("becho", &["<int>1</int>"]).status,
+        200
+    );
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
 }
