@@ -406,22 +406,29 @@ fn multicall_entries(entries: &[(&str, &str)]) -> String {
     format!("<array><data>{entries}</data></array>")
 }
 
-#[test]
-fn multicall_entry_refused_by_the_queue_is_a_fault_not_a_503() {
-    let (server, busy, queued) = full_queue();
-    let addr = server.local_addr();
+/// Sends a multicall of `refused` (a method and its one argument's value) then an `echo`:
+/// one HTTP `200`, the refused entry the system-error fault saying `why`, the echo served.
+fn refused_entry_then_served(addr: std::net::SocketAddr, refused: (&str, &str), why: &str) {
+    let (method, arg) = refused;
     let calls = multicall_entries(&[
-        ("becho", "<value><string>blocked</string></value>"),
+        (method, &format!("<value>{arg}</value>")),
         ("echo", "<value><string>served</string></value>"),
     ]);
     let r = Conn::open(addr).call("system.multicall", &[&calls]);
     assert_eq!(r.status, 200);
     assert!(
-        r.body.contains("-32400") && r.body.contains("queue full"),
+        r.body.contains("-32400") && r.body.contains(why),
         "{}",
         r.body
     );
     assert!(r.body.contains("served"), "{}", r.body);
+}
+
+#[test]
+fn multicall_entry_refused_by_the_queue_is_a_fault_not_a_503() {
+    let (server, busy, queued) = full_queue();
+    let addr = server.local_addr();
+    refused_entry_then_served(addr, ("becho", "<string>blocked</string>"), "queue full");
     assert_eq!(busy.join().unwrap(), 200);
     assert_eq!(queued.join().unwrap(), 200);
     server.shutdown();
@@ -486,18 +493,11 @@ fn a_method_over_its_max_in_flight_is_refused_and_the_others_served() {
     let r = Conn::open(addr).call("becho", &["<int>5</int>"]);
     assert!(r.status == 200 && r.body.contains(">5<"), "{}", r.body);
     // In a multicall, that entry's fault; the others run.
-    let calls = multicall_entries(&[
-        ("slow", "<value><int>1</int></value>"),
-        ("echo", "<value><string>served</string></value>"),
-    ]);
-    let r = Conn::open(addr).call("system.multicall", &[&calls]);
-    assert_eq!(r.status, 200);
-    assert!(
-        r.body.contains("-32400") && r.body.contains("too many calls of this method"),
-        "{}",
-        r.body
+    refused_entry_then_served(
+        addr,
+        ("slow", "<int>1</int>"),
+        "too many calls of this method",
     );
-    assert!(r.body.contains("served"), "{}", r.body);
     assert_eq!(refusals(&server), 2);
     // `/metrics` shows `slow` at its limit, `aslow` idle, each once (no alias series).
     let metrics = || Conn::open(addr).request("GET", "/metrics", "").body;
