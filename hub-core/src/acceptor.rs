@@ -48,7 +48,6 @@ pub(crate) async fn run(
     // The listener looked at first, turn by turn, so a busy one cannot starve the others.
     let mut first = 0;
     let counters = &shared.stats.counters;
-    let max = shared.config.max_connections as u64;
     let mut next = 0;
     loop {
         let accepted = tokio::select! {
@@ -66,20 +65,18 @@ pub(crate) async fn run(
             }
         };
         let held = counters.connections_held.fetch_add(1, Relaxed) + 1;
-        if held > max {
+        if held > shared.switches.max_connections() {
             counters.connections_held.fetch_sub(1, Relaxed);
             counters.connections_rejected.add(1);
             tokio::spawn(refuse(stream, shared.tls.is_some()));
             continue;
         }
         // Counted here, uncounted by the connection when it ends (`conn::Held`).
-        if let Some(per_ip) = &shared.per_ip {
-            if !per_ip.admit(peer.ip()) {
-                counters.connections_held.fetch_sub(1, Relaxed);
-                counters.per_ip_rejections.add(1);
-                tokio::spawn(refuse(stream, shared.tls.is_some()));
-                continue;
-            }
+        if !shared.per_ip.admit(peer.ip()) {
+            counters.connections_held.fetch_sub(1, Relaxed);
+            counters.per_ip_rejections.add(1);
+            tokio::spawn(refuse(stream, shared.tls.is_some()));
+            continue;
         }
         counters.connections_accepted.add(1);
         let handoff = stream.into_std().map(|s| (s, peer));
@@ -92,9 +89,7 @@ pub(crate) async fn run(
         };
         if !sent {
             counters.connections_held.fetch_sub(1, Relaxed);
-            if let Some(per_ip) = &shared.per_ip {
-                per_ip.release(peer.ip());
-            }
+            shared.per_ip.release(peer.ip());
         }
         next = (next + 1) % units.len();
     }

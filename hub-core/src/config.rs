@@ -34,14 +34,18 @@ pub struct Config {
     /// share. Default `true`.
     pub batch_scheduled_workers: bool,
     /// Connections held at once; past it a new connection is answered `503` and closed.
-    /// Default 100000. The open-file soft limit is raised toward this at start (see
-    /// `fd_limit.rs`); the log says so if the hard limit is lower.
+    /// Default 100000. The open-file soft limit is raised toward this at start, and at a
+    /// config reload that raises the limit (see `fd_limit.rs`); the log says so if the hard
+    /// limit is lower. A reload that lowers it below the connections held closes none: new
+    /// ones are refused until enough have closed.
     pub max_connections: usize,
     /// Connections one client address may hold at once; past it its new connection is
     /// answered `503` and closed, as past `max_connections`, and counted in
     /// `per_ip_rejections`. An IPv4 client reached over IPv6 counts as its IPv4 address, an
     /// IPv6 client as its /64 (the block a host picks its addresses from).
     /// Default 0: no limit (behind a reverse proxy every connection comes from the proxy).
+    /// Set by a config reload, it counts the connections each client holds already (a
+    /// client over it keeps them, and opens no more until it is under it).
     pub max_connections_per_ip: usize,
     /// Reverse proxies (addresses, or networks as `10.0.0.0/8`) whose `X-Forwarded-For` names
     /// the client: for a request from one, the first address of the header that is not a

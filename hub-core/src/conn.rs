@@ -133,9 +133,7 @@ struct Held(Arc<Shared>, SocketAddr);
 impl Drop for Held {
     fn drop(&mut self) {
         self.0.stats.counters.connections_held.fetch_sub(1, Relaxed);
-        if let Some(per_ip) = &self.0.per_ip {
-            per_ip.release(self.1.ip());
-        }
+        self.0.per_ip.release(self.1.ip());
     }
 }
 

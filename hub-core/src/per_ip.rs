@@ -3,37 +3,50 @@
 //!
 //! The acceptor counts each connection against its peer's address before handing it to a
 //! unit, and the connection uncounts itself when it ends, however it ends. One lock per
-//! connection opened and one per connection closed, not per request; none when the limit is
-//! off (the default: behind a reverse proxy every connection has the proxy's address).
+//! connection opened and one per connection closed, not per request. They are counted with
+//! the limit off too (the default: behind a reverse proxy every connection has the proxy's
+//! address), so that a limit set by a config reload applies to what each client holds
+//! already, not only to the connections opened after it.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
 /// The connections each address holds now; an address holding none has no entry, so the map
 /// holds at most `max_connections` entries.
 #[derive(Debug)]
 pub(crate) struct PerIp {
-    limit: u32,
+    /// `max_connections_per_ip`; 0: no limit.
+    limit: AtomicU32,
     held: Mutex<HashMap<IpAddr, u32, foldhash::fast::RandomState>>,
 }
 
 impl PerIp {
-    /// The limit `config` asks for, if any.
-    pub(crate) fn configured(config: &crate::Config) -> Option<PerIp> {
-        let limit = u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX);
-        (limit > 0).then(|| PerIp {
-            limit,
+    /// The limit `config` asks for (0: none, but connections still counted).
+    pub(crate) fn configured(config: &crate::Config) -> PerIp {
+        let per_ip = PerIp {
+            limit: AtomicU32::new(0),
             held: Mutex::new(HashMap::default()),
-        })
+        };
+        per_ip.set(config);
+        per_ip
+    }
+
+    /// Takes `max_connections_per_ip` from `config` (a reload): connections a client holds
+    /// past a lowered limit stay open, and it opens no more until it is under it.
+    pub(crate) fn set(&self, config: &crate::Config) {
+        let limit = u32::try_from(config.max_connections_per_ip).unwrap_or(u32::MAX);
+        self.limit.store(limit, Relaxed);
     }
 
     /// Counts a connection from `ip`, unless it already holds the limit (then `false`, and
     /// nothing is counted).
     pub(crate) fn admit(&self, ip: IpAddr) -> bool {
+        let limit = self.limit.load(Relaxed);
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
         let n = held.entry(client_key(ip)).or_insert(0);
-        if *n >= self.limit {
+        if limit > 0 && *n >= limit {
             return false;
         }
         *n += 1;
@@ -79,7 +92,6 @@ mod tests {
             max_connections_per_ip: n,
             ..crate::Config::default()
         })
-        .expect("on")
     }
 
     #[test]
@@ -130,7 +142,26 @@ mod tests {
     }
 
     #[test]
-    fn zero_is_off() {
-        assert!(PerIp::configured(&crate::Config::default()).is_none());
+    fn zero_is_off_and_still_counts_for_a_limit_set_later() {
+        let per_ip = limited(0);
+        let a: IpAddr = "10.0.0.1".parse().expect("an address");
+        assert!((0..5).all(|_| per_ip.admit(a)), "no limit");
+        per_ip.set(&crate::Config {
+            max_connections_per_ip: 6,
+            ..crate::Config::default()
+        });
+        assert!(per_ip.admit(a), "a sixth under a limit of 6");
+        assert!(!per_ip.admit(a), "the five held before the limit count");
+        per_ip.set(&crate::Config {
+            max_connections_per_ip: 3,
+            ..crate::Config::default()
+        });
+        per_ip.release(a);
+        per_ip.release(a);
+        assert!(!per_ip.admit(a), "four held: still over a lowered limit");
+        per_ip.release(a);
+        assert!(!per_ip.admit(a), "three held: at it");
+        per_ip.release(a);
+        assert!(per_ip.admit(a), "under it again");
     }
 }

@@ -5,11 +5,13 @@
 //! What an operator switches without a restart, as koji's admins edit `hub.conf` and reload
 //! the web server: `offline` and `offline_message`, `lockout`, `debug` and `access_log`, and
 //! the per-call limits an overloaded or slow hub is tuned by, `handler_timeout_ms`,
-//! `max_queue_wait_ms`, `memory_warn_threshold_kib` and `gzip_answers_over`, and each
-//! client's request rate, `max_requests_per_ip_per_sec` and `requests_per_ip_burst`
-//! ([`RELOADED_KEYS`]), each in force for the calls that start after the reload. Every other
-//! key is read once, when the server starts (sockets, threads, connection limits): a reload
-//! that finds one changed in the file says which, and they take effect at the next restart.
+//! `max_queue_wait_ms`, `memory_warn_threshold_kib` and `gzip_answers_over`, each client's
+//! request rate, `max_requests_per_ip_per_sec` and `requests_per_ip_burst`, and the
+//! connection limits, `max_connections` and `max_connections_per_ip` ([`RELOADED_KEYS`]),
+//! each in force for the calls and connections that start after the reload (a connection
+//! open past a lowered limit stays open). Every other key is read once, when the server
+//! starts (sockets, threads, timeouts): a reload that finds one changed in the file says
+//! which, and they take effect at the next restart.
 //! A file that does not read or validate changes nothing, and the server serves on as before.
 //!
 //! The file's values win at a reload: an admin method that took the hub offline
@@ -23,6 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError};
+use crate::per_ip::PerIp;
 use crate::queue::JobQueue;
 use crate::rate::RateLimit;
 use crate::status::StatusHandle;
@@ -40,9 +43,12 @@ pub const RELOADED_KEYS: &[&str] = &[
     "gzip_answers_over",
     "max_requests_per_ip_per_sec",
     "requests_per_ip_burst",
+    "max_connections",
+    "max_connections_per_ip",
 ];
 
-/// The per-call options a reload may switch (the status ones are in [`StatusHandle`]).
+/// The per-call options a reload may switch, and `max_connections` (the status ones are in
+/// [`StatusHandle`]; the others in what they limit, [`Limited`]).
 #[derive(Debug)]
 pub(crate) struct Switches {
     debug: AtomicBool,
@@ -50,6 +56,7 @@ pub(crate) struct Switches {
     handler_timeout_ms: AtomicU64,
     memory_warn_threshold_kib: AtomicU64,
     gzip_answers_over: AtomicUsize,
+    max_connections: AtomicU64,
 }
 
 impl Switches {
@@ -60,7 +67,14 @@ impl Switches {
             handler_timeout_ms: AtomicU64::new(config.handler_timeout_ms),
             memory_warn_threshold_kib: AtomicU64::new(config.memory_warn_threshold_kib),
             gzip_answers_over: AtomicUsize::new(config.gzip_answers_over),
+            max_connections: AtomicU64::new(config.max_connections as u64),
         }
+    }
+
+    /// `max_connections`: past it the acceptor answers `503`.
+    #[inline]
+    pub(crate) fn max_connections(&self) -> u64 {
+        self.max_connections.load(Relaxed)
     }
 
     /// `handler_timeout_ms`: a call's time budget, unless its method has its own.
@@ -105,6 +119,13 @@ impl Switches {
             .store(config.memory_warn_threshold_kib, Relaxed);
         self.gzip_answers_over
             .store(config.gzip_answers_over, Relaxed);
+        let before = self
+            .max_connections
+            .swap(config.max_connections as u64, Relaxed);
+        if config.max_connections as u64 > before {
+            // More connections want more descriptors (raised at start for the old limit).
+            crate::fd_limit::raise_for(config.max_connections);
+        }
     }
 }
 
@@ -143,10 +164,18 @@ struct Inner {
     file: Mutex<ConfigFile>,
     status: StatusHandle,
     switches: Arc<Switches>,
+    limited: Limited,
+}
+
+/// What keeps the reloaded limits that are not [`Switches`].
+#[derive(Debug)]
+pub(crate) struct Limited {
     /// For `max_queue_wait_ms`, which the workers read from it.
-    queue: Arc<JobQueue>,
+    pub(crate) queue: Arc<JobQueue>,
     /// For `max_requests_per_ip_per_sec` and `requests_per_ip_burst`.
-    rate: Arc<RateLimit>,
+    pub(crate) rate: Arc<RateLimit>,
+    /// For `max_connections_per_ip`.
+    pub(crate) per_ip: Arc<PerIp>,
 }
 
 /// What a reload did.
@@ -163,16 +192,14 @@ impl ConfigReloadHandle {
         file: ConfigFile,
         status: StatusHandle,
         switches: Arc<Switches>,
-        queue: Arc<JobQueue>,
-        rate: Arc<RateLimit>,
+        limited: Limited,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 file: Mutex::new(file),
                 status,
                 switches,
-                queue,
-                rate,
+                limited,
             }),
         }
     }
@@ -195,8 +222,10 @@ impl ConfigReloadHandle {
         status.set_offline(config.offline);
         status.set_lockout(config.lockout);
         self.inner.switches.set(&config);
-        self.inner.queue.set_max_wait(config.max_queue_wait());
-        self.inner.rate.set(&config);
+        let limited = &self.inner.limited;
+        limited.queue.set_max_wait(config.max_queue_wait());
+        limited.rate.set(&config);
+        limited.per_ip.set(&config);
         tracing::info!(
             path = %file.path.display(),
             offline = config.offline,
@@ -208,6 +237,8 @@ impl ConfigReloadHandle {
             memory_warn_threshold_kib = config.memory_warn_threshold_kib,
             gzip_answers_over = config.gzip_answers_over,
             max_requests_per_ip_per_sec = config.max_requests_per_ip_per_sec,
+            max_connections = config.max_connections,
+            max_connections_per_ip = config.max_connections_per_ip,
             "config reloaded"
         );
         if !needs_restart.is_empty() {

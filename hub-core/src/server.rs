@@ -82,8 +82,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<crate::tls::Acceptor>,
     /// The units' beats, when stall warnings or systemd's watchdog want them.
     pub(crate) liveness: Option<Arc<crate::liveness::Liveness>>,
-    /// Connections held per client address, when `max_connections_per_ip` is set.
-    pub(crate) per_ip: Option<crate::per_ip::PerIp>,
+    /// Connections held per client address, against `max_connections_per_ip`.
+    pub(crate) per_ip: Arc<crate::per_ip::PerIp>,
 }
 
 /// Why a server could not be built or started.
@@ -548,10 +548,15 @@ impl Server {
         let aliases = self.registry.alias_map();
         let switches = Arc::new(Switches::new(&config));
         let rate_limit = Arc::new(crate::rate::RateLimit::configured(&config));
+        let per_ip = Arc::new(crate::per_ip::PerIp::configured(&config));
         let config_reload = self.config_file.map(|file| {
             let (status, switches) = (status.clone(), Arc::clone(&switches));
-            let (queue, rate) = (Arc::clone(&queue), Arc::clone(&rate_limit));
-            ConfigReloadHandle::new(file, status, switches, queue, rate)
+            let limits = crate::reload::Limited {
+                queue: Arc::clone(&queue),
+                rate: Arc::clone(&rate_limit),
+                per_ip: Arc::clone(&per_ip),
+            };
+            ConfigReloadHandle::new(file, status, switches, limits)
         });
         let parts = Arc::new(ServerParts {
             registry: self.registry,
@@ -561,7 +566,6 @@ impl Server {
             states: self.states,
         });
         let liveness = crate::liveness::Liveness::configured(&config).map(Arc::new);
-        let per_ip = crate::per_ip::PerIp::configured(&config);
         // Checked by `Config::validate` when the server was built.
         let trusted_proxies = crate::forwarded::TrustedProxies::parse(
             &config.trusted_proxies,

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use support::{config, parks, start, wait_until, Conn};
+use support::{assert_refused, config, open_from, parks, start, wait_until, Conn};
 
 const LONG: Duration = Duration::from_secs(10);
 
@@ -45,19 +45,6 @@ fn full_queue() -> (
     (server, busy, queued)
 }
 
-/// A call on `conn`, a connection over a limit: answered `503` + `Retry-After`, then closed.
-fn assert_refused(mut conn: Conn) {
-    conn.send(
-        "POST",
-        "/RPC2",
-        &support::call_xml("echo", &["<int>2</int>"]),
-    );
-    let r = conn.read_response().expect("an answer, not a silent close");
-    assert_eq!(r.status, 503);
-    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
-    assert!(conn.closed_within(LONG));
-}
-
 #[test]
 fn over_max_connections_answers_503() {
     let mut cfg = config();
@@ -83,15 +70,6 @@ fn over_max_connections_answers_503() {
         200
     );
     server.shutdown();
-}
-
-/// A connection from `source` (any 127.0.0.0/8 address is this machine's loopback).
-fn open_from(source: &str, addr: std::net::SocketAddr) -> Conn {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let from: std::net::SocketAddr = format!("{source}:0").parse().unwrap();
-    socket.bind(&from.into()).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    Conn::from_stream(socket.into())
 }
 
 /// One client address holding `max_connections_per_ip` connections is answered `503` for

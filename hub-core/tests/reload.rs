@@ -12,7 +12,7 @@ use hub_core::{FaultCodes, Server};
 use hub_xmlrpc::Value;
 use lifecycle_support::{call_with, outcome};
 use log_capture::{logs_until, Capture};
-use support::{config, registry, registry_builder, wait_until, Conn};
+use support::{assert_refused, config, open_from, registry, registry_builder, wait_until, Conn};
 
 /// The options every version of the test's file starts with.
 const BASE: &str = "listen = \"127.0.0.1:0\"\nio_units = 1\nstat_interval_secs = 0\n";
@@ -223,4 +223,68 @@ fn a_reload_retunes_the_per_call_limits() {
     );
     server.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `max_connections_per_ip` and `max_connections` set, lowered and lifted by a reload: the
+/// connections each client held before count, the ones over a lowered limit stay open and
+/// served, and a new one is refused until enough have closed.
+#[test]
+fn a_reload_sets_the_connection_limits() {
+    let dir = std::env::temp_dir().join(format!("hub-reconn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hub.toml");
+    let write = |extra: &str| std::fs::write(&path, format!("{BASE}{extra}")).unwrap();
+    write("");
+    let server = Server::builder()
+        .config_file(&path)
+        .unwrap()
+        .registry(registry())
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let reload = server.config_reload_handle().expect("built from a file");
+    let addr = server.local_addr();
+    let counters = || server.stats().counters.snapshot();
+    let served = |c: &mut Conn| c.call("echo", &["<int>1</int>"]).status == 200;
+    let held_by = |n: u64| wait_until(Duration::from_secs(10), || counters().connections_held == n);
+
+    // Three connections from one address before any limit.
+    let mut held: Vec<Conn> = (0..3).map(|_| open_from("127.0.0.1", addr)).collect();
+    assert!(held.iter_mut().all(served));
+
+    // A limit of 2 per client: its three stay, a fourth is refused, another address served.
+    write("max_connections_per_ip = 2\n");
+    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    assert_refused(open_from("127.0.0.1", addr));
+    assert_eq!(counters().per_ip_rejections, 1);
+    assert!(
+        held.iter_mut().all(served),
+        "held past the limit, still served"
+    );
+    let mut other = open_from("127.0.0.2", addr);
+    assert!(served(&mut other));
+    // Two held: at the limit, still refused; one held: room for one.
+    drop(held.pop());
+    assert!(held_by(3));
+    assert_refused(open_from("127.0.0.1", addr));
+    drop(held.pop());
+    assert!(held_by(2));
+    let mut again = open_from("127.0.0.1", addr);
+    assert!(served(&mut again));
+    held.push(again);
+
+    // All connections: three held (two from .1, one from .2); a limit of 3 refuses a fourth
+    // from anywhere, and lifting both limits lets it in.
+    write("max_connections = 3\nmax_connections_per_ip = 2\n");
+    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    assert_refused(open_from("127.0.0.3", addr));
+    assert_eq!(counters().connections_rejected, 1);
+    assert!(held.iter_mut().all(served) && served(&mut other));
+    write("");
+    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    let mut more: Vec<Conn> = (0..3).map(|_| open_from("127.0.0.1", addr)).collect();
+    assert!(more.iter_mut().all(served), "no limits again");
+    assert_eq!(counters().per_ip_rejections, 2);
+    assert_eq!(counters().connections_rejected, 1);
 }

@@ -301,3 +301,21 @@ pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// A call on `conn`, a connection over a limit: answered `503` + `Retry-After`, then closed.
+pub fn assert_refused(mut conn: Conn) {
+    conn.send("POST", "/RPC2", &call_xml("echo", &["<int>2</int>"]));
+    let r = conn.read_response().expect("an answer, not a silent close");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("retry-after").as_deref(), Some("1"));
+    assert!(conn.closed_within(Duration::from_secs(10)));
+}
+
+/// A connection from `source` (any 127.0.0.0/8 address is this machine's loopback).
+pub fn open_from(source: &str, addr: SocketAddr) -> Conn {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let from: SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&from.into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    Conn::from_stream(socket.into())
+}
