@@ -101,6 +101,38 @@ where
     Ok(read.finish())
 }
 
+/// Drops what of `body` has arrived already, without waiting for more; whether that was all
+/// of it (then the connection can serve the client's next request). A body declared longer
+/// than `max`, or that passes it, is not read on: `false`.
+pub(crate) async fn discard_arrived<B>(body: &mut B, max: usize) -> bool
+where
+    B: Body<Data = Bytes> + Unpin + ?Sized,
+{
+    if body.size_hint().lower() > max as u64 {
+        return false;
+    }
+    let mut seen = 0usize;
+    std::future::poll_fn(|cx| loop {
+        if body.is_end_stream() {
+            return std::task::Poll::Ready(true);
+        }
+        match std::pin::Pin::new(&mut *body).poll_frame(cx) {
+            std::task::Poll::Ready(None) => return std::task::Poll::Ready(true),
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                seen = seen.saturating_add(frame.data_ref().map_or(0, Bytes::len));
+                if seen > max {
+                    return std::task::Poll::Ready(false);
+                }
+            }
+            // Still on the wire, or broken: not waited for.
+            std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Pending => {
+                return std::task::Poll::Ready(false)
+            }
+        }
+    })
+    .await
+}
+
 /// The frames read so far: the first as it came, later ones joined in one buffer.
 #[derive(Default)]
 struct Received {
@@ -206,6 +238,48 @@ mod tests {
         fn size_hint(&self) -> hyper::body::SizeHint {
             hyper::body::SizeHint::with_exact(self.1)
         }
+    }
+
+    /// `chunks`, then nothing more yet: the rest of the body still on the wire.
+    struct Stalled(Frames);
+
+    impl Body for Stalled {
+        type Data = Bytes;
+        type Error = &'static str;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, &'static str>>> {
+            match self.0 .0.pop_front() {
+                Some(frame) => Poll::Ready(Some(frame)),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_body_arrived_whole_is_discarded() {
+        let discard = |body: &mut (dyn Body<Data = Bytes, Error = &'static str> + Unpin),
+                       max: usize| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime")
+                .block_on(discard_arrived(body, max))
+        };
+        assert!(discard(&mut data(&["<?xml", " ...", "</methodCall>"]), 64));
+        assert!(discard(&mut data(&[]), 0), "an empty body");
+        assert!(
+            !discard(&mut Stalled(data(&["<?xml", " ..."])), 64),
+            "the rest not arrived"
+        );
+        assert!(!discard(&mut data(&["0123456789", "abc"]), 12), "past max");
+        assert!(
+            !discard(&mut Declared(data(&["0123"]), 100), 64),
+            "declared longer than max: not read"
+        );
+        let mut broken = Frames(VecDeque::from([Err("reset")]));
+        assert!(!discard(&mut broken, 64), "a broken body");
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub(crate) async fn handle(
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if let Some(wait) = over_rate(shared, peer, req.method()) {
-            too_many_requests(wait)
+            let discarded = crate::body::discard_arrived(req.body_mut(), DISCARD_ON_REFUSAL).await;
+            too_many_requests(wait, discarded)
         } else if req.method() == Method::POST && crate::upload::is_upload(&req) {
             let note = access.as_mut().map(|a| &mut a.call);
             crate::upload::serve(shared, parts, peer, conn.client_cert(), req, note).await
@@ -125,17 +126,27 @@ fn over_rate(shared: &Shared, peer: SocketAddr, method: &Method) -> Option<std::
     Some(wait)
 }
 
-/// `429` for a client over its request rate, with the seconds until it may call again; the
-/// body is not read, so the connection closes.
+/// The most of a refused request's body that is dropped to keep its connection (what has
+/// arrived already: a call's body usually comes with its head).
+const DISCARD_ON_REFUSAL: usize = 64 << 10;
+
+/// `429` for a client over its request rate, with the seconds until it may call again. The
+/// connection stays open if the body was `discarded` whole (as nginx's `limit_req` keeps it:
+/// a client that retries then does not pay, nor make the hub pay, a new connection and TLS
+/// handshake each time); otherwise the rest of the body is not read, and it closes.
 #[cold]
-fn too_many_requests(wait: std::time::Duration) -> Resp {
+fn too_many_requests(wait: std::time::Duration, discarded: bool) -> Resp {
     let mut r = text(
         StatusCode::TOO_MANY_REQUESTS,
         "too many requests from this client: slow down\n",
     );
     let secs = crate::rate::retry_after_secs(wait);
     r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
-    closing(r)
+    if discarded {
+        r
+    } else {
+        closing(r)
+    }
 }
 
 /// What an XML-RPC request is answered with, before it is a response (a few words: the
