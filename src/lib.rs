@@ -256,7 +256,7 @@
 //! (each call numbered, renewed by logging in again when it expires), koji's chunked upload,
 //! and retries that cannot run a call twice: a `503` is sent again after its `Retry-After`
 //! (the hub did not run it), a call cut off in a session with its own number (the hub refuses
-//! a replay). [`client::blocking::Client`] is the same for code that is not async; the
+//! a replay), a call to a hub taken offline once it is back. [`client::blocking::Client`] is the same for code that is not async; the
 //! `call` example is a command line over it.
 //!
 //! ```no_run
@@ -268,6 +268,7 @@
 //!     .timeout(Duration::from_secs(60))
 //!     .retry_busy(5, Duration::from_secs(10))
 //!     .retry_transport(30, Duration::from_secs(20))
+//!     .retry_offline(Duration::from_secs(20), Duration::from_secs(3600))
 //!     .koji_login("alice", "secret")
 //!     .await?;
 //! let build_id: i64 = hub.call("createBuild", ("bash", "5.2.15", "3.fc40")).await?;

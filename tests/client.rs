@@ -992,3 +992,112 @@ fn retry_transport_sends_again_what_cannot_run_twice() {
     assert_eq!(patient.call::<i64>("bump", ()).expect("served once up"), -1);
     late.join().expect("the late server").shutdown();
 }
+
+/// `retry_offline` waits out a hub taken offline (koji's `ServerOffline`) for up to its
+/// `max_wait`, and only a fault that says offline and nothing else.
+#[tokio::test(flavor = "current_thread")]
+async fn retry_offline_waits_for_the_hub_to_come_back() {
+    let koji = Config {
+        faults: hub::FaultCodes::koji(),
+        ..small()
+    };
+    let server = serve(
+        koji,
+        Registry::builder()
+            .with_inventory()
+            .build()
+            .expect("a registry"),
+    );
+    let status = server.status();
+    status.set_offline(true);
+    let plain = Client::new(url(&server)).expect("a client");
+    assert_eq!(fault_code(plain.call::<Value>("echo", (1,)).await), 1014);
+
+    // Back online 500 ms later: the patient client's call is served then.
+    let back = {
+        let status = status.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            status.set_offline(false);
+        })
+    };
+    let started = Instant::now();
+    let patient = plain
+        .clone()
+        .retry_offline(Duration::from_millis(50), Duration::from_secs(20));
+    assert_eq!(
+        patient.call::<Value>("echo", (1,)).await.expect("served"),
+        Value::Int(1)
+    );
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    back.join().expect("the switch");
+
+    // Offline past `max_wait`: the fault, once it has passed.
+    status.set_offline(true);
+    let started = Instant::now();
+    let brief = plain
+        .clone()
+        .retry_offline(Duration::from_millis(100), Duration::from_millis(300));
+    assert_eq!(fault_code(brief.call::<Value>("echo", (1,)).await), 1014);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(290), "{took:?}");
+    server.shutdown();
+
+    // The default codes: offline is the spec's system error, which a call over its time
+    // budget answers too: not waited out, even when named.
+    let default_codes = hub::FaultCodes::default();
+    let server = serve(
+        small(),
+        Registry::builder()
+            .with_inventory()
+            .build()
+            .expect("a registry"),
+    );
+    server.status().set_offline(true);
+    let client = Client::new(url(&server))
+        .expect("a client")
+        .fault_codes(&default_codes)
+        .retry_offline(Duration::from_millis(50), Duration::from_secs(20));
+    let started = Instant::now();
+    assert_eq!(
+        fault_code(client.call::<Value>("echo", (1,)).await),
+        default_codes.offline
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.shutdown();
+
+    // An offline code of the hub's own, named: waited out.
+    let own = hub::FaultCodes {
+        offline: -32099,
+        ..default_codes
+    };
+    let config = Config {
+        faults: own,
+        ..small()
+    };
+    let server = serve(
+        config,
+        Registry::builder()
+            .with_inventory()
+            .build()
+            .expect("a registry"),
+    );
+    server.status().set_offline(true);
+    let back = {
+        let status = server.status();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            status.set_offline(false);
+        })
+    };
+    let client = Client::new(url(&server))
+        .expect("a client")
+        .fault_codes(&own)
+        .retry_offline(Duration::from_millis(50), Duration::from_secs(20));
+    assert_eq!(
+        client.call::<Value>("echo", (2,)).await.expect("served"),
+        Value::Int(2)
+    );
+    back.join().expect("the switch");
+    server.shutdown();
+}

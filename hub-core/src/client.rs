@@ -364,6 +364,12 @@ pub struct Client {
     /// How often a call whose connection failed is sent again, and the wait before each
     /// ([`Client::retry_transport`]).
     transport_retries: (u32, Duration),
+    /// The hub's offline fault code, if it is its own, besides koji's 1014
+    /// ([`Client::fault_codes`]).
+    offline_code: Option<i32>,
+    /// How often a call answered with the offline fault is sent again, for how long in all
+    /// ([`Client::retry_offline`]).
+    offline_retries: (Duration, Duration),
 }
 
 /// One exchange that did not give a 2xx answer.
@@ -431,6 +437,45 @@ enum Credentials {
 
 /// koji's `AuthExpired`: the session must be renewed by logging in again.
 const AUTH_EXPIRED: i32 = 1007;
+
+/// koji's `ServerOffline`: the hub refused the call without running it.
+const KOJI_OFFLINE: i32 = 1014;
+
+/// `codes`' offline code, if no other fault of theirs shares it (a call answered with a
+/// shared code may have run).
+fn offline_code_of(codes: &FaultCodes) -> Option<i32> {
+    // Every field named: a code added to the set is considered here too.
+    let FaultCodes {
+        not_well_formed,
+        invalid_xmlrpc,
+        method_not_found,
+        invalid_params,
+        internal_error,
+        application_error,
+        system_error,
+        offline,
+        auth,
+        permission,
+        sequence,
+        retry,
+        expired,
+    } = *codes;
+    let others = [
+        not_well_formed,
+        invalid_xmlrpc,
+        method_not_found,
+        invalid_params,
+        internal_error,
+        application_error,
+        system_error,
+        auth,
+        permission,
+        sequence,
+        retry,
+        expired,
+    ];
+    (!others.contains(&offline)).then_some(offline)
+}
 
 /// Where koji's client sends `sslLogin`: the hub's path + `/ssllogin`.
 fn ssl_login_uri(uri: &Uri) -> Result<Uri, Error> {
@@ -500,6 +545,8 @@ impl Client {
             expired_code: FaultCodes::default().expired,
             busy_retries: (0, Duration::ZERO),
             transport_retries: (0, Duration::ZERO),
+            offline_code: None,
+            offline_retries: (Duration::ZERO, Duration::ZERO),
         })
     }
 
@@ -634,9 +681,27 @@ impl Client {
     /// [`koji_login`](Self::koji_login) renews a session answered with their `expired` code
     /// (besides koji's 1007, always understood). A hub with [`FaultCodes::default`] answers
     /// -32005, which is understood without this.
+    ///
+    /// [`retry_offline`](Self::retry_offline) waits out their `offline` code (besides koji's
+    /// 1014), unless another fault shares it: [`FaultCodes::default`]'s is the spec's system
+    /// error, which a call over its time budget answers too, and such a call may have run.
     #[must_use]
     pub fn fault_codes(mut self, codes: &FaultCodes) -> Self {
         self.expired_code = codes.expired;
+        self.offline_code = offline_code_of(codes);
+        self
+    }
+
+    /// Sends a call the hub answered with its offline fault again, `interval` apart, for at
+    /// most `max_wait` in all, as koji's client does with `offline_retry`: a hub taken offline
+    /// for an upgrade (koji's `ServerOffline`) then costs a daemon or a long script a wait,
+    /// not its work. An offline hub refuses a call before running it, so sending it again
+    /// cannot run it twice. The offline fault is koji's 1014, or the code
+    /// [`fault_codes`](Self::fault_codes) names. Once `max_wait` has passed, the fault is
+    /// the call's. Default: not sent again.
+    #[must_use]
+    pub fn retry_offline(mut self, interval: Duration, max_wait: Duration) -> Self {
+        self.offline_retries = (interval, max_wait);
         self
     }
 
@@ -831,12 +896,31 @@ impl Client {
         content_type: &'static str,
         body: Bytes,
     ) -> Result<Value, Error> {
-        let response = self.post(uri, content_type, body).await?;
-        match hub_xmlrpc::parse_response(&response, &self.limits) {
-            Ok(MethodResponse::Success(v)) => Ok(v),
-            Ok(MethodResponse::Fault(f)) => Err(Error::Fault(f)),
-            Err(e) => Err(Error::Decode(e.to_string())),
+        let (interval, max_wait) = self.offline_retries;
+        let mut waited = Duration::ZERO;
+        loop {
+            let response = self.post(uri, content_type, body.clone()).await?;
+            match hub_xmlrpc::parse_response(&response, &self.limits) {
+                Ok(MethodResponse::Success(v)) => return Ok(v),
+                Ok(MethodResponse::Fault(f)) if self.is_offline(&f) && waited < max_wait => {
+                    let wait = interval.min(max_wait - waited);
+                    tracing::debug!(
+                        code = f.code,
+                        wait_ms = wait.as_millis() as u64,
+                        "hub offline: calling again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+                Ok(MethodResponse::Fault(f)) => return Err(Error::Fault(f)),
+                Err(e) => return Err(Error::Decode(e.to_string())),
+            }
         }
+    }
+
+    /// Whether `fault` says the hub is offline: koji's `ServerOffline`, or this hub's own.
+    fn is_offline(&self, fault: &Fault) -> bool {
+        fault.code == KOJI_OFFLINE || Some(fault.code) == self.offline_code
     }
 
     /// Sends `calls` as one `system.multicall` and answers each one's result or fault, in
@@ -1125,6 +1209,13 @@ pub mod blocking {
         #[must_use]
         pub fn retry_busy(mut self, attempts: u32, max_wait: Duration) -> Self {
             self.inner = self.inner.retry_busy(attempts, max_wait);
+            self
+        }
+
+        /// See [`Client::retry_offline`](super::Client::retry_offline).
+        #[must_use]
+        pub fn retry_offline(mut self, interval: Duration, max_wait: Duration) -> Self {
+            self.inner = self.inner.retry_offline(interval, max_wait);
             self
         }
 
