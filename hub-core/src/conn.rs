@@ -84,9 +84,10 @@ pub(crate) struct ConnState {
     client_done: AtomicBool,
     /// hyper shut the write side down (its graceful close): the answer is flushed.
     shut_down: AtomicBool,
-    /// The client's verified TLS certificate, set once by the handshake (boxed: most
-    /// connections have none, and 10,000 parked ones each hold this state).
-    client_cert: OnceLock<Box<ClientCert>>,
+    /// The client's verified TLS certificate, set once by the handshake (behind a pointer:
+    /// most connections have none, and 10,000 parked ones each hold this state; shared: each
+    /// call's context refers to it).
+    client_cert: OnceLock<Arc<ClientCert>>,
 }
 
 impl ConnState {
@@ -103,8 +104,8 @@ impl ConnState {
     }
 
     /// The client's verified TLS certificate, if it presented one.
-    pub(crate) fn client_cert(&self) -> Option<&ClientCert> {
-        self.client_cert.get().map(|c| &**c)
+    pub(crate) fn client_cert(&self) -> Option<&Arc<ClientCert>> {
+        self.client_cert.get()
     }
 
     /// Nothing in flight, nothing unwritten, hyper waiting to read.
@@ -394,7 +395,7 @@ pub(crate) async fn serve(
                 return;
             };
             if let Some(cert) = cert {
-                let _ = state.client_cert.set(Box::new(cert));
+                let _ = state.client_cert.set(Arc::new(cert));
             }
             tls
         }

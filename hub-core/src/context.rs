@@ -44,6 +44,7 @@ pub struct Context {
     extensions: http::Extensions,
     params_len: usize,
     caller: Option<Arc<Caller>>,
+    client_cert: Option<Arc<crate::tls::ClientCert>>,
     resources: ResourceScope,
 }
 
@@ -105,6 +106,7 @@ impl Context {
             extensions: http::Extensions::new(),
             params_len: 0,
             caller: None,
+            client_cert: None,
             resources: ResourceScope::new(&resources),
             server: Arc::new(ServerParts {
                 registry,
@@ -134,7 +136,7 @@ impl Context {
     /// dropped).
     pub(crate) fn serving(
         method: Cow<'static, str>,
-        peer: Option<SocketAddr>,
+        (peer, client_cert): (Option<SocketAddr>, Option<Arc<crate::tls::ClientCert>>),
         headers: http::HeaderMap,
         request_id: u64,
         params_len: usize,
@@ -150,6 +152,7 @@ impl Context {
             extensions: http::Extensions::new(),
             params_len,
             caller,
+            client_cert,
             resources: ResourceScope::new(&server.resources),
             server: Arc::clone(server),
         }
@@ -278,6 +281,16 @@ impl Context {
     /// The client's address, when the call came over a socket.
     pub fn peer(&self) -> Option<SocketAddr> {
         self.peer
+    }
+
+    /// The TLS client certificate the connection presented, verified against the server's
+    /// `tls_client_ca_file` (`None` over plain HTTP, or when the client sent none), as
+    /// koji-hub's handlers read `SSL_CLIENT_S_DN`: for a handler that decides by the
+    /// certificate itself, such as a login on behalf of another user by a trusted proxy.
+    /// Who the caller is remains the [`Authenticator`](crate::auth::Authenticator)'s to say
+    /// ([`caller`](Self::caller)).
+    pub fn client_cert(&self) -> Option<&crate::tls::ClientCert> {
+        self.client_cert.as_deref()
     }
 
     /// The HTTP request headers.

@@ -29,6 +29,7 @@ use crate::queue::{JobResult, Refusal};
 use crate::registry::{Method, Params, Registry};
 use crate::server::Shared;
 use crate::stats::{MethodStats, Stats};
+use crate::tls::ClientCert;
 use crate::watch::{ArgsOrigin, CallWatch};
 
 /// What became of one call, short of a value.
@@ -107,6 +108,7 @@ pub(crate) struct RequestMeta {
     /// The serving unit's copy of the server's parts (see `ServerParts`).
     pub(crate) parts: Arc<ServerParts>,
     pub(crate) peer: Option<SocketAddr>,
+    pub(crate) client_cert: Option<Arc<ClientCert>>,
     pub(crate) headers: http::HeaderMap,
     pub(crate) caller: Option<Arc<Caller>>,
     pub(crate) origin: ArgsOrigin,
@@ -122,7 +124,7 @@ pub(crate) fn start_body<'a>(
     parts: &'a Arc<ServerParts>,
     body: Bytes,
     peer: Option<SocketAddr>,
-    client_cert: Option<&crate::tls::ClientCert>,
+    client_cert: Option<&Arc<ClientCert>>,
     headers: http::HeaderMap,
     note: Option<&mut crate::access::CallNote>,
 ) -> (Call<'a>, Option<Duration>) {
@@ -155,15 +157,16 @@ pub(crate) fn start_body<'a>(
     let request = ParsedRequest {
         parts,
         peer,
+        client_cert: client_cert.cloned(),
         headers,
         origin,
     };
     if lifecycle::authenticates_on_workers(shared) {
-        let call =
-            request.start_on_workers(shared, &name, params, client_cert.cloned(), caller_slot);
+        let call = request.start_on_workers(shared, &name, params, caller_slot);
         return (call, budget);
     }
-    let call = match lifecycle::authenticate(shared, &name, &request.headers, peer, client_cert) {
+    let cert = client_cert.map(|c| &**c);
+    let call = match lifecycle::authenticate(shared, &name, &request.headers, peer, cert) {
         Ok(caller) => {
             crate::access::note_caller(caller_slot.as_ref(), caller.as_deref());
             request.call(shared, &name, params, caller)
@@ -207,6 +210,7 @@ pub(crate) fn over_budget(shared: &Shared, budget: Duration) -> CallError {
 struct ParsedRequest<'a> {
     parts: &'a Arc<ServerParts>,
     peer: Option<SocketAddr>,
+    client_cert: Option<Arc<ClientCert>>,
     headers: http::HeaderMap,
     origin: ArgsOrigin,
 }
@@ -225,6 +229,7 @@ impl<'a> ParsedRequest<'a> {
             let meta = RequestMeta {
                 parts: Arc::clone(self.parts),
                 peer: self.peer,
+                client_cert: self.client_cert,
                 headers: self.headers,
                 caller,
                 origin: self.origin,
@@ -238,6 +243,7 @@ impl<'a> ParsedRequest<'a> {
         let site = CallSite {
             parts: self.parts,
             peer: self.peer,
+            client_cert: self.client_cert,
             caller,
             headers: move || headers,
             origin: self.origin,
@@ -254,7 +260,6 @@ impl<'a> ParsedRequest<'a> {
         shared: &'a Arc<Shared>,
         name: &str,
         params: Params,
-        client_cert: Option<crate::tls::ClientCert>,
         caller_slot: Option<CallerSlot>,
     ) -> Call<'a> {
         let single = !crate::multicall::is_multicall(name);
@@ -263,7 +268,7 @@ impl<'a> ParsedRequest<'a> {
             .get(name)
             .filter(|c| single && c.method.is_blocking())
         {
-            return self.start_authenticating(shared, callable, params, client_cert, caller_slot);
+            return self.start_authenticating(shared, callable, params, caller_slot);
         }
         let name = name.to_owned();
         Call::Authenticating(Box::pin(async move {
@@ -272,7 +277,7 @@ impl<'a> ParsedRequest<'a> {
                 &name,
                 self.headers,
                 self.peer,
-                client_cert,
+                self.client_cert.clone(),
             );
             // A single call's budget holds its lookup; a multicall has none of its own, so
             // its lookup gets the server's.
@@ -306,18 +311,18 @@ impl<'a> ParsedRequest<'a> {
         shared: &'a Arc<Shared>,
         callable: &'a Callable,
         params: Params,
-        client_cert: Option<crate::tls::ClientCert>,
         caller_slot: Option<CallerSlot>,
     ) -> Call<'a> {
         let stats = &*callable.stats;
         let job_stats = Arc::clone(&callable.stats);
         let method = Arc::clone(&callable.method);
         let watch = CallWatch::new(shared, &params, method.is_sensitive(), Some(self.origin));
-        let (job_shared, parts, peer, headers) = (
+        let (job_shared, parts, peer, headers, client_cert) = (
             Arc::clone(shared),
             Arc::clone(self.parts),
             self.peer,
             self.headers,
+            self.client_cert,
         );
         let prepare = move |method: &Method, params: &Params| {
             let name = method.shared_name();
@@ -326,7 +331,7 @@ impl<'a> ParsedRequest<'a> {
                 name,
                 &headers,
                 peer,
-                client_cert.as_ref(),
+                client_cert.as_deref(),
             ) {
                 Ok(caller) => caller,
                 Err(fault) => return Err(Box::new(Unprepared::refused(fault, headers))),
@@ -341,6 +346,7 @@ impl<'a> ParsedRequest<'a> {
                     peer,
                     headers,
                     caller,
+                    client_cert,
                 )),
                 Err(fault) => Err(Box::new(Unprepared {
                     fault,
@@ -373,6 +379,7 @@ pub(crate) async fn call_method(
     let site = CallSite {
         parts: &meta.parts,
         peer: meta.peer,
+        client_cert: meta.client_cert.clone(),
         caller: meta.caller.clone(),
         headers: || meta.headers.clone(),
         origin: meta.origin.entry(entry),
@@ -385,6 +392,7 @@ struct CallSite<'p, H> {
     /// The serving unit's copy of the server's parts, for the context.
     parts: &'p Arc<ServerParts>,
     peer: Option<SocketAddr>,
+    client_cert: Option<Arc<ClientCert>>,
     caller: Option<Arc<Caller>>,
     /// Makes the context's copy of the request headers, only once the method is found and
     /// admitted (a multicall entry clones them; a single call hands them over).
@@ -543,7 +551,15 @@ fn start<'a>(
     let watch = CallWatch::new(shared, &params, method.is_sensitive(), Some(site.origin));
     let name = method.shared_name().clone();
     let headers = (site.headers)();
-    let ctx = lifecycle::context(site.parts, name, &params, site.peer, headers, site.caller);
+    let ctx = lifecycle::context(
+        site.parts,
+        name,
+        &params,
+        site.peer,
+        headers,
+        site.caller,
+        site.client_cert,
+    );
     if method.is_blocking() {
         let prepared = move |_: &Method, _: &Params| Ok(ctx);
         let job = (Arc::clone(method), prepared, in_flight);

@@ -217,7 +217,7 @@ pub(crate) async fn authenticate_on_worker(
     method: &str,
     headers: http::HeaderMap,
     peer: Option<std::net::SocketAddr>,
-    client_cert: Option<crate::tls::ClientCert>,
+    client_cert: Option<Arc<crate::tls::ClientCert>>,
 ) -> Result<(Option<Arc<Caller>>, http::HeaderMap), CallError> {
     let job_shared = Arc::clone(shared);
     let method = Box::<str>::from(method);
@@ -227,7 +227,7 @@ pub(crate) async fn authenticate_on_worker(
         .queue
         .submit(move || {
             let _busy = crate::liveness::busy_with(|| Doing::Authenticating, &awaited);
-            let caller = authenticate(&job_shared, &method, &headers, peer, client_cert.as_ref());
+            let caller = authenticate(&job_shared, &method, &headers, peer, client_cert.as_deref());
             (caller, headers)
         })
         .map_err(CallError::Refused)?;
@@ -274,11 +274,12 @@ pub(crate) fn context(
     peer: Option<std::net::SocketAddr>,
     headers: http::HeaderMap,
     caller: Option<Arc<Caller>>,
+    client_cert: Option<Arc<crate::tls::ClientCert>>,
 ) -> Context {
     let params_len = params.positional.len() + params.named.as_ref().map_or(0, |n| n.len());
     Context::serving(
         name,
-        peer,
+        (peer, client_cert),
         headers,
         crate::context::next_request_id(),
         params_len,

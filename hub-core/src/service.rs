@@ -200,7 +200,7 @@ async fn rpc(
     shared: &Arc<Shared>,
     parts: &Arc<ServerParts>,
     peer: SocketAddr,
-    client_cert: Option<&ClientCert>,
+    client_cert: Option<&Arc<ClientCert>>,
     req: &mut Request<Incoming>,
     note: Option<&mut CallNote>,
 ) -> Answer {

@@ -276,7 +276,7 @@ pub(crate) async fn serve(
     shared: &Arc<Shared>,
     parts: &Arc<ServerParts>,
     peer: SocketAddr,
-    client_cert: Option<&ClientCert>,
+    client_cert: Option<&Arc<ClientCert>>,
     req: Request<Incoming>,
     mut note: Option<&mut CallNote>,
 ) -> Resp {
@@ -340,7 +340,7 @@ pub(crate) async fn serve(
             UPLOAD_METHOD,
             &head.headers,
             Some(peer),
-            client_cert,
+            client_cert.map(|c| &**c),
         )
         .map_err(CallError::Fault)
     };
@@ -360,6 +360,7 @@ pub(crate) async fn serve(
         Some(peer),
         head.headers,
         caller,
+        client_cert.cloned(),
     ));
     let state = Arc::new(Mutex::new(BodyState::default()));
     let upload = Upload {

@@ -94,24 +94,75 @@ impl Authenticator for ByCertificate {
     }
 }
 
-/// A server with the test registry, `whoami` (the caller's name) and [`ByCertificate`].
+/// A server with the test registry, `whoami` (the caller's name), `certof` and `bcertof`
+/// (the subject of the context's client certificate, async and blocking) and
+/// [`ByCertificate`].
 fn start(config: Config) -> hub_core::RunningServer {
+    start_with(config, false)
+}
+
+/// [`start`], with [`ByCertificate`] as a blocking authenticator if `on_workers`.
+fn start_with(config: Config, on_workers: bool) -> hub_core::RunningServer {
+    fn cert_subject(ctx: &hub_core::Context) -> Value {
+        Value::from(ctx.client_cert().map_or("none", |c| c.subject()).to_owned())
+    }
     let registry = registry_builder()
         .asynchronous("whoami", |ctx, _p| async move {
             Ok(Value::from(
                 ctx.caller().map_or("nobody", Caller::name).to_owned(),
             ))
         })
+        .asynchronous("certof", |ctx, _p| async move { Ok(cert_subject(&ctx)) })
+        .blocking("bcertof", |ctx, _p| Ok(cert_subject(ctx)))
         .build()
         .unwrap();
-    Server::builder()
+    let builder = Server::builder()
         .config(config)
-        .registry(Arc::new(registry))
-        .authenticator(ByCertificate)
-        .build()
-        .unwrap()
-        .start()
-        .unwrap()
+        .registry(Arc::new(registry));
+    let builder = if on_workers {
+        builder.blocking_authenticator(ByCertificate)
+    } else {
+        builder.authenticator(ByCertificate)
+    };
+    builder.build().unwrap().start().unwrap()
+}
+
+/// A handler reads the connection's verified client certificate from its context: async and
+/// blocking, alone and in a multicall, with the authenticator on the unit or on the workers;
+/// `None` without one.
+#[test]
+fn a_handler_reads_the_client_certificate() {
+    let pki = Pki::new("ctxcert");
+    let alice = pki.client("alice");
+    for on_workers in [false, true] {
+        let server = start_with(tls_config_with_client_ca(&pki), on_workers);
+        let addr = server.local_addr();
+        let mut conn = open(addr, &client(&pki, Some(&alice)));
+        for method in ["certof", "bcertof"] {
+            let r = conn.call(method, &[]);
+            assert!(
+                r.body.contains("CN=alice") && r.body.contains("O=hub tests"),
+                "{method}, on workers {on_workers}: {}",
+                r.body
+            );
+        }
+        let entry = |m: &str| {
+            format!("<value><struct><member><name>methodName</name><value><string>{m}</string></value></member><member><name>params</name><value><array><data/></array></value></member></struct></value>")
+        };
+        let batch = format!(
+            "<array><data>{}{}</data></array>",
+            entry("certof"),
+            entry("bcertof")
+        );
+        let r = conn.call("system.multicall", &[&batch]);
+        assert_eq!(r.body.matches("CN=alice").count(), 2, "{}", r.body);
+        let mut anonymous = open(addr, &client(&pki, None));
+        for method in ["certof", "bcertof"] {
+            let r = anonymous.call(method, &[]);
+            assert!(r.body.contains("<string>none</string>"), "{}", r.body);
+        }
+        server.shutdown();
+    }
 }
 
 fn tls_failures(server: &hub_core::RunningServer) -> u64 {
