@@ -542,6 +542,11 @@ fn the_rust_client_logs_in_and_renews_an_expired_session() {
         .expect("logged in");
     let who = admin.call("getLoggedInUser", ()).expect("a user");
     assert_eq!(name(who).as_deref(), Some("admin"));
+    let shown = format!("{admin:?}");
+    assert!(
+        shown.contains("\"admin\"") && !shown.contains("adminpw"),
+        "no password shown: {shown}"
+    );
     std::thread::sleep(std::time::Duration::from_millis(2500));
     // Past its lifetime: the hub answers AuthExpired, the client renews the session in place
     // and sends the call again; then it numbers the renewed session's calls from 0.

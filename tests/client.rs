@@ -512,6 +512,16 @@ async fn a_koji_session_numbers_every_call() {
         .clone()
         .koji_session(id, &key)
         .expect("a valid key");
+    // Printed (a log line, a panic), the client shows no credential.
+    let with_token = alice
+        .clone()
+        .header("Authorization", "Bearer s3cr3t-token")
+        .expect("a header");
+    let shown = format!("{with_token:?}");
+    assert!(
+        shown.contains("KojiSession") && !shown.contains(&key) && !shown.contains("s3cr3t"),
+        "{shown}"
+    );
     // Calls 0, 1, 2 from the session, then 3 from a clone, then 4 a multicall: each accepted.
     for _ in 0..3 {
         let who: String = alice.call("whoami", ()).await.expect("alice");

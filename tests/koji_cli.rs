@@ -3,7 +3,9 @@
 //! it again with every answer gzipped. Then against buildhub over HTTPS, koji's certificate
 //! login (`--authtype=ssl`, `sslLogin`): a certificate from the hub's CA logs its `CN`'s user
 //! in, one from another CA is refused in the handshake, and the hub's refusals (a `CN` that
-//! names no user, no certificate, a proxy login) reach the user as koji's `AuthError`.
+//! names no user, no certificate, a proxy login by a certificate not trusted to make one)
+//! reach the user as koji's `AuthError`; a certificate of `--proxy-dn` logs in as another
+//! user (`--runas`, koji's `ProxyDNs`).
 
 mod support;
 
@@ -355,7 +357,7 @@ fn koji_cli_ssl_login_faults_name_the_reason() {
     assert_ne!(ran.status, Some(0), "{ran}");
     assert!(
         ran.stderr
-            .contains("proxy logins are not supported: admin may not log in as alice"),
+            .contains("O=hub tests, CN=admin is not authorized to login other users"),
         "{ran}"
     );
 
@@ -368,4 +370,86 @@ fn koji_cli_ssl_login_faults_name_the_reason() {
         out.starts_with("1002 could not verify client: no client certificate"),
         "{ran}"
     );
+}
+
+/// koji's `ProxyDNs`: buildhub with `--proxy-dn` for a front end's certificate (`kojiweb`,
+/// no user of its own) logs in as the user it names (`koji --runas`, `sslLogin(proxyuser)`),
+/// and as nobody else: not as itself, not as a user that does not exist. The Rust client's
+/// `koji_ssl_login_as` does the same, and its session is the user's.
+#[test]
+fn a_proxy_certificate_logs_in_as_another_user() {
+    let pki = Pki::new("koji-proxy-login");
+    let server = buildhub_tls_with(&pki, &["--proxy-dn", "O=hub tests, CN=kojiweb"]);
+    let (admin, web) = (pki.client("admin"), pki.client("kojiweb"));
+    let ran = koji_ssl(
+        &pki,
+        &server,
+        &admin,
+        &["call", "createUser", "alice", "pw"],
+    );
+    assert!(ran.ok().trim().parse::<i64>().is_ok(), "a user id: {ran}");
+
+    let ran = koji_ssl(
+        &pki,
+        &server,
+        &web,
+        &["--runas=alice", "call", "getLoggedInUser"],
+    );
+    assert!(ran.ok().contains("'name': 'alice'"), "{ran}");
+    let ran = koji_ssl(
+        &pki,
+        &server,
+        &web,
+        &["--runas=alice", "call", "hasPerm", "admin"],
+    );
+    assert_eq!(
+        ran.ok().trim(),
+        "False",
+        "alice's permissions, not a proxy's: {ran}"
+    );
+    let ran = koji_ssl(&pki, &server, &web, &["--runas=nobody", "moshimoshi"]);
+    assert!(
+        ran.stderr.contains("AuthError: Unknown user: nobody"),
+        "{ran}"
+    );
+    let ran = koji_ssl(&pki, &server, &web, &["moshimoshi"]);
+    assert!(
+        ran.stderr.contains("AuthError: Unknown user: kojiweb"),
+        "a proxy is no user by itself: {ran}"
+    );
+
+    use hub::client::{blocking::Client, Error};
+    let client = |cert: &str| {
+        Client::new(server.url_at("/kojihub"))
+            .expect("a client")
+            .tls_ca_file(pki.ca())
+            .expect("the CA")
+            .tls_client_cert(cert)
+            .expect("the certificate")
+    };
+    let as_alice = client(&web)
+        .koji_ssl_login_as("alice")
+        .expect("logged in as alice");
+    let who = as_alice.call("getLoggedInUser", ()).expect("a user");
+    assert_eq!(support::user_name(&who).as_deref(), Some("alice"));
+    match client(&admin).koji_ssl_login_as("alice") {
+        Err(Error::Fault(f)) => {
+            assert_eq!(f.code, 1002, "{f:?}");
+            assert!(
+                f.message.contains("not authorized to login other users"),
+                "{f:?}"
+            );
+        }
+        other => panic!("expected AuthError, got {other:?}"),
+    }
+    let conn = rusqlite::Connection::open(pki.dir.path("hub.sqlite3")).expect("the database");
+    let how: String = conn
+        .query_row(
+            "SELECT authtype FROM sessions JOIN users ON users.id = user_id \
+             WHERE users.name = 'alice' ORDER BY sessions.id DESC LIMIT 1",
+            [],
+            |row| row.get(0),
+        )
+        .expect("alice's last session");
+    assert_eq!(how, "proxied by O=hub tests, CN=kojiweb");
 }

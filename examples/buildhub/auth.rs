@@ -27,6 +27,10 @@
 //! `CN` names (koji's `DNUsernameComponent = CN`) the caller of that one method, which opens a
 //! session for it. Every other call is authenticated by its session headers alone, as in koji:
 //! a certificate is a way to log in, not a session.
+//!
+//! A certificate whose subject is one of `--proxy-dn` (koji's `ProxyDNs`: a web front end's,
+//! which has logged its own user in) may log in as another user, `sslLogin(proxyuser=NAME)`:
+//! the session opened is that user's. Any other certificate asking that is refused.
 
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
@@ -43,7 +47,7 @@ use hub::{
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::db::{self, Tx};
-use crate::faults;
+use crate::{faults, State};
 
 /// Hashes `password` with a fresh salt, as a PHC string (`$argon2id$v=19$...`).
 pub fn hash_password(password: &str) -> Result<String, Fault> {
@@ -83,6 +87,19 @@ pub struct SessionAuth {
     /// One connection: lookups take turns on it, each a few indexed reads and a write.
     conn: Mutex<Connection>,
     policy: SessionPolicy,
+    proxies: ProxyDns,
+}
+
+/// The certificate subjects that may log in as other users (koji's `ProxyDNs`), as
+/// [`ClientCert::subject`] writes them: `O=Example, CN=kojiweb`.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyDns(pub Vec<String>);
+
+impl ProxyDns {
+    /// Whether `cert` is a proxy's.
+    pub fn allow(&self, cert: &ClientCert) -> bool {
+        self.0.iter().any(|dn| dn == cert.subject())
+    }
 }
 
 /// How sessions are held to account.
@@ -101,11 +118,13 @@ impl std::fmt::Debug for SessionAuth {
 }
 
 impl SessionAuth {
-    /// Checks sessions through `conn`, by `policy`.
-    pub fn new(conn: Connection, policy: SessionPolicy) -> Self {
+    /// Checks sessions through `conn`, by `policy`; lets the certificates of `proxies` log
+    /// in for other users.
+    pub fn new(conn: Connection, policy: SessionPolicy, proxies: ProxyDns) -> Self {
         Self {
             conn: Mutex::new(conn),
             policy,
+            proxies,
         }
     }
 
@@ -234,6 +253,10 @@ impl SessionAuth {
                 cert.subject()
             ))
         })?;
+        // A proxy need not be a user: `sslLogin` checks the user it logs in as.
+        if self.proxies.allow(cert) {
+            return Ok(Caller::new(name));
+        }
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         let status: Option<i64> = conn
             .query_row("SELECT status FROM users WHERE name = ?1", [name], |row| {
@@ -441,10 +464,10 @@ fn open_session(
 /// the user its subject's `CN` names; answers the same session info as `login`. koji's
 /// client posts it to `/kojihub/ssllogin`, which buildhub serves like `/kojihub`.
 ///
-/// `proxyuser` (logging in as another user, koji's `ProxyDNs`) is refused: buildhub trusts
-/// no certificate to speak for others. It always opens a new session, `renew` or not (the
-/// certificate is the credential: the expired session stays expired). `proxyauthtype`,
-/// `renew` and `exclusive` are accepted as koji's client sends them and ignored.
+/// `proxyuser` logs in as that user instead, for a certificate of `--proxy-dn` (koji's
+/// `ProxyDNs`) only. It always opens a new session, `renew` or not (the certificate is the
+/// credential: the expired session stays expired). `proxyauthtype`, `renew` and `exclusive`
+/// are accepted as koji's client sends them and ignored.
 #[rpc_method(name = "sslLogin")]
 fn ssl_login(
     ctx: &Context,
@@ -467,18 +490,54 @@ fn ssl_login(
             ))
         }
     };
-    if let Some(proxyuser) = proxyuser {
-        return Err(Fault::new(
-            faults::AUTH,
-            format!(
-                "proxy logins are not supported: {user} may not log in as {proxyuser} \
-                 (buildhub has no ProxyDNs)"
-            ),
-        ));
-    }
-    let user = user.to_owned();
+    let proxy = ctx
+        .client_cert()
+        .filter(|cert| ctx.state::<State>().is_ok_and(|s| s.proxies.allow(cert)));
     let tx = ctx.resource::<Tx>()?;
-    open_session(&tx, &user, "client certificate", ctx.peer())
+    match (proxyuser, proxy) {
+        // koji's words.
+        (Some(_), None) => {
+            let subject = ctx.client_cert().map_or("-", ClientCert::subject);
+            Err(Fault::new(
+                faults::AUTH,
+                format!("{subject} is not authorized to login other users"),
+            ))
+        }
+        (Some(proxyuser), Some(cert)) => {
+            active_user(&tx, &proxyuser)?;
+            let how = format!("proxied by {}", cert.subject());
+            open_session(&tx, &proxyuser, &how, ctx.peer())
+        }
+        // A proxy logging in as itself is a user like any other (checked here: the
+        // authenticator let it through unchecked).
+        (None, Some(_)) => {
+            let user = user.to_owned();
+            active_user(&tx, &user)?;
+            open_session(&tx, &user, "client certificate", ctx.peer())
+        }
+        (None, None) => {
+            let user = user.to_owned();
+            open_session(&tx, &user, "client certificate", ctx.peer())
+        }
+    }
+}
+
+/// `Ok` if `name` is an active user; else koji's `AuthError`, saying why.
+fn active_user(tx: &Connection, name: &str) -> Result<(), Fault> {
+    let status: Option<i64> = tx
+        .query_row("SELECT status FROM users WHERE name = ?1", [name], |row| {
+            row.get(0)
+        })
+        .optional()
+        .map_err(db::fault)?;
+    match status {
+        Some(0) => Ok(()),
+        Some(_) => Err(Fault::new(
+            faults::AUTH,
+            format!("logins by {name} are not allowed"),
+        )),
+        None => Err(Fault::new(faults::AUTH, format!("Unknown user: {name}"))),
+    }
 }
 
 /// Ends the caller's session. `session_id` (koji ≥ 1.31 sends it, usually nil) may only name

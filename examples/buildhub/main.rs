@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release --example buildhub -- [--admin NAME:PASSWORD] [--db PATH]
 //!     [--listen ADDR] [--config PATH] [--work-dir DIR] [--session-lifetime SECS]
-//!     [--no-client-ip-check]
+//!     [--no-client-ip-check] [--proxy-dn DN]...
 //! ```
 //!
 //! - `--db PATH`: the database (default `buildhub.sqlite3` in the working directory), created
@@ -19,7 +19,10 @@
 //!   renews an expired session by itself, logging in again. A session found expired stays
 //!   so under a longer lifetime set later;
 //! - `--no-client-ip-check`: accept a session from any address, not only the one it logged
-//!   in from (koji's `CheckClientIP = False`).
+//!   in from (koji's `CheckClientIP = False`);
+//! - `--proxy-dn DN` (given again for each further one): the subject of a client certificate
+//!   that may log in as another user, `sslLogin(proxyuser=NAME)` (koji's `ProxyDNs`, for a
+//!   web front end), written as the engine names subjects: `O=Example, CN=kojiweb`.
 //!
 //! Then `koji --server http://127.0.0.1:8080/kojihub --noauth version`, or a
 //! `koji.ClientSession` with `opts={'user': ..., 'password': ...}` and `login()`.
@@ -60,6 +63,8 @@ use hub::{FaultCodes, Registry};
 pub struct State {
     /// The root of uploaded files.
     pub work_dir: PathBuf,
+    /// The certificates that may log in as other users (`--proxy-dn`).
+    pub proxies: auth::ProxyDns,
 }
 
 #[derive(Debug)]
@@ -69,11 +74,12 @@ struct Args {
     admin: Option<(String, String)>,
     work_dir: Option<PathBuf>,
     sessions: auth::SessionPolicy,
+    proxies: auth::ProxyDns,
 }
 
 const USAGE: &str = "usage: buildhub [--admin NAME:PASSWORD] [--db PATH] [--listen ADDR] \
                      [--config PATH] [--work-dir DIR] [--session-lifetime SECS] \
-                     [--no-client-ip-check]";
+                     [--no-client-ip-check] [--proxy-dn DN]...";
 
 /// koji's default `SessionRenewalTimeout`: 1440 minutes.
 const SESSION_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
@@ -88,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
             lifetime: Some(SESSION_LIFETIME),
             check_client_ip: true,
         },
+        proxies: auth::ProxyDns::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -105,6 +112,7 @@ fn parse_args() -> Result<Args, String> {
                 args.sessions.lifetime = (secs > 0).then(|| Duration::from_secs(secs));
             }
             "--no-client-ip-check" => args.sessions.check_client_ip = false,
+            "--proxy-dn" => args.proxies.0.push(value()?),
             "--admin" => {
                 let v = value()?;
                 let (name, password) = v.split_once(':').ok_or("--admin takes NAME:PASSWORD")?;
@@ -169,7 +177,11 @@ fn run() -> Result<(), String> {
     };
     std::fs::create_dir_all(&work_dir)
         .map_err(|e| format!("work dir {}: {e}", work_dir.display()))?;
-    let auth = auth::SessionAuth::new(pool.connect().map_err(db_err)?, args.sessions);
+    let auth = auth::SessionAuth::new(
+        pool.connect().map_err(db_err)?,
+        args.sessions,
+        args.proxies.clone(),
+    );
 
     let mut registry = Registry::builder().with_inventory();
     for method in info::variadic_methods() {
@@ -181,7 +193,10 @@ fn run() -> Result<(), String> {
             .builder(config)?
             .registry(registry)
             .response_header("Koji-Version", info::KOJI_VERSION)
-            .state(State { work_dir })
+            .state(State {
+                work_dir,
+                proxies: args.proxies.clone(),
+            })
             // It reads the database for every request: on the workers, not the IO units.
             .blocking_authenticator(auth)
             .resource(move |_ctx| Ok(pool.begin()?))

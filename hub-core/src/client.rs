@@ -393,7 +393,6 @@ impl From<Error> for Attempt {
 }
 
 /// A koji session's headers, the call number of the next call, and how to renew it.
-#[derive(Debug)]
 struct KojiSession {
     /// The session's id and key, replaced when it is renewed.
     headers: std::sync::Mutex<(HeaderValue, HeaderValue)>,
@@ -426,13 +425,43 @@ impl KojiSession {
     }
 }
 
+// Written by hand: a client printed with `{:?}` (a log line, a panic message) must not show
+// its session's key or the password it logs in with.
+impl std::fmt::Debug for KojiSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (id, _key) = self.headers();
+        f.debug_struct("KojiSession")
+            .field("id", &id)
+            .field("key", &"<redacted>")
+            .field("next_callnum", &self.next_callnum)
+            .field("credentials", &self.credentials)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Password { user, .. } => f
+                .debug_struct("Password")
+                .field("user", user)
+                .field("password", &"<redacted>")
+                .finish(),
+            Credentials::Certificate { proxyuser } => f
+                .debug_struct("Certificate")
+                .field("proxyuser", proxyuser)
+                .finish(),
+        }
+    }
+}
+
 /// How a koji session was opened, and is opened again when it expires.
-#[derive(Debug)]
 enum Credentials {
     /// koji's `login` with this user name and password ([`Client::koji_login`]).
     Password { user: String, password: String },
-    /// koji's `sslLogin` with the client certificate ([`Client::koji_ssl_login`]).
-    Certificate,
+    /// koji's `sslLogin` with the client certificate ([`Client::koji_ssl_login`]), on behalf
+    /// of `proxyuser` if set ([`Client::koji_ssl_login_as`]).
+    Certificate { proxyuser: Option<String> },
 }
 
 /// koji's `AuthExpired`: the session must be renewed by logging in again.
@@ -646,8 +675,10 @@ impl Client {
     pub fn header(mut self, name: &str, value: &str) -> Result<Self, Error> {
         let name = HeaderName::try_from(name)
             .map_err(|e| Error::Encode(format!("header name `{name}`: {e}")))?;
-        let value = HeaderValue::try_from(value)
+        let mut value = HeaderValue::try_from(value)
             .map_err(|e| Error::Encode(format!("header `{name}` value: {e}")))?;
+        // It may be a credential (`Authorization`): not shown by the client's `{:?}`.
+        value.set_sensitive(true);
         self.headers.insert(name, value);
         Ok(self)
     }
@@ -764,7 +795,20 @@ impl Client {
     ///
     /// [`tls_client_cert`]: Self::tls_client_cert
     pub async fn koji_ssl_login(&self) -> Result<Client, Error> {
-        let credentials = Credentials::Certificate;
+        let credentials = Credentials::Certificate { proxyuser: None };
+        let info = self.log_in(&credentials, false).await?;
+        self.with_session(info, credentials)
+    }
+
+    /// [`koji_ssl_login`](Self::koji_ssl_login) on behalf of `user` (koji's
+    /// `sslLogin(proxyuser=user)`, as koji's web front end logs its users in, and the CLI's
+    /// `--runas`): the session opened is `user`'s. The hub allows it only for a certificate
+    /// it trusts to speak for others (koji's `ProxyDNs`); any other is refused
+    /// (`AuthError`, 1002). An expired session is replaced by the same login again.
+    pub async fn koji_ssl_login_as(&self, user: &str) -> Result<Client, Error> {
+        let credentials = Credentials::Certificate {
+            proxyuser: Some(user.to_owned()),
+        };
         let info = self.log_in(&credentials, false).await?;
         self.with_session(info, credentials)
     }
@@ -814,12 +858,12 @@ impl Client {
                 params.push(to_kwargs(&named)?);
                 decode(self.send(call_body("login", params)).await?)
             }
-            Credentials::Certificate => {
+            Credentials::Certificate { proxyuser } => {
                 let mut ssl = self.clone();
                 ssl.session = None;
                 ssl.uri = ssl_login_uri(&self.uri)?;
-                // koji's `sslLogin(proxyuser=None)`.
-                let params = vec![Value::Nil];
+                // koji's `sslLogin(proxyuser)`.
+                let params = vec![proxyuser.as_deref().map_or(Value::Nil, Value::from)];
                 decode(ssl.send(call_body("sslLogin", params)).await?)
             }
         }
@@ -1261,6 +1305,12 @@ pub mod blocking {
         /// in with its certificate.
         pub fn koji_ssl_login(self) -> Result<Self, Error> {
             let inner = self.rt.block_on(self.inner.koji_ssl_login())?;
+            Ok(Client { inner, rt: self.rt })
+        }
+
+        /// See [`Client::koji_ssl_login_as`](super::Client::koji_ssl_login_as).
+        pub fn koji_ssl_login_as(self, user: &str) -> Result<Self, Error> {
+            let inner = self.rt.block_on(self.inner.koji_ssl_login_as(user))?;
             Ok(Client { inner, rt: self.rt })
         }
 
