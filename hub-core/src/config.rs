@@ -84,7 +84,9 @@ pub struct Config {
     /// adjustment (every 64 waits or 100 ms) cuts the admitted wait by this many percentage
     /// points of the threshold, and restores as many once it is under (1..=99). Default 5.
     pub fast_reject_adjust_rate: u32,
-    /// Bounds reading one request (headers, then body) and idle keep-alive. Default 30000.
+    /// Bounds reading one request (headers, then body), a TLS handshake, and idle
+    /// keep-alive. Default 30000. A config reload applies it to the waits that start after
+    /// it (lowered while slow clients hold the connections, say).
     pub socket_timeout_ms: u64,
     /// Time budget of one XML-RPC request, from its body read to its answer (queue wait
     /// included); 0 means none. A request over budget is

@@ -155,7 +155,7 @@ async fn linger_close(mut stream: TcpStream, shut_down: bool, shared: &Shared) {
     if !shut_down && stream.shutdown().await.is_err() {
         return;
     }
-    let deadline = tokio::time::Instant::now() + LINGER_CLOSE.min(shared.config.socket_timeout());
+    let deadline = tokio::time::Instant::now() + LINGER_CLOSE.min(shared.switches.socket_timeout());
     let mut sink = [0u8; 4096];
     loop {
         match tokio::time::timeout_at(deadline, stream.read(&mut sink)).await {
@@ -169,7 +169,8 @@ async fn linger_close(mut stream: TcpStream, shut_down: bool, shared: &Shared) {
 /// How often a hyper connection checks whether it has gone quiet.
 fn park_tick(shared: &Shared) -> Duration {
     // At least the timer's resolution: `drive` re-arms the tick in a loop until it is pending.
-    (shared.config.socket_timeout() / 8).clamp(Duration::from_millis(1), Duration::from_millis(250))
+    (shared.switches.socket_timeout() / 8)
+        .clamp(Duration::from_millis(1), Duration::from_millis(250))
 }
 
 /// How long a connection is quiet before the tick parks it: [`PARK_TICKS`] ticks. Requests
@@ -374,7 +375,7 @@ pub(crate) async fn serve(
         None => Transport::Tcp(stream),
         Some(acceptor) => {
             // Like a parked connection, a silent one holds no handshake state.
-            match wait_readable(&stream, shared, shared.config.socket_timeout()).await {
+            match wait_readable(&stream, shared, shared.switches.socket_timeout()).await {
                 Wake::Readable => {}
                 Wake::Shutdown => return,
                 Wake::TimedOut => {
@@ -421,7 +422,7 @@ pub(crate) async fn serve(
                 // Idle for `socket_timeout_ms` in all, counted from the last answer.
                 let quiet = quiet_since.map_or(0, |since| clock_ms().wrapping_sub(since));
                 let within = shared
-                    .config
+                    .switches
                     .socket_timeout()
                     .saturating_sub(Duration::from_millis(quiet.into()));
                 // TLS may hold the next request's bytes already (they came with the last
@@ -525,7 +526,8 @@ async fn start_tls(
                 .http
                 .serve_connection(TokioIo::new(stream), svc)
                 .without_shutdown();
-            if let Ok(Ok(parts)) = tokio::time::timeout(shared.config.socket_timeout(), conn).await
+            if let Ok(Ok(parts)) =
+                tokio::time::timeout(shared.switches.socket_timeout(), conn).await
             {
                 linger_close(parts.io.into_inner(), false, shared).await;
             }
@@ -536,7 +538,7 @@ async fn start_tls(
         _ => return None,
     }
     let handshake = crate::tls::handshake(acceptor, stream);
-    match tokio::time::timeout(shared.config.socket_timeout(), handshake).await {
+    match tokio::time::timeout(shared.switches.socket_timeout(), handshake).await {
         Ok(Ok(established)) => Some(established),
         Ok(Err((e, stream))) => {
             tracing::debug!(%peer, "TLS handshake failed: {e}");
@@ -734,7 +736,12 @@ where
     // Checks with nothing in flight and no new request after which the head is overdue (an
     // idle connection is checked every tick): one more than fit in the timeout, so a head
     // gets at least `socket_timeout_ms`.
-    let header_ticks = shared.config.socket_timeout().div_duration_f64(tick).ceil() as u32 + 1;
+    let header_ticks = shared
+        .switches
+        .socket_timeout()
+        .div_duration_f64(tick)
+        .ceil() as u32
+        + 1;
     let mut clock = pin!(tokio::time::sleep(tick));
     let mut shutdown = pin!(shared.shutdown.wait());
     // The waker both are registered with, once they are.

@@ -6,11 +6,12 @@
 //! the web server: `offline` and `offline_message`, `lockout`, `debug` and `access_log`, and
 //! the per-call limits an overloaded or slow hub is tuned by, `handler_timeout_ms`,
 //! `max_queue_wait_ms`, `memory_warn_threshold_kib` and `gzip_answers_over`, each client's
-//! request rate, `max_requests_per_ip_per_sec` and `requests_per_ip_burst`, and the
-//! connection limits, `max_connections` and `max_connections_per_ip` ([`RELOADED_KEYS`]),
-//! each in force for the calls and connections that start after the reload (a connection
-//! open past a lowered limit stays open). Every other key is read once, when the server
-//! starts (sockets, threads, timeouts): a reload that finds one changed in the file says
+//! request rate, `max_requests_per_ip_per_sec` and `requests_per_ip_burst`, the connection
+//! limits, `max_connections` and `max_connections_per_ip`, and `socket_timeout_ms`
+//! ([`RELOADED_KEYS`]), each in force for the calls and connections that start after the
+//! reload (a connection open past a lowered limit stays open; one already idle may wait out
+//! the timeout it went idle with). Every other key is read once, when the server starts
+//! (sockets, threads, trusted proxies): a reload that finds one changed in the file says
 //! which, and they take effect at the next restart.
 //! A file that does not read or validate changes nothing, and the server serves on as before.
 //!
@@ -45,6 +46,7 @@ pub const RELOADED_KEYS: &[&str] = &[
     "requests_per_ip_burst",
     "max_connections",
     "max_connections_per_ip",
+    "socket_timeout_ms",
 ];
 
 /// The per-call options a reload may switch, and `max_connections` (the status ones are in
@@ -57,6 +59,7 @@ pub(crate) struct Switches {
     memory_warn_threshold_kib: AtomicU64,
     gzip_answers_over: AtomicUsize,
     max_connections: AtomicU64,
+    socket_timeout_ms: AtomicU64,
 }
 
 impl Switches {
@@ -68,7 +71,15 @@ impl Switches {
             memory_warn_threshold_kib: AtomicU64::new(config.memory_warn_threshold_kib),
             gzip_answers_over: AtomicUsize::new(config.gzip_answers_over),
             max_connections: AtomicU64::new(config.max_connections as u64),
+            socket_timeout_ms: AtomicU64::new(config.socket_timeout_ms),
         }
+    }
+
+    /// `socket_timeout_ms`: the longest wait for a client's next bytes (a request's head or
+    /// body, a TLS handshake) and a connection's idle keep-alive.
+    #[inline]
+    pub(crate) fn socket_timeout(&self) -> Duration {
+        Duration::from_millis(self.socket_timeout_ms.load(Relaxed))
     }
 
     /// `max_connections`: past it the acceptor answers `503`.
@@ -119,6 +130,8 @@ impl Switches {
             .store(config.memory_warn_threshold_kib, Relaxed);
         self.gzip_answers_over
             .store(config.gzip_answers_over, Relaxed);
+        self.socket_timeout_ms
+            .store(config.socket_timeout_ms, Relaxed);
         let before = self
             .max_connections
             .swap(config.max_connections as u64, Relaxed);
@@ -239,6 +252,7 @@ impl ConfigReloadHandle {
             max_requests_per_ip_per_sec = config.max_requests_per_ip_per_sec,
             max_connections = config.max_connections,
             max_connections_per_ip = config.max_connections_per_ip,
+            socket_timeout_ms = config.socket_timeout_ms,
             "config reloaded"
         );
         if !needs_restart.is_empty() {

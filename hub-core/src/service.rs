@@ -231,7 +231,7 @@ async fn rpc(
         match first {
             Poll::Ready(r) => Ok(r),
             Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + shared.config.socket_timeout();
+                let deadline = tokio::time::Instant::now() + shared.switches.socket_timeout();
                 tokio::time::timeout_at(deadline, read).await
             }
         }

@@ -371,7 +371,7 @@ pub(crate) async fn serve(
             declared,
             read: 0,
             max,
-            idle: shared.config.socket_timeout(),
+            idle: shared.switches.socket_timeout(),
             state: Arc::clone(&state),
         },
     };

@@ -288,3 +288,61 @@ fn a_reload_sets_the_connection_limits() {
     assert_eq!(counters().per_ip_rejections, 2);
     assert_eq!(counters().connections_rejected, 1);
 }
+
+/// `socket_timeout_ms` lowered by a reload: a connection that goes idle after it is closed
+/// at the new timeout, and a head that dribbles is cut; one idle since before keeps the
+/// timeout it went idle with. Raised again, an idle connection stays open.
+#[test]
+fn a_reload_sets_the_socket_timeout() {
+    let dir = std::env::temp_dir().join(format!("hub-retimeout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hub.toml");
+    let write = |extra: &str| std::fs::write(&path, format!("{BASE}{extra}")).unwrap();
+    write("");
+    let server = Server::builder()
+        .config_file(&path)
+        .unwrap()
+        .registry(registry())
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let reload = server.config_reload_handle().expect("built from a file");
+    let addr = server.local_addr();
+    let served = |c: &mut Conn| c.call("echo", &["<int>1</int>"]).status == 200;
+    let mut before = Conn::open(addr);
+    assert!(served(&mut before));
+
+    write("socket_timeout_ms = 300\n");
+    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    let mut idle = Conn::open(addr);
+    assert!(served(&mut idle));
+    let started = Instant::now();
+    assert!(
+        idle.closed_within(Duration::from_secs(10)),
+        "idle past 300 ms"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut dribbling = Conn::open(addr);
+    std::io::Write::write_all(&mut dribbling.stream, b"POST /RPC2 HTTP/1.1\r\nHost: t").unwrap();
+    assert!(
+        dribbling.closed_within(Duration::from_secs(10)),
+        "a head not finished"
+    );
+    assert!(
+        !before.closed_within(Duration::from_millis(500)),
+        "idle since before the reload: its own timeout"
+    );
+    assert!(served(&mut before));
+
+    write("");
+    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    let mut patient = Conn::open(addr);
+    assert!(served(&mut patient));
+    assert!(!patient.closed_within(Duration::from_millis(1500)));
+    assert!(served(&mut patient));
+}
