@@ -392,6 +392,9 @@ fn a_database_with_plain_session_keys_is_migrated_and_those_sessions_ended() {
     let back = python(
         "import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
+db.execute('DROP INDEX sessions_exclusive')
+db.execute('ALTER TABLE sessions DROP COLUMN master')
+db.execute('ALTER TABLE sessions DROP COLUMN exclusive')
 db.execute('ALTER TABLE sessions DROP COLUMN renew_ts')
 db.execute('ALTER TABLE sessions DROP COLUMN closed')
 db.execute('ALTER TABLE sessions DROP COLUMN hostip')
@@ -416,7 +419,7 @@ old._forget()
 b = session('bob', 'pw')
 assert b.getLoggedInUser()['name'] == 'bob'
 with sqlite3.connect(sys.argv[3]) as db:
-    assert db.execute('PRAGMA user_version').fetchone()[0] == 4
+    assert db.execute('PRAGMA user_version').fetchone()[0] == 5
     row = db.execute('SELECT key_hash, expired, closed FROM sessions WHERE id = ?', (int(sys.argv[2]),)).fetchone()
 assert row == ('', 1, 1), row
 print('ok')",
@@ -801,4 +804,74 @@ fn the_call_example_logs_in_with_user() {
         )
         .expect("counted");
     assert_eq!((sessions, open), (5, 0));
+}
+
+/// koji's session sharing through `koji.ClientSession`: an exclusive session locks its user's
+/// other sessions out (`AuthLockError`) but not its subsessions; another session may force
+/// the lock over (the holder and its subsessions closed) or log out; `sharedSession` and
+/// `logout` give it back; `subsession()` works as the same user and closes with its master,
+/// or alone by `logoutChild`.
+#[test]
+fn exclusive_sessions_and_subsessions_as_kojira_and_kojid_use_them() {
+    let dir = TempDir::new("buildhub-exclusive");
+    let server = buildhub(&dir);
+    let out = py(
+        &server,
+        r#"
+admin = session('admin', 'adminpw')
+admin.createUser('kojira', 'pw')
+admin.createUser('bob', 'pw')
+first = session('kojira', 'pw')
+second = session('kojira', 'pw')
+bob = session('bob', 'pw')
+
+first.exclusiveSession()
+first.exclusiveSession()  # held already: no error
+assert first.getLoggedInUser()['name'] == 'kojira'
+e = fault(1006, second.getLoggedInUser)
+assert 'holds an exclusive session' in str(e), e
+assert bob.getLoggedInUser()['name'] == 'bob'  # another user is not locked
+e = fault(1006, second.exclusiveSession)
+assert 'Cannot get exclusive session' in str(e), e
+
+# a subsession works under its master's lock, as the same user
+sub = first.subsession()
+assert sub.getLoggedInUser()['name'] == 'kojira'
+fault(1000, sub.exclusiveSession)
+
+# given back: the other session works again, and can take it
+first.sharedSession()
+assert second.getLoggedInUser()['name'] == 'kojira'
+second.exclusiveSession()
+fault(1006, first.getLoggedInUser)
+
+# forced over (kojira --force-lock): the holder and its subsessions are closed
+held_sub = second.subsession()
+assert held_sub.getLoggedInUser()['name'] == 'kojira'
+first.exclusiveSession(force=True)
+assert first.getLoggedInUser()['name'] == 'kojira'
+fault(1002, second.getLoggedInUser)
+fault(1002, held_sub.getLoggedInUser)
+
+# a locked-out session may still log out; the holder's logout frees the lock
+third = session('kojira', 'pw')
+fault(1006, third.getLoggedInUser)
+third.logout()
+fourth = session('kojira', 'pw')
+first.logout()
+assert fourth.getLoggedInUser()['name'] == 'kojira'
+fault(1002, sub.getLoggedInUser)  # closed with its master
+
+# logoutChild closes one subsession, and only a subsession of the caller's
+child = fourth.subsession()
+other = fourth.subsession()
+fourth.logoutChild(child.sinfo['session-id'])
+fault(1002, child.getLoggedInUser)
+assert other.getLoggedInUser()['name'] == 'kojira'
+fault(1002, bob.logoutChild, other.sinfo['session-id'])
+print('ok')
+"#,
+        &[],
+    );
+    assert_eq!(out.trim(), "ok");
 }

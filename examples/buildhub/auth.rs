@@ -220,6 +220,17 @@ impl SessionAuth {
                 "session {id} has expired: log in again to renew it"
             )));
         }
+        if method != crate::sessions::EXCLUSIVE_SESSION && method != LOGOUT {
+            if let Some(holder) = crate::sessions::locked_by(&tx, id).map_err(database_error)? {
+                return Err(AuthFailure::Fault(Fault::new(
+                    faults::AUTH_LOCK,
+                    format!(
+                        "session locked: {name} holds an exclusive session ({holder}); \
+                         exclusiveSession(force=True) takes it over"
+                    ),
+                )));
+            }
+        }
         presented.check_callnum(last, method)?;
         if let Some(n) = presented.callnum {
             tx.execute("UPDATE sessions SET callnum = ?1 WHERE id = ?2", [n, id])
@@ -341,6 +352,9 @@ impl Authenticator for SessionAuth {
 const SSL_LOGIN: &str = "sslLogin";
 /// The name of koji's password login, the one call an expired session may make (to renew it).
 const LOGIN: &str = "login";
+/// The name of koji's logout, which a session locked out by another's exclusive lock may
+/// still make.
+const LOGOUT: &str = "logout";
 
 /// What `login` answers: koji's session info. `header-auth` tells the client to send the
 /// session in headers (`Koji-Session-Id`, `Koji-Session-Key`, `Koji-Session-Callnum`).
@@ -438,13 +452,25 @@ fn open_session(
     how: &str,
     peer: Option<SocketAddr>,
 ) -> Result<SessionInfo, Fault> {
+    open_session_under(tx, user, how, peer, None)
+}
+
+/// [`open_session`], as a subsession of `master` if set (koji's `subsession`: closed with
+/// its master, and not locked out by its master's exclusive lock).
+pub fn open_session_under(
+    tx: &Connection,
+    user: &str,
+    how: &str,
+    peer: Option<SocketAddr>,
+    master: Option<i64>,
+) -> Result<SessionInfo, Fault> {
     let key = hub::core::session::random_key()
         .map_err(|e| Fault::new(1, format!("could not open a session: {e}")))?;
     let opened = tx
         .execute(
-            "INSERT INTO sessions (user_id, key_hash, authtype, start_ts, hostip)
-             SELECT id, ?2, ?3, unixepoch('subsec'), ?4 FROM users WHERE name = ?1",
-            (user, key_hash_of(&key), how, host_of(peer)),
+            "INSERT INTO sessions (user_id, key_hash, authtype, start_ts, hostip, master)
+             SELECT id, ?2, ?3, unixepoch('subsec'), ?4, ?5 FROM users WHERE name = ?1",
+            (user, key_hash_of(&key), how, host_of(peer), master),
         )
         .map_err(db::fault)?;
     // No row when the user went away since it was checked: the last row id is then another's.
@@ -540,8 +566,8 @@ fn active_user(tx: &Connection, name: &str) -> Result<(), Fault> {
     }
 }
 
-/// Ends the caller's session. `session_id` (koji ≥ 1.31 sends it, usually nil) may only name
-/// the caller's own session.
+/// Ends the caller's session, and its subsessions. `session_id` (koji ≥ 1.31 sends it,
+/// usually nil) may only name the caller's own session.
 #[rpc_method]
 fn logout(ctx: &Context, session_id: Option<i64>) -> Result<(), Fault> {
     let Some(own) = ctx.caller().and_then(Caller::session_id) else {
@@ -556,7 +582,8 @@ fn logout(ctx: &Context, session_id: Option<i64>) -> Result<(), Fault> {
     let own = i64::try_from(own).map_err(|_| Fault::new(1, "session id out of range"))?;
     ctx.resource::<Tx>()?
         .execute(
-            "UPDATE sessions SET expired = 1, closed = 1 WHERE id = ?1",
+            "UPDATE sessions SET expired = 1, closed = 1, exclusive = 0
+             WHERE id = ?1 OR master = ?1",
             [own],
         )
         .map_err(db::fault)?;

@@ -72,6 +72,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE sessions ADD COLUMN closed INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE sessions ADD COLUMN hostip TEXT;
     UPDATE sessions SET closed = expired;",
+    // 5: koji's session sharing: a subsession's master (closed with it), and the one
+    // exclusive session a user may hold (kojira's lock), indexed for the lookup every
+    // authenticated call makes.
+    "ALTER TABLE sessions ADD COLUMN master INTEGER REFERENCES sessions(id);
+    ALTER TABLE sessions ADD COLUMN exclusive INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX sessions_exclusive ON sessions(user_id) WHERE exclusive = 1;",
 ];
 
 /// How long a connection waits for another writer before giving up.

@@ -9,6 +9,8 @@ pub const GENERIC: i32 = 1000;
 pub const LOCK: i32 = 1001;
 /// `koji.AuthError`.
 pub const AUTH: i32 = 1002;
+/// `koji.AuthLockError`: another session of the user holds the exclusive lock.
+pub const AUTH_LOCK: i32 = 1006;
 /// `koji.ActionNotAllowed`.
 pub const NOT_ALLOWED: i32 = 1004;
 /// `koji.ParameterError`.

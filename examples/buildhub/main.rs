@@ -35,7 +35,8 @@
 //! so buildhub serves `P/ssllogin` for every RPC path `P` as it serves `P`.
 //!
 //! Modules, one job each: `db` (schema, migrations, the per-request transaction), `auth`
-//! (passwords, sessions, `login`/`sslLogin`/`logout`), `users`, `packages`, `builds`,
+//! (passwords, sessions, `login`/`sslLogin`/`logout`), `sessions` (koji's exclusive sessions
+//! and subsessions), `users`, `packages`, `builds`,
 //! `uploads`, `info` (versions, `hello`, `echo`, `setOffline`), `faults` (koji's codes).
 
 #[path = "../common/mod.rs"]
@@ -47,6 +48,7 @@ mod db;
 mod faults;
 mod info;
 mod packages;
+mod sessions;
 mod uploads;
 mod users;
 
