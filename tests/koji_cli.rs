@@ -264,6 +264,12 @@ fn koji_ssl(pki: &Pki, server: &Served, cert: &str, args: &[&str]) -> Ran {
     koji_cli(&all)
 }
 
+/// The admin's certificate creates the user `alice` (password `pw`) through the koji CLI.
+fn create_alice(pki: &Pki, server: &Served, admin: &str) {
+    let ran = koji_ssl(pki, server, admin, &["call", "createUser", "alice", "pw"]);
+    assert!(ran.ok().trim().parse::<i64>().is_ok(), "a user id: {ran}");
+}
+
 /// koji's certificate login against buildhub: the admin's certificate logs in as `admin`
 /// (`sslLogin` at `/kojihub/ssllogin`) and creates `alice`; alice's certificate then logs in
 /// as alice, whom `moshimoshi` greets (it needs a login and calls `getLoggedInUser`) and
@@ -274,13 +280,7 @@ fn koji_cli_logs_in_with_a_client_certificate() {
     let server = buildhub_tls(&pki);
     let (admin, alice) = (pki.client("admin"), pki.client("alice"));
 
-    let ran = koji_ssl(
-        &pki,
-        &server,
-        &admin,
-        &["call", "createUser", "alice", "pw"],
-    );
-    assert!(ran.ok().trim().parse::<i64>().is_ok(), "a user id: {ran}");
+    create_alice(&pki, &server, &admin);
 
     let ran = koji_ssl(&pki, &server, &alice, &["moshimoshi"]);
     let out = ran.ok();
@@ -381,13 +381,7 @@ fn a_proxy_certificate_logs_in_as_another_user() {
     let pki = Pki::new("koji-proxy-login");
     let server = buildhub_tls_with(&pki, &["--proxy-dn", "O=hub tests, CN=kojiweb"]);
     let (admin, web) = (pki.client("admin"), pki.client("kojiweb"));
-    let ran = koji_ssl(
-        &pki,
-        &server,
-        &admin,
-        &["call", "createUser", "alice", "pw"],
-    );
-    assert!(ran.ok().trim().parse::<i64>().is_ok(), "a user id: {ran}");
+    create_alice(&pki, &server, &admin);
 
     let ran = koji_ssl(
         &pki,

@@ -17,24 +17,62 @@ use support::{assert_refused, config, open_from, registry, registry_builder, wai
 /// The options every version of the test's file starts with.
 const BASE: &str = "listen = \"127.0.0.1:0\"\nio_units = 1\nstat_interval_secs = 0\n";
 
+/// A server of the test registry started from a config file of its own (`BASE`, then what
+/// [`FromFile::write`] adds), and its reload handle; the file's folder goes with it.
+struct FromFile {
+    dir: std::path::PathBuf,
+    path: std::path::PathBuf,
+    server: hub_core::RunningServer,
+    reload: hub_core::ConfigReloadHandle,
+}
+
+impl FromFile {
+    fn start(tag: &str) -> FromFile {
+        let dir = std::env::temp_dir().join(format!("hub-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("hub.toml");
+        std::fs::write(&path, BASE).unwrap();
+        let server = Server::builder()
+            .config_file(&path)
+            .unwrap()
+            .registry(registry())
+            .build()
+            .unwrap()
+            .start()
+            .unwrap();
+        let reload = server.config_reload_handle().expect("built from a file");
+        FromFile {
+            dir,
+            path,
+            server,
+            reload,
+        }
+    }
+
+    /// Makes the file `BASE` and `extra`.
+    fn write(&self, extra: &str) {
+        std::fs::write(&self.path, format!("{BASE}{extra}")).unwrap();
+    }
+
+    /// Makes the file `BASE` and `extra` and reloads it, which must need no restart.
+    fn reload_with(&self, extra: &str) {
+        self.write(extra);
+        assert!(self.reload.reload().unwrap().needs_restart.is_empty());
+    }
+}
+
+impl Drop for FromFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn a_reload_switches_offline_lockout_debug_and_the_access_log() {
     let logs = Capture::install(tracing::Level::INFO);
-    let dir = std::env::temp_dir().join(format!("hub-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("hub.toml");
-    let write = |extra: &str| std::fs::write(&path, format!("{BASE}{extra}")).unwrap();
-    write("");
-    let server = Server::builder()
-        .config_file(&path)
-        .unwrap()
-        .registry(registry())
-        .build()
-        .unwrap()
-        .start()
-        .unwrap();
-    let reload = server.config_reload_handle().expect("built from a file");
-    let mut c = Conn::open(server.local_addr());
+    let hub = FromFile::start("reload");
+    let (path, reload, write) = (&hub.path, &hub.reload, |extra: &str| hub.write(extra));
+    let mut c = Conn::open(hub.server.local_addr());
     assert_eq!(
         outcome(&c.call("echo", &["<int>1</int>"])),
         Ok(Value::Int(1))
@@ -79,7 +117,7 @@ fn a_reload_switches_offline_lockout_debug_and_the_access_log() {
     assert_eq!(fault_code(&mut c), offline, "still locked out");
     std::fs::write(&path, "not = [toml").unwrap();
     assert!(reload.reload().is_err());
-    assert!(server.status().is_locked_out());
+    assert!(hub.server.status().is_locked_out());
 
     // Back to the first file: served, no debug text, no access line.
     write("");
@@ -95,7 +133,7 @@ fn a_reload_switches_offline_lockout_debug_and_the_access_log() {
     );
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(!logs.take().contains("hub::access"));
-    server.shutdown();
+    drop(hub);
 
     // A server given its options in code has no file to read again.
     let plain = Server::builder()
@@ -107,7 +145,6 @@ fn a_reload_switches_offline_lockout_debug_and_the_access_log() {
         .unwrap();
     assert!(plain.config_reload_handle().is_none());
     plain.shutdown();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The fault code `echo` answers now (panics on a value).
@@ -230,20 +267,8 @@ fn a_reload_retunes_the_per_call_limits() {
 /// served, and a new one is refused until enough have closed.
 #[test]
 fn a_reload_sets_the_connection_limits() {
-    let dir = std::env::temp_dir().join(format!("hub-reconn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("hub.toml");
-    let write = |extra: &str| std::fs::write(&path, format!("{BASE}{extra}")).unwrap();
-    write("");
-    let server = Server::builder()
-        .config_file(&path)
-        .unwrap()
-        .registry(registry())
-        .build()
-        .unwrap()
-        .start()
-        .unwrap();
-    let reload = server.config_reload_handle().expect("built from a file");
+    let hub = FromFile::start("reconn");
+    let server = &hub.server;
     let addr = server.local_addr();
     let counters = || server.stats().counters.snapshot();
     let served = |c: &mut Conn| c.call("echo", &["<int>1</int>"]).status == 200;
@@ -254,8 +279,7 @@ fn a_reload_sets_the_connection_limits() {
     assert!(held.iter_mut().all(served));
 
     // A limit of 2 per client: its three stay, a fourth is refused, another address served.
-    write("max_connections_per_ip = 2\n");
-    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    hub.reload_with("max_connections_per_ip = 2\n");
     assert_refused(open_from("127.0.0.1", addr));
     assert_eq!(counters().per_ip_rejections, 1);
     assert!(
@@ -276,13 +300,11 @@ fn a_reload_sets_the_connection_limits() {
 
     // All connections: three held (two from .1, one from .2); a limit of 3 refuses a fourth
     // from anywhere, and lifting both limits lets it in.
-    write("max_connections = 3\nmax_connections_per_ip = 2\n");
-    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    hub.reload_with("max_connections = 3\nmax_connections_per_ip = 2\n");
     assert_refused(open_from("127.0.0.3", addr));
     assert_eq!(counters().connections_rejected, 1);
     assert!(held.iter_mut().all(served) && served(&mut other));
-    write("");
-    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    hub.reload_with("");
     let mut more: Vec<Conn> = (0..3).map(|_| open_from("127.0.0.1", addr)).collect();
     assert!(more.iter_mut().all(served), "no limits again");
     assert_eq!(counters().per_ip_rejections, 2);
@@ -294,27 +316,13 @@ fn a_reload_sets_the_connection_limits() {
 /// timeout it went idle with. Raised again, an idle connection stays open.
 #[test]
 fn a_reload_sets_the_socket_timeout() {
-    let dir = std::env::temp_dir().join(format!("hub-retimeout-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("hub.toml");
-    let write = |extra: &str| std::fs::write(&path, format!("{BASE}{extra}")).unwrap();
-    write("");
-    let server = Server::builder()
-        .config_file(&path)
-        .unwrap()
-        .registry(registry())
-        .build()
-        .unwrap()
-        .start()
-        .unwrap();
-    let reload = server.config_reload_handle().expect("built from a file");
-    let addr = server.local_addr();
+    let hub = FromFile::start("retimeout");
+    let addr = hub.server.local_addr();
     let served = |c: &mut Conn| c.call("echo", &["<int>1</int>"]).status == 200;
     let mut before = Conn::open(addr);
     assert!(served(&mut before));
 
-    write("socket_timeout_ms = 300\n");
-    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    hub.reload_with("socket_timeout_ms = 300\n");
     let mut idle = Conn::open(addr);
     assert!(served(&mut idle));
     let started = Instant::now();
@@ -339,8 +347,7 @@ fn a_reload_sets_the_socket_timeout() {
     );
     assert!(served(&mut before));
 
-    write("");
-    assert!(reload.reload().unwrap().needs_restart.is_empty());
+    hub.reload_with("");
     let mut patient = Conn::open(addr);
     assert!(served(&mut patient));
     assert!(!patient.closed_within(Duration::from_millis(1500)));
