@@ -115,7 +115,7 @@ fn a_reload_switches_offline_lockout_debug_and_the_access_log() {
     let e = reload.reload().expect_err("workers = 0 is invalid");
     assert!(e.to_string().contains("workers"), "{e}");
     assert_eq!(fault_code(&mut c), offline, "still locked out");
-    std::fs::write(&path, "not = [toml").unwrap();
+    std::fs::write(path, "not = [toml").unwrap();
     assert!(reload.reload().is_err());
     assert!(hub.server.status().is_locked_out());
 
