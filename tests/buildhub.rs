@@ -869,9 +869,21 @@ fourth.logoutChild(child.sinfo['session-id'])
 fault(1002, child.getLoggedInUser)
 assert other.getLoggedInUser()['name'] == 'kojira'
 fault(1002, bob.logoutChild, other.sinfo['session-id'])
+
+# an exclusive session that expired while another took the lock is not renewed into a
+# second lock: koji's client renews it (login, renew=True), which the lock refuses
+import sqlite3
+held = session('bob', 'pw')
+held.exclusiveSession()
+with sqlite3.connect(sys.argv[2]) as db:
+    db.execute('UPDATE sessions SET expired = 1 WHERE id = ?', (held.sinfo['session-id'],))
+taker = session('bob', 'pw')
+taker.exclusiveSession()
+fault(1006, held.getLoggedInUser)
+assert taker.getLoggedInUser()['name'] == 'bob'
 print('ok')
 "#,
-        &[],
+        &[&dir.path("hub.sqlite3")],
     );
     assert_eq!(out.trim(), "ok");
 }
