@@ -179,7 +179,9 @@
 //! With a certificate and its key the listener speaks TLS only (the `tls` feature, on by
 //! default); with `tls_client_ca_file` it also asks clients for certificates, as koji's
 //! `ssl_login` presents them. The one it verified reaches the [`Authenticator`] on every
-//! request of the connection; which user it is, and what that user may do, is yours to say.
+//! request of the connection, and each handler through [`Context::client_cert`] (a login on
+//! behalf of another user by a trusted front end decides by it); which user it is, and what
+//! that user may do, is yours to say.
 //! Renewed files are read again on `SIGHUP` (or through [`TlsReloadHandle`]), without a
 //! restart, and so are the CAs' revocation lists if given (`tls_client_crl_file`): a revoked
 //! certificate is refused.
