@@ -887,3 +887,43 @@ print('ok')
     );
     assert_eq!(out.trim(), "ok");
 }
+
+/// The Rust client's `koji_subsession`: a client on a subsession of its own, the same user
+/// with its own call numbers, served while its master holds the exclusive lock, closed by
+/// its master's logout; without a session the hub refuses it.
+#[test]
+fn the_rust_client_opens_a_subsession() {
+    use hub::client::{blocking::Client, Error};
+    let dir = TempDir::new("buildhub-rust-subsession");
+    let server = buildhub(&dir);
+    let url = kojihub(&server);
+    // A time limit: a client whose connections no runtime drives would wait for ever.
+    let master = Client::new(&url)
+        .expect("a client")
+        .timeout(std::time::Duration::from_secs(20))
+        .koji_login("admin", "adminpw")
+        .expect("logged in");
+    let sub = master.koji_subsession().expect("a subsession");
+    let _: () = master.call("exclusiveSession", ()).expect("locked");
+    for _ in 0..3 {
+        let who = sub.call("getLoggedInUser", ()).expect("the same user");
+        assert_eq!(support::user_name(&who).as_deref(), Some("admin"));
+    }
+    let other = Client::new(&url)
+        .expect("a client")
+        .koji_login("admin", "adminpw")
+        .expect("logged in");
+    match other.call::<hub::Value>("getLoggedInUser", ()) {
+        Err(Error::Fault(f)) => assert_eq!(f.code, 1006, "{f:?}"),
+        other => panic!("expected AuthLockError, got {other:?}"),
+    }
+    master.koji_logout().expect("logged out");
+    match sub.call::<hub::Value>("getLoggedInUser", ()) {
+        Err(Error::Fault(f)) => assert_eq!(f.code, 1002, "closed with its master: {f:?}"),
+        other => panic!("expected AuthError, got {other:?}"),
+    }
+    match Client::new(&url).expect("a client").koji_subsession() {
+        Err(Error::Fault(f)) => assert_eq!(f.code, 1002, "{f:?}"),
+        other => panic!("expected AuthError, got {other:?}"),
+    }
+}

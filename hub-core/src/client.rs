@@ -832,15 +832,35 @@ impl Client {
         Ok(anonymous)
     }
 
+    /// Opens a subsession of the koji session this client carries (koji's `subsession`, as
+    /// kojid opens one per task) and answers a client carrying it: the same user, its own
+    /// call numbers, closed by the hub with its master's logout (or alone, by its own
+    /// [`koji_logout`](Self::koji_logout)). It has no credentials of its own: once it
+    /// expires, its calls are refused with the hub's expiry fault, and the master opens
+    /// another. Without a session, the hub refuses it.
+    pub async fn koji_subsession(&self) -> Result<Client, Error> {
+        let info: SessionInfo = self.call("subsession", ()).await?;
+        self.with_session_of(info, None)
+    }
+
     /// This client, carrying the session `info` names.
     fn with_session(&self, info: SessionInfo, credentials: Credentials) -> Result<Client, Error> {
+        self.with_session_of(info, Some(credentials))
+    }
+
+    /// This client, carrying the session `info` names, renewed with `credentials` if any.
+    fn with_session_of(
+        &self,
+        info: SessionInfo,
+        credentials: Option<Credentials>,
+    ) -> Result<Client, Error> {
         let key = HeaderValue::try_from(info.key)
             .map_err(|e| Error::Decode(format!("session key: {e}")))?;
         let mut client = self.clone();
         client.session = Some(Arc::new(KojiSession::new(
             HeaderValue::from(info.id),
             key,
-            Some(credentials),
+            credentials,
         )));
         Ok(client)
     }
@@ -1210,6 +1230,14 @@ pub mod blocking {
     use super::{Call, Error};
     use crate::config::FaultCodes;
 
+    /// A client's own single-threaded runtime.
+    fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Transport(Box::new(e)))
+    }
+
     /// The blocking [`Client`](super::Client): each call runs the async one to completion on
     /// a private single-threaded runtime. Must not be used from inside an async runtime.
     #[derive(Debug)]
@@ -1222,11 +1250,10 @@ pub mod blocking {
         /// See [`Client::new`](super::Client::new).
         pub fn new(url: impl AsRef<str>) -> Result<Client, Error> {
             let inner = super::Client::new(url)?;
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| Error::Transport(Box::new(e)))?;
-            Ok(Client { inner, rt })
+            Ok(Client {
+                inner,
+                rt: runtime()?,
+            })
         }
 
         /// See [`Client::timeout`](super::Client::timeout).
@@ -1306,6 +1333,18 @@ pub mod blocking {
         pub fn koji_ssl_login(self) -> Result<Self, Error> {
             let inner = self.rt.block_on(self.inner.koji_ssl_login())?;
             Ok(Client { inner, rt: self.rt })
+        }
+
+        /// See [`Client::koji_subsession`](super::Client::koji_subsession). The subsession's
+        /// client has a runtime and connections of its own: each blocking client's
+        /// connections are driven by its own runtime.
+        pub fn koji_subsession(&self) -> Result<Self, Error> {
+            let mut inner = self.rt.block_on(self.inner.koji_subsession())?;
+            inner.http = super::Client::connect(&inner.uri, &inner.tls, inner.idle_timeout)?;
+            Ok(Client {
+                inner,
+                rt: runtime()?,
+            })
         }
 
         /// See [`Client::koji_ssl_login_as`](super::Client::koji_ssl_login_as).
