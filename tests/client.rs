@@ -1051,6 +1051,15 @@ async fn retry_offline_waits_for_the_hub_to_come_back() {
     assert_eq!(fault_code(brief.call::<Value>("echo", (1,)).await), 1014);
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(290), "{took:?}");
+    // A zero interval counts as 50 ms: an offline hub is not called in a tight loop.
+    let read = || server.stats().counters.snapshot().requests_read;
+    let before = read();
+    let eager = plain
+        .clone()
+        .retry_offline(Duration::ZERO, Duration::from_millis(300));
+    assert_eq!(fault_code(eager.call::<Value>("echo", (1,)).await), 1014);
+    let calls = read() - before;
+    assert!((2..=8).contains(&calls), "{calls} calls in 300 ms");
     server.shutdown();
 
     // The default codes: offline is the spec's system error, which a call over its time

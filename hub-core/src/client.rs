@@ -470,6 +470,9 @@ const AUTH_EXPIRED: i32 = 1007;
 /// koji's `ServerOffline`: the hub refused the call without running it.
 const KOJI_OFFLINE: i32 = 1014;
 
+/// The least wait between calls to an offline hub ([`Client::retry_offline`]).
+const MIN_OFFLINE_INTERVAL: Duration = Duration::from_millis(50);
+
 /// `codes`' offline code, if no other fault of theirs shares it (a call answered with a
 /// shared code may have run).
 fn offline_code_of(codes: &FaultCodes) -> Option<i32> {
@@ -729,7 +732,7 @@ impl Client {
     /// not its work. An offline hub refuses a call before running it, so sending it again
     /// cannot run it twice. The offline fault is koji's 1014, or the code
     /// [`fault_codes`](Self::fault_codes) names. Once `max_wait` has passed, the fault is
-    /// the call's. Default: not sent again.
+    /// the call's. An `interval` under 50 ms counts as 50 ms. Default: not sent again.
     #[must_use]
     pub fn retry_offline(mut self, interval: Duration, max_wait: Duration) -> Self {
         self.offline_retries = (interval, max_wait);
@@ -961,9 +964,13 @@ impl Client {
         body: Bytes,
     ) -> Result<Value, Error> {
         let (interval, max_wait) = self.offline_retries;
-        let mut waited = Duration::ZERO;
+        // Never back to back: a zero interval would call an offline hub in a tight loop.
+        let interval = interval.max(MIN_OFFLINE_INTERVAL);
+        let started = tokio::time::Instant::now();
         loop {
             let response = self.post(uri, content_type, body.clone()).await?;
+            // Bounded by the time gone, not by the waits' sum (a wait may be cut short).
+            let waited = started.elapsed();
             match hub_xmlrpc::parse_response(&response, &self.limits) {
                 Ok(MethodResponse::Success(v)) => return Ok(v),
                 Ok(MethodResponse::Fault(f)) if self.is_offline(&f) && waited < max_wait => {
@@ -974,7 +981,6 @@ impl Client {
                         "hub offline: calling again"
                     );
                     tokio::time::sleep(wait).await;
-                    waited += wait;
                 }
                 Ok(MethodResponse::Fault(f)) => return Err(Error::Fault(f)),
                 Err(e) => return Err(Error::Decode(e.to_string())),
