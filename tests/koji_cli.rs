@@ -379,7 +379,9 @@ fn koji_cli_ssl_login_faults_name_the_reason() {
 #[test]
 fn a_proxy_certificate_logs_in_as_another_user() {
     let pki = Pki::new("koji-proxy-login");
-    let server = buildhub_tls_with(&pki, &["--proxy-dn", "O=hub tests, CN=kojiweb"]);
+    // Written as koji's hub.conf has it, Apache's RFC 2253 form (the engine writes
+    // `O=hub tests, CN=kojiweb`).
+    let server = buildhub_tls_with(&pki, &["--proxy-dn", "CN=kojiweb,O=hub tests"]);
     let (admin, web) = (pki.client("admin"), pki.client("kojiweb"));
     create_alice(&pki, &server, &admin);
 

@@ -90,16 +90,55 @@ pub struct SessionAuth {
     proxies: ProxyDns,
 }
 
-/// The certificate subjects that may log in as other users (koji's `ProxyDNs`), as
-/// [`ClientCert::subject`] writes them: `O=Example, CN=kojiweb`.
+/// The certificate subjects that may log in as other users (koji's `ProxyDNs`), each
+/// written as [`ClientCert::subject`] and OpenSSL's one-line form write it
+/// (`O=Example, CN=kojiweb`), as Apache's `SSL_CLIENT_S_DN` does, which koji's `hub.conf`
+/// lists (RFC 2253: `CN=kojiweb,O=Example`), or in the legacy slashed form
+/// (`/O=Example/CN=kojiweb`).
 #[derive(Debug, Clone, Default)]
-pub struct ProxyDns(pub Vec<String>);
+pub struct ProxyDns(Vec<Vec<(String, String)>>);
 
 impl ProxyDns {
+    /// Adds the subject `dn`, in any of the forms above.
+    pub fn add(&mut self, dn: &str) {
+        self.0.push(dn_attributes(dn));
+    }
+
     /// Whether `cert` is a proxy's.
     pub fn allow(&self, cert: &ClientCert) -> bool {
-        self.0.iter().any(|dn| dn == cert.subject())
+        let subject = dn_attributes(cert.subject());
+        self.0.contains(&subject)
     }
+}
+
+/// A distinguished name's attributes, each type in capitals, sorted: the forms name them in
+/// opposite orders (RFC 2253 the most specific first), and a CA does not issue two
+/// certificates whose subjects differ only by their attributes' order.
+fn dn_attributes(dn: &str) -> Vec<(String, String)> {
+    let dn = dn.trim();
+    let mut parts = Vec::new();
+    let mut part = String::new();
+    let (separator, rest) = match dn.strip_prefix('/') {
+        Some(rest) => ('/', rest),
+        None => (',', dn),
+    };
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            // RFC 2253 escapes a separator within a value.
+            '\\' => part.extend(chars.next()),
+            c if c == separator => parts.push(std::mem::take(&mut part)),
+            c => part.push(c),
+        }
+    }
+    parts.push(part);
+    let mut attributes: Vec<(String, String)> = parts
+        .iter()
+        .filter_map(|p| p.split_once('='))
+        .map(|(t, v)| (t.trim().to_ascii_uppercase(), v.trim().to_owned()))
+        .collect();
+    attributes.sort();
+    attributes
 }
 
 /// How sessions are held to account.
@@ -588,4 +627,36 @@ fn logout(ctx: &Context, session_id: Option<i64>) -> Result<(), Fault> {
         )
         .map_err(db::fault)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dn_attributes;
+
+    #[test]
+    fn a_subject_matches_in_each_form_koji_s_proxy_dns_are_written() {
+        let engine = dn_attributes("O=hub tests, CN=kojiweb");
+        assert_eq!(engine, dn_attributes("CN=kojiweb,O=hub tests"), "RFC 2253");
+        assert_eq!(engine, dn_attributes("/O=hub tests/CN=kojiweb"), "slashes");
+        assert_eq!(
+            engine,
+            dn_attributes(" cn=kojiweb , o=hub tests "),
+            "case, spaces"
+        );
+        assert_ne!(engine, dn_attributes("CN=kojiweb,O=other"));
+        assert_ne!(engine, dn_attributes("CN=kojiweb"), "an attribute fewer");
+        assert_ne!(
+            engine,
+            dn_attributes("CN=kojiweb,O=hub tests,OU=x"),
+            "one more"
+        );
+        assert_eq!(
+            dn_attributes(r"CN=web\, inc,O=x"),
+            vec![
+                ("CN".to_owned(), "web, inc".to_owned()),
+                ("O".to_owned(), "x".to_owned())
+            ],
+            "an escaped comma stays in its value"
+        );
+    }
 }

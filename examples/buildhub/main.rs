@@ -22,7 +22,9 @@
 //!   in from (koji's `CheckClientIP = False`);
 //! - `--proxy-dn DN` (given again for each further one): the subject of a client certificate
 //!   that may log in as another user, `sslLogin(proxyuser=NAME)` (koji's `ProxyDNs`, for a
-//!   web front end), written as the engine names subjects: `O=Example, CN=kojiweb`.
+//!   web front end), written as koji's `hub.conf` lists them (Apache's RFC 2253 form,
+//!   `CN=kojiweb,O=Example`), as the engine and OpenSSL write subjects
+//!   (`O=Example, CN=kojiweb`), or with slashes (`/O=Example/CN=kojiweb`).
 //!
 //! Then `koji --server http://127.0.0.1:8080/kojihub --noauth version`, or a
 //! `koji.ClientSession` with `opts={'user': ..., 'password': ...}` and `login()`.
@@ -114,7 +116,7 @@ fn parse_args() -> Result<Args, String> {
                 args.sessions.lifetime = (secs > 0).then(|| Duration::from_secs(secs));
             }
             "--no-client-ip-check" => args.sessions.check_client_ip = false,
-            "--proxy-dn" => args.proxies.0.push(value()?),
+            "--proxy-dn" => args.proxies.add(&value()?),
             "--admin" => {
                 let v = value()?;
                 let (name, password) = v.split_once(':').ok_or("--admin takes NAME:PASSWORD")?;
