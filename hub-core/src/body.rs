@@ -249,11 +249,12 @@ mod tests {
 
         fn poll_frame(
             mut self: Pin<&mut Self>,
-            _: &mut Context<'_>,
+            cx: &mut Context<'_>,
         ) -> Poll<Option<Result<Frame<Bytes>, &'static str>>> {
-            match self.0 .0.pop_front() {
-                Some(frame) => Poll::Ready(Some(frame)),
-                None => Poll::Pending,
+            // Where the frames end, the body does not: nothing more has come yet.
+            match Pin::new(&mut self.0).poll_frame(cx) {
+                Poll::Ready(None) => Poll::Pending,
+                frame => frame,
             }
         }
     }
