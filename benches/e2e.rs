@@ -737,6 +737,27 @@ fn drive() {
         eprintln!("[headline: {:.1} s]", t.elapsed().as_secs_f64());
     }
 
+    if want("paired") {
+        let cases = [
+            (&asy, "echo(\"hello\")"),
+            (&blk, "echo(\"hello\")"),
+            (&floor_queue, "fixed bytes via the hub's job queue"),
+        ];
+        sandwiched(&plan, &floor, &cases, |srv, warmup, measure| {
+            let load = Load {
+                addr: srv.addr,
+                request: Arc::clone(&hello),
+                conns: 16,
+                warmup,
+                measure,
+                pace: None,
+            };
+            let (o, cpu) = with_cpu(srv, warmup, || rt.block_on(load::run(&load)));
+            let cpu = cpu.per_request(o.ok);
+            (o, cpu)
+        });
+    }
+
     if want("conns") {
         let t = Instant::now();
         let stolen = Stolen::start();
@@ -1176,6 +1197,96 @@ fn tls(plan: &Plan) {
     }
     println!("\n{}", stolen.report());
     eprintln!("[tls: {:.1} s]", t.elapsed().as_secs_f64());
+}
+
+/// The headline's targets measured against a floor taken just before and just after each
+/// measurement (`F A F B F C F A …`), so that the host's drift over the seconds between a
+/// round's floor and its last case does not enter the ratio. Each ratio divides by the
+/// geometric mean of the two floors around it.
+fn sandwiched(
+    plan: &Plan,
+    floor: &ServerProc,
+    cases: &[(&ServerProc, &str)],
+    measure: impl Fn(&ServerProc, Duration, Duration) -> (Outcome, Cpu),
+) {
+    let t = Instant::now();
+    let stolen = Stolen::start();
+    let (warmup, window, cycles) = if plan.quick {
+        (Duration::from_millis(200), Duration::from_millis(600), 2)
+    } else {
+        (Duration::from_millis(500), Duration::from_millis(1500), 10)
+    };
+    println!(
+        "\n## 16 connections, each measurement between two of the floor ({cycles} pairs per \
+         server, {:.1} s windows)\n",
+        window.as_secs_f64()
+    );
+    println!(
+        "| server | call | req/s vs the floors around it: median (quartiles) [min–max] | \
+         server CPU µs/req vs the floors': median | floor's (server + generator) CPU per \
+         request over this one's: median | errors |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut before = measure(floor, warmup, window);
+    let mut pairs: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); cases.len()];
+    let mut errors = vec![0u64; cases.len()];
+    // The method's own noise: each floor against the one before it.
+    let mut floor_drift = Vec::new();
+    for _ in 0..cycles {
+        for (i, (srv, _)) in cases.iter().enumerate() {
+            let (o, cpu) = measure(srv, warmup, window);
+            let after = measure(floor, warmup, window);
+            let (fb, fa) = (&before, &after);
+            let mean = |x: f64, y: f64| (x * y).sqrt();
+            let f_rps = mean(fb.0.rps(), fa.0.rps());
+            let f_server = mean(fb.1.server_us, fa.1.server_us);
+            let f_total = mean(
+                fb.1.server_us + fb.1.generator_us,
+                fa.1.server_us + fa.1.generator_us,
+            );
+            pairs[i].push((
+                o.rps() / f_rps,
+                cpu.server_us / f_server,
+                f_total / (cpu.server_us + cpu.generator_us),
+            ));
+            errors[i] += o.errors + o.unanswered + o.other + o.refused;
+            floor_drift.push(fa.0.rps() / fb.0.rps());
+            before = after;
+        }
+    }
+    for (((srv, call), pairs), errors) in cases.iter().zip(pairs).zip(errors) {
+        let column = |pick: fn(&(f64, f64, f64)) -> f64| {
+            let mut v: Vec<f64> = pairs.iter().map(pick).collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let rps = column(|p| p.0);
+        let n = rps.len();
+        println!(
+            "| {} | {call} | {:.2}x ({:.2}–{:.2}) [{:.2}–{:.2}] | {:.2}x | {:.2}x | {errors} |",
+            srv.name,
+            rps[n / 2],
+            rps[n / 4],
+            rps[(3 * n) / 4],
+            rps[0],
+            rps[n - 1],
+            column(|p| p.1)[n / 2],
+            column(|p| p.2)[n / 2],
+        );
+    }
+    floor_drift.sort_by(f64::total_cmp);
+    let n = floor_drift.len();
+    println!(
+        "\nThe noise of the method: a floor's req/s over the floor's just before it (two \
+         windows apart), {n} times: median {:.2}x, quartiles {:.2}–{:.2}, min–max {:.2}–{:.2}.",
+        floor_drift[n / 2],
+        floor_drift[n / 4],
+        floor_drift[(3 * n) / 4],
+        floor_drift[0],
+        floor_drift[n - 1]
+    );
+    println!("\n{}", stolen.report());
+    eprintln!("[paired: {:.1} s]", t.elapsed().as_secs_f64());
 }
 
 /// Per-round ratios as `median (min–max)`.
