@@ -15,8 +15,11 @@
 //! which, and they take effect at the next restart.
 //! A file that does not read or validate changes nothing, and the server serves on as before.
 //!
-//! The file's values win at a reload: an admin method that took the hub offline
-//! ([`StatusHandle`]) is overruled by a file saying `offline = false` once it is reloaded.
+//! A reload applies the keys whose value changed in the file since it was last read (a key
+//! taken out of the file goes back to its default; the request rate's two keys go together).
+//! So a value set in code on the builder, or switched by an admin method through
+//! [`StatusHandle`] (taking the hub offline), stays until the file's own line for it changes:
+//! a reload for another key, or of an unchanged file, leaves it as it is.
 //!
 //! [`ServerBuilder::config_file`]: crate::ServerBuilder::config_file
 
@@ -121,23 +124,46 @@ impl Switches {
         self.access_log.load(Relaxed)
     }
 
-    fn set(&self, config: &Config) {
-        self.debug.store(config.debug, Relaxed);
-        self.access_log.store(config.access_log, Relaxed);
-        self.handler_timeout_ms
-            .store(config.handler_timeout_ms, Relaxed);
-        self.memory_warn_threshold_kib
-            .store(config.memory_warn_threshold_kib, Relaxed);
-        self.gzip_answers_over
-            .store(config.gzip_answers_over, Relaxed);
-        self.socket_timeout_ms
-            .store(config.socket_timeout_ms, Relaxed);
-        let before = self
-            .max_connections
-            .swap(config.max_connections as u64, Relaxed);
-        if config.max_connections as u64 > before {
-            // More connections want more descriptors (raised at start for the old limit).
-            crate::fd_limit::raise_for(config.max_connections);
+    /// Stores the keys of `config` that `changed` names.
+    fn set(&self, config: &Config, changed: impl Fn(&str) -> bool) {
+        let store = |key: &str, atomic: &AtomicU64, value: u64| {
+            if changed(key) {
+                atomic.store(value, Relaxed);
+            }
+        };
+        if changed("debug") {
+            self.debug.store(config.debug, Relaxed);
+        }
+        if changed("access_log") {
+            self.access_log.store(config.access_log, Relaxed);
+        }
+        if changed("gzip_answers_over") {
+            self.gzip_answers_over
+                .store(config.gzip_answers_over, Relaxed);
+        }
+        store(
+            "handler_timeout_ms",
+            &self.handler_timeout_ms,
+            config.handler_timeout_ms,
+        );
+        store(
+            "memory_warn_threshold_kib",
+            &self.memory_warn_threshold_kib,
+            config.memory_warn_threshold_kib,
+        );
+        store(
+            "socket_timeout_ms",
+            &self.socket_timeout_ms,
+            config.socket_timeout_ms,
+        );
+        if changed("max_connections") {
+            let before = self
+                .max_connections
+                .swap(config.max_connections as u64, Relaxed);
+            if config.max_connections as u64 > before {
+                // More connections want more descriptors (raised at start for the old limit).
+                crate::fd_limit::raise_for(config.max_connections);
+            }
         }
     }
 }
@@ -226,33 +252,35 @@ impl ConfigReloadHandle {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let (config, fresh) = ConfigFile::read(&file.path)?;
-        let needs_restart: Vec<String> = changed_keys(&file.table, &fresh.table)
-            .into_iter()
-            .filter(|key| !RELOADED_KEYS.contains(&key.as_str()))
-            .collect();
+        let (applied, needs_restart): (Vec<String>, Vec<String>) =
+            changed_keys(&file.table, &fresh.table)
+                .into_iter()
+                .partition(|key| RELOADED_KEYS.contains(&key.as_str()));
+        let changed = |key: &str| applied.iter().any(|k| k == key);
         let status = &self.inner.status;
-        status.set_message(config.offline_message.as_str());
-        status.set_offline(config.offline);
-        status.set_lockout(config.lockout);
-        self.inner.switches.set(&config);
+        if changed("offline_message") {
+            status.set_message(config.offline_message.as_str());
+        }
+        if changed("offline") {
+            status.set_offline(config.offline);
+        }
+        if changed("lockout") {
+            status.set_lockout(config.lockout);
+        }
+        self.inner.switches.set(&config, changed);
         let limited = &self.inner.limited;
-        limited.queue.set_max_wait(config.max_queue_wait());
-        limited.rate.set(&config);
-        limited.per_ip.set(&config);
+        if changed("max_queue_wait_ms") {
+            limited.queue.set_max_wait(config.max_queue_wait());
+        }
+        if changed("max_requests_per_ip_per_sec") || changed("requests_per_ip_burst") {
+            limited.rate.set(&config);
+        }
+        if changed("max_connections_per_ip") {
+            limited.per_ip.set(&config);
+        }
         tracing::info!(
             path = %file.path.display(),
-            offline = config.offline,
-            lockout = config.lockout,
-            debug = config.debug,
-            access_log = config.access_log,
-            handler_timeout_ms = config.handler_timeout_ms,
-            max_queue_wait_ms = config.max_queue_wait_ms,
-            memory_warn_threshold_kib = config.memory_warn_threshold_kib,
-            gzip_answers_over = config.gzip_answers_over,
-            max_requests_per_ip_per_sec = config.max_requests_per_ip_per_sec,
-            max_connections = config.max_connections,
-            max_connections_per_ip = config.max_connections_per_ip,
-            socket_timeout_ms = config.socket_timeout_ms,
+            applied = %applied.join(", "),
             "config reloaded"
         );
         if !needs_restart.is_empty() {

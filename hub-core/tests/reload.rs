@@ -28,13 +28,20 @@ struct FromFile {
 
 impl FromFile {
     fn start(tag: &str) -> FromFile {
+        Self::start_adjusted(tag, |builder| builder)
+    }
+
+    /// The same, with options set in code after the file's.
+    fn start_adjusted(
+        tag: &str,
+        adjust: impl FnOnce(hub_core::ServerBuilder) -> hub_core::ServerBuilder,
+    ) -> FromFile {
         let dir = std::env::temp_dir().join(format!("hub-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("hub.toml");
         std::fs::write(&path, BASE).unwrap();
-        let server = Server::builder()
-            .config_file(&path)
-            .unwrap()
+        let builder = Server::builder().config_file(&path).unwrap();
+        let server = adjust(builder)
             .registry(registry())
             .build()
             .unwrap()
@@ -145,6 +152,47 @@ fn a_reload_switches_offline_lockout_debug_and_the_access_log() {
         .unwrap();
     assert!(plain.config_reload_handle().is_none());
     plain.shutdown();
+}
+
+/// A reload applies the keys whose line changed in the file: a limit set in code and the
+/// offline switch an admin method turned stay through a reload of another key, or of the
+/// same file, until the file's own line for them changes.
+#[test]
+fn a_reload_applies_only_what_changed_in_the_file() {
+    let hub = FromFile::start_adjusted("rechanged", |b| b.max_connections_per_ip(1));
+    let addr = hub.server.local_addr();
+    let served = |c: &mut Conn| c.call("echo", &["<int>1</int>"]).status == 200;
+    let mut first = open_from("127.0.0.1", addr);
+    assert!(served(&mut first));
+    assert_refused(open_from("127.0.0.1", addr));
+    let status = hub.server.status();
+    status.set_offline(true);
+    let offline = FaultCodes::default().offline;
+    assert_eq!(fault_code(&mut first), offline);
+
+    // Another key, then the same file again: the code's limit and the admin's switch stay.
+    hub.reload_with(
+        "gzip_answers_over = 100
+",
+    );
+    assert_refused(open_from("127.0.0.1", addr));
+    assert_eq!(fault_code(&mut first), offline, "still offline");
+    hub.reload_with(
+        "gzip_answers_over = 100
+",
+    );
+    assert_refused(open_from("127.0.0.1", addr));
+    assert!(status.is_offline());
+
+    // The file's own lines for them: applied.
+    hub.reload_with(
+        "gzip_answers_over = 100
+max_connections_per_ip = 3
+offline = false
+",
+    );
+    let mut second = open_from("127.0.0.1", addr);
+    assert!(served(&mut second) && served(&mut first));
 }
 
 /// The fault code `echo` answers now (panics on a value).
