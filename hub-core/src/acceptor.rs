@@ -71,7 +71,7 @@ pub(crate) async fn run(
             tokio::spawn(refuse(stream, shared.tls.is_some()));
             continue;
         }
-        // Counted here, uncounted by the connection when it ends (`conn::Held`).
+        // Counted here, uncounted when the connection ends (`conn::Held`).
         if !shared.per_ip.admit(peer.ip()) {
             counters.connections_held.fetch_sub(1, Relaxed);
             counters.per_ip_rejections.add(1);
@@ -79,17 +79,14 @@ pub(crate) async fn run(
             continue;
         }
         counters.connections_accepted.add(1);
-        let handoff = stream.into_std().map(|s| (s, peer));
-        let sent = match handoff {
-            Ok(h) => units[next].tx.send(h).is_ok(),
-            Err(e) => {
-                tracing::warn!(%peer, "cannot hand off connection: {e}");
-                false
+        // From here the counts go with the connection: dropped anywhere, it releases them.
+        let held = crate::conn::Held::counted(Arc::clone(&shared), peer);
+        match stream.into_std() {
+            Ok(stream) => {
+                // A unit gone (its thread ended) drops the hand-off, counts and all.
+                let _ = units[next].tx.send((stream, held));
             }
-        };
-        if !sent {
-            counters.connections_held.fetch_sub(1, Relaxed);
-            shared.per_ip.release(peer.ip());
+            Err(e) => tracing::warn!(%peer, "cannot hand off connection: {e}"),
         }
         next = (next + 1) % units.len();
     }

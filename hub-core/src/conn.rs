@@ -127,9 +127,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// Decrements `connections_held`, and its peer's count against `max_connections_per_ip`,
-/// when the connection ends, however it ends.
-struct Held(Arc<Shared>, SocketAddr);
+/// A connection the acceptor counted (in `connections_held` and against its peer's
+/// `max_connections_per_ip`): uncounted when dropped, however the connection ends, including
+/// in a unit's channel or as a task never polled (a unit stopped short at shutdown).
+#[derive(Debug)]
+pub(crate) struct Held(Arc<Shared>, SocketAddr);
+
+impl Held {
+    /// Takes over the counts the acceptor made for a connection from `peer`.
+    pub(crate) fn counted(shared: Arc<Shared>, peer: SocketAddr) -> Self {
+        Self(shared, peer)
+    }
+}
 
 impl Drop for Held {
     fn drop(&mut self) {
@@ -352,14 +361,8 @@ enum Phase {
 /// `drive` loop live in a separate allocation made when a request arrives and freed when the
 /// connection parks again (boxing it here is what keeps a parked connection small: a task is
 /// as large as its largest state).
-pub(crate) async fn serve(
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    unit: Arc<UnitLocal>,
-) {
-    let held = Held(shared, peer);
-    let shared = &held.0;
+pub(crate) async fn serve(stream: std::net::TcpStream, held: Held, unit: Arc<UnitLocal>) {
+    let (shared, peer) = (&held.0, held.1);
     // Non-blocking already: tokio's listener accepted it (`unit::Handoff`).
     let stream = match TcpStream::from_std(stream) {
         Ok(s) => s,
@@ -736,12 +739,13 @@ where
     // Checks with nothing in flight and no new request after which the head is overdue (an
     // idle connection is checked every tick): one more than fit in the timeout, so a head
     // gets at least `socket_timeout_ms`.
-    let header_ticks = shared
+    // (Saturating: `u64::MAX` ms is a timeout too.)
+    let header_ticks = (shared
         .switches
         .socket_timeout()
         .div_duration_f64(tick)
-        .ceil() as u32
-        + 1;
+        .ceil() as u32)
+        .saturating_add(1);
     let mut clock = pin!(tokio::time::sleep(tick));
     let mut shutdown = pin!(shared.shutdown.wait());
     // The waker both are registered with, once they are.
@@ -885,7 +889,7 @@ mod tests {
     /// ~6 KiB with hyper inline; each byte here is 10 KB at 10,000 idle connections).
     #[test]
     fn parked_connection_future_is_small() {
-        let serve = size_of_future(&|(s, p, sh, h)| serve(s, p, sh, h));
+        let serve = size_of_future(&|(s, held, h)| serve(s, held, h));
         let wait = size_of_future(&|(s, sh, w): (&'static TcpStream, &'static Shared, _)| {
             wait_readable(s, sh, w)
         });

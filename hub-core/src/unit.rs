@@ -4,19 +4,19 @@
 //! connection's task; blocking ones are handed to the worker pool, so the unit keeps reading
 //! and writing other connections meanwhile.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use crate::conn::Held;
 use crate::context::ServerParts;
 use crate::server::Shared;
 
 /// A connection handed from the acceptor to a unit: non-blocking, as tokio's listener
-/// accepts it (the unit registers it with its own runtime as it is).
-pub(crate) type Handoff = (std::net::TcpStream, SocketAddr);
+/// accepts it (the unit registers it with its own runtime as it is), with its counts.
+pub(crate) type Handoff = (std::net::TcpStream, Held);
 
 /// The acceptor's end of a unit.
 #[derive(Debug)]
@@ -66,8 +66,8 @@ async fn run(i: usize, mut rx: mpsc::UnboundedReceiver<Handoff>, shared: Arc<Sha
     loop {
         tokio::select! {
             handoff = rx.recv() => match handoff {
-                Some((stream, peer)) => {
-                    let conn = crate::conn::serve(stream, peer, Arc::clone(&shared), Arc::clone(&local));
+                Some((stream, held)) => {
+                    let conn = crate::conn::serve(stream, held, Arc::clone(&local));
                     conns.spawn(conn);
                 }
                 // The acceptor stopped: every accepted connection has been received.

@@ -490,3 +490,33 @@ fn a_trusted_proxy_s_forwarded_for_names_the_client() {
     let e = hub_core::Config::from_toml("trusted_proxies = [\"10.0.0.0/33\"]").unwrap_err();
     assert!(e.to_string().contains("trusted_proxies"), "{e}");
 }
+
+/// Every time limit may be as long as its type holds (`u64::MAX` ms: "never", as an operator
+/// writes it): calls of each kind are answered and the server stops, where a deadline
+/// computed from one used to overflow and end every connection.
+#[test]
+fn time_limits_of_any_length_are_served() {
+    let server = start(hub_core::Config {
+        socket_timeout_ms: u64::MAX,
+        handler_timeout_ms: u64::MAX,
+        max_queue_wait_ms: u64::MAX,
+        stall_warn_ms: u64::MAX,
+        drain_timeout_ms: u64::MAX,
+        fast_reject_threshold_ms: u64::MAX,
+        ..config()
+    });
+    let mut c = Conn::open(server.local_addr());
+    for (method, arg) in [
+        ("echo", "<int>1</int>"),
+        ("becho", "<int>2</int>"),
+        ("sleep", "<int>600</int>"),
+    ] {
+        let r = c.call(method, &[arg]);
+        assert_eq!(r.status, 200, "{method}: {}", r.body);
+        assert!(r.body.contains("<int>"), "{method}: {}", r.body);
+    }
+    let r = c.call("crash", &[]);
+    assert!(r.body.contains("faultCode"), "{}", r.body);
+    drop(c);
+    server.shutdown();
+}
