@@ -438,6 +438,15 @@ fn a_proxy_certificate_logs_in_as_another_user() {
         }
         other => panic!("expected AuthError, got {other:?}"),
     }
+    // Certificates whose subject only reads like the proxy's: a name holding the proxy's
+    // whole subject, or with a space or a backslash more (once matched as text).
+    for forged in ["kojiweb, O=hub tests", "kojiweb ", r"kojiwe\b"] {
+        match client(&pki.client(forged)).koji_ssl_login_as("alice") {
+            // Not a proxy: refused as any user is who asks for another (or who is none).
+            Err(Error::Fault(f)) => assert_eq!(f.code, 1002, "{forged:?}: {f:?}"),
+            other => panic!("{forged:?} as alice: {other:?}"),
+        }
+    }
     let conn = rusqlite::Connection::open(pki.dir.path("hub.sqlite3")).expect("the database");
     let how: String = conn
         .query_row(

@@ -91,54 +91,139 @@ pub struct SessionAuth {
 }
 
 /// The certificate subjects that may log in as other users (koji's `ProxyDNs`), each
-/// written as [`ClientCert::subject`] and OpenSSL's one-line form write it
-/// (`O=Example, CN=kojiweb`), as Apache's `SSL_CLIENT_S_DN` does, which koji's `hub.conf`
-/// lists (RFC 2253: `CN=kojiweb,O=Example`), or in the legacy slashed form
-/// (`/O=Example/CN=kojiweb`).
+/// written as koji's `hub.conf` lists them (Apache's `SSL_CLIENT_S_DN`, RFC 2253:
+/// `CN=kojiweb,O=Example`), as [`ClientCert::subject`] and OpenSSL's one-line form write it
+/// (`O=Example, CN=kojiweb`), or in the legacy slashed form (`/O=Example/CN=kojiweb`).
+///
+/// A certificate matches when its subject has exactly the configured attributes, each value
+/// equal to the configured one (RFC 4514 escapes and `\2C`-style hex decoded), in any
+/// order: compared as the certificate's decoded attributes
+/// ([`ClientCert::subject_attributes`]), never as the text of its subject, in which a value
+/// may hold a `,` or a `=` of its own.
 #[derive(Debug, Clone, Default)]
 pub struct ProxyDns(Vec<Vec<(String, String)>>);
 
 impl ProxyDns {
-    /// Adds the subject `dn`, in any of the forms above.
-    pub fn add(&mut self, dn: &str) {
-        self.0.push(dn_attributes(dn));
+    /// Adds the subject `dn`, in any of the forms above; one that names no attribute, or
+    /// has a part that is no `TYPE=value`, is refused.
+    pub fn add(&mut self, dn: &str) -> Result<(), String> {
+        let attributes = dn_attributes(dn).map_err(|e| format!("--proxy-dn {dn:?}: {e}"))?;
+        self.0.push(attributes);
+        Ok(())
     }
 
     /// Whether `cert` is a proxy's.
     pub fn allow(&self, cert: &ClientCert) -> bool {
-        let subject = dn_attributes(cert.subject());
-        self.0.contains(&subject)
+        cert.subject_attributes()
+            .is_some_and(|attributes| self.matches(attributes))
+    }
+
+    fn matches(&self, attributes: &[(String, String)]) -> bool {
+        let mut subject: Vec<(String, String)> = attributes
+            .iter()
+            .map(|(t, v)| (attribute_type(t), v.clone()))
+            .collect();
+        subject.sort();
+        !subject.is_empty() && self.0.contains(&subject)
     }
 }
 
-/// A distinguished name's attributes, each type in capitals, sorted: the forms name them in
-/// opposite orders (RFC 2253 the most specific first), and a CA does not issue two
-/// certificates whose subjects differ only by their attributes' order.
-fn dn_attributes(dn: &str) -> Vec<(String, String)> {
-    let dn = dn.trim();
-    let mut parts = Vec::new();
-    let mut part = String::new();
-    let (separator, rest) = match dn.strip_prefix('/') {
-        Some(rest) => ('/', rest),
-        None => (',', dn),
+/// An attribute type by one name, whatever name a form gives it: `cn` and `CN`,
+/// `emailAddress`, `Email` and `E`, `OID.2.5.4.3` and `2.5.4.3`.
+fn attribute_type(name: &str) -> String {
+    let name = name.trim().to_ascii_uppercase();
+    let name = name.strip_prefix("OID.").unwrap_or(&name);
+    match name {
+        "EMAIL" | "E" | "EMAILADDRESS" | "1.2.840.113549.1.9.1" => "EMAILADDRESS".to_owned(),
+        "2.5.4.3" => "CN".to_owned(),
+        "2.5.4.10" => "O".to_owned(),
+        "2.5.4.11" => "OU".to_owned(),
+        "2.5.4.6" => "C".to_owned(),
+        "USERID" | "0.9.2342.19200300.100.1.1" => "UID".to_owned(),
+        "0.9.2342.19200300.100.1.25" => "DC".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// A configured distinguished name's attributes, sorted (the forms name them in opposite
+/// orders, RFC 2253 the most specific first), multi-valued RDNs (`+`) flattened.
+fn dn_attributes(dn: &str) -> Result<Vec<(String, String)>, String> {
+    // Not trimmed at its end: a value may end with an escaped space (`\ `).
+    let dn = dn.trim_start();
+    let (separators, rest): (&[char], &str) = match dn.strip_prefix('/') {
+        Some(rest) => (&['/', '+'], rest),
+        None => (&[',', ';', '+'], dn),
     };
+    let mut parts: Vec<Vec<Piece>> = vec![Vec::new()];
     let mut chars = rest.chars();
     while let Some(c) = chars.next() {
-        match c {
-            // RFC 2253 escapes a separator within a value.
-            '\\' => part.extend(chars.next()),
-            c if c == separator => parts.push(std::mem::take(&mut part)),
-            c => part.push(c),
+        let part = parts.last_mut().expect("never empty");
+        if c == '\\' {
+            let escaped = chars.next().ok_or("it ends with a lone '\\'")?;
+            let low = chars.clone().next();
+            match (escaped.to_digit(16), low.and_then(|l| l.to_digit(16))) {
+                (Some(high), Some(low)) => {
+                    chars.next();
+                    part.push(Piece::Byte((high * 16 + low) as u8));
+                }
+                _ => part.push(Piece::Escaped(escaped)),
+            }
+        } else if separators.contains(&c) {
+            parts.push(Vec::new());
+        } else {
+            part.push(Piece::Plain(c));
         }
     }
-    parts.push(part);
-    let mut attributes: Vec<(String, String)> = parts
-        .iter()
-        .filter_map(|p| p.split_once('='))
-        .map(|(t, v)| (t.trim().to_ascii_uppercase(), v.trim().to_owned()))
-        .collect();
+    let mut attributes = Vec::new();
+    for part in parts {
+        let eq = part
+            .iter()
+            .position(|p| matches!(p, Piece::Plain('=')))
+            .ok_or_else(|| format!("{:?} is no TYPE=value", text(&part)))?;
+        let (kind, value) = (text(&part[..eq]), trimmed(&part[eq + 1..])?);
+        if kind.trim().is_empty() || value.is_empty() {
+            return Err(format!("{:?} is no TYPE=value", text(&part)));
+        }
+        attributes.push((attribute_type(&kind), value));
+    }
     attributes.sort();
-    attributes
+    Ok(attributes)
+}
+
+/// A character of a configured DN as written: plain, escaped with `\\`, or a byte given
+/// in hex (`\\2C`; several make a UTF-8 character).
+#[derive(Debug, Clone, Copy)]
+enum Piece {
+    Plain(char),
+    Escaped(char),
+    Byte(u8),
+}
+
+/// A part as written, for messages.
+fn text(part: &[Piece]) -> String {
+    part.iter()
+        .map(|p| match *p {
+            Piece::Plain(c) | Piece::Escaped(c) => c,
+            Piece::Byte(b) => char::from(b),
+        })
+        .collect()
+}
+
+/// A value without the unescaped spaces around it, its hex bytes read as UTF-8.
+fn trimmed(part: &[Piece]) -> Result<String, String> {
+    let kept = |p: &Piece| !matches!(p, Piece::Plain(' '));
+    let start = part.iter().position(kept).unwrap_or(part.len());
+    let end = part.iter().rposition(kept).map_or(start, |i| i + 1);
+    let mut bytes = Vec::new();
+    for piece in &part[start..end] {
+        match *piece {
+            Piece::Plain(c) | Piece::Escaped(c) => {
+                bytes.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+            }
+            Piece::Byte(b) => bytes.push(b),
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| "its hex-escaped bytes are not UTF-8".to_owned())
 }
 
 /// How sessions are held to account.
@@ -631,32 +716,75 @@ fn logout(ctx: &Context, session_id: Option<i64>) -> Result<(), Fault> {
 
 #[cfg(test)]
 mod tests {
-    use super::dn_attributes;
+    use super::{dn_attributes, ProxyDns};
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(t, v)| ((*t).to_owned(), (*v).to_owned()))
+            .collect()
+    }
 
     #[test]
     fn a_subject_matches_in_each_form_koji_s_proxy_dns_are_written() {
-        let engine = dn_attributes("O=hub tests, CN=kojiweb");
-        assert_eq!(engine, dn_attributes("CN=kojiweb,O=hub tests"), "RFC 2253");
-        assert_eq!(engine, dn_attributes("/O=hub tests/CN=kojiweb"), "slashes");
+        let engine = dn_attributes("O=hub tests, CN=kojiweb").expect("a DN");
+        let same = |dn: &str| dn_attributes(dn).expect("a DN");
+        assert_eq!(engine, same("CN=kojiweb,O=hub tests"), "RFC 2253");
+        assert_eq!(engine, same("/O=hub tests/CN=kojiweb"), "slashes");
+        assert_eq!(engine, same(" cn = kojiweb , o=hub tests "), "case, spaces");
         assert_eq!(
             engine,
-            dn_attributes(" cn=kojiweb , o=hub tests "),
-            "case, spaces"
+            same("O = hub tests, CN = kojiweb"),
+            "OpenSSL's one line"
         );
-        assert_ne!(engine, dn_attributes("CN=kojiweb,O=other"));
-        assert_ne!(engine, dn_attributes("CN=kojiweb"), "an attribute fewer");
-        assert_ne!(
-            engine,
-            dn_attributes("CN=kojiweb,O=hub tests,OU=x"),
-            "one more"
-        );
+        assert_ne!(engine, same("CN=kojiweb,O=other"));
+        assert_ne!(engine, same("CN=kojiweb"), "an attribute fewer");
+        assert_ne!(engine, same("CN=kojiweb,O=hub tests,OU=x"), "one more");
         assert_eq!(
-            dn_attributes(r"CN=web\, inc,O=x"),
-            vec![
-                ("CN".to_owned(), "web, inc".to_owned()),
-                ("O".to_owned(), "x".to_owned())
-            ],
+            same(r"CN=web\, inc,O=x"),
+            pairs(&[("CN", "web, inc"), ("O", "x")]),
             "an escaped comma stays in its value"
         );
+        assert_eq!(same(r"CN=web\2C inc"), pairs(&[("CN", "web, inc")]), "hex");
+        assert_eq!(
+            same(r"CN=caf\C3\A9"),
+            pairs(&[("CN", "café")]),
+            "UTF-8 bytes"
+        );
+        assert_eq!(
+            same(r"CN=\ web\ "),
+            pairs(&[("CN", " web ")]),
+            "escaped spaces"
+        );
+        assert_eq!(
+            same("/O=x/CN=web/emailAddress=web@example.org"),
+            same("E=web@example.org, O=x, CN=web"),
+            "emailAddress by any name"
+        );
+        assert_eq!(same("CN=a+O=b"), same("CN=a + O=b"), "a multi-valued RDN");
+        for bad in ["", "kojiweb", "CN=", "=x", "CN=x,", r"CN=x\", r"CN=\FF"] {
+            assert!(dn_attributes(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    /// The certificate's decoded attributes are compared, exactly: a value holding a
+    /// separator, a space or a backslash of its own is not the configured subject.
+    #[test]
+    fn only_the_exact_attributes_are_a_proxy() {
+        let mut proxies = ProxyDns::default();
+        proxies.add("CN=kojiweb,O=hub tests").expect("a DN");
+        assert!(proxies.matches(&pairs(&[("O", "hub tests"), ("CN", "kojiweb")])));
+        assert!(proxies.matches(&pairs(&[("CN", "kojiweb"), ("O", "hub tests")])));
+        for forged in [
+            pairs(&[("CN", "kojiweb, O=hub tests")]),
+            pairs(&[("O", "hub tests"), ("CN", "kojiweb ")]),
+            pairs(&[("O", "hub tests"), ("CN", r"kojiwe\b")]),
+            pairs(&[("O", "hub tests"), ("CN", "KOJIWEB")]),
+            pairs(&[("O", "hub tests"), ("CN", "kojiweb"), ("OU", "x")]),
+            pairs(&[]),
+        ] {
+            assert!(!proxies.matches(&forged), "{forged:?}");
+        }
+        assert!(ProxyDns::default().add("kojiweb").is_err());
+        assert!(!ProxyDns::default().matches(&[]), "no proxy, no match");
     }
 }

@@ -24,7 +24,8 @@
 //!   that may log in as another user, `sslLogin(proxyuser=NAME)` (koji's `ProxyDNs`, for a
 //!   web front end), written as koji's `hub.conf` lists them (Apache's RFC 2253 form,
 //!   `CN=kojiweb,O=Example`), as the engine and OpenSSL write subjects
-//!   (`O=Example, CN=kojiweb`), or with slashes (`/O=Example/CN=kojiweb`).
+//!   (`O=Example, CN=kojiweb`), or with slashes (`/O=Example/CN=kojiweb`); a certificate
+//!   matches with exactly those attributes and values (`auth::ProxyDns`).
 //!
 //! Then `koji --server http://127.0.0.1:8080/kojihub --noauth version`, or a
 //! `koji.ClientSession` with `opts={'user': ..., 'password': ...}` and `login()`.
@@ -116,7 +117,7 @@ fn parse_args() -> Result<Args, String> {
                 args.sessions.lifetime = (secs > 0).then(|| Duration::from_secs(secs));
             }
             "--no-client-ip-check" => args.sessions.check_client_ip = false,
-            "--proxy-dn" => args.proxies.add(&value()?),
+            "--proxy-dn" => args.proxies.add(&value()?)?,
             "--admin" => {
                 let v = value()?;
                 let (name, password) = v.split_once(':').ok_or("--admin takes NAME:PASSWORD")?;

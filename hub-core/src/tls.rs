@@ -33,14 +33,26 @@ use crate::config::ConfigError;
 pub struct ClientCert {
     der: Vec<u8>,
     subject: String,
+    attributes: Option<Vec<(String, String)>>,
     common_name: Option<String>,
 }
 
 impl ClientCert {
     /// The subject's distinguished name, its attributes in the certificate's order (most
-    /// significant first) joined by `, `: `O=Example, CN=alice`.
+    /// significant first) joined by `, ` (those of one multi-valued RDN by ` + `), a value's
+    /// `,` `+` `"` `\` `<` `>` `;` and its leading or trailing space escaped with `\` as
+    /// RFC 4514 does: `O=Example, CN=alice`. For logs and display: to compare a subject with
+    /// a configured one, compare [`subject_attributes`](Self::subject_attributes).
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The subject's attributes in the certificate's order, each as its type's short name
+    /// (`CN`, `O`, `OU`, `C`, `DC`, ..., or the OID in dotted form) and its value as
+    /// written; `None` if a value is not text (a `NumericString`, `PrintableString`,
+    /// `UTF8String` or `IA5String`), so that such a subject matches no configured one.
+    pub fn subject_attributes(&self) -> Option<&[(String, String)]> {
+        self.attributes.as_deref()
     }
 
     /// The subject's first common name (`CN`), if it has one that is text.
@@ -366,9 +378,14 @@ mod enabled {
         let parsed = x509_parser::parse_x509_certificate(der)
             .ok()
             .map(|(_, c)| c);
-        let subject = parsed
+        let attributes = parsed
             .as_ref()
-            .map_or_else(String::new, |c| c.subject().to_string());
+            .and_then(|c| subject_attributes(c.subject()));
+        let subject = match (&attributes, &parsed) {
+            (Some(_), Some(c)) => escaped_subject(c.subject()),
+            (None, Some(c)) => c.subject().to_string(),
+            (_, None) => String::new(),
+        };
         let common_name = parsed.as_ref().and_then(|c| {
             c.subject()
                 .iter_common_name()
@@ -379,13 +396,81 @@ mod enabled {
         ClientCert {
             der: der.to_vec(),
             subject,
+            attributes,
             common_name,
         }
+    }
+
+    /// An attribute's type as its short name, or its OID dotted.
+    fn attribute_type(attr: &x509_parser::x509::AttributeTypeAndValue<'_>) -> String {
+        let registry = x509_parser::objects::oid_registry();
+        x509_parser::objects::oid2abbrev(attr.attr_type(), registry)
+            .map_or_else(|_| attr.attr_type().to_id_string(), str::to_owned)
+    }
+
+    /// Each attribute of `name` as text, in order (see [`ClientCert::subject_attributes`]).
+    fn subject_attributes(name: &x509_parser::x509::X509Name<'_>) -> Option<Vec<(String, String)>> {
+        name.iter_attributes()
+            .map(|attr| Some((attribute_type(attr), attr.as_str().ok()?.to_owned())))
+            .collect()
+    }
+
+    /// `name` written as [`ClientCert::subject`] says, its values escaped.
+    fn escaped_subject(name: &x509_parser::x509::X509Name<'_>) -> String {
+        let mut out = String::new();
+        for (i, rdn) in name.iter_rdn().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            for (j, attr) in rdn.iter().enumerate() {
+                if j > 0 {
+                    out.push_str(" + ");
+                }
+                out.push_str(&attribute_type(attr));
+                out.push('=');
+                out.push_str(&escape_value(attr.as_str().unwrap_or_default()));
+            }
+        }
+        out
+    }
+
+    /// RFC 4514's escapes for an attribute value.
+    fn escape_value(value: &str) -> String {
+        let last = value.chars().count().saturating_sub(1);
+        let mut out = String::with_capacity(value.len());
+        for (i, c) in value.chars().enumerate() {
+            let edge_space = c == ' ' && (i == 0 || i == last);
+            if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
+                || edge_space
+                || (i == 0 && c == '#')
+            {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out
     }
 
     /// Whether `first`, a connection's first byte, can start a TLS handshake (a handshake
     /// record, 22); a plain HTTP request starts with a method's letter.
     pub(crate) fn starts_handshake(first: u8) -> bool {
         first == 22
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn values_are_escaped_as_rfc_4514_says() {
+            assert_eq!(super::escape_value("kojiweb"), "kojiweb");
+            assert_eq!(
+                super::escape_value("web, O=x+y"),
+                r"web\, O=x\+y",
+                "a separator within a value"
+            );
+            assert_eq!(super::escape_value(r#"a"b\c<d>e;"#), r#"a\"b\\c\<d\>e\;"#);
+            assert_eq!(super::escape_value(" kojiweb "), r"\ kojiweb\ ");
+            assert_eq!(super::escape_value("#1 a b"), r"\#1 a b");
+            assert_eq!(super::escape_value(""), "");
+        }
     }
 }
