@@ -2,6 +2,7 @@
 //! at once.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -101,10 +102,11 @@ where
     Ok(read.finish())
 }
 
-/// Drops what of `body` has arrived already, without waiting for more; whether that was all
-/// of it (then the connection can serve the client's next request). A body declared longer
-/// than `max`, or that passes it, is not read on: `false`.
-pub(crate) async fn discard_arrived<B>(body: &mut B, max: usize) -> bool
+/// Drops `body` if all of it arrives within `patience`: whether it did (then the connection
+/// can serve the client's next request). A body declared longer than `max`, or that passes
+/// it, is not read on: `false`. (hyper hands a body over a read at a time, ~8 KiB; the rest
+/// of one sent with its head is in the socket already and comes as soon as it is asked for.)
+pub(crate) async fn discard_arrived<B>(body: &mut B, max: usize, patience: Duration) -> bool
 where
     B: Body<Data = Bytes> + Unpin + ?Sized,
 {
@@ -112,7 +114,7 @@ where
         return false;
     }
     let mut seen = 0usize;
-    std::future::poll_fn(|cx| loop {
+    let whole = std::future::poll_fn(|cx| loop {
         if body.is_end_stream() {
             return std::task::Poll::Ready(true);
         }
@@ -124,13 +126,12 @@ where
                     return std::task::Poll::Ready(false);
                 }
             }
-            // Still on the wire, or broken: not waited for.
-            std::task::Poll::Ready(Some(Err(_))) | std::task::Poll::Pending => {
-                return std::task::Poll::Ready(false)
-            }
+            std::task::Poll::Ready(Some(Err(_))) => return std::task::Poll::Ready(false),
+            std::task::Poll::Pending => return std::task::Poll::Pending,
         }
-    })
-    .await
+    });
+    // Still on the wire after that: not waited for.
+    tokio::time::timeout(patience, whole).await.unwrap_or(false)
 }
 
 /// The frames read so far: the first as it came, later ones joined in one buffer.
@@ -259,20 +260,48 @@ mod tests {
         }
     }
 
+    /// `chunks` with a pause before each after the first: the rest of a body on its way.
+    struct Paced(Frames, bool);
+
+    impl Body for Paced {
+        type Data = Bytes;
+        type Error = &'static str;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, &'static str>>> {
+            if std::mem::replace(&mut self.1, true) {
+                self.1 = false;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Pin::new(&mut self.0).poll_frame(cx)
+        }
+    }
+
     #[test]
     fn only_a_body_arrived_whole_is_discarded() {
         let discard = |body: &mut (dyn Body<Data = Bytes, Error = &'static str> + Unpin),
                        max: usize| {
             tokio::runtime::Builder::new_current_thread()
+                .enable_time()
                 .build()
                 .expect("runtime")
-                .block_on(discard_arrived(body, max))
+                .block_on(discard_arrived(body, max, Duration::from_millis(20)))
         };
         assert!(discard(&mut data(&["<?xml", " ...", "</methodCall>"]), 64));
         assert!(discard(&mut data(&[]), 0), "an empty body");
         assert!(
             !discard(&mut Stalled(data(&["<?xml", " ..."])), 64),
             "the rest not arrived"
+        );
+        assert!(
+            discard(
+                &mut Paced(data(&["<?xml", " ...", "</methodCall>"]), false),
+                64
+            ),
+            "the rest coming as it is asked for"
         );
         assert!(!discard(&mut data(&["0123456789", "abc"]), 12), "past max");
         assert!(

@@ -56,9 +56,10 @@ pub struct Config {
     pub trusted_proxies: Vec<String>,
     /// Calls and uploads each client may make per second, on average (0: no limit, the
     /// default). Past it a call is answered `429 Too Many Requests` with a `Retry-After`, and
-    /// not run. Its body is dropped if it has arrived whole (up to 64 KiB: a call's body
-    /// usually comes with its head), and the connection kept; one still on the wire is not
-    /// waited for, and the connection closes. The client is the one
+    /// not run. Its body is dropped if it arrives whole within 50 ms (up to 64 KiB: a call's
+    /// body usually comes with its head), and the connection kept; one still on the wire
+    /// after that is not waited for, nor one whose client waits for `100 Continue`, and the
+    /// connection closes. The client is the one
     /// `trusted_proxies` names, else the TCP peer; an IPv6 client counts by its /64.
     /// `/metrics` and `/healthz` are not counted. A config reload applies it.
     pub max_requests_per_ip_per_sec: u32,

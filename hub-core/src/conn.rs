@@ -84,6 +84,10 @@ pub(crate) struct ConnState {
     client_done: AtomicBool,
     /// hyper shut the write side down (its graceful close): the answer is flushed.
     shut_down: AtomicBool,
+    /// An answer said `Connection: close` (its request's body left unread): the connection
+    /// ends with it and is never parked, where a fresh hyper would read what is left of that
+    /// body as the next request.
+    closing: AtomicBool,
     /// The client's verified TLS certificate, set once by the handshake (behind a pointer:
     /// most connections have none, and 10,000 parked ones each hold this state; shared: each
     /// call's context refers to it).
@@ -108,11 +112,17 @@ impl ConnState {
         self.client_cert.get()
     }
 
-    /// Nothing in flight, nothing unwritten, hyper waiting to read.
+    /// Marks the connection as ending with the answer being made.
+    pub(crate) fn close_after_answer(&self) {
+        self.closing.store(true, Relaxed);
+    }
+
+    /// Nothing in flight, nothing unwritten, hyper waiting to read, and more to come.
     fn quiescent(&self) -> bool {
         self.in_flight.load(Relaxed) == 0
             && self.read_pending.load(Relaxed)
             && !self.write_dirty.load(Relaxed)
+            && !self.closing.load(Relaxed)
     }
 }
 

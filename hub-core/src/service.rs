@@ -63,7 +63,14 @@ pub(crate) async fn handle(
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
         if let Some(wait) = over_rate(shared, peer, req.method()) {
-            let discarded = crate::body::discard_arrived(req.body_mut(), DISCARD_ON_REFUSAL).await;
+            // A client waiting for `100 Continue` has not sent its body: none is asked for.
+            let discarded = !req.headers().contains_key(hyper::header::EXPECT)
+                && crate::body::discard_arrived(
+                    req.body_mut(),
+                    DISCARD_ON_REFUSAL,
+                    DISCARD_PATIENCE,
+                )
+                .await;
             too_many_requests(wait, discarded)
         } else if req.method() == Method::POST && crate::upload::is_upload(&req) {
             let note = access.as_mut().map(|a| &mut a.call);
@@ -104,6 +111,9 @@ pub(crate) async fn handle(
     for (name, value) in &shared.hooks.response_headers {
         resp.headers_mut().insert(name, value.clone());
     }
+    if resp.headers().contains_key(CONNECTION) {
+        conn.close_after_answer();
+    }
     counters.responses_written.add(1);
     let bytes = resp.body().size_hint_exact();
     counters.bytes_out.add(bytes);
@@ -126,9 +136,13 @@ fn over_rate(shared: &Shared, peer: SocketAddr, method: &Method) -> Option<std::
     Some(wait)
 }
 
-/// The most of a refused request's body that is dropped to keep its connection (what has
-/// arrived already: a call's body usually comes with its head).
+/// The most of a refused request's body that is dropped to keep its connection (a call's
+/// body usually comes with its head).
 const DISCARD_ON_REFUSAL: usize = 64 << 10;
+
+/// How long a refused request's body may take to arrive whole and keep its connection: time
+/// for what was sent with the head, not for a client still writing.
+const DISCARD_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// `429` for a client over its request rate, with the seconds until it may call again. The
 /// connection stays open if the body was `discarded` whole (as nginx's `limit_req` keeps it:
