@@ -520,3 +520,58 @@ fn time_limits_of_any_length_are_served() {
     drop(c);
     server.shutdown();
 }
+
+/// A call whose body stops short is answered `408` at the socket timeout, with
+/// `Connection: close`: the connection ends there, and what the client sends after it (the
+/// rest of that body) is never read as a request of its own. Each round is a fresh
+/// connection's first request, which the hub would otherwise park once answered.
+#[test]
+fn the_rest_of_a_cut_off_body_is_never_a_request() {
+    let server = start(hub_core::Config {
+        socket_timeout_ms: 400,
+        ..config()
+    });
+    let call = support::call_xml("echo", &["<string>smuggled</string>"]);
+    let smuggled = format!(
+        "POST /RPC2 HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n{call}",
+        call.len()
+    );
+    for round in 0..3 {
+        let mut c = Conn::open(server.local_addr());
+        let head = format!(
+            "POST /RPC2 HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n<?xml vers",
+            10 + smuggled.len()
+        );
+        std::io::Write::write_all(&mut c.stream, head.as_bytes()).unwrap();
+        let r = c.read_response().expect("the 408");
+        assert_eq!(r.status, 408, "{round}");
+        assert_eq!(r.header("connection").as_deref(), Some("close"), "{round}");
+        let _ = std::io::Write::write_all(&mut c.stream, smuggled.as_bytes());
+        assert_eq!(
+            rest_until_closed(&mut c),
+            "",
+            "{round}: answered after its 408"
+        );
+    }
+    server.shutdown();
+}
+
+/// What the server sends until it closes the connection (within 5 s).
+fn rest_until_closed(c: &mut Conn) -> String {
+    use std::io::Read;
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => return String::from_utf8_lossy(&rest).into_owned(),
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return String::from_utf8_lossy(&rest).into_owned()
+            }
+            Err(e) => panic!("not closed: {e}; read {:?}", String::from_utf8_lossy(&rest)),
+        }
+    }
+}
