@@ -111,7 +111,8 @@ pub(crate) async fn handle(
     for (name, value) in &shared.hooks.response_headers {
         resp.headers_mut().insert(name, value.clone());
     }
-    if resp.headers().contains_key(CONNECTION) {
+    let closes = resp.headers().get(CONNECTION);
+    if closes.is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close")) {
         conn.close_after_answer();
     }
     counters.responses_written.add(1);
