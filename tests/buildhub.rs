@@ -8,7 +8,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{example, koji, koji_cli, python, run, serve, Served, TempDir};
+use support::{example, koji, koji_cli, python, run, serve, ClientCerts, Pki, Served, TempDir};
 
 /// Starts buildhub on `dir`'s database, with an admin `admin`/`adminpw`.
 fn buildhub(dir: &TempDir) -> Served {
@@ -810,7 +810,8 @@ fn the_call_example_logs_in_with_user() {
 /// other sessions out (`AuthLockError`) but not its subsessions; another session may force
 /// the lock over (the holder and its subsessions closed) or log out; `sharedSession` and
 /// `logout` give it back; `subsession()` works as the same user and closes with its master,
-/// or alone by `logoutChild`.
+/// or alone by `logoutChild`. A holder marked expired still holds it until forced, and keeps
+/// it when renewed.
 #[test]
 fn exclusive_sessions_and_subsessions_as_kojira_and_kojid_use_them() {
     let dir = TempDir::new("buildhub-exclusive");
@@ -870,21 +871,192 @@ fault(1002, child.getLoggedInUser)
 assert other.getLoggedInUser()['name'] == 'kojira'
 fault(1002, bob.logoutChild, other.sinfo['session-id'])
 
-# an exclusive session that expired while another took the lock is not renewed into a
-# second lock: koji's client renews it (login, renew=True), which the lock refuses
+# a holder marked expired still holds the lock, as in koji (expired holders count): another
+# session is locked out and cannot take it without force; the holder renews in place
+# (login, renew=True, exclusive=True) and keeps it
 import sqlite3
+def mark_expired(s):
+    with sqlite3.connect(sys.argv[2], timeout=10) as db:
+        db.execute('UPDATE sessions SET expired = 1 WHERE id = ?', (s.sinfo['session-id'],))
 held = session('bob', 'pw')
 held.exclusiveSession()
-with sqlite3.connect(sys.argv[2]) as db:
-    db.execute('UPDATE sessions SET expired = 1 WHERE id = ?', (held.sinfo['session-id'],))
+mark_expired(held)
 taker = session('bob', 'pw')
+e = fault(1006, taker.exclusiveSession, force=False)
+assert 'Cannot get exclusive session' in str(e), e
+fault(1006, taker.getLoggedInUser)
+held_id = held.sinfo['session-id']
+assert held.getLoggedInUser()['name'] == 'bob' and held.sinfo['session-id'] == held_id
+fault(1006, taker.exclusiveSession)
+# given back and renewed again, it is not the holder any more (no stale flag comes back)
+held.sharedSession()
+held.exclusive = False  # koji's client keeps it set: its renewal would take the lock again
+mark_expired(held)
+assert held.getLoggedInUser()['name'] == 'bob'
 taker.exclusiveSession()
 fault(1006, held.getLoggedInUser)
-assert taker.getLoggedInUser()['name'] == 'bob'
+# forced over while it is expired: the holder is closed
+mark_expired(taker)
+forcer = session('bob', 'pw')
+fault(1006, forcer.exclusiveSession)
+forcer.exclusiveSession(force=True)
+assert forcer.getLoggedInUser()['name'] == 'bob'
+fault(1002, taker.getLoggedInUser)
 print('ok')
 "#,
         &[&dir.path("hub.sqlite3")],
     );
+    assert_eq!(out.trim(), "ok");
+}
+
+/// Python helpers for the session tests: `age(s)` puts `s`'s session past the hub's lifetime
+/// (a day) in the database, as if nobody had presented it for that long; `raw(s, method)` calls
+/// without the client's renewal and answers the fault code, or `None`.
+const SESSION_HELPERS: &str = r#"
+import sqlite3
+DB = sys.argv[2]
+
+def age(s):
+    with sqlite3.connect(DB, timeout=10) as db:
+        db.execute('UPDATE sessions SET start_ts = start_ts - 200000, '
+                   'renew_ts = renew_ts - 200000 WHERE id = ?', (s.sinfo['session-id'],))
+
+def raw(s, method, *args):
+    try:
+        s._sendCall(*s._prepCall(method, args))
+    except koji.Fault as e:
+        return e.faultCode
+    return None
+"#;
+
+/// A subsession lives no longer than its master, as koji's do: past the master's lifetime it
+/// is expired too (it cannot work, open more subsessions nor be renewed until the master is),
+/// the expired master may still log out and so close it; the master renewed in place keeps
+/// its subsessions, which renew themselves and close with it.
+#[test]
+fn an_expired_master_s_subsessions_expire_and_close_with_it() {
+    let dir = TempDir::new("buildhub-expired-master");
+    let server = buildhub(&dir);
+    let body = format!(
+        "{SESSION_HELPERS}{}",
+        r#"
+session('admin', 'adminpw').createUser('kojid', 'pw')
+master = session('kojid', 'pw')
+mid = master.sinfo['session-id']
+sub = master.subsession()
+sid = sub.sinfo['session-id']
+assert sub.getLoggedInUser()['name'] == 'kojid'
+age(master)
+assert raw(sub, 'getLoggedInUser') == 1007
+assert raw(sub, 'subsession') == 1007
+# koji's client renews the subsession (login, renew=True): refused while its master is expired
+# (AuthError: the client would answer an AuthExpired from its login by logging in again)
+fault(1002, sub.getLoggedInUser)
+# the master renewed in place; its subsession then renews itself, still under it
+assert master.getLoggedInUser()['name'] == 'kojid' and master.sinfo['session-id'] == mid
+assert sub.getLoggedInUser()['name'] == 'kojid' and sub.sinfo['session-id'] == sid
+master.logout()
+fault(1002, sub.getLoggedInUser)
+
+# an expired master logs out, and its subsessions (of every generation) with it
+master = session('kojid', 'pw')
+sub = master.subsession()
+grandchild = sub.subsession()
+age(master)
+assert raw(master, 'logout') is None
+for s in (sub, grandchild, master):
+    assert raw(s, 'getLoggedInUser') == 1002
+with sqlite3.connect(DB, timeout=10) as db:
+    open_subs = db.execute('SELECT count(*) FROM sessions s JOIN sessions m ON m.id = s.master '
+                           'WHERE s.closed = 0 AND m.closed = 1').fetchone()[0]
+assert open_subs == 0, open_subs
+print('ok')
+"#
+    );
+    let out = py(&server, &body, &[&dir.path("hub.sqlite3")]);
+    assert_eq!(out.trim(), "ok");
+}
+
+/// `subsession` after its master's `logout`, the two in the order a race between them used to
+/// take (the master checked open, closed, then the subsession inserted): in one multicall,
+/// each entry in its own transaction, the caller's session checked once before both. The
+/// subsession is refused, and no open session is left under a closed master.
+#[test]
+fn a_subsession_is_not_opened_under_a_master_just_logged_out() {
+    let dir = TempDir::new("buildhub-subsession-race");
+    let server = buildhub(&dir);
+    let body = format!(
+        "{SESSION_HELPERS}{}",
+        r#"
+session('admin', 'adminpw').createUser('kojid', 'pw')
+master = session('kojid', 'pw')
+sub = master.subsession()
+out, late = master.callMethod('multiCall', [{'methodName': 'logout', 'params': []},
+                                            {'methodName': 'subsession', 'params': []}])
+assert out == [None], out
+assert isinstance(late, dict) and late['faultCode'] == 1002, late
+for s in (master, sub):
+    assert raw(s, 'getLoggedInUser') == 1002
+with sqlite3.connect(DB, timeout=10) as db:
+    orphans = db.execute('SELECT count(*) FROM sessions s JOIN sessions m ON m.id = s.master '
+                         'WHERE s.closed = 0 AND m.closed = 1').fetchone()[0]
+assert orphans == 0, orphans
+master._forget()
+print('ok')
+"#
+    );
+    let out = py(&server, &body, &[&dir.path("hub.sqlite3")]);
+    assert_eq!(out.trim(), "ok");
+}
+
+/// A certificate login renewed as koji's client renews it (`sslLogin(renew=True, exclusive)`,
+/// presenting the expired session) is renewed in place, as a password login is: the same
+/// session id, its exclusive lock kept (another certificate login of the user stays locked
+/// out and cannot take it without force) and its subsessions still its own, closed with it.
+#[test]
+fn a_certificate_login_is_renewed_in_place_with_its_lock_and_subsessions() {
+    let pki = Pki::new("buildhub-ssl-renew");
+    let db = pki.dir.path("hub.sqlite3");
+    let config = pki.server_config(ClientCerts::Optional, "");
+    let server = serve(
+        "buildhub",
+        &["--db", &db, "--admin", "admin:adminpw", "--config", &config],
+    );
+    let body = format!(
+        "{SESSION_HELPERS}{}",
+        r#"
+CA, CERT = sys.argv[3], sys.argv[4]
+admin = koji.ClientSession(URL, opts={'user': 'admin', 'password': 'adminpw', 'serverca': CA,
+                                      'max_retries': 0})
+admin.login()
+admin.createUser('kojira', 'pw')
+
+def ssl():
+    s = koji.ClientSession(URL, opts={'cert': CERT, 'serverca': CA, 'max_retries': 0})
+    s.ssl_login()
+    return s
+
+first = ssl()
+first.exclusiveSession()
+fid = first.sinfo['session-id']
+sub = first.subsession()
+sid = sub.sinfo['session-id']
+age(first)
+assert raw(first, 'getLoggedInUser') == 1007
+assert first.getLoggedInUser()['name'] == 'kojira'
+assert first.sinfo['session-id'] == fid, (fid, first.sinfo)
+second = ssl()
+fault(1006, second.getLoggedInUser)
+fault(1006, second.exclusiveSession)
+# the subsession, expired with its master, renews itself in place, still under it
+assert sub.getLoggedInUser()['name'] == 'kojira' and sub.sinfo['session-id'] == sid
+first.logout()
+fault(1002, sub.getLoggedInUser)
+assert second.getLoggedInUser()['name'] == 'kojira'
+print('ok')
+"#
+    );
+    let out = py(&server, &body, &[&db, &pki.ca(), &pki.client("kojira")]);
     assert_eq!(out.trim(), "ok");
 }
 

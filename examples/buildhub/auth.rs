@@ -12,11 +12,13 @@
 //!
 //! A session expires `--session-lifetime` seconds after it was opened or last renewed (koji's
 //! `SessionRenewalTimeout`, 24 hours by default): a call with it is then refused with koji's
-//! `AuthExpired`, which koji's client answers by logging in again with `renew`, presenting
-//! the expired session. That renews it in place when it is the session of the user logging
-//! in: same id, a new key, its call numbers from the start. A session found expired is marked
-//! so (as koji does), and a longer lifetime set later does not bring it back. A logout closes a
-//! session for good.
+//! `AuthExpired`, which koji's client answers by logging in again (`login` or `sslLogin`) with
+//! `renew`, presenting the expired session. That renews it in place when it is the session of
+//! the user logging in: same id (so its exclusive lock and its subsessions stay its own), a
+//! new key, its call numbers from the start. A session found expired is marked so, its
+//! subsessions with it (as koji does), and a longer lifetime set later does not bring it back.
+//! A subsession is expired while its master is. A logout closes a session for good, and its
+//! subsessions; an expired session may still log out.
 //!
 //! A session is bound to the address its client logged in from (koji's `CheckClientIP`): sent
 //! from another, it is refused as if its key were wrong (and the mismatch logged), so a key
@@ -25,8 +27,8 @@
 //! `sslLogin` is koji's certificate login: over HTTPS with `tls_client_ca_file` set, the
 //! engine verifies the client's certificate and the authenticator makes the user its subject's
 //! `CN` names (koji's `DNUsernameComponent = CN`) the caller of that one method, which opens a
-//! session for it. Every other call is authenticated by its session headers alone, as in koji:
-//! a certificate is a way to log in, not a session.
+//! session for it (or renews the one it presents). Every other call is authenticated by its
+//! session headers alone, as in koji: a certificate is a way to log in, not a session.
 //!
 //! A certificate whose subject is one of `--proxy-dn` (koji's `ProxyDNs`: a web front end's,
 //! which has logged its own user in) may log in as another user, `sslLogin(proxyuser=NAME)`:
@@ -272,19 +274,30 @@ impl SessionAuth {
         let tx = conn
             .transaction_with_behavior(behavior)
             .map_err(database_error)?;
-        // Past the lifetime now, or marked expired by an earlier lookup.
+        // Past the lifetime now, or marked expired by an earlier lookup; the same of its
+        // master, for a subsession.
         let lifetime = self.policy.lifetime.map_or(0.0, |l| l.as_secs_f64());
         let found = tx
             .query_row(
-                "SELECT sessions.key_hash, sessions.callnum, users.name, users.status,
-                        sessions.expired,
-                        ?2 > 0 AND unixepoch('subsec') >
-                            coalesce(sessions.renew_ts, sessions.start_ts) + ?2,
-                        sessions.hostip
-                 FROM sessions JOIN users ON users.id = sessions.user_id
-                 WHERE sessions.id = ?1 AND sessions.closed = 0",
+                "SELECT s.key_hash, s.callnum, users.name, users.status, s.expired,
+                        ?2 > 0 AND unixepoch('subsec') > coalesce(s.renew_ts, s.start_ts) + ?2,
+                        s.hostip, s.master, m.closed, m.expired,
+                        ?2 > 0 AND unixepoch('subsec') > coalesce(m.renew_ts, m.start_ts) + ?2
+                 FROM sessions s JOIN users ON users.id = s.user_id
+                 LEFT JOIN sessions m ON m.id = s.master
+                 WHERE s.id = ?1 AND s.closed = 0",
                 (id, lifetime),
                 |row| {
+                    let master = match row.get::<_, Option<i64>>(7)? {
+                        None => None,
+                        Some(id) => Some(Master {
+                            id,
+                            // No row: its master is gone, as good as closed.
+                            closed: row.get::<_, Option<bool>>(8)?.unwrap_or(true),
+                            marked: row.get::<_, Option<bool>>(9)?.unwrap_or(true),
+                            aged: row.get::<_, Option<bool>>(10)?.unwrap_or(false),
+                        }),
+                    };
                     Ok(StoredSession {
                         key_hash: row.get(0)?,
                         last: row.get(1)?,
@@ -293,6 +306,7 @@ impl SessionAuth {
                         marked: row.get(4)?,
                         aged: row.get(5)?,
                         hostip: row.get(6)?,
+                        master,
                     })
                 },
             )
@@ -305,6 +319,7 @@ impl SessionAuth {
             marked,
             aged,
             hostip,
+            master,
             ..
         } = found
             .filter(|s| s.key_hash == key_hash_of(presented.key))
@@ -326,23 +341,45 @@ impl SessionAuth {
                 "logins by {name} are not allowed (session {id})"
             )));
         }
-        let expired = marked || aged;
-        if aged && !marked {
-            // Marked for good, as koji does: a longer `--session-lifetime` set later must not
-            // bring it back. If the mark cannot be written now, the next lookup tries again.
-            let mark = tx.execute("UPDATE sessions SET expired = 1 WHERE id = ?1", [id]);
-            if let Err(e) = mark {
-                tracing::warn!(session = id, "could not mark the session expired: {e}");
+        // A subsession lives no longer than its master: closed with it (a logout closes
+        // both; this is for one left open all the same), expired with it.
+        if master.is_some_and(|m| m.closed) {
+            return Err(presented.unknown());
+        }
+        let master_expired = master.is_some_and(|m| m.marked || m.aged);
+        let expired = marked || aged || master_expired;
+        // Marked for good, with its subsessions, as koji does: a longer `--session-lifetime`
+        // set later must not bring it back, and they may not outlive it. If the mark cannot
+        // be written now, the next lookup tries again.
+        let to_mark = match master {
+            Some(m) if m.aged && !m.marked => Some(m.id),
+            _ if expired && !marked => Some(id),
+            _ => None,
+        };
+        if let Some(mark) = to_mark {
+            let marked = tx.execute(
+                "UPDATE sessions SET expired = 1 WHERE id = ?1 OR master = ?1",
+                [mark],
+            );
+            if let Err(e) = marked {
+                tracing::warn!(session = mark, "could not mark the session expired: {e}");
             }
         }
-        if expired && method != LOGIN {
+        // An expired session may still log in to be renewed, and log out (closing its
+        // subsessions, which could not be closed otherwise).
+        if expired && method != LOGIN && method != LOGOUT {
             // Committed, so that the mark stays (or tried again at the next lookup).
             if let Err(e) = tx.commit() {
                 tracing::warn!(session = id, "could not mark the session expired: {e}");
             }
-            return Err(AuthFailure::Expired(format!(
-                "session {id} has expired: log in again to renew it"
-            )));
+            return Err(AuthFailure::Expired(match master {
+                Some(m) if master_expired => format!(
+                    "session {id} has expired with its master session {}: log in again to \
+                     renew it once the master is renewed",
+                    m.id
+                ),
+                _ => format!("session {id} has expired: log in again to renew it"),
+            }));
         }
         if method != crate::sessions::EXCLUSIVE_SESSION && method != LOGOUT {
             if let Some(holder) = crate::sessions::locked_by(&tx, id).map_err(database_error)? {
@@ -360,7 +397,8 @@ impl SessionAuth {
             tx.execute("UPDATE sessions SET callnum = ?1 WHERE id = ?2", [n, id])
                 .map_err(database_error)?;
         }
-        // An expired session reaches only `login`, which may renew it: no permissions.
+        // An expired session reaches only `login`, which may renew it, and `logout`: no
+        // permissions.
         let perms = if expired {
             Vec::new()
         } else {
@@ -429,6 +467,17 @@ struct StoredSession {
     aged: bool,
     /// The address it logged in from, if it was opened since sessions were bound to one.
     hostip: Option<String>,
+    /// Its master, for a subsession.
+    master: Option<Master>,
+}
+
+/// A subsession's master, as the authenticator reads it.
+#[derive(Debug, Clone, Copy)]
+struct Master {
+    id: i64,
+    closed: bool,
+    marked: bool,
+    aged: bool,
 }
 
 /// The client's address as sessions are bound to it: an IPv4 client reached over IPv6 as its
@@ -497,9 +546,9 @@ pub struct SessionInfo {
 /// `session-key`, `header-auth`) that `koji.ClientSession.login()` expects.
 ///
 /// With `renew` (koji's client sets it when its session has expired), the session the call
-/// presents is renewed in place if it is `user`'s: same id, a new key, its age and call
-/// numbers from the start. Otherwise a new session is opened. `opts` and `exclusive` are
-/// accepted as koji's client sends them and ignored.
+/// presents is renewed in place if it is `user`'s ([`log_in`]). `exclusive` (sent with
+/// `renew` by a client that took the exclusive lock) keeps or takes the lock. `opts` is
+/// accepted as koji's client sends it and ignored.
 /// `sensitive`: the password never reaches the memory watch or the debug call log.
 #[rpc_method(sensitive)]
 fn login(
@@ -510,7 +559,7 @@ fn login(
     renew: Option<bool>,
     exclusive: Option<bool>,
 ) -> Result<SessionInfo, Fault> {
-    let _ = (opts, exclusive);
+    let _ = opts;
     let tx = ctx.resource::<Tx>()?;
     let stored: Option<String> = tx
         .query_row(
@@ -524,29 +573,109 @@ fn login(
     if !stored.is_some_and(|hash| verify_password(&password, &hash)) {
         return Err(Fault::new(faults::AUTH, "invalid username or password"));
     }
-    if renew == Some(true) {
-        if let Some(renewed) = renew_session(&tx, ctx.caller(), &user)? {
-            return Ok(renewed);
-        }
-    }
-    open_session(&tx, &user, "password", ctx.peer())
-}
-
-/// Renews the session `caller` presented, if it is `user`'s and not closed: a new key, its
-/// age from now, its call numbers from the start (koji's client numbers from 0 again).
-/// `None` when there is no such session to renew.
-fn renew_session(
-    tx: &Connection,
-    caller: Option<&Caller>,
-    user: &str,
-) -> Result<Option<SessionInfo>, Fault> {
-    let Some(id) = caller
-        .filter(|c| c.name() == user)
+    // The authenticator checked the session presented: its key, its address, open.
+    let renewing = ctx
+        .caller()
         .and_then(Caller::session_id)
         .and_then(|id| i64::try_from(id).ok())
-    else {
+        .filter(|_| renew == Some(true));
+    let lifetime = ctx.state::<State>()?.sessions.lifetime;
+    log_in(
+        &tx,
+        &user,
+        "password",
+        ctx.peer(),
+        Renewal {
+            session: renewing,
+            exclusive: exclusive == Some(true),
+            lifetime,
+        },
+    )
+}
+
+/// What a login asks of the session it answers.
+#[derive(Debug, Clone, Copy)]
+struct Renewal {
+    /// The session presented to be renewed in place, if any (checked: its key and address).
+    session: Option<i64>,
+    /// Keep (or take, without force) its user's exclusive lock.
+    exclusive: bool,
+    /// `--session-lifetime`, to tell whether a subsession's master has expired.
+    lifetime: Option<Duration>,
+}
+
+/// A login's session, as koji's `createSession` and `makeExclusive` make it: the session
+/// `renewal` presents renewed in place when it is `user`'s and open (the same id, so its
+/// lock and its subsessions stay its own), else a new one; then, if asked, made `user`'s
+/// exclusive one, which another holder refuses with `AuthLockError` (the whole login with
+/// it). A subsession works under its master's lock: `exclusive` leaves it as it is.
+fn log_in(
+    tx: &Connection,
+    user: &str,
+    how: &str,
+    peer: Option<SocketAddr>,
+    renewal: Renewal,
+) -> Result<SessionInfo, Fault> {
+    let renewed = match renewal.session {
+        Some(id) => renew_session(tx, id, user, renewal.lifetime)?,
+        None => None,
+    };
+    let (info, subsession) = match renewed {
+        Some(renewed) => renewed,
+        None => (open_session(tx, user, how, peer)?, false),
+    };
+    if renewal.exclusive && !subsession {
+        crate::sessions::make_exclusive(tx, info.session_id, false)?;
+    }
+    Ok(info)
+}
+
+/// Renews session `id` in place if it is `user`'s and not closed: a new key, its age from
+/// now, its call numbers from the start (koji's client numbers from 0 again); its lock and
+/// its subsessions untouched. `None` when there is no such session to renew; with whether it
+/// is a subsession otherwise. A subsession is renewed only under an open master that has not
+/// expired (else it would outlive it): refused with `AuthError`, not `AuthExpired`, which
+/// koji's client would answer by logging in again, and again.
+fn renew_session(
+    tx: &Connection,
+    id: i64,
+    user: &str,
+    lifetime: Option<Duration>,
+) -> Result<Option<(SessionInfo, bool)>, Fault> {
+    let lifetime = lifetime.map_or(0.0, |l| l.as_secs_f64());
+    let found: Option<(Option<i64>, Option<bool>, Option<bool>)> = tx
+        .query_row(
+            "SELECT s.master, m.closed,
+                    m.expired OR (?3 > 0 AND unixepoch('subsec') >
+                                  coalesce(m.renew_ts, m.start_ts) + ?3)
+             FROM sessions s JOIN users ON users.id = s.user_id
+             LEFT JOIN sessions m ON m.id = s.master
+             WHERE s.id = ?1 AND s.closed = 0 AND users.name = ?2",
+            (id, user, lifetime),
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()
+        .map_err(db::fault)?;
+    let Some((master, master_closed, master_expired)) = found else {
         return Ok(None);
     };
+    if let Some(master) = master {
+        if master_closed != Some(false) {
+            return Err(Fault::new(
+                faults::AUTH,
+                format!("session {id} cannot be renewed: its master session {master} is closed"),
+            ));
+        }
+        if master_expired != Some(false) {
+            return Err(Fault::new(
+                faults::AUTH,
+                format!(
+                    "session {id} cannot be renewed: its master session {master} has expired \
+                     (renew that first)"
+                ),
+            ));
+        }
+    }
     let key = hub::core::session::random_key()
         .map_err(|e| Fault::new(1, format!("could not renew the session: {e}")))?;
     let renewed = tx
@@ -561,11 +690,12 @@ fn renew_session(
         return Ok(None);
     }
     tracing::info!(%user, session = id, "session renewed");
-    Ok(Some(SessionInfo {
+    let info = SessionInfo {
         session_id: id,
         session_key: key,
         header_auth: true,
-    }))
+    };
+    Ok(Some((info, master.is_some())))
 }
 
 /// Opens a session for `user`, who logged in by `how` from `peer` (it exists once the call's
@@ -579,8 +709,13 @@ fn open_session(
     open_session_under(tx, user, how, peer, None)
 }
 
-/// [`open_session`], as a subsession of `master` if set (koji's `subsession`: closed with
-/// its master, and not locked out by its master's exclusive lock).
+/// [`open_session`], as a subsession of `master` if set (koji's `subsession`: expired and
+/// closed with its master, and not locked out by its master's exclusive lock).
+///
+/// A subsession is inserted only while its master is open and not expired, checked in the
+/// same statement: the caller's session was checked by the authenticator, in another
+/// transaction, and a `logout` of the master may have committed since (its subsessions
+/// closed with it, but not one inserted after).
 pub fn open_session_under(
     tx: &Connection,
     user: &str,
@@ -590,19 +725,30 @@ pub fn open_session_under(
 ) -> Result<SessionInfo, Fault> {
     let key = hub::core::session::random_key()
         .map_err(|e| Fault::new(1, format!("could not open a session: {e}")))?;
-    let opened = tx
-        .execute(
+    let opened = match master {
+        None => tx.execute(
+            "INSERT INTO sessions (user_id, key_hash, authtype, start_ts, hostip)
+             SELECT id, ?2, ?3, unixepoch('subsec'), ?4 FROM users WHERE name = ?1",
+            (user, key_hash_of(&key), how, host_of(peer)),
+        ),
+        Some(master) => tx.execute(
             "INSERT INTO sessions (user_id, key_hash, authtype, start_ts, hostip, master)
-             SELECT id, ?2, ?3, unixepoch('subsec'), ?4, ?5 FROM users WHERE name = ?1",
-            (user, key_hash_of(&key), how, host_of(peer), master),
-        )
-        .map_err(db::fault)?;
-    // No row when the user went away since it was checked: the last row id is then another's.
+             SELECT user_id, ?2, ?3, unixepoch('subsec'), ?4, id FROM sessions
+             WHERE id = ?1 AND closed = 0 AND expired = 0",
+            (master, key_hash_of(&key), how, host_of(peer)),
+        ),
+    }
+    .map_err(db::fault)?;
+    // No row when the user (or the master) went away since it was checked: the last row id
+    // is then another's.
     if opened != 1 {
-        return Err(Fault::new(faults::AUTH, format!("Unknown user: {user}")));
+        return Err(match master {
+            None => Fault::new(faults::AUTH, format!("Unknown user: {user}")),
+            Some(master) => master_gone(tx, master)?,
+        });
     }
     let id = tx.last_insert_rowid();
-    tracing::info!(%user, session = id, how, "logged in");
+    tracing::info!(%user, session = id, how, ?master, "logged in");
     Ok(SessionInfo {
         session_id: id,
         session_key: key,
@@ -610,14 +756,80 @@ pub fn open_session_under(
     })
 }
 
+/// Why no subsession could be opened under `master`: it was logged out (`AuthError`) or found
+/// expired (`AuthExpired`: koji's client renews it and asks again) since the caller's session
+/// was checked.
+fn master_gone(tx: &Connection, master: i64) -> Result<Fault, Fault> {
+    let closed: Option<bool> = tx
+        .query_row(
+            "SELECT closed FROM sessions WHERE id = ?1",
+            [master],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(db::fault)?;
+    Ok(if closed == Some(false) {
+        Fault::new(
+            faults::EXPIRED,
+            format!("session {master} has expired: log in again to renew it"),
+        )
+    } else {
+        Fault::new(faults::AUTH, format!("session {master} is closed"))
+    })
+}
+
+/// The session an `sslLogin` presents in its headers (koji's client sends the expired one to
+/// renew), if its key is its own, it is open and (by `check_client_ip`) it comes from the
+/// address it is bound to: checked here, as the authenticator took the certificate alone.
+/// Anything else is no session to renew: the login opens a new one.
+fn presented_session(
+    ctx: &Context,
+    tx: &Connection,
+    check_client_ip: bool,
+) -> Result<Option<i64>, Fault> {
+    let req = AuthRequest {
+        method: ctx.method(),
+        headers: ctx.headers(),
+        peer: ctx.peer(),
+        client_cert: ctx.client_cert(),
+    };
+    let Ok(Some(presented)) = SessionHeaders::read(&req) else {
+        return Ok(None);
+    };
+    let Ok(id) = i64::try_from(presented.id) else {
+        return Ok(None);
+    };
+    let stored: Option<(String, Option<String>)> = tx
+        .query_row(
+            "SELECT key_hash, hostip FROM sessions WHERE id = ?1 AND closed = 0",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()
+        .map_err(db::fault)?;
+    let Some((key_hash, hostip)) = stored else {
+        return Ok(None);
+    };
+    if key_hash != key_hash_of(presented.key) {
+        return Ok(None);
+    }
+    let from = host_of(ctx.peer());
+    if check_client_ip && hostip.as_ref().is_some_and(|h| *h != from) {
+        tracing::warn!(session = id, bound_to = ?hostip, %from, "session sent from another address");
+        return Ok(None);
+    }
+    Ok(Some(id))
+}
+
 /// Logs in with the client certificate of the connection (HTTPS, `tls_client_ca_file`) as
 /// the user its subject's `CN` names; answers the same session info as `login`. koji's
 /// client posts it to `/kojihub/ssllogin`, which buildhub serves like `/kojihub`.
 ///
 /// `proxyuser` logs in as that user instead, for a certificate of `--proxy-dn` (koji's
-/// `ProxyDNs`) only. It always opens a new session, `renew` or not (the certificate is the
-/// credential: the expired session stays expired). `proxyauthtype`, `renew` and `exclusive`
-/// are accepted as koji's client sends them and ignored.
+/// `ProxyDNs`) only. `renew` and `exclusive` are `login`'s: koji's client renews an expired
+/// session by logging in again with them, presenting it, and the session is renewed in place
+/// (its id, its exclusive lock and its subsessions kept) if it is the user's. `proxyauthtype`
+/// is accepted as koji's client sends it and ignored.
 #[rpc_method(name = "sslLogin")]
 fn ssl_login(
     ctx: &Context,
@@ -626,7 +838,7 @@ fn ssl_login(
     renew: Option<bool>,
     exclusive: Option<bool>,
 ) -> Result<SessionInfo, Fault> {
-    let _ = (proxyauthtype, renew, exclusive);
+    let _ = proxyauthtype;
     // Called on its own, the authenticator made the certificate's user the caller, with no
     // session (or refused the call). Any other caller (a session's, or none) means this ran
     // inside a multicall, which is authenticated as a whole by its session headers.
@@ -640,36 +852,45 @@ fn ssl_login(
             ))
         }
     };
-    let proxy = ctx
-        .client_cert()
-        .filter(|cert| ctx.state::<State>().is_ok_and(|s| s.proxies.allow(cert)));
+    let state = ctx.state::<State>()?;
+    let proxy = ctx.client_cert().filter(|cert| state.proxies.allow(cert));
     let tx = ctx.resource::<Tx>()?;
-    match (proxyuser, proxy) {
+    let (user, how) = match (proxyuser, proxy) {
         // koji's words.
         (Some(_), None) => {
             let subject = ctx.client_cert().map_or("-", ClientCert::subject);
-            Err(Fault::new(
+            return Err(Fault::new(
                 faults::AUTH,
                 format!("{subject} is not authorized to login other users"),
-            ))
+            ));
         }
         (Some(proxyuser), Some(cert)) => {
             active_user(&tx, &proxyuser)?;
-            let how = format!("proxied by {}", cert.subject());
-            open_session(&tx, &proxyuser, &how, ctx.peer())
+            (proxyuser, format!("proxied by {}", cert.subject()))
         }
         // A proxy logging in as itself is a user like any other (checked here: the
         // authenticator let it through unchecked).
         (None, Some(_)) => {
-            let user = user.to_owned();
-            active_user(&tx, &user)?;
-            open_session(&tx, &user, "client certificate", ctx.peer())
+            active_user(&tx, user)?;
+            (user.to_owned(), "client certificate".to_owned())
         }
-        (None, None) => {
-            let user = user.to_owned();
-            open_session(&tx, &user, "client certificate", ctx.peer())
-        }
-    }
+        (None, None) => (user.to_owned(), "client certificate".to_owned()),
+    };
+    let renewing = match renew {
+        Some(true) => presented_session(ctx, &tx, state.sessions.check_client_ip)?,
+        _ => None,
+    };
+    log_in(
+        &tx,
+        &user,
+        &how,
+        ctx.peer(),
+        Renewal {
+            session: renewing,
+            exclusive: exclusive == Some(true),
+            lifetime: state.sessions.lifetime,
+        },
+    )
 }
 
 /// `Ok` if `name` is an active user; else koji's `AuthError`, saying why.
@@ -690,8 +911,9 @@ fn active_user(tx: &Connection, name: &str) -> Result<(), Fault> {
     }
 }
 
-/// Ends the caller's session, and its subsessions. `session_id` (koji ≥ 1.31 sends it,
-/// usually nil) may only name the caller's own session.
+/// Ends the caller's session, and its subsessions; an expired session may too, without
+/// being renewed first. `session_id` (koji ≥ 1.31 sends it, usually nil) may only name the
+/// caller's own session.
 #[rpc_method]
 fn logout(ctx: &Context, session_id: Option<i64>) -> Result<(), Fault> {
     let Some(own) = ctx.caller().and_then(Caller::session_id) else {

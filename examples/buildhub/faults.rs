@@ -11,6 +11,8 @@ pub const LOCK: i32 = 1001;
 pub const AUTH: i32 = 1002;
 /// `koji.AuthLockError`: another session of the user holds the exclusive lock.
 pub const AUTH_LOCK: i32 = 1006;
+/// `koji.AuthExpired`: the session must be renewed by logging in again.
+pub const EXPIRED: i32 = 1007;
 /// `koji.ActionNotAllowed`.
 pub const NOT_ALLOWED: i32 = 1004;
 /// `koji.ParameterError`.

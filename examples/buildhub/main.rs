@@ -70,6 +70,8 @@ pub struct State {
     pub work_dir: PathBuf,
     /// The certificates that may log in as other users (`--proxy-dn`).
     pub proxies: auth::ProxyDns,
+    /// How sessions are held to account, for the logins that renew them.
+    pub sessions: auth::SessionPolicy,
 }
 
 #[derive(Debug)]
@@ -201,6 +203,7 @@ fn run() -> Result<(), String> {
             .state(State {
                 work_dir,
                 proxies: args.proxies.clone(),
+                sessions: args.sessions,
             })
             // It reads the database for every request: on the workers, not the IO units.
             .blocking_authenticator(auth)

@@ -5,11 +5,12 @@
 //!   session of the user is refused with koji's `AuthLockError` (1006), except for
 //!   `exclusiveSession` itself (`force=True` closes the holder and takes the lock over, as
 //!   kojira's `--force-lock`) and `logout`. `sharedSession` gives it back; so does the
-//!   holder's logout. As in koji, a holder that died keeps the lock until it is forced (or
-//!   its session is presented past its lifetime and so marked expired).
+//!   holder's logout. As in koji, a holder that died keeps the lock until it is forced,
+//!   expired or not: its client renews it in place and goes on holding it, so no other
+//!   session may take it meanwhile.
 //! - `subsession` opens another session of the same user under the caller's (kojid opens one
-//!   per task): it works under its master's lock, and closes with it (`logout`), or alone
-//!   (`logoutChild` from the master).
+//!   per task): it works under its master's lock, expires with it, and closes with it
+//!   (`logout`), or alone (`logoutChild` from the master).
 
 use hub::{rpc_method, Caller, Context, Fault};
 use rusqlite::{Connection, OptionalExtension};
@@ -22,12 +23,12 @@ use crate::faults;
 pub const EXCLUSIVE_SESSION: &str = "exclusiveSession";
 
 /// The session holding its user's exclusive lock, if that is not `session` nor its master:
-/// then `session` is locked out.
+/// then `session` is locked out. An expired holder counts (koji's "including expired"): it
+/// may be renewed, lock and all.
 pub fn locked_by(conn: &Connection, session: i64) -> Result<Option<i64>, rusqlite::Error> {
     conn.query_row(
         "SELECT holder.id FROM sessions me JOIN sessions holder
-             ON holder.user_id = me.user_id AND holder.exclusive = 1
-                AND holder.closed = 0 AND holder.expired = 0
+             ON holder.user_id = me.user_id AND holder.exclusive = 1 AND holder.closed = 0
          WHERE me.id = ?1 AND holder.id != me.id AND holder.id IS NOT me.master
          LIMIT 1",
         [session],
@@ -61,11 +62,17 @@ fn exclusive_session(ctx: &Context, force: Option<bool>) -> Result<(), Fault> {
     if master.is_some() {
         return Err(faults::generic("subsessions cannot become exclusive"));
     }
+    make_exclusive(&tx, own, force == Some(true))
+}
+
+/// Gives session `own` (no subsession) its user's exclusive lock: `exclusiveSession`, and a
+/// renewal asked to keep it (`exclusive=True`). Another open holder, expired or not, refuses
+/// it with `AuthLockError` unless `force`, which closes that one and its subsessions.
+pub fn make_exclusive(tx: &Connection, own: i64, force: bool) -> Result<(), Fault> {
     let holder: Option<i64> = tx
         .query_row(
             "SELECT holder.id FROM sessions me JOIN sessions holder
-                 ON holder.user_id = me.user_id AND holder.exclusive = 1
-                    AND holder.closed = 0 AND holder.expired = 0
+                 ON holder.user_id = me.user_id AND holder.exclusive = 1 AND holder.closed = 0
              WHERE me.id = ?1 AND holder.id != me.id",
             [own],
             |row| row.get(0),
@@ -73,7 +80,7 @@ fn exclusive_session(ctx: &Context, force: Option<bool>) -> Result<(), Fault> {
         .optional()
         .map_err(db::fault)?;
     if let Some(holder) = holder {
-        if force != Some(true) {
+        if !force {
             return Err(Fault::new(
                 faults::AUTH_LOCK,
                 format!("Cannot get exclusive session: session {holder} holds it"),
@@ -91,8 +98,16 @@ fn exclusive_session(ctx: &Context, force: Option<bool>) -> Result<(), Fault> {
             "exclusive session forced"
         );
     }
-    tx.execute("UPDATE sessions SET exclusive = 1 WHERE id = ?1", [own])
+    // Not on a session closed since it was checked (a logout earlier in the same multicall).
+    let marked = tx
+        .execute(
+            "UPDATE sessions SET exclusive = 1 WHERE id = ?1 AND closed = 0",
+            [own],
+        )
         .map_err(db::fault)?;
+    if marked != 1 {
+        return Err(Fault::new(faults::AUTH, format!("session {own} is closed")));
+    }
     Ok(())
 }
 
@@ -110,7 +125,8 @@ fn shared_session(ctx: &Context) -> Result<(), Fault> {
 }
 
 /// Opens a subsession of the caller's session (of its master, for a subsession): the same
-/// user, bound to the same address, closed with its master. Answers its session info.
+/// user, bound to the same address, expired and closed with its master. Answers its session
+/// info.
 #[rpc_method]
 fn subsession(ctx: &Context) -> Result<SessionInfo, Fault> {
     let tx = ctx.resource::<Tx>()?;
