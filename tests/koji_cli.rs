@@ -167,8 +167,9 @@ fn buildhub_tls_with(pki: &Pki, extra: &[&str]) -> Served {
 }
 
 /// The Rust client's certificate login: `koji_ssl_login` names the certificate's user, its
-/// session is replaced by a new certificate login once it expires (buildhub's `sslLogin`
-/// opens a new one) and the call goes through; without a certificate the hub refuses it.
+/// session is renewed in place by a certificate login once it expires (`sslLogin` with
+/// `renew`, presenting it, as koji's client does) and the call goes through; without a
+/// certificate the hub refuses it.
 #[test]
 fn the_rust_client_logs_in_with_a_client_certificate() {
     use hub::client::{blocking::Client, Error};
@@ -197,10 +198,14 @@ fn the_rust_client_logs_in_with_a_client_certificate() {
         .expect("a build, after logging in again");
     assert_eq!(id, 1);
     let conn = rusqlite::Connection::open(pki.dir.path("hub.sqlite3")).expect("the database");
-    let sessions: i64 = conn
-        .query_row("SELECT count(*) FROM sessions", [], |row| row.get(0))
+    let (sessions, renewed): (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(renew_ts) FROM sessions",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
         .expect("counted");
-    assert_eq!(sessions, 2, "the expired session and the new one");
+    assert_eq!((sessions, renewed), (1, 1), "one session, renewed in place");
     match client(None).koji_ssl_login() {
         Err(Error::Fault(f)) => assert_eq!(f.code, 1002, "{f:?}"),
         other => panic!("expected AuthError, got {other:?}"),

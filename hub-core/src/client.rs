@@ -792,9 +792,10 @@ impl Client {
     /// Logs in to a koji hub with this client's certificate ([`tls_client_cert`]: koji's
     /// `sslLogin`, sent to the URL's path + `/ssllogin` as koji's client sends it), and
     /// answers a client whose calls carry the session it opened, as
-    /// [`koji_login`](Self::koji_login) does. An expired session is replaced by logging in
-    /// with the certificate again. Without a certificate the hub refuses it (koji's
-    /// `AuthError`, 1002).
+    /// [`koji_login`](Self::koji_login) does. An expired session is renewed by logging in
+    /// with the certificate again, presenting it (`renew`, as koji's client does: koji
+    /// renews it in place; a hub that does not answers a new one, which the client takes).
+    /// Without a certificate the hub refuses it (koji's `AuthError`, 1002).
     ///
     /// [`tls_client_cert`]: Self::tls_client_cert
     pub async fn koji_ssl_login(&self) -> Result<Client, Error> {
@@ -868,8 +869,9 @@ impl Client {
         Ok(client)
     }
 
-    /// Logs in: koji's `login` (with `renew`: for the session this client carries), or
-    /// `sslLogin` (a new session, sent with no session's headers to `PATH/ssllogin`).
+    /// Logs in: koji's `login`, or `sslLogin` (sent to `PATH/ssllogin`); with `renew`, for
+    /// the session this client carries, presented in its headers, as koji's client renews it
+    /// (a hub such as koji's renews it in place: its id, its exclusive lock, its subsessions).
     async fn log_in(&self, credentials: &Credentials, renew: bool) -> Result<SessionInfo, Error> {
         match credentials {
             Credentials::Password { user, password } => {
@@ -883,10 +885,17 @@ impl Client {
             }
             Credentials::Certificate { proxyuser } => {
                 let mut ssl = self.clone();
-                ssl.session = None;
+                if !renew {
+                    ssl.session = None;
+                }
                 ssl.uri = ssl_login_uri(&self.uri)?;
-                // koji's `sslLogin(proxyuser)`.
-                let params = vec![proxyuser.as_deref().map_or(Value::Nil, Value::from)];
+                // koji's `sslLogin(proxyuser, renew=True)`.
+                let mut params = vec![proxyuser.as_deref().map_or(Value::Nil, Value::from)];
+                if renew {
+                    let mut named = Struct::new();
+                    named.insert("renew", true);
+                    params.push(to_kwargs(&named)?);
+                }
                 decode(ssl.send(call_body("sslLogin", params)).await?)
             }
         }
