@@ -910,7 +910,8 @@ print('ok')
 }
 
 /// Python helpers for the session tests: `age(s)` puts `s`'s session past the hub's lifetime
-/// (a day) in the database, as if nobody had presented it for that long; `raw(s, method)` calls
+/// (a day) in the database, as if nobody had presented it for that long; `orphans()` counts
+/// the open sessions under a closed master; `raw(s, method)` calls
 /// without the client's renewal and answers the fault code, or `None`.
 const SESSION_HELPERS: &str = r#"
 import sqlite3
@@ -920,6 +921,11 @@ def age(s):
     with sqlite3.connect(DB, timeout=10) as db:
         db.execute('UPDATE sessions SET start_ts = start_ts - 200000, '
                    'renew_ts = renew_ts - 200000 WHERE id = ?', (s.sinfo['session-id'],))
+
+def orphans():
+    with sqlite3.connect(DB, timeout=10) as db:
+        return db.execute('SELECT count(*) FROM sessions s JOIN sessions m ON m.id = s.master '
+                          'WHERE s.closed = 0 AND m.closed = 1').fetchone()[0]
 
 def raw(s, method, *args):
     try:
@@ -966,10 +972,7 @@ age(master)
 assert raw(master, 'logout') is None
 for s in (sub, grandchild, master):
     assert raw(s, 'getLoggedInUser') == 1002
-with sqlite3.connect(DB, timeout=10) as db:
-    open_subs = db.execute('SELECT count(*) FROM sessions s JOIN sessions m ON m.id = s.master '
-                           'WHERE s.closed = 0 AND m.closed = 1').fetchone()[0]
-assert open_subs == 0, open_subs
+assert orphans() == 0
 print('ok')
 "#
     );
@@ -997,10 +1000,7 @@ assert out == [None], out
 assert isinstance(late, dict) and late['faultCode'] == 1002, late
 for s in (master, sub):
     assert raw(s, 'getLoggedInUser') == 1002
-with sqlite3.connect(DB, timeout=10) as db:
-    orphans = db.execute('SELECT count(*) FROM sessions s JOIN sessions m ON m.id = s.master '
-                         'WHERE s.closed = 0 AND m.closed = 1').fetchone()[0]
-assert orphans == 0, orphans
+assert orphans() == 0
 master._forget()
 print('ok')
 "#
