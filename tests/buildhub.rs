@@ -935,16 +935,26 @@ def raw(s, method, *args):
     return None
 "#;
 
+/// Runs `script` (after [`SESSION_HELPERS`]) against a fresh buildhub, which must print `ok`.
+fn session_script(tag: &str, script: &str) {
+    let dir = TempDir::new(tag);
+    let server = buildhub(&dir);
+    let out = py(
+        &server,
+        &format!("{SESSION_HELPERS}{script}"),
+        &[&dir.path("hub.sqlite3")],
+    );
+    assert_eq!(out.trim(), "ok");
+}
+
 /// A subsession lives no longer than its master, as koji's do: past the master's lifetime it
 /// is expired too (it cannot work, open more subsessions nor be renewed until the master is),
 /// the expired master may still log out and so close it; the master renewed in place keeps
 /// its subsessions, which renew themselves and close with it.
 #[test]
 fn an_expired_master_s_subsessions_expire_and_close_with_it() {
-    let dir = TempDir::new("buildhub-expired-master");
-    let server = buildhub(&dir);
-    let body = format!(
-        "{SESSION_HELPERS}{}",
+    session_script(
+        "buildhub-expired-master",
         r#"
 session('admin', 'adminpw').createUser('kojid', 'pw')
 master = session('kojid', 'pw')
@@ -974,10 +984,8 @@ for s in (sub, grandchild, master):
     assert raw(s, 'getLoggedInUser') == 1002
 assert orphans() == 0
 print('ok')
-"#
+"#,
     );
-    let out = py(&server, &body, &[&dir.path("hub.sqlite3")]);
-    assert_eq!(out.trim(), "ok");
 }
 
 /// `subsession` after its master's `logout`, the two in the order a race between them used to
@@ -986,10 +994,8 @@ print('ok')
 /// subsession is refused, and no open session is left under a closed master.
 #[test]
 fn a_subsession_is_not_opened_under_a_master_just_logged_out() {
-    let dir = TempDir::new("buildhub-subsession-race");
-    let server = buildhub(&dir);
-    let body = format!(
-        "{SESSION_HELPERS}{}",
+    session_script(
+        "buildhub-subsession-race",
         r#"
 session('admin', 'adminpw').createUser('kojid', 'pw')
 master = session('kojid', 'pw')
@@ -1003,10 +1009,8 @@ for s in (master, sub):
 assert orphans() == 0
 master._forget()
 print('ok')
-"#
+"#,
     );
-    let out = py(&server, &body, &[&dir.path("hub.sqlite3")]);
-    assert_eq!(out.trim(), "ok");
 }
 
 /// A certificate login renewed as koji's client renews it (`sslLogin(renew=True, exclusive)`,
