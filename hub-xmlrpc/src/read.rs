@@ -1086,7 +1086,12 @@ fn char_ref(digits: &[u8], radix: u32) -> Option<char> {
     if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    char::from_u32(u32::from_str_radix(s, radix).ok()?)
+    // Only the characters XML allows, as written raw (Char in XML 1.0 §2.2): a reference
+    // to `\u{1}` or `\u{FFFE}` is as ill-formed as the character itself.
+    char::from_u32(u32::from_str_radix(s, radix).ok()?).filter(|&c| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+            || c >= '\u{10000}'
+    })
 }
 
 /// Parses an optionally signed decimal integer; `Err(true)` on overflow, `Err(false)` if

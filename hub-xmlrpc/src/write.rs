@@ -2,9 +2,11 @@
 //!
 //! Compact output (no indentation), `<string>` always spelled out, integers as `<int>`
 //! when they fit in 32 bits and `<i8>` otherwise (koji's rule), `<nil/>` for `Nil`.
-//! Text escapes `&`, `<`, `>` and writes `\r` and other control characters as character
-//! references so they survive a round trip. Nesting is walked with an explicit stack, so
-//! a deep value cannot overflow the call stack.
+//! Text escapes `&`, `<`, `>` and writes `\r` as a character reference, so it survives a
+//! round trip. The other control characters (but tab and newline) have no spelling in XML
+//! 1.0, raw or as a reference, and every other parser (Python's, koji's) refuses the
+//! document that holds one: they are written as U+FFFD, the replacement character. Nesting
+//! is walked with an explicit stack, so a deep value cannot overflow the call stack.
 
 use base64::Engine as _;
 
@@ -203,8 +205,8 @@ fn write_double(d: f64, out: &mut Vec<u8>) {
     }
 }
 
-/// Escapes text content: `&`, `<`, `>`, and control characters other than tab and
-/// newline (as character references).
+/// Escapes text content: `&`, `<`, `>`, `\r` (as a character reference), and the control
+/// characters XML cannot carry (as U+FFFD: see the module docs).
 #[inline]
 pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
@@ -287,15 +289,8 @@ fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
                     i += 1;
                     continue;
                 }
-                0..=0x1f => {
-                    out.extend_from_slice(&bytes[start..i]);
-                    out.extend_from_slice(b"&#");
-                    out.extend_from_slice(itoa::Buffer::new().format(b).as_bytes());
-                    out.push(b';');
-                    i += 1;
-                    start = i;
-                    continue;
-                }
+                b'\r' => b"&#13;",
+                0..=0x1f => "\u{FFFD}".as_bytes(),
                 _ => {
                     i += 1;
                     continue;
@@ -323,7 +318,8 @@ mod tests {
                 b'<' => out.extend_from_slice(b"&lt;"),
                 b'>' => out.extend_from_slice(b"&gt;"),
                 b'\t' | b'\n' => out.push(b),
-                0..=0x1f => out.extend_from_slice(format!("&#{b};").as_bytes()),
+                b'\r' => out.extend_from_slice(b"&#13;"),
+                0..=0x1f => out.extend_from_slice("\u{FFFD}".as_bytes()),
                 _ => out.push(b),
             }
         }

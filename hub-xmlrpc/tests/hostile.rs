@@ -1,7 +1,9 @@
 //! Hostile input: every refusal is a typed error, nothing panics or overflows the stack,
 //! and no message quotes more than a short excerpt of the input.
 
-use hub_xmlrpc::{parse_call, parse_response, parse_value, Limits, ParseError, ParseErrorKind};
+use hub_xmlrpc::{
+    parse_call, parse_response, parse_value, Limits, ParseError, ParseErrorKind, Value,
+};
 
 fn call_err(xml: &[u8]) -> ParseError {
     parse_call(xml, &Limits::default()).expect_err("must be refused")
@@ -155,6 +157,50 @@ fn invalid_utf8_is_refused() {
             (ParseErrorKind::InvalidUtf8, i),
             "pad {pad}"
         );
+    }
+}
+
+/// A reference to a character XML forbids is refused as the character itself is; the
+/// writer spells those characters U+FFFD, so what it writes any XML parser reads (Python's
+/// refused `&#1;`, which this writer used to emit).
+#[test]
+fn references_to_forbidden_characters_are_refused_and_never_written() {
+    for bad in [
+        "&#0;", "&#1;", "&#x1F;", "&#11;", "&#xFFFE;", "&#xFFFF;", "&#xD800;",
+    ] {
+        let e = call_err(wrap(&format!("<value>a{bad}b</value>")).as_bytes());
+        assert_eq!(e.kind(), ParseErrorKind::NotWellFormed, "{bad:?}");
+    }
+    for (good, text) in [
+        ("&#9;&#10;&#13;", "\t\n\r"),
+        (
+            "&#x20;&#xD7FF;&#xE000;&#xFFFD;",
+            " \u{D7FF}\u{E000}\u{FFFD}",
+        ),
+        ("&#x10000;&#x10FFFF;", "\u{10000}\u{10FFFF}"),
+    ] {
+        let call = parse_call(
+            wrap(&format!("<value>{good}</value>")).as_bytes(),
+            &Limits::default(),
+        )
+        .expect(good);
+        assert_eq!(call.params, [Value::from(text)], "{good}");
+    }
+    let mut out = Vec::new();
+    let sent = "a\u{0}b\u{1}c\u{1F}d\re\tf\ng";
+    hub_xmlrpc::write_response(&Value::from(sent), &mut out);
+    let text = String::from_utf8(out.clone()).expect("UTF-8");
+    assert!(
+        !text.contains("&#0;") && !text.contains("&#1;") && !text.contains("&#31;"),
+        "{text}"
+    );
+    match hub_xmlrpc::parse_response(&out, &Limits::default()).expect("reads back") {
+        hub_xmlrpc::MethodResponse::Success(v) => assert_eq!(
+            v,
+            Value::from("a\u{FFFD}b\u{FFFD}c\u{FFFD}d\re\tf\ng"),
+            "control characters as U+FFFD, tab, newline and CR kept"
+        ),
+        other => panic!("{other:?}"),
     }
 }
 
