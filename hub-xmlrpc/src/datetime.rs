@@ -328,6 +328,25 @@ impl<'de> serde::de::Visitor<'de> for DateTimeVisitor {
         DateTime::parse(v).map_err(E::custom)
     }
     fn visit_newtype_struct<D: serde::Deserializer<'de>>(self, d: D) -> Result<DateTime, D::Error> {
-        d.deserialize_str(self)
+        // `any`: serde's buffered content (a flattened struct's, a tagged or untagged enum's)
+        // holds a `Value::DateTime` as the marker map it gave `deserialize_any`. A binary
+        // format (bincode) has no `any`, and a `DateTime` there is its text.
+        if d.is_human_readable() {
+            d.deserialize_any(self)
+        } else {
+            d.deserialize_str(self)
+        }
+    }
+    /// The marker map: `{MARKER: "19980717T14:08:55"}`.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<DateTime, A::Error> {
+        use serde::de::Error;
+        if map.next_key::<String>()?.as_deref() != Some(MARKER) {
+            return Err(A::Error::invalid_type(serde::de::Unexpected::Map, &self));
+        }
+        let text: String = map.next_value()?;
+        if map.next_key::<String>()?.is_some() {
+            return Err(A::Error::invalid_type(serde::de::Unexpected::Map, &self));
+        }
+        DateTime::parse(&text).map_err(A::Error::custom)
     }
 }

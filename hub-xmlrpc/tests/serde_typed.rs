@@ -294,3 +294,59 @@ fn datetime_through_serde() {
         "20240229T23:59:59"
     );
 }
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Stamped {
+    when: DateTime,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Flattened {
+    #[serde(flatten)]
+    stamped: Stamped,
+    extra: u8,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+enum Tagged {
+    A { when: DateTime },
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Untagged {
+    D(DateTime),
+}
+
+/// serde buffers a flattened struct's fields, and a tagged or untagged enum's content,
+/// through `deserialize_any`, where a `DateTime` is its marker map: read back as a
+/// `DateTime` (it was refused: "expected dateTime.iso8601, found struct").
+#[test]
+fn a_datetime_survives_serde_s_buffered_content() {
+    let when: DateTime = "19980717T14:08:55".parse().expect("a dateTime");
+    let flat = Flattened {
+        stamped: Stamped { when },
+        extra: 1,
+    };
+    let value = to_value(&flat).expect("encoded");
+    assert_eq!(from_value::<Flattened>(value).expect("flattened"), flat);
+    let tagged = Tagged::A { when };
+    let value = to_value(&tagged).expect("encoded");
+    assert_eq!(from_value::<Tagged>(value).expect("tagged"), tagged);
+    let value = to_value(&Untagged::D(when)).expect("encoded");
+    assert_eq!(
+        from_value::<Untagged>(value).expect("untagged"),
+        Untagged::D(when)
+    );
+    // A plain string in the dateTime's form is still one, and other text is not.
+    assert_eq!(
+        from_value::<Stamped>(to_value(&Stamped { when }).expect("encoded")).expect("plain"),
+        Stamped { when }
+    );
+    let other = Value::Struct(Struct::from_iter([(
+        "when".to_owned(),
+        Value::from("soon"),
+    )]));
+    assert!(from_value::<Stamped>(other).is_err());
+}
