@@ -157,42 +157,100 @@ fn real_ip(headers: &HeaderMap) -> Option<IpAddr> {
 
 /// The `for=` of each element of one `Forwarded` line (`for=a;proto=https, for=b`), in
 /// order: `None` for an element without one, or one that is not an address (`unknown`,
-/// `_hidden`, malformed).
+/// `_hidden`, malformed). A line that does not follow RFC 7239's grammar is one `None`: read
+/// loosely, a quote a client left open (`for=1.2.3.4;x="`) swallowed the element a proxy
+/// appended to the same line, and the client's own `for` was believed.
 fn forwarded_for(line: &str) -> Vec<Option<IpAddr>> {
-    split_unquoted(line, ',')
-        .map(|element| {
-            let value = split_unquoted(element, ';').find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                name.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then_some(value.trim())
-            })?;
+    let Some(elements) = forwarded_elements(line) else {
+        return vec![None];
+    };
+    elements
+        .into_iter()
+        .map(|pairs| {
+            let (_, value, escaped) = pairs
+                .into_iter()
+                .find(|(name, _, _)| name.eq_ignore_ascii_case("for"))?;
             // A quoted value (as an IPv6 address and any port must be) holds no escapes.
-            let value = match value.strip_prefix('"') {
-                Some(quoted) => quoted.strip_suffix('"').filter(|v| !v.contains('\\'))?,
-                None => value,
-            };
+            if escaped {
+                return None;
+            }
             parse_hop(value)
         })
         .collect()
 }
 
-/// `text` split at each `sep` outside a quoted string (`"..."`, with `\` escapes).
-fn split_unquoted(text: &str, sep: char) -> impl Iterator<Item = &str> {
-    let mut quoted = false;
-    let mut escaped = false;
-    text.split(move |c: char| {
-        if escaped {
-            escaped = false;
-        } else if quoted && c == '\\' {
-            escaped = true;
-        } else if c == '"' {
-            quoted = !quoted;
-        } else if c == sep && !quoted {
-            return true;
+/// A `Forwarded` pair: its name, its value (a quoted one without its quotes), whether the
+/// value has escapes.
+type Pair<'a> = (&'a str, &'a str, bool);
+
+/// One `Forwarded` line's elements, each its pairs as `(name, value, has escapes)` (a quoted
+/// value without its quotes); `None` unless the line is `element *("," element)`, an element
+/// `[pair] *(";" [pair])`, a pair `token "=" (token / quoted-string)`, with spaces allowed
+/// around the separators. Unquoted values may also hold `:`, `[` and `]` (an address and
+/// port some proxies leave unquoted).
+fn forwarded_elements(line: &str) -> Option<Vec<Vec<Pair<'_>>>> {
+    let b = line.as_bytes();
+    let token = |c: u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c);
+    let skip_spaces = |mut i: usize| {
+        while i < b.len() && (b[i] == b' ' || b[i] == b'\t') {
+            i += 1;
         }
-        false
-    })
+        i
+    };
+    let mut elements = vec![Vec::new()];
+    let mut i = skip_spaces(0);
+    while i < b.len() {
+        match b[i] {
+            b',' => elements.push(Vec::new()),
+            b';' => {}
+            _ => {
+                let start = i;
+                while i < b.len() && token(b[i]) {
+                    i += 1;
+                }
+                let name = &line[start..i];
+                if name.is_empty() || b.get(i) != Some(&b'=') {
+                    return None;
+                }
+                i += 1;
+                let (value, escaped) = if b.get(i) == Some(&b'"') {
+                    let open = i + 1;
+                    let mut escaped = false;
+                    i = open;
+                    loop {
+                        match b.get(i)? {
+                            b'"' => break,
+                            b'\\' => {
+                                escaped = true;
+                                i += 2;
+                            }
+                            _ => i += 1,
+                        }
+                    }
+                    let value = line.get(open..i)?;
+                    i += 1;
+                    (value, escaped)
+                } else {
+                    let start = i;
+                    while i < b.len() && (token(b[i]) || b":[]".contains(&b[i])) {
+                        i += 1;
+                    }
+                    (&line[start..i], false)
+                };
+                if value.is_empty() && !escaped && b[i - 1] != b'"' {
+                    return None;
+                }
+                elements.last_mut()?.push((name, value, escaped));
+                i = skip_spaces(i);
+                if i < b.len() && !matches!(b[i], b',' | b';') {
+                    return None;
+                }
+                continue;
+            }
+        }
+        i = skip_spaces(i + 1);
+    }
+    Some(elements)
 }
 
 /// One hop: an address, possibly with a port (`203.0.113.9:4711`, `[2001:db8::1]:4711`,
@@ -330,6 +388,25 @@ mod tests {
         // A comma or semicolon in a quoted value does not split.
         assert_eq!(
             via(&[r#"for=203.0.113.9;host="a,b;c", for=10.2.2.2"#]),
+            "203.0.113.9"
+        );
+        // A quote the client left open does not swallow what a proxy appended to the line:
+        // a line out of the grammar is not believed (the proxy itself), and a proxy's element
+        // on a line of its own is read.
+        for spoof in [
+            r#"for=1.2.3.4;x=", for=203.0.113.9"#,
+            r#"for=1.2.3.4;x=", for="[2001:db8::9]""#,
+            r#"for=1.2.3.4 garbage, for=203.0.113.9"#,
+            r#"for="1.2.3.4"x"#,
+        ] {
+            assert_eq!(via(&[spoof]), "10.1.2.3", "{spoof}");
+        }
+        assert_eq!(
+            via(&[r#"for=1.2.3.4;x=""#, "for=203.0.113.9"]),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            via(&[r#"for=203.0.113.9 ; proto=https , for=10.9.9.9"#]),
             "203.0.113.9"
         );
         // Unknown, obfuscated, without `for`, malformed, all trusted: the proxy itself.
