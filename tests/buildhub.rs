@@ -274,6 +274,13 @@ assert r == {'size': 3, 'fileverify': 'adler32', 'offset': 0,
 r = alice.rawUpload(b'de', -1, 'cli-build/2', 'x.txt')
 assert r['offset'] == 3 and r['size'] == 2, r
 assert alice.checkUpload('cli-build/2', 'x.txt')['size'] == 5
+# past the end of the file: refused, the file as it was (no sparse terabyte to checksum)
+e = fault(1000, alice.rawUpload, b'x', 1 << 40, 'cli-build/2', 'x.txt')
+assert 'past the end' in str(e), e
+fault(1000, alice.rawUpload, b'x', 6, 'cli-build/2', 'x.txt')
+assert alice.checkUpload('cli-build/2', 'x.txt')['size'] == 5
+r = alice.rawUpload(b'f', 5, 'cli-build/2', 'x.txt')
+assert r['offset'] == 5, r
 for d, n in [('../escape', 'x'), ('/etc', 'x'), ('a/../..', 'x'), ('ok', '.user'), ('ok', '../x')]:
     fault(1000, alice.rawUpload, b'x', 0, d, n, overwrite=True)
 fault(1000, admin.rawUpload, b'x', 0, 'cli-build/2', 'y.txt')  # not admin's directory

@@ -84,14 +84,21 @@ fn claim_dir(dir: &Path, user: &str, reldir: &str) -> Result<(), Fault> {
     let io = |e: std::io::Error| faults::generic(format!("upload directory {reldir}: {e}"));
     std::fs::create_dir_all(dir).map_err(io)?;
     let marker = dir.join(".user");
+    // Created only if it is missing: of two first uploads at once, one owns it.
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&marker)
+    {
+        Ok(mut file) => return file.write_all(user.as_bytes()).map_err(io),
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io(e)),
+        Err(_) => {}
+    }
     match std::fs::read_to_string(&marker) {
         Ok(owner) if owner == user => Ok(()),
         Ok(_) => Err(faults::generic(format!(
             "Invalid upload directory, not owner: {reldir}"
         ))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::write(&marker, user).map_err(io)
-        }
         Err(e) => Err(io(e)),
     }
 }
@@ -158,6 +165,16 @@ fn open_at(path: &Path, q: &Query) -> std::io::Result<Result<(File, u64), Fault>
         return Ok(Err(faults::generic(format!(
             "upload path exists: {}/{}",
             q.filepath, q.filename
+        ))));
+    }
+    // A chunk starts where the file ends, or within it (koji's client uploads in order):
+    // past the end it would make a sparse file of any size, which `checkUpload` then reads
+    // whole, a worker held for minutes per terabyte.
+    let len = if existed { path.metadata()?.len() } else { 0 };
+    if u64::try_from(q.offset).is_ok_and(|offset| offset > len) {
+        return Ok(Err(faults::generic(format!(
+            "upload offset {} is past the end of {}/{} ({len} bytes)",
+            q.offset, q.filepath, q.filename
         ))));
     }
     let mut file = OpenOptions::new()
@@ -306,5 +323,31 @@ mod tests {
         ] {
             assert!(upload_path(root, dir, name).is_err(), "{dir} {name}");
         }
+    }
+
+    /// Two users' first uploads into the same new directory at once: exactly one owns it
+    /// (both were admitted more than half the time when the owner was read, then written).
+    #[test]
+    fn one_of_two_first_uploads_at_once_owns_the_directory() {
+        let root = std::env::temp_dir().join(format!("buildhub-claim-{}", std::process::id()));
+        for i in 0..300 {
+            let dir = root.join(i.to_string());
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+            let claim = |user: &'static str| {
+                let (dir, barrier) = (dir.clone(), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    claim_dir(&dir, user, "d").is_ok()
+                })
+            };
+            let (alice, bob) = (claim("alice"), claim("bob"));
+            let admitted = [alice, bob].map(|t| t.join().expect("no panic"));
+            assert_eq!(
+                admitted.iter().filter(|&&ok| ok).count(),
+                1,
+                "round {i}: {admitted:?}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&root);
     }
 }
