@@ -12,10 +12,12 @@
 //! client hammering the hub, or lift the limit, without a restart; buckets keep their tokens,
 //! capped at the new burst.
 //!
-//! Memory is bounded: the table holds at most [`MAX_CLIENTS`] clients. A client whose bucket
-//! has filled up again is as if it had none, so when the table is full those are dropped; if
-//! every client in it is still limited, a new one is served untracked until room is made (the
-//! bound on memory wins over the limit, and a warning says so).
+//! Memory is bounded: the table holds at most [`MAX_CLIENTS`] clients, a sixteenth in each of
+//! its shards (a client's shard is a randomly seeded hash of its address, which no client can
+//! aim at another's). A client whose bucket has filled up again is as if it had none, so when
+//! a shard is full those are dropped; if every client in it is still limited, a new one is
+//! served untracked until room is made (the bound on memory wins over the limit, and a
+//! warning says so).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -37,6 +39,10 @@ pub(crate) struct RateLimit {
     /// Tokens a full bucket holds.
     burst: AtomicU32,
     shards: [Mutex<Shard>; SHARDS],
+    /// Picks a client's shard: seeded at random, so that no client can choose addresses
+    /// that fill the shard of another (each shard holds its share of [`MAX_CLIENTS`], and a
+    /// full one serves new clients untracked).
+    shard_hasher: foldhash::fast::RandomState,
     /// Whether the table was found full (warned about once).
     overflowed: AtomicBool,
 }
@@ -61,6 +67,7 @@ impl RateLimit {
             rate: AtomicU32::new(0),
             burst: AtomicU32::new(0),
             shards: std::array::from_fn(|_| Mutex::default()),
+            shard_hasher: foldhash::fast::RandomState::default(),
             overflowed: AtomicBool::new(false),
         };
         limit.set(config);
@@ -95,7 +102,7 @@ impl RateLimit {
             return Ok(());
         }
         let key = crate::per_ip::client_key(ip);
-        let shard = &self.shards[shard_of(key)];
+        let shard = &self.shards[self.shard_of(key)];
         let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
         if !shard.buckets.contains_key(&key) && shard.buckets.len() >= MAX_CLIENTS / SHARDS {
             // Full buckets are as good as none. Swept at most once a second: a sweep walks
@@ -137,6 +144,11 @@ impl RateLimit {
         Err(Duration::from_secs_f64((1.0 - tokens) / rate))
     }
 
+    /// The shard of a client key.
+    fn shard_of(&self, key: IpAddr) -> usize {
+        std::hash::BuildHasher::hash_one(&self.shard_hasher, key) as usize % SHARDS
+    }
+
     /// Clients tracked now.
     #[cfg(test)]
     fn clients(&self) -> usize {
@@ -156,16 +168,6 @@ impl RateLimit {
 fn refilled(bucket: Bucket, now: Instant, rate: f64, burst: f64) -> f64 {
     let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
     (bucket.tokens + elapsed * rate).min(burst)
-}
-
-/// The shard of a client key.
-fn shard_of(key: IpAddr) -> usize {
-    let bits = match key {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6) >> 64,
-    };
-    // The low bits vary most between IPv4 clients; a /64's high half, between IPv6 ones.
-    (bits ^ (bits >> 17) ^ (bits >> 41)) as usize % SHARDS
 }
 
 /// The `Retry-After` of a request refused after waiting `wait` for its next token: whole
