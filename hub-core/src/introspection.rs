@@ -2,7 +2,8 @@
 //! `system.methodHelp`, `system.methodSignature` and koji's `_listapi`.
 //!
 //! They describe the registry of the call (`ctx.registry()`), so run-time
-//! methods are described like declared ones. `system.multicall` is listed here so that
+//! methods are described like declared ones. `system.multicall` (and koji's `multiCall`, its
+//! alias) is listed here so that
 //! introspection tells the truth, but the engine runs it (it needs the worker pool):
 //! calls to it never reach the entry below.
 //!
@@ -49,7 +50,9 @@ pub(crate) fn builtins() -> Vec<Method> {
             )
             .with_param("method_name", "string")
             .with_returns("array"),
+        // koji's `multiCall` is the same (the engine answers both names), listed as koji lists it.
         Method::blocking("system.multicall", multicall_outside_engine)
+            .with_alias(crate::multicall::KOJI_NAME)
             .with_doc(
                 "Runs several calls in one request: each entry is a struct {methodName, params}; \
                  the answer lists each result as a one-element array, or a \
