@@ -83,7 +83,8 @@ fn listapi_describes_every_method_koji_style() {
     let Ok(Value::Array(entries)) = call_positional("_listapi", vec![]) else {
         panic!("_listapi answers an array");
     };
-    assert_eq!(entries.len(), registry().len());
+    // An entry per name, aliases (koji's `multiCall`) included.
+    assert_eq!(entries.len(), registry().names().count());
     let entry = |name: &str| {
         entries
             .iter()

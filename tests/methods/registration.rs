@@ -21,6 +21,7 @@ fn every_declared_method_is_registered_with_the_built_ins() {
             "hello",
             "importBuild",
             "listBuilds",
+            "multiCall",
             "sum",
             "system.listMethods",
             "system.methodHelp",
