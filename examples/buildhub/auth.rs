@@ -324,16 +324,8 @@ impl SessionAuth {
         } = found
             .filter(|s| s.key_hash == key_hash_of(presented.key))
             .ok_or_else(|| presented.unknown())?;
-        let from = host_of(peer);
-        if self.policy.check_client_ip && hostip.as_ref().is_some_and(|h| *h != from) {
-            // The answer does not say which part was wrong; the log does, for the operator.
-            tracing::warn!(
-                session = id,
-                user = %name,
-                bound_to = ?hostip,
-                from = %from,
-                "session sent from another address"
-            );
+        // The answer does not say which part was wrong; the log does, for the operator.
+        if !sent_from_its_address(id, hostip.as_deref(), peer, self.policy.check_client_ip) {
             return Err(presented.unknown());
         }
         if status != 0 {
@@ -813,12 +805,26 @@ fn presented_session(
     if key_hash != key_hash_of(presented.key) {
         return Ok(None);
     }
-    let from = host_of(ctx.peer());
-    if check_client_ip && hostip.as_ref().is_some_and(|h| *h != from) {
-        tracing::warn!(session = id, bound_to = ?hostip, %from, "session sent from another address");
+    if !sent_from_its_address(id, hostip.as_deref(), ctx.peer(), check_client_ip) {
         return Ok(None);
     }
     Ok(Some(id))
+}
+
+/// Whether session `id`, bound to `hostip` (none for a session from before the binding),
+/// comes from there (koji's `CheckClientIP`, when `check` is on); a mismatch is logged.
+fn sent_from_its_address(
+    id: i64,
+    hostip: Option<&str>,
+    peer: Option<SocketAddr>,
+    check: bool,
+) -> bool {
+    let from = host_of(peer);
+    if check && hostip.is_some_and(|h| h != from) {
+        tracing::warn!(session = id, bound_to = ?hostip, %from, "session sent from another address");
+        return false;
+    }
+    true
 }
 
 /// Logs in with the client certificate of the connection (HTTPS, `tls_client_ca_file`) as
