@@ -58,13 +58,18 @@ pub(crate) fn block_has_text_work(block: &[u8; BLOCK]) -> bool {
     })
 }
 
-/// Whether any byte of `block` is one `escape` rewrites or looks at (`&`, `<`, `>`, a control).
+/// Whether any byte of `block` is one `escape` rewrites or looks at (`&`, `<`, `>`, a control,
+/// [`NONCHAR_LEAD`]).
 #[inline(always)]
 pub(crate) fn block_needs_escape(block: &[u8; BLOCK]) -> bool {
     block.iter().fold(false, |hit, &c| {
-        hit | (c == b'&') | (c == b'<') | (c == b'>') | (c < 0x20)
+        hit | (c == b'&') | (c == b'<') | (c == b'>') | (c < 0x20) | (c == NONCHAR_LEAD)
     })
 }
+
+/// The first byte of U+FFFE and U+FFFF in UTF-8 (`EF BF BE`, `EF BF BF`), which XML cannot
+/// carry either: `escape` looks at every such byte (it also leads U+F000–U+FFFD, rare in text).
+pub(crate) const NONCHAR_LEAD: u8 = 0xEF;
 
 /// The eight bytes at `i`, if there are eight.
 #[inline(always)]
@@ -101,7 +106,7 @@ pub(crate) fn tail_word(b: &[u8], i: usize, pad: u8) -> u64 {
 }
 
 /// Whether `b` is at most 16 bytes long and holds nothing `escape` rewrites (`&`, `<`, `>`,
-/// a control character; tab and newline count as controls here): its first and last eight
+/// a control character, [`NONCHAR_LEAD`]; tab and newline count as controls here): its first and last eight
 /// bytes (overlapping), or for fewer than eight the [`tail_word`], tested in one expression
 /// without branches.
 #[inline(always)]
@@ -115,19 +120,22 @@ pub(crate) fn short_is_plain(b: &[u8]) -> bool {
     hits == 0
 }
 
-/// Whether `x` holds a byte `escape` rewrites or looks at: `&`, `<`, `>` or a control
-/// character (tab and newline included).
+/// Whether `x` holds a byte `escape` rewrites or looks at: `&`, `<`, `>`, a control
+/// character (tab and newline included) or [`NONCHAR_LEAD`].
 #[inline(always)]
 pub(crate) fn needs_escape(x: u64) -> bool {
     escape_hits(x) != 0
 }
 
-/// The high bit of each byte of `x` that is `&`, `<`, `>` or a control character (and
-/// possibly of bytes above one that is). `<` (0x3C) and `>` (0x3E) are the two bytes that
-/// become 0x3E when bit 1 is set, so one test finds both.
+/// The high bit of each byte of `x` that is `&`, `<`, `>`, a control character or
+/// [`NONCHAR_LEAD`] (and possibly of bytes above one that is). `<` (0x3C) and `>` (0x3E) are
+/// the two bytes that become 0x3E when bit 1 is set, so one test finds both.
 #[inline(always)]
 fn escape_hits(x: u64) -> u64 {
-    byte_hits(x, b'&') | byte_hits(x | (ONES * 0x02), b'>') | control_hits(x)
+    byte_hits(x, b'&')
+        | byte_hits(x | (ONES * 0x02), b'>')
+        | control_hits(x)
+        | byte_hits(x, NONCHAR_LEAD)
 }
 
 /// The text scan's word test: `Some(n)` when the first byte of `x` that is `<` comes `n`
@@ -187,7 +195,7 @@ mod tests {
                 assert_eq!(block_has_text_work(&bytes), text, "{v} at {pos}");
                 assert_eq!(
                     block_needs_escape(&bytes),
-                    text || v == b'>',
+                    text || v == b'>' || v == NONCHAR_LEAD,
                     "{v} at {pos}"
                 );
             }

@@ -3,9 +3,10 @@
 //! Compact output (no indentation), `<string>` always spelled out, integers as `<int>`
 //! when they fit in 32 bits and `<i8>` otherwise (koji's rule), `<nil/>` for `Nil`.
 //! Text escapes `&`, `<`, `>` and writes `\r` as a character reference, so it survives a
-//! round trip. The other control characters (but tab and newline) have no spelling in XML
-//! 1.0, raw or as a reference, and every other parser (Python's, koji's) refuses the
-//! document that holds one: they are written as U+FFFD, the replacement character. Nesting
+//! round trip. The other control characters (but tab and newline) and the noncharacters
+//! U+FFFE and U+FFFF have no spelling in XML 1.0, raw or as a reference, and every other
+//! parser (Python's, koji's) refuses the document that holds one: they are written as
+//! U+FFFD, the replacement character. Nesting
 //! is walked with an explicit stack, so a deep value cannot overflow the call stack.
 
 use base64::Engine as _;
@@ -206,7 +207,7 @@ fn write_double(d: f64, out: &mut Vec<u8>) {
 }
 
 /// Escapes text content: `&`, `<`, `>`, `\r` (as a character reference), and the control
-/// characters XML cannot carry (as U+FFFD: see the module docs).
+/// characters and noncharacters XML cannot carry (as U+FFFD: see the module docs).
 #[inline]
 pub(crate) fn escape(s: &str, out: &mut Vec<u8>) {
     let bytes = s.as_bytes();
@@ -257,7 +258,9 @@ fn copy_ends<const K: usize>(dst: &mut [u8], first: &[u8; K], last: &[u8; K]) {
 /// [`escape`] for text longer than 16 bytes or with something to escape.
 #[inline(never)]
 fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
-    use crate::swar::{block_needs_escape, block_step, needs_escape, tail_word, word, WORDS_FIRST};
+    use crate::swar::{
+        block_needs_escape, block_step, needs_escape, tail_word, word, NONCHAR_LEAD, WORDS_FIRST,
+    };
     reserve_scalar(out, bytes.len());
     let mut start = 0;
     let mut i = 0;
@@ -281,16 +284,19 @@ fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
         }
         while i < stop {
             let b = bytes[i];
-            let rep: &[u8] = match b {
-                b'&' => b"&amp;",
-                b'<' => b"&lt;",
-                b'>' => b"&gt;",
+            let (rep, len): (&[u8], usize) = match b {
+                b'&' => (b"&amp;", 1),
+                b'<' => (b"&lt;", 1),
+                b'>' => (b"&gt;", 1),
                 b'\t' | b'\n' => {
                     i += 1;
                     continue;
                 }
-                b'\r' => b"&#13;",
-                0..=0x1f => "\u{FFFD}".as_bytes(),
+                b'\r' => (b"&#13;", 1),
+                0..=0x1f => ("\u{FFFD}".as_bytes(), 1),
+                NONCHAR_LEAD if matches!(bytes.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])) => {
+                    ("\u{FFFD}".as_bytes(), 3)
+                }
                 _ => {
                     i += 1;
                     continue;
@@ -298,7 +304,7 @@ fn escape_long(bytes: &[u8], out: &mut Vec<u8>) {
             };
             out.extend_from_slice(&bytes[start..i]);
             out.extend_from_slice(rep);
-            i += 1;
+            i += len;
             start = i;
         }
     }
@@ -312,15 +318,17 @@ mod tests {
     /// The byte-at-a-time rule `escape` must match.
     fn reference(s: &str) -> Vec<u8> {
         let mut out = Vec::new();
-        for &b in s.as_bytes() {
-            match b {
-                b'&' => out.extend_from_slice(b"&amp;"),
-                b'<' => out.extend_from_slice(b"&lt;"),
-                b'>' => out.extend_from_slice(b"&gt;"),
-                b'\t' | b'\n' => out.push(b),
-                b'\r' => out.extend_from_slice(b"&#13;"),
-                0..=0x1f => out.extend_from_slice("\u{FFFD}".as_bytes()),
-                _ => out.push(b),
+        for c in s.chars() {
+            match c {
+                '&' => out.extend_from_slice(b"&amp;"),
+                '<' => out.extend_from_slice(b"&lt;"),
+                '>' => out.extend_from_slice(b"&gt;"),
+                '\t' | '\n' => out.push(c as u8),
+                '\r' => out.extend_from_slice(b"&#13;"),
+                '\0'..='\u{1f}' | '\u{FFFE}' | '\u{FFFF}' => {
+                    out.extend_from_slice("\u{FFFD}".as_bytes());
+                }
+                _ => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
             }
         }
         out
@@ -408,7 +416,17 @@ mod tests {
                 }
             }
         }
-        for s in ["", "é", "ééééé", "日本語のテキスト", "\u{1F600}x"] {
+        for s in [
+            "",
+            "é",
+            "ééééé",
+            "日本語のテキスト",
+            "\u{1F600}x",
+            "\u{FFFF}",
+            "a\u{FFFE}b",
+            "\u{FFFD}\u{FEFF}\u{F8FF}",
+            "xxxxxxxxxxxxx\u{FFFF}",
+        ] {
             let mut out = b"<".to_vec();
             escape(s, &mut out);
             assert_eq!(out[1..], reference(s)[..], "{s:?}");
@@ -418,7 +436,22 @@ mod tests {
     #[test]
     fn word_steps_escape_as_the_byte_rule_does() {
         // Every special byte at every offset of strings around the word size, and runs.
-        let specials = ["&", "<", ">", "\t", "\n", "\r", "\u{1}", "é", "\u{1F600}"];
+        let specials = [
+            "&",
+            "<",
+            ">",
+            "\t",
+            "\n",
+            "\r",
+            "\u{1}",
+            "é",
+            "\u{1F600}",
+            "\u{FFFE}",
+            "\u{FFFF}",
+            "\u{FFFD}",
+            "\u{F000}",
+            "\u{FEFF}",
+        ];
         for len in (0..24).chain([31, 32, 33, 40, 63, 64, 65, 79, 80, 81, 97, 150, 213]) {
             for at in 0..len {
                 for sp in specials {

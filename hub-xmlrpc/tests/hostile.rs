@@ -187,7 +187,7 @@ fn references_to_forbidden_characters_are_refused_and_never_written() {
         assert_eq!(call.params, [Value::from(text)], "{good}");
     }
     let mut out = Vec::new();
-    let sent = "a\u{0}b\u{1}c\u{1F}d\re\tf\ng";
+    let sent = "a\u{0}b\u{1}c\u{1F}d\re\tf\ng\u{FFFE}h\u{FFFF}";
     hub_xmlrpc::write_response(&Value::from(sent), &mut out);
     let text = String::from_utf8(out.clone()).expect("UTF-8");
     assert!(
@@ -197,8 +197,8 @@ fn references_to_forbidden_characters_are_refused_and_never_written() {
     match hub_xmlrpc::parse_response(&out, &Limits::default()).expect("reads back") {
         hub_xmlrpc::MethodResponse::Success(v) => assert_eq!(
             v,
-            Value::from("a\u{FFFD}b\u{FFFD}c\u{FFFD}d\re\tf\ng"),
-            "control characters as U+FFFD, tab, newline and CR kept"
+            Value::from("a\u{FFFD}b\u{FFFD}c\u{FFFD}d\re\tf\ng\u{FFFD}h\u{FFFD}"),
+            "control characters and noncharacters as U+FFFD, tab, newline and CR kept"
         ),
         other => panic!("{other:?}"),
     }

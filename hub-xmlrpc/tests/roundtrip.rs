@@ -32,7 +32,7 @@ fn xml_text(s: &str) -> String {
     s.chars()
         .map(|c| match c {
             '\t' | '\n' | '\r' => c,
-            c if c < ' ' => '\u{FFFD}',
+            c if c < ' ' || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
             c => c,
         })
         .collect()
