@@ -1,7 +1,7 @@
 //! What every request goes through, in koji-hub's order:
 //!
 //! 1. **setup**, once, before the first connection is accepted ([`ServerBuilder::setup`]); if
-//!    it fails the server starts offline with "server startup error";
+//!    it fails the server serves offline with "server startup error" until restarted;
 //! 2. **POST only** on the RPC paths (`405`, `Allow: POST` otherwise);
 //! 3. **offline**: every call answers the `offline` fault;
 //! 4. **route by content type**: `application/octet-stream` to the upload handler
@@ -121,8 +121,8 @@ pub(crate) fn run_setup(setup: Option<SetupFn>, config: &Config, status: &Status
         Ok(Err(e)) => e.to_string(),
         Err(panic) => format!("setup panicked: {}", panic_text(&*panic)),
     };
-    tracing::error!(error = %why, "server setup failed: serving offline");
-    status.go_offline(STARTUP_ERROR);
+    tracing::error!(error = %why, "server setup failed: serving offline until restarted");
+    status.fail_setup();
 }
 
 /// Splits the builder's hooks into the setup hook, the serving ones and the resource

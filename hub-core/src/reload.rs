@@ -262,6 +262,9 @@ impl ConfigReloadHandle {
             status.set_message(config.offline_message.as_str());
         }
         if changed("offline") {
+            if status.setup_failed() && !config.offline {
+                tracing::warn!("offline = false ignored: the server's setup failed; restart it");
+            }
             status.set_offline(config.offline);
         }
         if changed("lockout") {

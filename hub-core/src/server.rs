@@ -309,7 +309,9 @@ impl ServerBuilder {
     /// Runs `setup` once, when the server starts, before the first connection is accepted
     /// (koji's first-call setup: open pools, load plugins, check the schema). If it fails
     /// (or panics), the server starts all the same but offline: every call answers the
-    /// `offline` fault "server startup error", and the reason is logged. Setting it again
+    /// `offline` fault "server startup error", and the reason is logged. It stays offline
+    /// until it is restarted (koji's rule): neither [`StatusHandle::set_offline`](crate::StatusHandle::set_offline) nor a
+    /// config reload brings online handlers whose setup never ran. Setting it again
     /// replaces it.
     ///
     /// ```

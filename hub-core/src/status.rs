@@ -14,6 +14,11 @@ use std::sync::{Arc, PoisonError, RwLock};
 /// - **lockout**: only callers holding `admin` get through, and anyone may still call the
 ///   methods of `lockout_exempt` (`login`, `logout`, `sslLogin` by default).
 ///
+/// A server whose setup hook failed serves offline with `"server startup error"` until it is
+/// restarted, as koji-hub does: its handlers' pools were never opened, so neither
+/// [`set_offline`](Self::set_offline) nor a config reload brings it online, nor does a new
+/// message hide the failure.
+///
 /// ```
 /// let status = hub_core::StatusHandle::new(false, "server is offline", false);
 /// status.go_offline("down for the upgrade, back at 14:00");
@@ -31,6 +36,8 @@ pub struct StatusHandle {
 #[derive(Debug)]
 struct Inner {
     offline: AtomicBool,
+    /// The setup hook failed: offline for good, whatever `offline` and `message` say.
+    setup_failed: AtomicBool,
     lockout: AtomicBool,
     message: RwLock<Arc<str>>,
 }
@@ -48,6 +55,7 @@ impl StatusHandle {
         Self {
             inner: Arc::new(Inner {
                 offline: AtomicBool::new(offline),
+                setup_failed: AtomicBool::new(false),
                 lockout: AtomicBool::new(lockout),
                 message: RwLock::new(message.into()),
             }),
@@ -56,7 +64,19 @@ impl StatusHandle {
 
     /// Whether every call answers the offline fault.
     pub fn is_offline(&self) -> bool {
-        self.inner.offline.load(Ordering::Acquire)
+        self.inner.offline.load(Ordering::Acquire) || self.setup_failed()
+    }
+
+    /// Whether the server's setup hook failed (offline until a restart).
+    pub fn setup_failed(&self) -> bool {
+        self.inner.setup_failed.load(Ordering::Acquire)
+    }
+
+    /// Marks the setup hook failed: offline with [`STARTUP_ERROR`] from now on.
+    ///
+    /// [`STARTUP_ERROR`]: crate::lifecycle::STARTUP_ERROR
+    pub(crate) fn fail_setup(&self) {
+        self.inner.setup_failed.store(true, Ordering::Release);
     }
 
     /// Whether only admins (and the exempt methods) get through.
@@ -70,6 +90,9 @@ impl StatusHandle {
     }
 
     pub(crate) fn message(&self) -> Arc<str> {
+        if self.setup_failed() {
+            return Arc::from(crate::lifecycle::STARTUP_ERROR);
+        }
         Arc::clone(
             &self
                 .inner
@@ -79,7 +102,8 @@ impl StatusHandle {
         )
     }
 
-    /// Takes the server offline (`true`) or back online (`false`), keeping the message.
+    /// Takes the server offline (`true`) or back online (`false`, unless its setup failed),
+    /// keeping the message.
     pub fn set_offline(&self, offline: bool) {
         self.inner.offline.store(offline, Ordering::Release);
     }
@@ -90,7 +114,8 @@ impl StatusHandle {
         self.set_offline(true);
     }
 
-    /// Replaces the offline message.
+    /// Replaces the offline message (shown once the server is offline for another reason
+    /// than a failed setup).
     pub fn set_message(&self, message: impl Into<Arc<str>>) {
         *self
             .inner

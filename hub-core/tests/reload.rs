@@ -195,6 +195,29 @@ offline = false
     assert!(served(&mut second) && served(&mut first));
 }
 
+/// A server whose setup failed stays offline with koji's "server startup error" whatever a
+/// reload changes: the file's `offline` line going to `false` (the end of an unrelated
+/// maintenance) does not bring online handlers whose setup never ran, and a new
+/// `offline_message` does not hide the failure (both did: found in review).
+#[test]
+fn a_reload_does_not_bring_a_server_whose_setup_failed_online() {
+    let hub = FromFile::start_adjusted("resetup", |b| {
+        b.setup(|_config| Err("database unreachable".into()))
+    });
+    hub.reload_with("offline = true\n");
+    let mut c = Conn::open(hub.server.local_addr());
+    let startup_error = Err((
+        FaultCodes::default().offline,
+        "server startup error".to_owned(),
+    ));
+    assert_eq!(outcome(&c.call("echo", &["<int>1</int>"])), startup_error);
+    hub.reload_with("offline = false\n");
+    assert_eq!(outcome(&c.call("echo", &["<int>2</int>"])), startup_error);
+    hub.reload_with("offline = false\noffline_message = \"back at 14:00\"\n");
+    assert_eq!(outcome(&c.call("echo", &["<int>3</int>"])), startup_error);
+    assert_eq!(c.request("GET", "/healthz", "").status, 503);
+}
+
 /// The fault code `echo` answers now (panics on a value).
 fn fault_code(c: &mut Conn) -> i32 {
     match outcome(&c.call("echo", &["<int>9</int>"])) {
