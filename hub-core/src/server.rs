@@ -666,8 +666,9 @@ async fn stat_lines(shared: Arc<Shared>) {
     }
 }
 
-/// A server running in background threads. Dropping it starts a graceful shutdown
-/// (without waiting for it); call [`RunningServer::wait`] to wait.
+/// A server running in background threads. Dropping it starts a graceful shutdown, which
+/// a thread of its own finishes (the drain, then the workers); call [`RunningServer::wait`]
+/// to wait for it.
 #[derive(Debug)]
 pub struct RunningServer {
     /// Every address served; the first is the one [`RunningServer::local_addr`] gives.
@@ -728,10 +729,33 @@ impl RunningServer {
     /// the acceptor stops, units drain their connections within `drain_timeout_ms`, then
     /// the workers finish the jobs already queued (answered or skipped) and stop.
     pub fn wait(mut self) {
-        let Some(acceptor) = self.acceptor.take() else {
-            return;
-        };
-        let units = acceptor.join().unwrap_or_default();
+        if let Some(threads) = self.take_threads() {
+            threads.finish();
+        }
+    }
+
+    fn take_threads(&mut self) -> Option<Threads> {
+        Some(Threads {
+            shared: Arc::clone(&self.shared),
+            acceptor: self.acceptor.take()?,
+            workers: std::mem::take(&mut self.workers),
+            signals: self.signals.take(),
+        })
+    }
+}
+
+/// What a running server's shutdown waits for.
+struct Threads {
+    shared: Arc<Shared>,
+    acceptor: JoinHandle<Vec<JoinHandle<()>>>,
+    workers: Vec<JoinHandle<()>>,
+    signals: Option<SignalThread>,
+}
+
+impl Threads {
+    /// Joins the acceptor, then the units within the drain deadline, then stops the workers.
+    fn finish(self) {
+        let units = self.acceptor.join().unwrap_or_default();
         // The units' drain deadline starts when they see the acceptor hang up.
         let deadline =
             Instant::now() + self.shared.config.drain_timeout() + Duration::from_millis(200);
@@ -740,13 +764,13 @@ impl RunningServer {
         for unit in units {
             crate::worker::join_until(unit, deadline, &hurried);
         }
-        let mut workers = std::mem::take(&mut self.workers);
+        let mut workers = self.workers;
         // The monitor that starts stand-ins ended with the acceptor: none starts after this.
         if let Some(liveness) = &self.shared.liveness {
             workers.extend(liveness.take_stand_ins());
         }
         crate::worker::stop(&self.shared.queue, workers, deadline, &hurried);
-        if let Some(signals) = self.signals.take() {
+        if let Some(signals) = self.signals {
             signals.stop();
         }
         tracing::info!("server stopped");
@@ -754,9 +778,18 @@ impl RunningServer {
 }
 
 impl Drop for RunningServer {
+    /// Starts the graceful shutdown and leaves a thread to finish it: the workers only stop
+    /// when told, after the drain (without it, each dropped server kept them for good).
     fn drop(&mut self) {
-        if self.acceptor.is_some() {
-            self.shared.shutdown.shutdown();
+        let Some(threads) = self.take_threads() else {
+            return;
+        };
+        self.shared.shutdown.shutdown();
+        let spawned = std::thread::Builder::new()
+            .name("hub-shutdown".into())
+            .spawn(move || threads.finish());
+        if let Err(err) = spawned {
+            tracing::warn!(%err, "no thread to finish the shutdown: the workers stay");
         }
     }
 }

@@ -575,3 +575,53 @@ fn rest_until_closed(c: &mut Conn) -> String {
         }
     }
 }
+
+/// Dropping a `RunningServer` shuts it down whole: the acceptor and the units drain, and
+/// then the workers stop too (they used to stay for the life of the process, one set per
+/// dropped server). Seen from inside: a job leaves a thread-local guard on its worker, whose
+/// destructor runs only when that thread exits.
+#[test]
+fn a_dropped_server_stops_its_workers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    struct ExitFlag(Arc<AtomicBool>);
+    impl Drop for ExitFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    thread_local! {
+        static GUARD: std::cell::RefCell<Option<ExitFlag>> = const { std::cell::RefCell::new(None) };
+    }
+    let exited = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&exited);
+    let registry = support::registry_builder()
+        .blocking("mark", move |_ctx, _p| {
+            let flag = ExitFlag(Arc::clone(&flag));
+            GUARD.with(|g| *g.borrow_mut() = Some(flag));
+            Ok(hub_xmlrpc::Value::Bool(true))
+        })
+        .build()
+        .unwrap();
+    let server = hub_core::Server::builder()
+        .config(hub_core::Config {
+            workers: 1,
+            drain_timeout_ms: 200,
+            ..config()
+        })
+        .registry(registry)
+        .build()
+        .unwrap()
+        .start()
+        .unwrap();
+    let mut c = Conn::open(server.local_addr());
+    assert_eq!(c.call("mark", &[]).status, 200);
+    drop(c);
+    assert!(!exited.load(Ordering::SeqCst));
+    drop(server);
+    assert!(
+        support::wait_until(Duration::from_secs(10), || exited.load(Ordering::SeqCst)),
+        "the worker of a dropped server is still running"
+    );
+}
