@@ -5,8 +5,10 @@
 //! the one the proxy names), the request line, the status, the answer's bytes, the time
 //! taken, and for an XML-RPC call (or an upload, `upload`) the method and the fault code, if
 //! it answered one. Nothing the client sent beyond the request line is logged: no header, no
-//! body, and a method name only when the registry knows it (`(unknown)` otherwise), so a
-//! client cannot put its own text, or a megabyte of it, into the log. Who called is the name
+//! body, and a method name only when the registry knows it (`(unknown)` otherwise); of the
+//! request line, the HTTP method and the path cut to [`MAX_PATH`] bytes, and of a query only
+//! its parameters' names (old koji clients send `session-key` there), cut to [`MAX_QUERY`].
+//! So a client cannot put a secret, or its own text by the kilobyte, into the log. Who called is the name
 //! the authenticator gave (`user`, `-` for an anonymous call or one refused before it was
 //! known).
 //!
@@ -108,8 +110,8 @@ impl Access {
         tracing::info!(
             target: "hub::access",
             peer = %self.peer,
-            http_method = %self.method,
-            uri = %self.uri,
+            http_method = %capped(self.method.as_str(), MAX_METHOD),
+            uri = %logged_uri(&self.uri),
             status,
             bytes,
             micros,
@@ -121,10 +123,77 @@ impl Access {
     }
 }
 
+/// The most of a request's path logged, in bytes.
+pub const MAX_PATH: usize = 256;
+/// The most of a query's parameter names logged, in bytes.
+pub const MAX_QUERY: usize = 128;
+/// The most of an HTTP method logged (hyper takes any token), in bytes.
+const MAX_METHOD: usize = 16;
+
+/// The URI as logged: the path cut to [`MAX_PATH`], and of the query the names of its
+/// parameters only (`?session-id=…&session-key=…` is logged `?session-id&session-key`), cut
+/// to [`MAX_QUERY`].
+fn logged_uri(uri: &Uri) -> String {
+    let mut line = capped(uri.path(), MAX_PATH);
+    if let Some(query) = uri.query() {
+        let names: Vec<&str> = query
+            .split('&')
+            .map(|pair| pair.split_once('=').map_or(pair, |(name, _)| name))
+            .collect();
+        line.push('?');
+        line.push_str(&capped(&names.join("&"), MAX_QUERY));
+    }
+    line
+}
+
+/// `text` whole if it is at most `max` bytes, else its first `max` bytes (to a character
+/// boundary) and how many were left out.
+fn capped(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…(+{} bytes)", &text[..end], text.len() - end)
+}
+
 impl Drop for Access {
     fn drop(&mut self) {
         if !self.logged {
             self.finish(CLIENT_GONE, 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_uri_is_logged_without_query_values_and_cut_to_size() {
+        let uri = |s: &str| s.parse::<Uri>().expect("a URI");
+        assert_eq!(logged_uri(&uri("/RPC2")), "/RPC2");
+        assert_eq!(
+            logged_uri(&uri("/kojihub?session-id=7&session-key=7-secret&callnum=3")),
+            "/kojihub?session-id&session-key&callnum"
+        );
+        assert_eq!(logged_uri(&uri("/x?flag&a=&=b")), "/x?flag&a&");
+        let long = format!("/{}", "p".repeat(1000));
+        let line = logged_uri(&uri(&format!("{long}?{}=1", "q".repeat(1000))));
+        assert_eq!(
+            line,
+            format!(
+                "/{}…(+745 bytes)?{}…(+872 bytes)",
+                "p".repeat(MAX_PATH - 1),
+                "q".repeat(MAX_QUERY)
+            )
+        );
+        assert_eq!(
+            capped("ééé", 3),
+            "é…(+4 bytes)",
+            "cut at a character boundary"
+        );
     }
 }
