@@ -180,6 +180,11 @@ impl CallWatch {
             };
             let outcome = match outcome {
                 Ok(_) => "ok".to_owned(),
+                // A fault's message may quote an argument (a decoding error quotes the value
+                // it could not take: a password given in the wrong place).
+                Err(CallError::Fault(f)) if matches!(self.args, Args::Redacted) => {
+                    format!("fault {}: (message redacted: sensitive arguments)", f.code)
+                }
                 Err(CallError::Fault(f)) => format!("fault {}: {}", f.code, f.message),
                 Err(CallError::Refused(r)) => format!("refused: {}", r.reason()),
             };
