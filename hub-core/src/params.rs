@@ -47,17 +47,27 @@ impl<'a> Args<'a> {
             ));
         }
         let named = params.named.unwrap_or_default();
+        let mut unknown = Vec::new();
         for (keyword, _) in &named {
             match defs.iter().position(|def| def.name == keyword) {
-                None => problems.push(format!(
-                    "unknown keyword argument `{keyword}` (parameters: {})",
-                    describe_params(defs)
-                )),
+                None => unknown.push(&**keyword),
+                // At most one per parameter (a struct's names are unique).
                 Some(index) if index < params.positional.len() => problems.push(format!(
                     "parameter `{keyword}` given both by position (params[{index}]) and by keyword"
                 )),
                 Some(_) => {}
             }
+        }
+        // Named once, and only the first few: the fault is never much bigger than the call
+        // (a problem per unknown keyword, each with the parameter list, made a 2 MB call's
+        // fault 10 MB).
+        if !unknown.is_empty() {
+            problems.push(format!(
+                "unknown keyword argument{} {} (parameters: {})",
+                if unknown.len() == 1 { "" } else { "s" },
+                a_few(&unknown),
+                describe_params(defs)
+            ));
         }
         if !problems.is_empty() {
             return Err(RpcError::InvalidParams(problems.join("; ")));
@@ -98,6 +108,37 @@ impl<'a> Args<'a> {
             ))),
         }
     }
+}
+
+/// Keywords named in a fault: at most this many...
+const KEYWORDS_NAMED: usize = 3;
+/// ...each cut to this many bytes.
+const KEYWORD_SHOWN: usize = 64;
+
+/// "`a`, `b`, `c` and 5 more": the first [`KEYWORDS_NAMED`] of `keywords`, each cut to
+/// [`KEYWORD_SHOWN`] bytes.
+fn a_few(keywords: &[&str]) -> String {
+    let mut text = keywords
+        .iter()
+        .take(KEYWORDS_NAMED)
+        .map(|k| {
+            let mut end = k.len().min(KEYWORD_SHOWN);
+            while !k.is_char_boundary(end) {
+                end -= 1;
+            }
+            let cut = if end < k.len() { "…" } else { "" };
+            format!("`{}{cut}`", &k[..end])
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(more) = keywords
+        .len()
+        .checked_sub(KEYWORDS_NAMED)
+        .filter(|&n| n > 0)
+    {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
 }
 
 /// `build_id: int, strict: boolean?`

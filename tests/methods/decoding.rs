@@ -1,6 +1,6 @@
 //! Parameters: by position, by keyword, optional, and every way to get them wrong.
 
-use hub::Value;
+use hub::{Struct, Value};
 
 use crate::{call, call_positional, invalid_params, members};
 
@@ -102,6 +102,26 @@ fn an_unknown_keyword() {
     assert_eq!(
         message,
         "unknown keyword argument `verbose` (parameters: build_id: int, strict: boolean?)"
+    );
+}
+
+/// A fault names a few unknown keywords, each cut short, and the parameters once: a call
+/// with thousands of them used to get a line each, the parameter list in every one.
+#[test]
+fn many_unknown_keywords_are_summed_up() {
+    let mut named = Struct::new();
+    named.insert("x".repeat(1000), Value::Nil);
+    for i in 0..2_000 {
+        named.insert(format!("k{i}"), Value::Nil);
+    }
+    let message = invalid_params(call("getBuild", vec![1.into()], Some(named)));
+    assert_eq!(
+        message,
+        format!(
+            "unknown keyword arguments `{}…`, `k0`, `k1` and 1998 more \
+             (parameters: build_id: int, strict: boolean?)",
+            "x".repeat(64)
+        )
     );
 }
 
