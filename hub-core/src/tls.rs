@@ -157,7 +157,7 @@ mod enabled {
 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
-    use rustls::server::WebPkiClientVerifier;
+    use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
     use rustls::{RootCertStore, ServerConfig};
     use tokio::net::TcpStream;
 
@@ -267,9 +267,14 @@ mod enabled {
                 } else {
                     verifier.allow_unauthenticated()
                 };
-                let verifier = verifier
-                    .build()
-                    .map_err(|e| file_error("tls_client_ca_file", ca_file, e))?;
+                let verifier = verifier.build().map_err(|e| match (e, &files.client_crl) {
+                    (VerifierBuilderError::InvalidCrl(why), Some(crl_file)) => file_error(
+                        "tls_client_crl_file",
+                        crl_file,
+                        format!("a revocation list the verifier cannot use: {why:?}"),
+                    ),
+                    (e, _) => file_error("tls_client_ca_file", ca_file, e),
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
@@ -321,6 +326,19 @@ mod enabled {
         for der in &lists {
             let (_, crl) = x509_parser::parse_x509_crl(der)
                 .map_err(|e| file_error(KEY, path, format!("a list that does not parse: {e}")))?;
+            // The verifier (webpki) takes version 2 lists only; said here, or its build error
+            // names no list.
+            if crl.version().is_none() {
+                return Err(file_error(
+                    KEY,
+                    path,
+                    format!(
+                        "a version 1 revocation list (issuer {}), which is not supported: \
+                         `openssl ca -gencrl` writes version 2 when the CA has a crlnumber file",
+                        crl.issuer()
+                    ),
+                ));
+            }
             let issuer = crl.issuer();
             let revoked = crl.iter_revoked_certificates().count();
             match crl.next_update() {

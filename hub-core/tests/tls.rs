@@ -743,3 +743,50 @@ fn sighup_reloads_the_tls_files() {
     assert!(!handshakes(&old));
     server.shutdown();
 }
+
+/// A version 1 revocation list (what `openssl ca -gencrl` writes for a CA without a
+/// `crlnumber` file), which the verifier cannot use, is refused against its own key and
+/// file, saying why: the verifier's error used to be reported against `tls_client_ca_file`,
+/// a file that was fine (found in review). Made with the `openssl` tool.
+#[test]
+fn a_version_1_revocation_list_is_refused_against_its_own_key() {
+    let dir = pki::TempDir::new("crl-v1");
+    let openssl = |args: &str| {
+        let out = std::process::Command::new("openssl")
+            .args(args.split(' '))
+            .current_dir(dir.path(""))
+            .output()
+            .expect("the openssl tool");
+        assert!(
+            out.status.success(),
+            "openssl {args}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(
+        "req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+         -out ca.pem -subj /CN=v1-ca -days 30",
+    );
+    dir.write(
+        "ca.cnf",
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ndefault_md = sha256\n\
+         default_crl_days = 30\n",
+    );
+    dir.write("index.txt", "");
+    openssl("ca -config ca.cnf -gencrl -keyfile ca.key -cert ca.pem -out crl.pem");
+    let pki = Pki::new("crl-v1-server");
+    let e = Server::builder()
+        .config(Config {
+            tls_client_ca_file: Some(dir.path("ca.pem").into()),
+            tls_client_crl_file: Some(dir.path("crl.pem").into()),
+            ..tls_config(&pki)
+        })
+        .registry(support::registry())
+        .build()
+        .expect_err("a version 1 list")
+        .to_string();
+    assert!(
+        e.contains("tls_client_crl_file") && e.contains("crl.pem") && e.contains("version 1"),
+        "{e}"
+    );
+}
