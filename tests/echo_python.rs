@@ -82,6 +82,19 @@ try:
 except x.Fault as f:
     assert f.faultCode == -32601, f
 
+# koji's keyword arguments: the trailing struct's __starstar may be any value Python takes
+# for true (koji's decode_args asks no more); false leaves it a positional struct
+try:
+    p.fail(1006, {"message": "by keyword", "__starstar": 1})
+    raise AssertionError("fail() by keyword answered no fault")
+except x.Fault as f:
+    assert (f.faultCode, f.faultString) == (1006, "by keyword"), f
+try:
+    p.fail(1006, {"message": "positional", "__starstar": 0})
+    raise AssertionError("fail() with a struct answered no fault")
+except x.Fault as f:
+    assert f.faultCode == -32602, f
+
 # a panic answers an internal-error fault, its text does not leak, the server keeps serving
 for _ in range(5):
     try:

@@ -45,7 +45,8 @@
 //!
 //! # Keyword arguments
 //!
-//! koji passes keyword arguments as a trailing struct whose `__starstar` member is `true`;
+//! koji passes keyword arguments as a trailing struct whose `__starstar` member is `true`
+//! (a server takes any value Python takes for true, as koji does);
 //! [`Client::call_kw`] adds it. The named arguments are anything that serializes to a struct.
 //!
 //! ```

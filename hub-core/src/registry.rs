@@ -20,7 +20,7 @@ use crate::context::Context;
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The arguments of one call, after koji's keyword-argument convention was applied:
-/// a trailing struct with `__starstar = true` is split off into `named`.
+/// a trailing struct whose `__starstar` is true (as Python sees it) is split off into `named`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Params {
     /// Positional arguments, in order.

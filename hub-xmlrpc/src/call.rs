@@ -26,7 +26,8 @@ impl MethodCall {
     }
 
     /// Splits off koji's keyword arguments: if the last parameter is a struct whose
-    /// `__starstar` member is `true`, removes it from `params` and returns its other members.
+    /// `__starstar` member is true (as Python sees it, as koji's `decode_args` asks: `true`,
+    /// `1`, a non-empty string...), removes it from `params` and returns its other members.
     ///
     /// ```
     /// use hub_xmlrpc::{MethodCall, Struct, Value};
@@ -75,7 +76,7 @@ impl BorrowedCall<'_> {
 /// The keyword split shared by both call types.
 fn split_kwargs(params: &mut Vec<Value>) -> Option<Struct> {
     match params.last() {
-        Some(Value::Struct(s)) if s.get(STARSTAR) == Some(&Value::Bool(true)) => {}
+        Some(Value::Struct(s)) if s.get(STARSTAR).is_some_and(truthy) => {}
         _ => return None,
     }
     match params.pop() {
@@ -84,6 +85,22 @@ fn split_kwargs(params: &mut Vec<Value>) -> Option<Struct> {
             Some(s)
         }
         _ => None,
+    }
+}
+
+/// Whether Python takes `v` for true, as koji's `decode_args` asks of `__starstar`: a
+/// client may send `1` or `"yes"` where koji's own sends `True`.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Bool(b) => *b,
+        Value::Int(i) => *i != 0,
+        Value::Double(d) => *d != 0.0,
+        Value::String(s) => !s.is_empty(),
+        Value::Base64(b) => !b.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Struct(s) => !s.is_empty(),
+        Value::DateTime(_) => true,
+        Value::Nil => false,
     }
 }
 

@@ -195,7 +195,7 @@ fn writers_append() {
 }
 
 #[test]
-fn kwargs_split_only_with_starstar_true() {
+fn kwargs_split_only_with_starstar_true_as_python_sees_it() {
     let mut kw = Struct::new();
     kw.insert("a", 1);
     kw.insert("__starstar", true);
@@ -211,9 +211,32 @@ fn kwargs_split_only_with_starstar_true() {
     assert_eq!(c.split_kwargs(), None);
     assert_eq!(c.params.len(), 1);
 
-    plain.insert("__starstar", false);
-    let mut c = MethodCall::new("m", vec![Value::Struct(plain)]);
-    assert_eq!(c.split_kwargs(), None);
+    // koji takes any value Python takes for true (`last.get('__starstar', False)`).
+    for falsy in [
+        Value::Bool(false),
+        Value::Int(0),
+        Value::Double(0.0),
+        Value::from(""),
+        Value::Nil,
+        Value::Array(vec![]),
+        Value::Base64(vec![]),
+    ] {
+        plain.insert("__starstar", falsy.clone());
+        let mut c = MethodCall::new("m", vec![Value::Struct(plain.clone())]);
+        assert_eq!(c.split_kwargs(), None, "{falsy:?}");
+    }
+    for truthy in [
+        Value::Int(1),
+        Value::Int(-1),
+        Value::from("yes"),
+        Value::Double(0.5),
+    ] {
+        plain.insert("__starstar", truthy.clone());
+        let mut c = MethodCall::new("m", vec![Value::Struct(plain.clone())]);
+        let named = c.split_kwargs().expect("kwargs");
+        assert_eq!(named.get("a"), Some(&Value::Int(1)), "{truthy:?}");
+        assert!(c.params.is_empty());
+    }
 
     let mut c = MethodCall::new("m", vec![]);
     assert_eq!(c.split_kwargs(), None);
