@@ -757,8 +757,12 @@ impl Threads {
     fn finish(self) {
         let units = self.acceptor.join().unwrap_or_default();
         // The units' drain deadline starts when they see the acceptor hang up.
-        let deadline =
-            Instant::now() + self.shared.config.drain_timeout() + Duration::from_millis(200);
+        let now = Instant::now();
+        // A drain too long for the clock (`u64::MAX` ms, where `Instant` counts nanoseconds in
+        // a `u64`) is a century.
+        let deadline = now
+            .checked_add(self.shared.config.drain_timeout() + Duration::from_millis(200))
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400));
         let shutdown = &self.shared.shutdown;
         let hurried = || shutdown.is_hurried();
         for unit in units {

@@ -245,10 +245,9 @@ async fn rpc(
         let first = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx))).await;
         match first {
             Poll::Ready(r) => Ok(r),
-            Poll::Pending => {
-                let deadline = tokio::time::Instant::now() + shared.switches.socket_timeout();
-                tokio::time::timeout_at(deadline, read).await
-            }
+            // `timeout`, not a deadline of our own: it takes a timeout too long for the
+            // clock (`u64::MAX` ms) as "never".
+            Poll::Pending => tokio::time::timeout(shared.switches.socket_timeout(), read).await,
         }
     };
     let body = match read {
