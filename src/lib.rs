@@ -45,7 +45,9 @@
 //! - a free `fn` or `async fn`, not generic, not `const`/`unsafe`/`extern`;
 //! - an optional first parameter `&Context`;
 //! - every other parameter a plain name and an owned type that implements
-//!   `serde::Deserialize` (take `String`, not `&str`). Callers pass parameters
+//!   `serde::Deserialize`, with no `&` anywhere in it (take `String`, not `&str`;
+//!   `Option<String>`, not `Option<&str>`; `Cow<'_, str>` is decoded owned) and no
+//!   `impl Trait` (name the type). Callers pass parameters
 //!   by position or, with koji's `__starstar` convention, by name; trailing
 //!   `Option<T>` parameters may be omitted;
 //! - a result that implements `serde::Serialize` (`()` and `None` answer nil), or

@@ -49,7 +49,6 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
 
     let param_defs = param_defs(&method.sig);
     let param_count = method.sig.params.len();
-    let decode = decode_fn(&method.sig);
     let handler = handler_fn(&method);
     let returns = returns_fn(&method.sig.output);
     let handler_kind = if method.sig.is_async {
@@ -73,7 +72,6 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
 
             static __HUB_PARAMS: [__hub::ParamDef; #param_count] = [#(#param_defs),*];
 
-            #decode
             #handler
             #returns
 
@@ -121,21 +119,21 @@ fn param_defs(sig: &MethodSig) -> Vec<TokenStream> {
         .collect()
 }
 
-/// `fn __hub_decode(Params) -> Result<(T0, T1, ..), RpcError>`: checks the call's
-/// shape against the table, then decodes each parameter in order.
-fn decode_fn(sig: &MethodSig) -> TokenStream {
-    let types = sig.params.iter().map(|param| &param.ty);
+/// The block that checks the call's shape against the table, then decodes each
+/// parameter in order: `(T0, T1, ..)` or an early return of the `RpcError`. It is
+/// written inline, not as a function, so that the parameter types appear only where
+/// their lifetimes are inferred: `Cow<'_, str>` (or `Cow<str>`) in a function's return
+/// type would need a named lifetime.
+fn decode_block(sig: &MethodSig) -> TokenStream {
     let takes = sig.params.iter().enumerate().map(|(index, param)| {
         let ty = &param.ty;
         quote_spanned!(ty.span()=> __args.take::<#ty>(#index)?)
     });
     quote! {
-        fn __hub_decode(
-            __params: __hub::Params,
-        ) -> ::core::result::Result<(#(#types,)*), __hub::RpcError> {
+        {
             #[allow(unused_mut)]
             let mut __args = __hub::Args::new(__params, &__HUB_PARAMS)?;
-            ::core::result::Result::Ok((#(#takes,)*))
+            (#(#takes,)*)
         }
     }
 }
@@ -147,6 +145,7 @@ fn handler_fn(method: &Method<'_>) -> TokenStream {
         .map(|index| format_ident!("__hub_arg{}", index))
         .collect();
     let encode = encode_output(&method.sig.output);
+    let decode = decode_block(&method.sig);
     if method.sig.is_async {
         let ctx_arg = method.sig.takes_context.then(|| quote!(&__ctx,));
         // The user's future is checked for `Send` at the function's name: the hub
@@ -160,7 +159,7 @@ fn handler_fn(method: &Method<'_>) -> TokenStream {
                 __params: __hub::Params,
             ) -> __hub::BoxFuture<::core::result::Result<__hub::Value, __hub::RpcError>> {
                 ::std::boxed::Box::pin(async move {
-                    let (#(#args,)*) = __hub_decode(__params)?;
+                    let (#(#args,)*) = #decode;
                     let __out = #call;
                     #encode
                 })
@@ -173,7 +172,7 @@ fn handler_fn(method: &Method<'_>) -> TokenStream {
                 __ctx: &__hub::Context,
                 __params: __hub::Params,
             ) -> ::core::result::Result<__hub::Value, __hub::RpcError> {
-                let (#(#args,)*) = __hub_decode(__params)?;
+                let (#(#args,)*) = #decode;
                 let __out = #fn_ident(#ctx_arg #(#args),*);
                 #encode
             }

@@ -84,23 +84,24 @@ pub(crate) fn analyze(sig: &Signature, errors: &mut Errors) -> MethodSig {
             )),
             Kind::Borrowed(advice) => errors.push(syn::Error::new_spanned(
                 &typed.ty,
-                format!(
-                    "parameters are decoded into owned values and cannot be borrowed: {advice}"
-                ),
+                format!("{BORROWED}: {advice}"),
             )),
-            Kind::ImplTrait => errors.push(syn::Error::new_spanned(
-                &typed.ty,
-                "`impl Trait` parameters are generic: the hub needs one concrete type \
-                 to decode into; name the type",
-            )),
-            Kind::Decoded => match param_ident(&typed.pat) {
-                Ok(ident) => params.push(Param {
-                    ident,
-                    ty: (*typed.ty).clone(),
-                    optional: false,
-                }),
-                Err(err) => errors.push(err),
-            },
+            Kind::ImplTrait => errors.push(syn::Error::new_spanned(&typed.ty, IMPL_TRAIT_PARAM)),
+            Kind::Decoded => {
+                let nested = nested_problems(&typed.ty);
+                for inner in &nested {
+                    errors.push(nested_param_error(inner, &typed.ty));
+                }
+                match param_ident(&typed.pat) {
+                    Ok(ident) if nested.is_empty() => params.push(Param {
+                        ident,
+                        ty: (*typed.ty).clone(),
+                        optional: false,
+                    }),
+                    Ok(_) => {}
+                    Err(err) => errors.push(err),
+                }
+            }
         }
     }
     if let Some(variadic) = &sig.variadic {
@@ -155,6 +156,145 @@ fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
     }
 }
 
+const BORROWED: &str = "parameters are decoded into owned values and cannot be borrowed";
+
+const IMPL_TRAIT_PARAM: &str = "`impl Trait` parameters are generic: the hub needs one concrete \
+                                type to decode into; name the type";
+
+const IMPL_TRAIT_RETURN: &str = "name the return type: the hub needs a concrete type to describe \
+                                 and encode the result";
+
+/// The error for a `&` or `impl Trait` found inside a decoded parameter's type `whole`.
+fn nested_param_error(inner: &Type, whole: &Type) -> syn::Error {
+    let message = match strip_groups(inner) {
+        Type::Reference(reference) if is_context(&reference.elem) => {
+            "the context cannot be part of another type: take `&Context` as the first parameter"
+                .to_owned()
+        }
+        Type::Reference(_) => {
+            let mut owned = whole.clone();
+            make_owned(&mut owned);
+            format!(
+                "{BORROWED}: take `{}` instead of `{}`",
+                compact(&owned),
+                compact(whole)
+            )
+        }
+        _ => IMPL_TRAIT_PARAM.to_owned(),
+    };
+    syn::Error::new_spanned(inner, message)
+}
+
+/// Every `&` and `impl Trait` inside `ty` (in type arguments, tuples, arrays and slices),
+/// outermost first; each is reported where it is written.
+pub(crate) fn nested_problems(ty: &Type) -> Vec<&Type> {
+    let mut found = Vec::new();
+    match strip_groups(ty) {
+        // The outermost `&` and `impl Trait` have their own messages.
+        Type::Reference(_) | Type::ImplTrait(_) => {}
+        outer => walk_inner(outer, &mut found),
+    }
+    found
+}
+
+fn walk_inner<'a>(ty: &'a Type, found: &mut Vec<&'a Type>) {
+    for inner in inner_types(ty) {
+        match strip_groups(inner) {
+            Type::Reference(_) | Type::ImplTrait(_) => found.push(inner),
+            _ => walk_inner(inner, found),
+        }
+    }
+}
+
+/// The types written directly inside `ty`. Function pointers and trait objects are not
+/// looked into: they cannot be decoded anyway, and their `&` are not borrowed values.
+fn inner_types(ty: &Type) -> Vec<&Type> {
+    match ty {
+        Type::Group(group) => vec![&*group.elem],
+        Type::Paren(paren) => vec![&*paren.elem],
+        Type::Slice(slice) => vec![&*slice.elem],
+        Type::Array(array) => vec![&*array.elem],
+        Type::Ptr(ptr) => vec![&*ptr.elem],
+        Type::Reference(reference) => vec![&*reference.elem],
+        Type::Tuple(tuple) => tuple.elems.iter().collect(),
+        Type::Path(path) => {
+            let mut inner: Vec<&Type> = path.qself.iter().map(|qself| &*qself.ty).collect();
+            for segment in &path.path.segments {
+                if let PathArguments::AngleBracketed(args) = &segment.arguments {
+                    for arg in &args.args {
+                        match arg {
+                            GenericArgument::Type(ty) => inner.push(ty),
+                            GenericArgument::AssocType(assoc) => inner.push(&assoc.ty),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            inner
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `ty` with every `&str` made `String`, every `&[T]` `Vec<T>` and every other `&T` `T`.
+fn make_owned(ty: &mut Type) {
+    if let Type::Reference(reference) = strip_groups(ty) {
+        let owned: Type = match strip_groups(&reference.elem) {
+            Type::Path(path) if path.path.is_ident("str") => syn::parse_quote!(String),
+            Type::Slice(slice) => {
+                let elem = &slice.elem;
+                syn::parse_quote!(Vec<#elem>)
+            }
+            other => other.clone(),
+        };
+        *ty = owned;
+    }
+    match ty {
+        Type::Group(group) => make_owned(&mut group.elem),
+        Type::Paren(paren) => make_owned(&mut paren.elem),
+        Type::Slice(slice) => make_owned(&mut slice.elem),
+        Type::Array(array) => make_owned(&mut array.elem),
+        Type::Ptr(ptr) => make_owned(&mut ptr.elem),
+        Type::Tuple(tuple) => tuple.elems.iter_mut().for_each(make_owned),
+        Type::Path(path) => {
+            for segment in &mut path.path.segments {
+                if let PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                    for arg in &mut args.args {
+                        match arg {
+                            GenericArgument::Type(ty) => make_owned(ty),
+                            GenericArgument::AssocType(assoc) => make_owned(&mut assoc.ty),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A type as written, without most of the spaces `quote` puts between tokens.
+fn compact(ty: &Type) -> String {
+    let mut text = quote::quote!(#ty).to_string();
+    for (spaced, tight) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" ;", ";"),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
+}
+
 /// What a parameter's type means to the hub.
 enum Kind {
     Context { mutable: Option<Span> },
@@ -204,10 +344,7 @@ fn owned_advice(referent: &Type) -> String {
                 quote::quote!(#elem).to_string().replace(' ', "")
             )
         }
-        other => format!(
-            "take `{}` by value",
-            quote::quote!(#other).to_string().replace(' ', "")
-        ),
+        other => format!("take `{}` by value", compact(other)),
     }
 }
 
@@ -244,11 +381,7 @@ fn output(ret: &ReturnType, errors: &mut Errors) -> Output {
     match ty {
         Type::Tuple(tuple) if tuple.elems.is_empty() => Output::Unit(tuple.span()),
         Type::ImplTrait(_) => {
-            errors.push(syn::Error::new_spanned(
-                ty,
-                "name the return type: the hub needs a concrete type to describe and \
-                 encode the result",
-            ));
+            errors.push(syn::Error::new_spanned(ty, IMPL_TRAIT_RETURN));
             Output::Unit(ty.span())
         }
         _ => match result_args(ty) {
