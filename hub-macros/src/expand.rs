@@ -65,8 +65,10 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
     quote! {
         #item
 
+        // `deprecated`: the wrapper's call of a `#[deprecated]` method is the hub's own,
+        // not a use the user should be warned about.
         #[doc(hidden)]
-        #[allow(non_upper_case_globals, clippy::all, clippy::pedantic)]
+        #[allow(non_upper_case_globals, deprecated, clippy::all, clippy::pedantic)]
         const _: () = {
             use ::hub::__private as __hub;
 
