@@ -50,6 +50,8 @@
 //!   `impl Trait` (name the type). Callers pass parameters
 //!   by position or, with koji's `__starstar` convention, by name; trailing
 //!   `Option<T>` parameters may be omitted;
+//! - no `#[cfg]` or `#[cfg_attr]` on a parameter (write a function per configuration,
+//!   or take an `Option<T>`);
 //! - a result that implements `serde::Serialize` (`()` and `None` answer nil), or
 //!   `Result<T, E>` with `E: Into<Fault>`: the fault keeps its own code.
 //!

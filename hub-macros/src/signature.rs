@@ -62,6 +62,22 @@ pub(crate) fn analyze(sig: &Signature, errors: &mut Errors) -> MethodSig {
             }
             FnArg::Typed(typed) => typed,
         };
+        for attr in &typed.attrs {
+            let which = if attr.path().is_ident("cfg") {
+                "`#[cfg]` cannot go on a parameter of an RPC method"
+            } else if attr.path().is_ident("cfg_attr") {
+                "`#[cfg_attr]` cannot go on a parameter of an RPC method (it may hold a `cfg`)"
+            } else {
+                continue;
+            };
+            errors.push(syn::Error::new_spanned(
+                attr,
+                format!(
+                    "{which}: the hub decodes every parameter the function declares; write a \
+                     separate function for each configuration, or take an `Option<T>` parameter"
+                ),
+            ));
+        }
         match classify(&typed.ty) {
             Kind::Context { mutable } => {
                 if let Some(token) = mutable {
