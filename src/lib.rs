@@ -42,7 +42,8 @@
 //! ```
 //!
 //! The rules, checked at compile time with an error on the offending token:
-//! - a free `fn` or `async fn`, not generic, not `const`/`unsafe`/`extern`;
+//! - a free `fn` or `async fn`, not generic (over lifetimes neither), not
+//!   `const`/`unsafe`/`extern`;
 //! - an optional first parameter `&Context`;
 //! - every other parameter a plain name and an owned type that implements
 //!   `serde::Deserialize`, with no `&` anywhere in it (take `String`, not `&str`;
@@ -53,7 +54,8 @@
 //! - no `#[cfg]` or `#[cfg_attr]` on a parameter (write a function per configuration,
 //!   or take an `Option<T>`);
 //! - a result that implements `serde::Serialize` (`()` and `None` answer nil), or
-//!   `Result<T, E>` with `E: Into<Fault>`: the fault keeps its own code.
+//!   `Result<T, E>` with `E: Into<Fault>`: the fault keeps its own code; a named type,
+//!   with no `impl Trait` in it.
 //!
 //! See [`rpc_method`] for the attribute's arguments.
 //!

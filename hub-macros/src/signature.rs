@@ -158,7 +158,18 @@ fn check_qualifiers(sig: &Signature, errors: &mut Errors) {
              the hub calls it as a Rust function",
         ));
     }
-    if !sig.generics.params.is_empty() {
+    let generics = &sig.generics.params;
+    if !generics.is_empty()
+        && generics
+            .iter()
+            .all(|param| matches!(param, syn::GenericParam::Lifetime(_)))
+    {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "an RPC method cannot have lifetime parameters: the hub calls it with values \
+             that live for the one call; remove the lifetime parameter and write `&Context`",
+        ));
+    } else if !generics.is_empty() {
         errors.push(syn::Error::new_spanned(
             &sig.generics,
             "an RPC method cannot be generic: the hub must know the concrete type of every \
@@ -400,6 +411,7 @@ fn output(ret: &ReturnType, errors: &mut Errors) -> Output {
             errors.push(syn::Error::new_spanned(ty, IMPL_TRAIT_RETURN));
             Output::Unit(ty.span())
         }
+        _ if nested_impl_trait(ty, errors) => Output::Unit(ty.span()),
         _ => match result_args(ty) {
             Some((ok, err)) => Output::Result {
                 whole: Box::new(ty.clone()),
@@ -409,6 +421,19 @@ fn output(ret: &ReturnType, errors: &mut Errors) -> Output {
             None => Output::Value(ty.clone()),
         },
     }
+}
+
+/// Reports every `impl Trait` inside the return type (`Result<impl Serialize, Fault>`);
+/// `true` if there was one.
+fn nested_impl_trait(ty: &Type, errors: &mut Errors) -> bool {
+    let mut found = false;
+    for inner in nested_problems(ty) {
+        if let Type::ImplTrait(_) = strip_groups(inner) {
+            errors.push(syn::Error::new_spanned(inner, IMPL_TRAIT_RETURN));
+            found = true;
+        }
+    }
+    found
 }
 
 /// `Result<T, E>` (or an alias named `Result` with one argument) → `(T, Some(E))`.
