@@ -303,7 +303,7 @@ pub use hub_core::client;
 ///
 /// # Arguments
 /// - `name = "getBuild"`: the XML-RPC method name (default: the function's name).
-///   Letters, digits, `_`, `.`, `:` and `/` only.
+///   Letters, digits, `_`, `.`, `:` and `/` only, in the default name too.
 /// - `aliases = ["get_build", "build.get"]`: more names the method answers to, such as an
 ///   old name kept for old clients ([`Method::aliases`]). A call by an alias runs the method,
 ///   is authenticated, admitted and counted as the method, and logs its name; introspection

@@ -287,6 +287,25 @@ fn in_flight_value(meta: &Meta) -> syn::Result<u32> {
     }
 }
 
+/// Checks the method name taken from the function's name when there is no `name = "..."`,
+/// as `name` is checked; the error is on the function's name.
+pub(crate) fn check_default_name(args: &MethodArgs, fn_ident: &syn::Ident, errors: &mut Errors) {
+    if args.name.is_some() {
+        return;
+    }
+    let name = syn::ext::IdentExt::unraw(fn_ident).to_string();
+    if let Some(bad) = name.chars().find(|c| !is_method_name_char(*c)) {
+        errors.push(syn::Error::new(
+            fn_ident.span(),
+            format!(
+                "`{bad}` cannot appear in an XML-RPC method name \
+                 (allowed: letters, digits, `_`, `.`, `:`, `/`), and the method is named \
+                 after the function: give it a valid name with `name = \"...\"`"
+            ),
+        ));
+    }
+}
+
 /// Checks the literal's content: XML-RPC method names are restricted to a known
 /// character set, and an empty permission would silently mean "anyone".
 fn validate(key: &str, lit: &LitStr) -> syn::Result<()> {

@@ -39,6 +39,7 @@ pub fn rpc_method(args: TokenStream, item: TokenStream) -> TokenStream {
         &syn::ext::IdentExt::unraw(&function.sig.ident).to_string(),
         &mut errors,
     );
+    attr::check_default_name(&args, &function.sig.ident, &mut errors);
     let sig = signature::analyze(&function.sig, &mut errors);
     match errors.finish() {
         Err(error) => {
