@@ -323,6 +323,10 @@ pub use hub_core::client;
 ///
 /// Unknown or repeated keys are errors that list the valid keys.
 ///
+/// The doc comment is the method's help text (`system.methodHelp`), `#[doc = include_str!(..)]`
+/// and `#[doc = concat!(..)]` included: their text is put in as it expands (a file's final
+/// newline too), joined to the other lines by newlines as rustdoc joins them.
+///
 /// # What is generated
 /// The function itself is left as written, so it stays callable and testable.
 /// Beside it, in an anonymous `const _: () = { ... };`, the attribute adds a

@@ -17,7 +17,7 @@ pub(crate) struct Method<'a> {
     pub item: &'a ItemFn,
     pub args: MethodArgs,
     pub sig: MethodSig,
-    pub doc: String,
+    pub doc: TokenStream,
 }
 
 pub(crate) fn expand(method: Method<'_>) -> TokenStream {
