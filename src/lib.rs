@@ -310,7 +310,7 @@ pub use hub_core::client;
 ///   lists each alias as a method of its own, as koji does. An alias taken by another
 ///   method is refused at startup like a duplicate name.
 /// - `perm = "admin"`: the permission a caller needs ([`Method::perm`]); the
-///   request lifecycle enforces it.
+///   request lifecycle enforces it. Not empty, without leading or trailing whitespace.
 /// - `sensitive`: the arguments carry secrets (a password) and are never logged
 ///   ([`Method::is_sensitive`]).
 /// - `timeout_ms = 600000`: the method's own time budget, in place of the server's

@@ -335,6 +335,16 @@ fn validate(key: &str, lit: &LitStr) -> syn::Result<()> {
                     "the permission must not be empty; omit `perm` for a method anyone may call",
                 ));
             }
+            if value.trim() != value {
+                return Err(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "the permission has leading or trailing whitespace, which no \
+                         permission has: write `perm = \"{}\"`",
+                        value.trim()
+                    ),
+                ));
+            }
         }
     }
     Ok(())
