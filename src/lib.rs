@@ -44,7 +44,9 @@
 //! The rules, checked at compile time with an error on the offending token:
 //! - a free `fn` or `async fn`, not generic (over lifetimes neither), not
 //!   `const`/`unsafe`/`extern`;
-//! - an optional first parameter `&Context`;
+//! - an optional first parameter `&Context`, recognised by its type name `Context`
+//!   (not through a type alias or a `use .. as` rename; a type of your own named
+//!   `Context` is decoded if imported under another name);
 //! - every other parameter a plain name and an owned type that implements
 //!   `serde::Deserialize`, with no `&` anywhere in it (take `String`, not `&str`;
 //!   `Option<String>`, not `Option<&str>`; `Cow<'_, str>` is decoded owned) and no

@@ -96,7 +96,9 @@ pub(crate) fn analyze(sig: &Signature, errors: &mut Errors) -> MethodSig {
             }
             Kind::ContextByValue => errors.push(syn::Error::new_spanned(
                 &typed.ty,
-                "take the context by reference: `&Context`",
+                "take the context by reference: `&Context`; the hub recognises its context \
+                 by the type name `Context`, so a type of your own named `Context` must be \
+                 imported under another name (`use build::Context as BuildContext;`)",
             )),
             Kind::Borrowed(advice) => errors.push(syn::Error::new_spanned(
                 &typed.ty,
@@ -369,6 +371,14 @@ fn owned_advice(referent: &Type) -> String {
             format!(
                 "take `Vec<{}>` instead of a slice",
                 quote::quote!(#elem).to_string().replace(' ', "")
+            )
+        }
+        Type::Path(path) if path.qself.is_none() => {
+            let name = compact(referent);
+            format!(
+                "take `{name}` by value; if `{name}` is the hub's context, write `&Context` \
+                 or `&hub::Context` (the hub recognises its context by the type name \
+                 `Context`, not through a type alias or a `use .. as` rename)"
             )
         }
         other => format!("take `{}` by value", compact(other)),
