@@ -72,7 +72,7 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
         const _: () = {
             use ::hub::__private as __hub;
 
-            static __HUB_PARAMS: [__hub::ParamDef; #param_count] = [#(#param_defs),*];
+            static __HUB_RPC_METHOD_PARAMS: [__hub::ParamDef; #param_count] = [#(#param_defs),*];
 
             #handler
             #returns
@@ -82,13 +82,13 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
                     name: #rpc_name,
                     aliases: &[#(#aliases),*],
                     doc: #doc,
-                    params: &__HUB_PARAMS,
-                    returns: __hub_returns,
+                    params: &__HUB_RPC_METHOD_PARAMS,
+                    returns: __hub_rpc_method_returns,
                     perm: #perm,
                     sensitive: #sensitive,
                     timeout_ms: #timeout_ms,
                     max_in_flight: #max_in_flight,
-                    handler: __hub::Handler::#handler_kind(__hub_handler),
+                    handler: __hub::Handler::#handler_kind(__hub_rpc_method_handler),
                     file: #file,
                     line: #line,
                 }
@@ -134,7 +134,7 @@ fn decode_block(sig: &MethodSig) -> TokenStream {
     quote! {
         {
             #[allow(unused_mut)]
-            let mut __args = __hub::Args::new(__params, &__HUB_PARAMS)?;
+            let mut __args = __hub::Args::new(__hub_rpc_method_params, &__HUB_RPC_METHOD_PARAMS)?;
             (#(#takes,)*)
         }
     }
@@ -144,21 +144,24 @@ fn decode_block(sig: &MethodSig) -> TokenStream {
 fn handler_fn(method: &Method<'_>) -> TokenStream {
     let fn_ident = &method.item.sig.ident;
     let args: Vec<_> = (0..method.sig.params.len())
-        .map(|index| format_ident!("__hub_arg{}", index))
+        .map(|index| format_ident!("__hub_rpc_method_arg{}", index))
         .collect();
     let encode = encode_output(&method.sig.output);
     let decode = decode_block(&method.sig);
     if method.sig.is_async {
-        let ctx_arg = method.sig.takes_context.then(|| quote!(&__ctx,));
+        let ctx_arg = method
+            .sig
+            .takes_context
+            .then(|| quote!(&__hub_rpc_method_ctx,));
         // The user's future is checked for `Send` at the function's name: the hub
         // runs async methods on a multi-threaded runtime.
         let call = quote_spanned! {fn_ident.span()=>
             __hub::require_send(#fn_ident(#ctx_arg #(#args),*)).await
         };
         quote! {
-            fn __hub_handler(
-                __ctx: __hub::Arc<__hub::Context>,
-                __params: __hub::Params,
+            fn __hub_rpc_method_handler(
+                __hub_rpc_method_ctx: __hub::Arc<__hub::Context>,
+                __hub_rpc_method_params: __hub::Params,
             ) -> __hub::BoxFuture<::core::result::Result<__hub::Value, __hub::RpcError>> {
                 ::std::boxed::Box::pin(async move {
                     let (#(#args,)*) = #decode;
@@ -168,11 +171,14 @@ fn handler_fn(method: &Method<'_>) -> TokenStream {
             }
         }
     } else {
-        let ctx_arg = method.sig.takes_context.then(|| quote!(__ctx,));
+        let ctx_arg = method
+            .sig
+            .takes_context
+            .then(|| quote!(__hub_rpc_method_ctx,));
         quote! {
-            fn __hub_handler(
-                __ctx: &__hub::Context,
-                __params: __hub::Params,
+            fn __hub_rpc_method_handler(
+                __hub_rpc_method_ctx: &__hub::Context,
+                __hub_rpc_method_params: __hub::Params,
             ) -> ::core::result::Result<__hub::Value, __hub::RpcError> {
                 let (#(#args,)*) = #decode;
                 let __out = #fn_ident(#ctx_arg #(#args),*);
@@ -215,8 +221,8 @@ fn encode_output(output: &Output) -> TokenStream {
     }
 }
 
-/// `fn __hub_returns() -> &'static str`: the result's XML-RPC type. Known shapes are
-/// named from the syntax; anything else is probed at run time.
+/// `fn __hub_rpc_method_returns() -> &'static str`: the result's XML-RPC type. Known
+/// shapes are named from the syntax; anything else is probed at run time.
 fn returns_fn(output: &Output) -> TokenStream {
     let ty = match output {
         Output::Unit(_) => None,
@@ -234,7 +240,7 @@ fn returns_fn(output: &Output) -> TokenStream {
         },
     };
     quote! {
-        fn __hub_returns() -> &'static str {
+        fn __hub_rpc_method_returns() -> &'static str {
             #body
         }
     }
