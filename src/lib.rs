@@ -335,7 +335,8 @@ pub use hub_core::client;
 /// wrapper that decodes the parameters and encodes the result, a static table of
 /// the parameters, and an `inventory` submission of a [`MethodDef`] carrying the
 /// name and aliases, doc comment, parameter and result types, permission, secrecy, time
-/// budget, limit of calls at once, and source location.
+/// budget, limit of calls at once, and source location. A `#[cfg]` below the attribute
+/// applies to all of it too.
 ///
 /// Methods declared in a library crate are registered only if the binary links
 /// that crate: rustc drops an `--extern` crate nothing refers to, and its

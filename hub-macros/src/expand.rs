@@ -62,9 +62,13 @@ pub(crate) fn expand(method: Method<'_>) -> TokenStream {
     let file = quote_spanned!(location=> ::core::file!());
     let line = quote_spanned!(location=> ::core::line!());
 
+    // A `#[cfg]` below `#[rpc_method]` removes the function: the registration goes with it.
+    let cfgs = item.attrs.iter().filter(|attr| attr.path().is_ident("cfg"));
+
     quote! {
         #item
 
+        #(#cfgs)*
         // `deprecated`: the wrapper's call of a `#[deprecated]` method is the hub's own,
         // not a use the user should be warned about.
         #[doc(hidden)]
