@@ -548,6 +548,41 @@ fn workers_held_past_their_callers_get_stand_ins_and_the_pool_recovers() {
     server.shutdown();
 }
 
+/// Held and released again and again, a one-worker pool gets a stand-in each time and
+/// retires it each time. The monitor used to count a retirement after sending its stop, and
+/// a worker quick to take the stop and leave left the count one too high for good: the next
+/// stand-in stayed (within 2–30 cycles with workers preempting, found in review). Workers
+/// under the default policy here, so a woken worker runs before the monitor goes on.
+#[test]
+fn every_stand_in_is_retired_however_often_the_pool_is_held() {
+    let server = start(hub_core::Config {
+        workers: 1,
+        handler_timeout_ms: 20,
+        stall_warn_ms: 40,
+        batch_scheduled_workers: false,
+        fast_reject_threshold_ms: 10_000,
+        ..config()
+    });
+    let counters = || server.stats().counters.snapshot();
+    let mut c = Conn::open(server.local_addr());
+    let start = Instant::now();
+    let mut cycle = 0;
+    while cycle < 200 && start.elapsed() < Duration::from_secs(6) {
+        cycle += 1;
+        // Over its budget: the worker is held by a call nobody waits for.
+        assert!(outcome(&c.call("sleep", &["<int>60</int>"])).is_err());
+        assert!(
+            wait_until(Duration::from_secs(2), || counters().stand_in_workers == 1),
+            "cycle {cycle}: no stand-in"
+        );
+        assert!(
+            wait_until(Duration::from_secs(2), || counters().stand_in_workers == 0),
+            "cycle {cycle}: the stand-in was never retired"
+        );
+    }
+    assert!(cycle >= 20, "only {cycle} cycles");
+}
+
 #[test]
 fn a_method_s_own_time_budget_replaces_the_server_s() {
     fn sleeper(name: &'static str) -> Method {

@@ -221,10 +221,16 @@ impl PoolWatch {
         }
         let surplus = serving.saturating_sub(pool.size + retiring);
         for _ in 0..surplus {
+            // Counted before the stop is sent: the worker that takes it may leave (and
+            // uncount it) before this line would run again, and a count raised after that
+            // stayed for good, one stand-in never retired (found in review).
+            pool.retiring.fetch_add(1, Relaxed);
             if !shared.queue.try_stop_worker() {
+                let _ = pool
+                    .retiring
+                    .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
                 break;
             }
-            pool.retiring.fetch_add(1, Relaxed);
         }
         let stand_ins = (census.live + started).saturating_sub(pool.size);
         shared
