@@ -103,9 +103,12 @@ impl<T> Reply<T> {
         self.slot.lock().waiter_gone
     }
 
-    /// Sends the answer (the waiter is told when the reply is dropped, here).
-    pub(crate) fn send(self, answer: Result<T, Refusal>) {
-        self.slot.lock().answer = Some(answer);
+    /// Sends the answer (the waiter is told when the reply is dropped, here); answers whether
+    /// anyone was still waiting for it.
+    pub(crate) fn send(self, answer: Result<T, Refusal>) -> bool {
+        let mut state = self.slot.lock();
+        state.answer = Some(answer);
+        !state.waiter_gone
     }
 }
 
@@ -311,7 +314,7 @@ mod tests {
         let (reply, mut result) = channel_via::<u32>(None);
         let (count, waker) = counting();
         assert!(poll(&mut result, &waker).is_pending());
-        reply.send(Ok(7));
+        assert!(reply.send(Ok(7)), "someone waited");
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
         assert_eq!(poll(&mut result, &waker), Poll::Ready(Ok(Ok(7))));
     }
@@ -326,7 +329,7 @@ mod tests {
         assert!(!reply.is_closed());
         drop(result);
         assert!(reply.is_closed());
-        reply.send(Ok(1)); // nobody waits: dropped quietly
+        assert!(!reply.send(Ok(1)), "nobody waits: dropped quietly");
     }
 
     /// Answers posted before the unit looks wake it once; it then wakes every waiter.

@@ -59,8 +59,8 @@ impl Refusal {
 pub(crate) trait Task: Send {
     /// Whether the client stopped waiting (the job need not run).
     fn client_gone(&self) -> bool;
-    /// Runs the job and sends its answer.
-    fn run(self: Box<Self>);
+    /// Runs the job and sends its answer; answers whether its caller still waited for it.
+    fn run(self: Box<Self>) -> bool;
     /// Answers [`Refusal::QueueWaitDrop`] without running.
     fn expire(self: Box<Self>);
 }
@@ -75,13 +75,13 @@ impl<T: Send, F: FnOnce() -> T + Send> Task for CallTask<T, F> {
         self.tx.is_closed()
     }
 
-    fn run(self: Box<Self>) {
+    fn run(self: Box<Self>) -> bool {
         let CallTask { tx, f } = *self;
-        tx.send(Ok(f()));
+        tx.send(Ok(f()))
     }
 
     fn expire(self: Box<Self>) {
-        self.tx.send(Err(Refusal::QueueWaitDrop));
+        let _ = self.tx.send(Err(Refusal::QueueWaitDrop));
     }
 }
 

@@ -583,6 +583,50 @@ fn every_stand_in_is_retired_however_often_the_pool_is_held() {
     assert!(cycle >= 20, "only {cycle} cycles");
 }
 
+/// A call held past its budget does not teach QoS that the pool is slow: its run time is
+/// no measure of the pool's service (a stand-in took its worker's place). One held call of
+/// 3 s used to raise the predicted wait so far that the next bursts of quick calls on an
+/// idle pool were refused 503 (17–21 of 30; found in review).
+#[test]
+fn a_call_held_past_its_budget_does_not_make_qos_refuse_an_idle_pool() {
+    let server = start(hub_core::Config {
+        workers: 2,
+        handler_timeout_ms: 50,
+        stall_warn_ms: 100,
+        ..config()
+    });
+    let addr = server.local_addr();
+    let counters = || server.stats().counters.snapshot();
+    // Six clients at once, each making five quick blocking calls.
+    let burst = || {
+        let clients: Vec<_> = (0..6)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut c = Conn::open(addr);
+                    for _ in 0..5 {
+                        let r = c.call("sleep", &["<int>2</int>"]);
+                        assert!(r.status == 200 || r.status == 503, "{r:?}");
+                    }
+                })
+            })
+            .collect();
+        for c in clients {
+            c.join().unwrap();
+        }
+    };
+    burst();
+    assert_eq!(counters().fast_rejects, 0, "quick calls on an idle pool");
+    // Answered the budget's fault at 50 ms; its worker is held for 1.5 s.
+    assert!(outcome(&Conn::open(addr).call("sleep", &["<int>1500</int>"])).is_err());
+    std::thread::sleep(Duration::from_millis(1700));
+    burst();
+    assert_eq!(
+        counters().fast_rejects,
+        0,
+        "quick calls refused after one held call returned"
+    );
+}
+
 #[test]
 fn a_method_s_own_time_budget_replaces_the_server_s() {
     fn sleeper(name: &'static str) -> Method {
