@@ -94,8 +94,9 @@ pub struct Config {
     /// answered with the `system_error` fault at once. An async handler is stopped (its future
     /// is dropped: its resources roll back). A blocking handler cannot be stopped: its worker
     /// stays busy until the handler returns, its late result is discarded, and its resources
-    /// are rolled back even if it succeeds (the caller was told it failed; only a budget that
-    /// runs out while the commit itself is under way can still see the work done). An upload
+    /// are rolled back even if it succeeds (the caller was told it failed). A budget that runs
+    /// out once the handler has returned and its commit is under way waits for the commit,
+    /// and the caller is answered what was committed. An upload
     /// has the same budget for its lookup (a blocking authenticator's) and its handler, less
     /// the time the handler spends waiting for the client's data
     /// (each such wait is bounded by `socket_timeout_ms`), so a big upload over a slow link

@@ -369,13 +369,13 @@ impl<'a> ParsedRequest<'a> {
 
 /// Looks `name` (entry `entry` of a multicall) up and runs it with a fresh context; counts it
 /// in the method's stats.
-pub(crate) async fn call_method(
-    shared: &Arc<Shared>,
+pub(crate) fn call_method<'a>(
+    shared: &'a Arc<Shared>,
     name: &str,
     params: Params,
     meta: &RequestMeta,
     entry: usize,
-) -> Result<Value, CallError> {
+) -> Call<'a> {
     let site = CallSite {
         parts: &meta.parts,
         peer: meta.peer,
@@ -384,7 +384,7 @@ pub(crate) async fn call_method(
         headers: || meta.headers.clone(),
         origin: meta.origin.entry(entry),
     };
-    start(shared, name, params, site).outcome().await
+    start(shared, name, params, site)
 }
 
 /// Who made one call, and what of its request the context and the watch are made from.
@@ -486,6 +486,25 @@ impl Unprepared {
 }
 
 impl Call<'_> {
+    /// [`outcome`](Self::outcome) within `budget`: `None` once it is over, unless a worker
+    /// has already claimed the call and is settling it (committing its resources): then
+    /// its answer is waited for, so that a caller is never told of a failure whose work
+    /// was committed (found in review). A call dropped over its budget is rolled back.
+    pub(crate) async fn outcome_within(self, budget: Duration) -> Option<Result<Value, CallError>> {
+        let Call::Queued(job) = self else {
+            // An async handler is settled in the poll that finishes it: the budget cannot
+            // end between its commit and its answer.
+            return tokio::time::timeout(budget, self.outcome()).await.ok();
+        };
+        let waiting = job._waiting.awaited();
+        let mut outcome = Box::pin(Call::Queued(job).outcome());
+        match tokio::time::timeout(budget, &mut outcome).await {
+            Ok(answered) => Some(answered),
+            Err(_) if waiting.try_abandon() => None,
+            Err(_) => Some(outcome.await),
+        }
+    }
+
     /// Waits for the call's answer and counts it in the method's stats.
     pub(crate) async fn outcome(self) -> Result<Value, CallError> {
         match self {

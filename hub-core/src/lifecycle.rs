@@ -292,8 +292,10 @@ pub(crate) fn context(
 ///
 /// The waiting side abandons the call when it is dropped (the request's time budget ran out,
 /// the client went away); the worker claims it just before committing. Exactly one of the two
-/// wins, so work whose caller was never told it succeeded is rolled back, not committed. (A
-/// budget that runs out while the commit itself is under way still answers the timeout fault.)
+/// wins, so work whose caller was never told it succeeded is rolled back, not committed. A
+/// budget that runs out once the worker has claimed the call waits for its answer instead
+/// (`Call::outcome_within`): the commit under way decides it. A client that goes away then
+/// is not told either way.
 #[derive(Debug, Default)]
 pub(crate) struct Awaited(AtomicU8);
 
@@ -318,19 +320,31 @@ impl Awaited {
     pub(crate) fn abandon_on_drop(self: &Arc<Self>) -> AbandonOnDrop {
         AbandonOnDrop(Arc::clone(self))
     }
+
+    /// The waiting side gives up: `true` if the call is abandoned now (or was), `false` if a
+    /// worker has claimed it and is settling it: its answer is then worth waiting for.
+    pub(crate) fn try_abandon(&self) -> bool {
+        self.0
+            .compare_exchange(WAITING, ABANDONED, AcqRel, Acquire)
+            .map_or_else(|now| now == ABANDONED, |_| true)
+    }
 }
 
 /// Abandons a blocking call when the future waiting for it is dropped first.
 #[derive(Debug)]
 pub(crate) struct AbandonOnDrop(Arc<Awaited>);
 
+impl AbandonOnDrop {
+    /// The call this guard abandons.
+    pub(crate) fn awaited(&self) -> Arc<Awaited> {
+        Arc::clone(&self.0)
+    }
+}
+
 impl Drop for AbandonOnDrop {
     fn drop(&mut self) {
         // Fails harmlessly when the worker claimed the call first.
-        let _ = self
-            .0
-             .0
-            .compare_exchange(WAITING, ABANDONED, AcqRel, Acquire);
+        let _ = self.0.try_abandon();
     }
 }
 

@@ -80,10 +80,10 @@ pub(crate) async fn run(
                 let (name, params) = Params::from_call(call);
                 let entry = call_method(shared, &name, params, meta, i);
                 match budget_of(shared, &name) {
-                    None => entry.await,
-                    Some(budget) => match tokio::time::timeout(budget, entry).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => {
+                    None => entry.outcome().await,
+                    Some(budget) => match entry.outcome_within(budget).await {
+                        Some(outcome) => outcome,
+                        None => {
                             tracing::warn!(
                                 peer = ?meta.peer,
                                 method = %name,

@@ -297,9 +297,9 @@ async fn rpc(
         return Answer::Call(call.outcome().await, gzip_over);
     };
     // Boxed: keeps the timer out of the future of every request served without a budget.
-    match Box::pin(tokio::time::timeout(budget, call.outcome())).await {
-        Ok(outcome) => Answer::Call(outcome, gzip_over),
-        Err(_) => {
+    match Box::pin(call.outcome_within(budget)).await {
+        Some(outcome) => Answer::Call(outcome, gzip_over),
+        None => {
             // Dropping the call stops an async handler; a blocking one runs on, and its
             // result is discarded (its waiter is gone).
             tracing::warn!(%peer, budget_ms = budget.as_millis() as u64, "call over its time budget");

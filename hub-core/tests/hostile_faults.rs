@@ -627,6 +627,54 @@ fn a_call_held_past_its_budget_does_not_make_qos_refuse_an_idle_pool() {
     );
 }
 
+/// A budget that runs out while a finished call's commit is under way waits for the
+/// commit: the caller is answered what was committed, alone and in a multicall. It used to
+/// be told "exceeded its time budget" (and a multicall's later entries "not run") while
+/// its work was committed all the same (found in review).
+#[test]
+fn a_call_whose_commit_outlasts_its_budget_is_answered_as_committed() {
+    static COMMITTED: AtomicUsize = AtomicUsize::new(0);
+    struct SlowCommit;
+    impl RequestResource for SlowCommit {
+        fn commit(self) -> Result<(), Fault> {
+            std::thread::sleep(Duration::from_millis(300));
+            COMMITTED.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn rollback(self) {}
+    }
+    let server = start_with(
+        hub_core::Config {
+            handler_timeout_ms: 100,
+            ..config()
+        },
+        |b| b.eager_resource(|_ctx| Ok(SlowCommit)),
+    );
+    let mut c = Conn::open(server.local_addr());
+    // The handler returns at once; its commit takes 300 ms of the 100 ms budget.
+    assert_eq!(
+        outcome(&c.call("becho", &["<int>1</int>"])),
+        Ok(Value::Int(1))
+    );
+    assert_eq!(COMMITTED.load(Ordering::SeqCst), 1);
+    let body = lifecycle_support::multicall_xml(&[
+        ("becho", &["<int>2</int>"]),
+        ("becho", &["<int>3</int>"]),
+    ]);
+    let r = lifecycle_support::post(&mut c, &body, &[]);
+    let got = outcome(&r).unwrap();
+    assert_eq!(
+        got,
+        Value::Array(vec![
+            Value::Array(vec![Value::Int(2)]),
+            Value::Array(vec![Value::Int(3)])
+        ]),
+        "{}",
+        r.body
+    );
+    assert_eq!(COMMITTED.load(Ordering::SeqCst), 3);
+}
+
 #[test]
 fn a_method_s_own_time_budget_replaces_the_server_s() {
     fn sleeper(name: &'static str) -> Method {
