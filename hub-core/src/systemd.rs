@@ -102,13 +102,19 @@ pub(crate) fn watchdog_interval() -> Option<std::time::Duration> {
     {
         let mut usec = 0;
         // Not unsetting the variables, for the reason `inherited_listeners` gives.
-        (sd_notify::watchdog_enabled(false, &mut usec) && usec > 0)
-            .then(|| std::time::Duration::from_micros(usec / 2))
+        (sd_notify::watchdog_enabled(false, &mut usec) && usec > 0).then(|| feed_interval(usec))
     }
     #[cfg(not(unix))]
     {
         None
     }
+}
+
+/// How often to feed a watchdog of `usec`: half of it (systemd's advice), but at least a
+/// millisecond: the timers it sets panic at zero (`WATCHDOG_USEC=1`; found in review).
+#[cfg_attr(not(unix), allow(dead_code))]
+fn feed_interval(usec: u64) -> std::time::Duration {
+    std::time::Duration::from_micros(usec / 2).max(std::time::Duration::from_millis(1))
 }
 
 /// Feeds systemd's watchdog (`WATCHDOG=1`).
@@ -122,5 +128,21 @@ fn notify(states: &[sd_notify::NotifyState<'_>]) {
     // Without NOTIFY_SOCKET this sends nothing and succeeds.
     if let Err(e) = sd_notify::notify(false, states) {
         tracing::warn!("cannot notify the service manager: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_watchdog_is_fed_at_half_its_timeout_and_never_at_zero() {
+        use std::time::Duration;
+        assert_eq!(super::feed_interval(30_000_000), Duration::from_secs(15));
+        for tiny in [1, 2, 1_999] {
+            assert_eq!(
+                super::feed_interval(tiny),
+                Duration::from_millis(1),
+                "{tiny}"
+            );
+        }
     }
 }
