@@ -46,7 +46,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// ```
 pub trait RequestResource: Send + 'static {
     /// The call succeeded: make its work durable. An error turns the call's answer into this
-    /// fault (the other resources of the call are then rolled back).
+    /// fault; the resources after this one are then rolled back, but those committed before it
+    /// stay committed (there is no two-phase commit: a call that needs all-or-nothing across
+    /// stores keeps them in one resource).
     fn commit(self) -> Result<(), Fault>;
 
     /// The call faulted or panicked (or a commit before this one failed): undo its work.
