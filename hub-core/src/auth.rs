@@ -42,12 +42,51 @@ pub const ADMIN: &str = "admin";
 /// let root = Caller::new("root").with_perm("admin");
 /// assert!(root.has_perm("tag") && root.is_admin());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Caller {
     name: String,
     perms: BTreeSet<String>,
     session_id: Option<u64>,
+    /// The session store's note on this call, if it keeps one.
+    call: Option<Arc<dyn CallRecord>>,
 }
+
+/// A session store's note on one call, carried by the call's [`Caller`]
+/// ([`Caller::with_call_record`]): told when the call's work commits, and dropped when the
+/// call is over, whatever became of it (run, refused with a `503` before it ran, dropped with
+/// a client that went away).
+///
+/// koji records a session's call number with the call's commit: a call that committed may
+/// not be sent again with its number (`RetryError`), and one refused before it ran, or
+/// rolled back, may (koji's client resends a call with its number after a `503` or a broken
+/// connection). A store that checks call numbers keeps each call's number as running until
+/// its record is told [`committed`](Self::committed) (then it is the session's last) or
+/// dropped (then it is forgotten). [`SessionStore`](crate::SessionStore) does.
+pub trait CallRecord: Send + Sync + 'static {
+    /// The call's work committed (its resources did, or it succeeded without any). Told once
+    /// per call, or for each entry of a multicall that commits.
+    fn committed(&self);
+}
+
+impl fmt::Debug for Caller {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Caller")
+            .field("name", &self.name)
+            .field("perms", &self.perms)
+            .field("session_id", &self.session_id)
+            .field("call_record", &self.call.is_some())
+            .finish()
+    }
+}
+
+/// Callers are equal by name, permissions and session (not by their call records).
+impl PartialEq for Caller {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.name, &self.perms, self.session_id) == (&other.name, &other.perms, other.session_id)
+    }
+}
+
+impl Eq for Caller {}
 
 impl Caller {
     /// A caller with no permission.
@@ -56,6 +95,20 @@ impl Caller {
             name: name.into(),
             perms: BTreeSet::new(),
             session_id: None,
+            call: None,
+        }
+    }
+
+    /// Carries `record`, told when this call commits (see [`CallRecord`]).
+    pub fn with_call_record(mut self, record: Arc<dyn CallRecord>) -> Self {
+        self.call = Some(record);
+        self
+    }
+
+    /// Tells the call's record, if it carries one, that the call's work committed.
+    pub(crate) fn committed(&self) {
+        if let Some(record) = &self.call {
+            record.committed();
         }
     }
 

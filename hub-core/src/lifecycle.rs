@@ -456,8 +456,15 @@ pub(crate) fn finish(
         );
     }
     let committed = ctx.finish_resources(commit);
-    if let (Ok(_), Err(fault)) = (&outcome, committed) {
-        outcome = Err(fault);
+    match (&outcome, committed) {
+        (Ok(_), Err(fault)) => outcome = Err(fault),
+        // The session store records the call's number now, as koji does with its commit.
+        (Ok(_), Ok(())) if commit => {
+            if let Some(caller) = ctx.caller() {
+                caller.committed();
+            }
+        }
+        _ => {}
     }
     let outcome = outcome.map_err(CallError::Fault);
     let elapsed = watch.end(&shared.stats, ctx, &outcome);

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use crate::auth::{AuthFailure, AuthRequest, Authenticator, Caller};
+use crate::auth::{AuthFailure, AuthRequest, Authenticator, CallRecord, Caller};
 
 /// The header carrying the session id.
 pub const SESSION_ID: &str = "koji-session-id";
@@ -22,10 +22,13 @@ pub const SESSION_CALLNUM: &str = "koji-session-callnum";
 ///
 /// A login method [`create`](Self::create)s a session and hands the client its id and key;
 /// the client sends them with every later request, with a call number that grows by at least
-/// one each time. A lower call number than the last accepted one is refused as a
-/// `SequenceError` (out of order), an equal one as a `RetryError` (a replay: the first attempt
-/// may already have changed data). A request without a call number is accepted, as koji does.
-/// A request without any session header is anonymous.
+/// one each time. A call number is the session's last once its call has committed (as koji
+/// records it with the call's commit): a lower one is then refused as a `SequenceError` (out
+/// of order), an equal one as a `RetryError` (a replay: the first attempt changed data). A
+/// number whose call is still running is refused as a `RetryError` too; one whose call was
+/// refused before it ran (a `503`, a client gone) or rolled back may be sent again, as koji's
+/// client does. A request without a call number is accepted, as koji does. A request without
+/// any session header is anonymous.
 ///
 /// Sessions live until [`destroy`](Self::destroy)ed, or, [`with_lifetime`](Self::with_lifetime),
 /// until that long after they were opened or last [`renew`](Self::renew)ed. An expired session
@@ -53,6 +56,7 @@ pub const SESSION_CALLNUM: &str = "koji-session-callnum";
 /// let req = AuthRequest { method: "getBuild", headers: &headers, peer: None, client_cert: None };
 /// let caller = store.authenticate(&req)?.expect("a session");
 /// assert_eq!(caller.name(), "alice");
+/// // While its call runs, its number is taken.
 /// assert!(matches!(store.authenticate(&req), Err(AuthFailure::Retry(_))));
 ///
 /// // The same store is the server's authenticator (clone the Arc for the login method).
@@ -62,7 +66,8 @@ pub const SESSION_CALLNUM: &str = "koji-session-callnum";
 /// ```
 #[derive(Debug)]
 pub struct SessionStore {
-    sessions: Mutex<Sessions>,
+    /// Shared with the calls' records, which settle their numbers when they are over.
+    sessions: Arc<Mutex<Sessions>>,
     next_id: AtomicU64,
     lifetime: Option<Duration>,
     login_methods: Vec<String>,
@@ -79,7 +84,13 @@ struct Sessions {
 struct Session {
     key: String,
     caller: Caller,
+    /// The number of the last call that committed.
     last_callnum: Option<i64>,
+    /// The numbers of calls running now (one, for koji's client, which waits for each).
+    running: Vec<i64>,
+    /// Renewals so far: a call's record from before a renewal (which numbers calls from the
+    /// start again) settles nothing.
+    renewals: u64,
     /// Opened or last renewed.
     since: Instant,
 }
@@ -90,7 +101,7 @@ const SWEEP_FLOOR: usize = 1024;
 impl Default for SessionStore {
     fn default() -> Self {
         Self {
-            sessions: Mutex::default(),
+            sessions: Arc::default(),
             next_id: AtomicU64::new(0),
             lifetime: None,
             login_methods: vec!["login".to_owned(), "sslLogin".to_owned()],
@@ -134,6 +145,8 @@ impl SessionStore {
         };
         session.key.clone_from(&key);
         session.last_callnum = None;
+        session.running.clear();
+        session.renewals += 1;
         session.since = Instant::now();
         Ok(Some(key))
     }
@@ -166,6 +179,8 @@ impl SessionStore {
                 key: key.clone(),
                 caller,
                 last_callnum: None,
+                running: Vec::new(),
+                renewals: 0,
                 since: Instant::now(),
             },
         );
@@ -236,15 +251,76 @@ impl Authenticator for SessionStore {
             )));
         }
         presented.check_callnum(session.last_callnum, req.method)?;
-        if presented.callnum.is_some() {
-            session.last_callnum = presented.callnum;
-        }
-        if expired {
+        let caller = if expired {
             // Only a login method gets here, which may renew it: no permissions.
-            let caller = Caller::new(session.caller.name()).with_session(presented.id);
+            Caller::new(session.caller.name()).with_session(presented.id)
+        } else {
+            session.caller.clone()
+        };
+        let Some(callnum) = presented.callnum else {
             return Ok(Some(caller));
+        };
+        if session.running.contains(&callnum) {
+            return Err(AuthFailure::Retry(format!(
+                "unable to retry call {callnum} (method {}) for session {}: it is still running",
+                req.method, presented.id
+            )));
         }
-        Ok(Some(session.caller.clone()))
+        session.running.push(callnum);
+        let record = RunningCall {
+            sessions: Arc::downgrade(&self.sessions),
+            id: presented.id,
+            renewals: session.renewals,
+            callnum,
+            settled: AtomicBool::new(false),
+        };
+        Ok(Some(caller.with_call_record(Arc::new(record))))
+    }
+}
+
+/// A call's number while the call runs (see [`CallRecord`]): the session's last once the call
+/// commits, forgotten when it ends otherwise.
+struct RunningCall {
+    sessions: Weak<Mutex<Sessions>>,
+    id: u64,
+    renewals: u64,
+    callnum: i64,
+    settled: AtomicBool,
+}
+
+impl RunningCall {
+    fn settle(&self, committed: bool) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Some(sessions) = self.sessions.upgrade() else {
+            return;
+        };
+        let mut sessions = sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(session) = sessions.open.get_mut(&self.id) else {
+            return;
+        };
+        if session.renewals != self.renewals {
+            return;
+        }
+        if let Some(at) = session.running.iter().position(|&n| n == self.callnum) {
+            session.running.swap_remove(at);
+        }
+        if committed {
+            session.last_callnum = session.last_callnum.max(Some(self.callnum));
+        }
+    }
+}
+
+impl CallRecord for RunningCall {
+    fn committed(&self) {
+        self.settle(true);
+    }
+}
+
+impl Drop for RunningCall {
+    fn drop(&mut self) {
+        self.settle(false);
     }
 }
 

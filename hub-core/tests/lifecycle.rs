@@ -7,6 +7,7 @@ mod support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use hub_core::registry::{Method, Registry};
 use hub_core::{
@@ -72,6 +73,17 @@ fn registry(sessions: &Arc<SessionStore>) -> Arc<Registry> {
             })
             .with_perm("admin"),
         )
+        .blocking("nap", |_ctx, p| {
+            let ms = p.positional.first().and_then(Value::as_i64).unwrap_or(0);
+            std::thread::sleep(Duration::from_millis(ms as u64));
+            Ok(Value::Int(ms))
+        })
+        .blocking("refuse", |_ctx, _p| {
+            Err(RpcError::Fault(hub_core::Fault::new(
+                1000,
+                "refused on purpose",
+            )))
+        })
         .blocking("selfcheck", |ctx, _p| {
             // params count, request id, headers and start time reach the handler
             ctx.require_perm("build").map_err(RpcError::Fault)?;
@@ -309,6 +321,94 @@ fn koji_fault_codes_from_config() {
     assert_eq!(
         fault_code(&call_with(&mut c, "whoami", &[], &session(id, &key, 4))),
         1008
+    );
+    server.shutdown();
+}
+
+/// koji records a call number with its call's commit: a call refused before it ran (a
+/// `503`) or rolled back (a fault) may be sent again with its number, as koji's client does
+/// after a `503`; one still running, or committed, may not. The number used to be taken when
+/// the request was authenticated, so koji's client, resending after a `503`, was told
+/// "unable to retry" for a call that never ran (found in review).
+#[test]
+fn a_session_call_that_did_not_commit_may_be_sent_again() {
+    for on in [AuthOn::Units, AuthOn::Workers] {
+        a_session_call_that_did_not_commit_may_be_sent_again_with_auth_on(on);
+    }
+}
+
+fn a_session_call_that_did_not_commit_may_be_sent_again_with_auth_on(on: AuthOn) {
+    let cfg = Config {
+        workers: 1,
+        max_queue_length: 1,
+        max_queue_wait_ms: 60_000,
+        fast_reject_threshold_ms: 60_000,
+        ..config()
+    };
+    let (server, _) = start_auth_on(on, cfg, |b| b);
+    let addr = server.local_addr();
+    let mut c = Conn::open(addr);
+    let (id, key) = login(&mut c, "alice");
+    let call = |c: &mut Conn, method: &str, args: &[&str], n: i64| {
+        call_with(c, method, args, &session(id, &key, n))
+    };
+    // The worker busy and the queue full (anonymous naps): refused 503 before it ran.
+    let nap = |ms: i64| {
+        std::thread::spawn(move || {
+            let r = Conn::open(addr).call("nap", &[&format!("<int>{ms}</int>")]);
+            assert_eq!(r.status, 200, "{r:?}");
+        })
+    };
+    let first = nap(700);
+    std::thread::sleep(Duration::from_millis(150));
+    let naps = [first, nap(700)];
+    std::thread::sleep(Duration::from_millis(150));
+    assert_eq!(call(&mut c, "becho", &["<int>1</int>"], 1).status, 503);
+    for n in naps {
+        n.join().unwrap();
+    }
+    assert_eq!(
+        outcome(&call(&mut c, "becho", &["<int>1</int>"], 1)),
+        Ok(Value::Int(1)),
+        "resent after a 503, as koji's client does"
+    );
+    // Committed: a replay.
+    assert_eq!(
+        fault_code(&call(&mut c, "becho", &["<int>1</int>"], 1)),
+        -32004
+    );
+    // A fault rolls the call back: sent again, it runs again.
+    for _ in 0..2 {
+        assert_eq!(fault_code(&call(&mut c, "refuse", &[], 2)), 1000);
+    }
+    // Still running: its number is taken until it is over. (With the authenticator on the
+    // one worker, the second is authenticated once the first has committed: a replay too.)
+    let running = std::thread::spawn({
+        let key = key.clone();
+        move || {
+            let mut c = Conn::open(addr);
+            outcome(&call_with(
+                &mut c,
+                "nap",
+                &["<int>500</int>"],
+                &session(id, &key, 3),
+            ))
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, msg) = outcome(&call(&mut c, "nap", &["<int>1</int>"], 3)).unwrap_err();
+    assert_eq!(code, -32004, "{msg}");
+    if matches!(on, AuthOn::Units) {
+        assert!(msg.contains("still running"), "{msg}");
+    }
+    assert_eq!(running.join().unwrap(), Ok(Value::Int(500)));
+    assert_eq!(
+        fault_code(&call(&mut c, "nap", &["<int>1</int>"], 3)),
+        -32004
+    );
+    assert_eq!(
+        outcome(&call(&mut c, "whoami", &[], 4)),
+        Ok(Value::from("alice"))
     );
     server.shutdown();
 }
