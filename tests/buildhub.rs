@@ -285,7 +285,13 @@ for d, n in [('../escape', 'x'), ('/etc', 'x'), ('a/../..', 'x'), ('ok', '.user'
     fault(1000, alice.rawUpload, b'x', 0, d, n, overwrite=True)
 fault(1000, admin.rawUpload, b'x', 0, 'cli-build/2', 'y.txt')  # not admin's directory
 
-# a replayed call number: RetryError
+# a call that faulted was rolled back: sent again with its number (as koji's client resends
+# after a 503), it runs again, where one that committed is a replay (RetryError): koji
+# records a call number with its call's commit
+fault(1000, alice.rawUpload, b'x', 0, '../escape', 'x', overwrite=True)
+alice.callnum -= 1
+fault(1000, alice.rawUpload, b'x', 0, '../escape', 'x', overwrite=True)
+assert alice.getLoggedInUser()['name'] == 'alice'
 alice.callnum -= 1
 fault(1009, alice.getLoggedInUser)
 assert alice.getLoggedInUser()['name'] == 'alice'

@@ -34,13 +34,16 @@
 //! which has logged its own user in) may log in as another user, `sslLogin(proxyuser=NAME)`:
 //! the session opened is that user's. Any other certificate asking that is refused.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use hub::core::auth::CallRecord;
 use hub::serde::Serialize;
 use hub::{
     rpc_method, AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Context, Fault,
@@ -86,10 +89,76 @@ pub fn perms_of(conn: &Connection, user: &str) -> Result<Vec<String>, rusqlite::
 
 /// koji's session check against the `sessions` table, then the user's current permissions.
 pub struct SessionAuth {
-    /// One connection: lookups take turns on it, each a few indexed reads and a write.
-    conn: Mutex<Connection>,
+    /// One connection: lookups take turns on it, each a few indexed reads; a call that
+    /// commits writes its number on it.
+    conn: Arc<Mutex<Connection>>,
+    /// The numbers of the calls running now, by session (see [`RunningCall`]).
+    running: Running,
     policy: SessionPolicy,
     proxies: ProxyDns,
+}
+
+/// Call numbers of calls running now, by session id.
+type Running = Arc<Mutex<HashMap<i64, Vec<i64>>>>;
+
+/// A session's call number while its call runs: refused to a second request until the call
+/// is over; written as the session's last when the call commits (koji records it with the
+/// call's commit), forgotten otherwise, so that a call refused before it ran (a `503`) or
+/// rolled back may be sent again with its number, as koji's client does.
+struct RunningCall {
+    conn: Arc<Mutex<Connection>>,
+    running: Running,
+    session: i64,
+    callnum: i64,
+    /// The session's `coalesce(renew_ts, start_ts)` when the call was authenticated: a
+    /// renewal (which numbers calls from the start again) makes the number stale.
+    since: f64,
+    settled: AtomicBool,
+}
+
+impl RunningCall {
+    fn settle(&self, committed: bool) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if committed {
+            // Written before the number stops counting as running: at no time is a replay
+            // let through.
+            let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            let written = conn.execute(
+                "UPDATE sessions SET callnum = ?1
+                 WHERE id = ?2 AND coalesce(renew_ts, start_ts) = ?3
+                   AND (callnum IS NULL OR callnum < ?1)",
+                (self.callnum, self.session, self.since),
+            );
+            if let Err(e) = written {
+                tracing::warn!(
+                    session = self.session,
+                    "could not record call {}: {e}",
+                    self.callnum
+                );
+            }
+        }
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(numbers) = running.get_mut(&self.session) {
+            numbers.retain(|&n| n != self.callnum);
+            if numbers.is_empty() {
+                running.remove(&self.session);
+            }
+        }
+    }
+}
+
+impl CallRecord for RunningCall {
+    fn committed(&self) {
+        self.settle(true);
+    }
+}
+
+impl Drop for RunningCall {
+    fn drop(&mut self) {
+        self.settle(false);
+    }
 }
 
 /// The certificate subjects that may log in as other users (koji's `ProxyDNs`), each
@@ -248,13 +317,15 @@ impl SessionAuth {
     /// in for other users.
     pub fn new(conn: Connection, policy: SessionPolicy, proxies: ProxyDns) -> Self {
         Self {
-            conn: Mutex::new(conn),
+            conn: Arc::new(Mutex::new(conn)),
+            running: Running::default(),
             policy,
             proxies,
         }
     }
 
-    /// The caller of the session presented, its call number checked and recorded.
+    /// The caller of the session presented, its call number checked (and running until the
+    /// call is over: see [`RunningCall`]).
     fn session_user(
         &self,
         presented: &SessionHeaders<'_>,
@@ -263,16 +334,10 @@ impl SessionAuth {
     ) -> Result<Caller, AuthFailure> {
         let id = i64::try_from(presented.id).map_err(|_| presented.unknown())?;
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        // Recording a call number writes: take the write lock at the start (a read that
-        // later turns into a write can fail at once when another connection wrote meanwhile,
-        // where this waits its turn within the busy timeout).
-        let behavior = if presented.callnum.is_some() {
-            TransactionBehavior::Immediate
-        } else {
-            TransactionBehavior::Deferred
-        };
+        // Reads, and rarely a write (marking the session expired, tried again at the next
+        // lookup if another connection holds the lock): no write lock taken up front.
         let tx = conn
-            .transaction_with_behavior(behavior)
+            .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(database_error)?;
         // Past the lifetime now, or marked expired by an earlier lookup; the same of its
         // master, for a subsession.
@@ -282,7 +347,8 @@ impl SessionAuth {
                 "SELECT s.key_hash, s.callnum, users.name, users.status, s.expired,
                         ?2 > 0 AND unixepoch('subsec') > coalesce(s.renew_ts, s.start_ts) + ?2,
                         s.hostip, s.master, m.closed, m.expired,
-                        ?2 > 0 AND unixepoch('subsec') > coalesce(m.renew_ts, m.start_ts) + ?2
+                        ?2 > 0 AND unixepoch('subsec') > coalesce(m.renew_ts, m.start_ts) + ?2,
+                        coalesce(s.renew_ts, s.start_ts)
                  FROM sessions s JOIN users ON users.id = s.user_id
                  LEFT JOIN sessions m ON m.id = s.master
                  WHERE s.id = ?1 AND s.closed = 0",
@@ -307,6 +373,7 @@ impl SessionAuth {
                         aged: row.get(5)?,
                         hostip: row.get(6)?,
                         master,
+                        since: row.get(11)?,
                     })
                 },
             )
@@ -320,6 +387,7 @@ impl SessionAuth {
             aged,
             hostip,
             master,
+            since,
             ..
         } = found
             .filter(|s| s.key_hash == key_hash_of(presented.key))
@@ -385,10 +453,10 @@ impl SessionAuth {
             }
         }
         presented.check_callnum(last, method)?;
-        if let Some(n) = presented.callnum {
-            tx.execute("UPDATE sessions SET callnum = ?1 WHERE id = ?2", [n, id])
-                .map_err(database_error)?;
-        }
+        let record = match presented.callnum {
+            None => None,
+            Some(callnum) => Some(self.begin_call(id, callnum, since, method)?),
+        };
         // An expired session reaches only `login`, which may renew it, and `logout`: no
         // permissions.
         let perms = if expired {
@@ -397,9 +465,41 @@ impl SessionAuth {
             perms_of(&tx, &name).map_err(database_error)?
         };
         tx.commit().map_err(database_error)?;
-        Ok(Caller::new(name)
+        let caller = Caller::new(name)
             .with_perms(perms)
-            .with_session(presented.id))
+            .with_session(presented.id);
+        Ok(match record {
+            Some(record) => caller.with_call_record(record),
+            None => caller,
+        })
+    }
+
+    /// Counts call `callnum` of session `id` as running, unless it already is (a resend
+    /// while the first attempt runs: koji's `RetryError`).
+    fn begin_call(
+        &self,
+        id: i64,
+        callnum: i64,
+        since: f64,
+        method: &str,
+    ) -> Result<Arc<RunningCall>, AuthFailure> {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let numbers = running.entry(id).or_default();
+        if numbers.contains(&callnum) {
+            return Err(AuthFailure::Retry(format!(
+                "unable to retry call {callnum} (method {method}) for session {id}: \
+                 it is still running"
+            )));
+        }
+        numbers.push(callnum);
+        Ok(Arc::new(RunningCall {
+            conn: Arc::clone(&self.conn),
+            running: Arc::clone(&self.running),
+            session: id,
+            callnum,
+            since,
+            settled: AtomicBool::new(false),
+        }))
     }
 
     /// `sslLogin`'s caller: the active user the verified client certificate's `CN` names.
@@ -448,7 +548,7 @@ impl SessionAuth {
 /// A session's row, as the authenticator reads it.
 struct StoredSession {
     key_hash: String,
-    /// The last call number accepted.
+    /// The number of the last call that committed.
     last: Option<i64>,
     /// Its user's name and status (0: active).
     name: String,
@@ -461,6 +561,8 @@ struct StoredSession {
     hostip: Option<String>,
     /// Its master, for a subsession.
     master: Option<Master>,
+    /// Opened or last renewed (`coalesce(renew_ts, start_ts)`).
+    since: f64,
 }
 
 /// A subsession's master, as the authenticator reads it.
