@@ -261,7 +261,24 @@ fn decode<T: DeserializeOwned>(v: Value) -> Result<T, Error> {
     hub_xmlrpc::from_value(v).map_err(|e| Error::Decode(format!("result: {e}")))
 }
 
-/// `true` if the connection closed (or was reset) before any of the response arrived.
+/// `true` if hyper gave the request up before writing any of it (a pooled connection found
+/// closed): the hub cannot have run it.
+fn never_sent(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// `true` if the connection closed (or was reset) before the whole response arrived: before
+/// any of it (an idle connection the hub had just closed), or after part of it (the hub ran
+/// the call), which hyper does not tell apart.
 fn closed_before_response(e: &hyper_util::client::legacy::Error) -> bool {
     if e.is_connect() {
         return false;
@@ -600,6 +617,10 @@ impl Client {
         Ok(
             hyper_util::client::legacy::Client::builder(TokioExecutor::new())
                 .pool_idle_timeout(idle_timeout)
+                // Without a timer the pool only skips an expired connection when it next
+                // looks for one; with it, the connection is closed once idle that long, and
+                // stops counting against the hub's connection limits (found in review).
+                .pool_timer(hyper_util::rt::TokioTimer::new())
                 .build(connector),
         )
     }
@@ -643,11 +664,12 @@ impl Client {
         self
     }
 
-    /// Sends the next call on a pooled connection only if it has been idle less than `idle`
-    /// (default 20 s); an older one is closed and a new one opened. Set it below the server's
-    /// own keep-alive timeout (Apache's `KeepAliveTimeout` is 5 s by default, the hub's
-    /// `socket_timeout_ms` 30 s): a connection the server closes just as a call goes out on it
-    /// fails that call, which is then sent once more at once.
+    /// Closes a pooled connection once it has been idle `idle` (default 20 s); the next call
+    /// opens a new one. Set it below the server's own keep-alive timeout (Apache's
+    /// `KeepAliveTimeout` is 5 s by default, the hub's `socket_timeout_ms` 30 s): a
+    /// connection the server closes just as a call goes out on it fails that call, which is
+    /// then sent once more at once if it cannot run twice (hyper had not begun to write it,
+    /// or it is a koji session's, which keeps its number) and fails otherwise.
     /// The pool is made anew (an `https://` client's TLS settings read again, as the
     /// `tls_*` settings do), so set it before the first call.
     pub fn idle_timeout(mut self, idle: Duration) -> Result<Self, Error> {
@@ -1142,7 +1164,11 @@ impl Client {
                 .request(self.request(uri, content_type, body.clone(), callnum)?)
                 .await
             {
-                Err(e) if closed_before_response(&e) => {
+                // Sent again at once if it cannot have run, or if the hub's replay check
+                // keeps it from running twice (a session's call keeps its number). An
+                // anonymous call whose connection closed after it was sent may have run
+                // (the hub may even have begun its answer): not sent again.
+                Err(e) if never_sent(&e) || (callnum.is_some() && closed_before_response(&e)) => {
                     let again = self.request(uri, content_type, body, callnum)?;
                     self.http.request(again).await
                 }
@@ -1263,6 +1289,17 @@ pub mod blocking {
     }
 
     impl Client {
+        /// Runs `call` on the client's runtime, after its pooled connections have seen what
+        /// happened to them while it was stopped: between calls nothing runs them, and a
+        /// connection the hub closed meanwhile would otherwise carry the call, which then
+        /// fails (one yield lets the runtime poll its sockets before the call goes out).
+        fn run<F: std::future::Future>(&self, call: F) -> F::Output {
+            self.rt.block_on(async {
+                tokio::task::yield_now().await;
+                call.await
+            })
+        }
+
         /// See [`Client::new`](super::Client::new).
         pub fn new(url: impl AsRef<str>) -> Result<Client, Error> {
             let inner = super::Client::new(url)?;
@@ -1334,20 +1371,20 @@ pub mod blocking {
 
         /// See [`Client::koji_login`](super::Client::koji_login): this client, logged in.
         pub fn koji_login(self, user: &str, password: &str) -> Result<Self, Error> {
-            let inner = self.rt.block_on(self.inner.koji_login(user, password))?;
+            let inner = self.run(self.inner.koji_login(user, password))?;
             Ok(Client { inner, rt: self.rt })
         }
 
         /// See [`Client::koji_logout`](super::Client::koji_logout): this client, logged out.
         pub fn koji_logout(self) -> Result<Self, Error> {
-            let inner = self.rt.block_on(self.inner.koji_logout())?;
+            let inner = self.run(self.inner.koji_logout())?;
             Ok(Client { inner, rt: self.rt })
         }
 
         /// See [`Client::koji_ssl_login`](super::Client::koji_ssl_login): this client, logged
         /// in with its certificate.
         pub fn koji_ssl_login(self) -> Result<Self, Error> {
-            let inner = self.rt.block_on(self.inner.koji_ssl_login())?;
+            let inner = self.run(self.inner.koji_ssl_login())?;
             Ok(Client { inner, rt: self.rt })
         }
 
@@ -1355,7 +1392,7 @@ pub mod blocking {
         /// client has a runtime and connections of its own: each blocking client's
         /// connections are driven by its own runtime.
         pub fn koji_subsession(&self) -> Result<Self, Error> {
-            let mut inner = self.rt.block_on(self.inner.koji_subsession())?;
+            let mut inner = self.run(self.inner.koji_subsession())?;
             inner.http = super::Client::connect(&inner.uri, &inner.tls, inner.idle_timeout)?;
             Ok(Client {
                 inner,
@@ -1365,7 +1402,7 @@ pub mod blocking {
 
         /// See [`Client::koji_ssl_login_as`](super::Client::koji_ssl_login_as).
         pub fn koji_ssl_login_as(self, user: &str) -> Result<Self, Error> {
-            let inner = self.rt.block_on(self.inner.koji_ssl_login_as(user))?;
+            let inner = self.run(self.inner.koji_ssl_login_as(user))?;
             Ok(Client { inner, rt: self.rt })
         }
 
@@ -1392,7 +1429,7 @@ pub mod blocking {
             method: &str,
             params: impl Serialize,
         ) -> Result<T, Error> {
-            self.rt.block_on(self.inner.call(method, params))
+            self.run(self.inner.call(method, params))
         }
 
         /// See [`Client::call_kw`](super::Client::call_kw).
@@ -1402,12 +1439,12 @@ pub mod blocking {
             params: impl Serialize,
             named: impl Serialize,
         ) -> Result<T, Error> {
-            self.rt.block_on(self.inner.call_kw(method, params, named))
+            self.run(self.inner.call_kw(method, params, named))
         }
 
         /// See [`Client::call_values`](super::Client::call_values).
         pub fn call_values(&self, method: &str, params: Vec<Value>) -> Result<Value, Error> {
-            self.rt.block_on(self.inner.call_values(method, params))
+            self.run(self.inner.call_values(method, params))
         }
 
         /// See [`Client::multicall`](super::Client::multicall).
@@ -1415,7 +1452,7 @@ pub mod blocking {
             &self,
             calls: impl IntoIterator<Item = Call>,
         ) -> Result<Vec<Result<Value, Fault>>, Error> {
-            self.rt.block_on(self.inner.multicall(calls))
+            self.run(self.inner.multicall(calls))
         }
 
         /// See [`Client::koji_upload`](super::Client::koji_upload).
