@@ -82,7 +82,16 @@ pub(crate) fn decode(coding: Coding, body: Bytes, max: usize) -> Result<Bytes, D
     match coding {
         Coding::Identity => Ok(body),
         Coding::Gzip => inflate(MultiGzDecoder::new(&body[..]), body.len(), max),
-        Coding::Deflate => inflate(ZlibDecoder::new(&body[..]), body.len(), max),
+        Coding::Deflate => {
+            let mut decoder = ZlibDecoder::new(&body[..]);
+            let out = inflate(&mut decoder, body.len(), max)?;
+            // Bytes after the stream are not part of the body: refused, as gzip's decoder
+            // refuses them (they were dropped; found in review).
+            if !decoder.get_ref().is_empty() {
+                return Err(DecodeError::Corrupt);
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -319,6 +328,17 @@ mod tests {
         assert_eq!(
             decode(Coding::Deflate, gzip(b"x"), 1 << 20),
             Err(DecodeError::Corrupt)
+        );
+        let mut trailing = zlib(b"<methodCall/>").to_vec();
+        assert_eq!(
+            decode(Coding::Deflate, Bytes::from(trailing.clone()), 1 << 20).as_deref(),
+            Ok(&b"<methodCall/>"[..])
+        );
+        trailing.extend_from_slice(b"garbage");
+        assert_eq!(
+            decode(Coding::Deflate, Bytes::from(trailing), 1 << 20),
+            Err(DecodeError::Corrupt),
+            "bytes after the deflate stream"
         );
     }
 }
