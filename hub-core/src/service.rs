@@ -62,6 +62,8 @@ pub(crate) async fn handle(
     let mut access = Access::start(shared, peer, &req);
     let path = req.uri().path();
     let mut resp = if shared.config.rpc_paths.iter().any(|p| p == path) {
+        // koji's older clients send their session in the query.
+        crate::session::headers_from_query(&mut req);
         if let Some(wait) = over_rate(shared, peer, req.method()) {
             // A client waiting for `100 Continue` has not sent its body: none is asked for.
             let discarded = !req.headers().contains_key(hyper::header::EXPECT)

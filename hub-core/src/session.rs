@@ -18,7 +18,9 @@ pub const SESSION_KEY: &str = "koji-session-key";
 pub const SESSION_CALLNUM: &str = "koji-session-callnum";
 
 /// Sessions in memory, authenticated by koji's headers `Koji-Session-Id`, `Koji-Session-Key`
-/// and `Koji-Session-Callnum`.
+/// and `Koji-Session-Callnum` (or, from older koji clients, the URL's `session-id`,
+/// `session-key` and `callnum`, which the server turns into those headers when they are
+/// absent, as koji's hub reads them).
 ///
 /// A login method [`create`](Self::create)s a session and hands the client its id and key;
 /// the client sends them with every later request, with a call number that grows by at least
@@ -321,6 +323,44 @@ impl CallRecord for RunningCall {
 impl Drop for RunningCall {
     fn drop(&mut self) {
         self.settle(false);
+    }
+}
+
+/// The query parameters older koji clients send their session in (`?session-id=..&
+/// session-key=..&callnum=..`), which koji's hub still reads when the headers are absent.
+const QUERY_SESSION: [(&str, &str); 3] = [
+    ("session-id", SESSION_ID),
+    ("session-key", SESSION_KEY),
+    ("callnum", SESSION_CALLNUM),
+];
+
+/// An older koji client's session, sent in the URL's query, made the headers newer clients
+/// send (`Koji-Session-Id`, ...), so that every authenticator reading them
+/// ([`SessionHeaders`], [`SessionStore`], a store of its own) sees it; only when the request
+/// carries no `Koji-Session-Id` header. Values that cannot be header values are left out
+/// (the request is then refused as a malformed session, or is anonymous).
+#[inline]
+pub(crate) fn headers_from_query<B>(req: &mut http::Request<B>) {
+    if req.uri().query().is_some_and(|q| q.contains("session-")) {
+        from_query(req);
+    }
+}
+
+#[cold]
+fn from_query<B>(req: &mut http::Request<B>) {
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let headers = req.headers_mut();
+    if headers.contains_key(SESSION_ID) {
+        return;
+    }
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        let Some(&(_, header)) = QUERY_SESSION.iter().find(|(q, _)| *q == name) else {
+            continue;
+        };
+        if let Ok(mut value) = http::HeaderValue::from_str(&value) {
+            value.set_sensitive(true);
+            headers.insert(header, value);
+        }
     }
 }
 

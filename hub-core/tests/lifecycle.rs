@@ -413,6 +413,57 @@ fn a_session_call_that_did_not_commit_may_be_sent_again_with_auth_on(on: AuthOn)
     server.shutdown();
 }
 
+/// Older koji clients send their session in the URL (`?session-id=..&session-key=..&
+/// callnum=..`), which koji's hub reads when the headers are absent: the same session, the
+/// same call-number check. They ran as anonymous (found in review).
+#[test]
+fn a_session_sent_in_the_query_is_read() {
+    let (server, _) = start(config(), |b| b);
+    let mut c = Conn::open(server.local_addr());
+    let (id, key) = login(&mut c, "alice");
+    let whoami = support::call_xml("whoami", &[]);
+    let in_query = |c: &mut Conn, query: &str| {
+        let r = c.request("POST", &format!("/RPC2?{query}"), &whoami);
+        outcome(&r)
+    };
+    let alice = Ok(Value::from("alice"));
+    assert_eq!(
+        in_query(
+            &mut c,
+            &format!("session-id={id}&session-key={key}&callnum=1")
+        ),
+        alice
+    );
+    let replay = in_query(
+        &mut c,
+        &format!("session-id={id}&session-key={key}&callnum=1"),
+    );
+    assert_eq!(replay.map_err(|(code, _)| code), Err(-32004));
+    assert_eq!(
+        in_query(
+            &mut c,
+            &format!("callnum=2&session-key={key}&session-id={id}")
+        ),
+        alice,
+        "in any order"
+    );
+    let wrong = in_query(
+        &mut c,
+        &format!("session-id={id}&session-key=0123&callnum=3"),
+    );
+    assert_eq!(wrong.map_err(|(code, _)| code), Err(-32001));
+    // The headers, when sent, are the session (as in koji).
+    let both = format!(
+        "POST /RPC2?session-id={id}&session-key=0123 HTTP/1.1\r\nHost: test\r\n\
+         Content-Type: text/xml\r\nKoji-Session-Id: {id}\r\nKoji-Session-Key: {key}\r\n\
+         Koji-Session-Callnum: 4\r\nContent-Length: {}\r\n\r\n{whoami}",
+        whoami.len()
+    );
+    std::io::Write::write_all(&mut c.stream, both.as_bytes()).unwrap();
+    assert_eq!(outcome(&c.read_response().unwrap()), alice);
+    server.shutdown();
+}
+
 #[test]
 fn session_call_numbers_must_grow() {
     for on in [AuthOn::Units, AuthOn::Workers] {
