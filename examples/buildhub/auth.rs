@@ -37,13 +37,12 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use hub::core::auth::CallRecord;
+use hub::core::auth::{call_record, CallRecord};
 use hub::serde::Serialize;
 use hub::{
     rpc_method, AuthFailure, AuthRequest, Authenticator, Caller, ClientCert, Context, Fault,
@@ -92,7 +91,7 @@ pub struct SessionAuth {
     /// One connection: lookups take turns on it, each a few indexed reads; a call that
     /// commits writes its number on it.
     conn: Arc<Mutex<Connection>>,
-    /// The numbers of the calls running now, by session (see [`RunningCall`]).
+    /// The numbers of the calls running now, by session (see [`settle`]).
     running: Running,
     policy: SessionPolicy,
     proxies: ProxyDns,
@@ -101,63 +100,37 @@ pub struct SessionAuth {
 /// Call numbers of calls running now, by session id.
 type Running = Arc<Mutex<HashMap<i64, Vec<i64>>>>;
 
-/// A session's call number while its call runs: refused to a second request until the call
-/// is over; written as the session's last when the call commits (koji records it with the
-/// call's commit), forgotten otherwise, so that a call refused before it ran (a `503`) or
+/// Settles call `callnum` of session `session` (see [`call_record`]): written as the
+/// session's last if it `committed` (koji records it with the call's commit) unless the
+/// session was renewed since `since` (a renewal numbers calls from the start again), then no
+/// longer running; forgotten otherwise, so that a call refused before it ran (a `503`) or
 /// rolled back may be sent again with its number, as koji's client does.
-struct RunningCall {
-    conn: Arc<Mutex<Connection>>,
-    running: Running,
-    session: i64,
-    callnum: i64,
-    /// The session's `coalesce(renew_ts, start_ts)` when the call was authenticated: a
-    /// renewal (which numbers calls from the start again) makes the number stale.
-    since: f64,
-    settled: AtomicBool,
-}
-
-impl RunningCall {
-    fn settle(&self, committed: bool) {
-        if self.settled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if committed {
-            // Written before the number stops counting as running: at no time is a replay
-            // let through.
-            let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-            let written = conn.execute(
-                "UPDATE sessions SET callnum = ?1
-                 WHERE id = ?2 AND coalesce(renew_ts, start_ts) = ?3
-                   AND (callnum IS NULL OR callnum < ?1)",
-                (self.callnum, self.session, self.since),
-            );
-            if let Err(e) = written {
-                tracing::warn!(
-                    session = self.session,
-                    "could not record call {}: {e}",
-                    self.callnum
-                );
-            }
-        }
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(numbers) = running.get_mut(&self.session) {
-            numbers.retain(|&n| n != self.callnum);
-            if numbers.is_empty() {
-                running.remove(&self.session);
-            }
+fn settle(
+    conn: &Mutex<Connection>,
+    running: &Running,
+    (session, callnum, since): (i64, i64, f64),
+    committed: bool,
+) {
+    if committed {
+        // Written before the number stops counting as running: at no time is a replay let
+        // through.
+        let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = conn.execute(
+            "UPDATE sessions SET callnum = ?1
+             WHERE id = ?2 AND coalesce(renew_ts, start_ts) = ?3
+               AND (callnum IS NULL OR callnum < ?1)",
+            (callnum, session, since),
+        );
+        if let Err(e) = written {
+            tracing::warn!(session, "could not record call {callnum}: {e}");
         }
     }
-}
-
-impl CallRecord for RunningCall {
-    fn committed(&self) {
-        self.settle(true);
-    }
-}
-
-impl Drop for RunningCall {
-    fn drop(&mut self) {
-        self.settle(false);
+    let mut running = running.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(numbers) = running.get_mut(&session) {
+        numbers.retain(|&n| n != callnum);
+        if numbers.is_empty() {
+            running.remove(&session);
+        }
     }
 }
 
@@ -325,7 +298,7 @@ impl SessionAuth {
     }
 
     /// The caller of the session presented, its call number checked (and running until the
-    /// call is over: see [`RunningCall`]).
+    /// call is over: see [`settle`]).
     fn session_user(
         &self,
         presented: &SessionHeaders<'_>,
@@ -482,7 +455,7 @@ impl SessionAuth {
         callnum: i64,
         since: f64,
         method: &str,
-    ) -> Result<Arc<RunningCall>, AuthFailure> {
+    ) -> Result<Arc<dyn CallRecord>, AuthFailure> {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
         let numbers = running.entry(id).or_default();
         if numbers.contains(&callnum) {
@@ -492,13 +465,9 @@ impl SessionAuth {
             )));
         }
         numbers.push(callnum);
-        Ok(Arc::new(RunningCall {
-            conn: Arc::clone(&self.conn),
-            running: Arc::clone(&self.running),
-            session: id,
-            callnum,
-            since,
-            settled: AtomicBool::new(false),
+        let (conn, running) = (Arc::clone(&self.conn), Arc::clone(&self.running));
+        Ok(call_record(move |committed| {
+            settle(&conn, &running, (id, callnum, since), committed);
         }))
     }
 

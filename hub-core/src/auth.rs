@@ -61,11 +61,62 @@ pub struct Caller {
 /// rolled back, may (koji's client resends a call with its number after a `503` or a broken
 /// connection). A store that checks call numbers keeps each call's number as running until
 /// its record is told [`committed`](Self::committed) (then it is the session's last) or
-/// dropped (then it is forgotten). [`SessionStore`](crate::SessionStore) does.
+/// dropped (then it is forgotten). [`SessionStore`](crate::SessionStore) does; [`call_record`]
+/// makes a record of a closure.
 pub trait CallRecord: Send + Sync + 'static {
     /// The call's work committed (its resources did, or it succeeded without any). Told once
     /// per call, or for each entry of a multicall that commits.
     fn committed(&self);
+}
+
+/// A [`CallRecord`] that runs `settle` once: with `true` when the call commits, or with
+/// `false` when the call is over without a commit (the record dropped).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use hub_core::auth::{call_record, Caller};
+///
+/// let seen = Arc::new(Mutex::new(Vec::new()));
+/// let noted = Arc::clone(&seen);
+/// let caller = Caller::new("alice").with_call_record(call_record(move |committed| {
+///     noted.lock().unwrap().push(committed);
+/// }));
+/// drop(caller); // a call refused before it ran
+/// assert_eq!(*seen.lock().unwrap(), [false]);
+/// ```
+pub fn call_record(settle: impl FnOnce(bool) + Send + 'static) -> Arc<dyn CallRecord> {
+    Arc::new(Settles(std::sync::Mutex::new(Some(Box::new(settle)))))
+}
+
+/// What a [`call_record`] runs when its call is settled.
+type Settle = Box<dyn FnOnce(bool) + Send>;
+
+/// [`call_record`]'s record: its `settle`, until it has run.
+struct Settles(std::sync::Mutex<Option<Settle>>);
+
+impl Settles {
+    fn settle(&self, committed: bool) {
+        let settle = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(settle) = settle {
+            settle(committed);
+        }
+    }
+}
+
+impl CallRecord for Settles {
+    fn committed(&self) {
+        self.settle(true);
+    }
+}
+
+impl Drop for Settles {
+    fn drop(&mut self) {
+        self.settle(false);
+    }
 }
 
 impl fmt::Debug for Caller {

@@ -4,11 +4,11 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
-use crate::auth::{AuthFailure, AuthRequest, Authenticator, CallRecord, Caller};
+use crate::auth::{call_record, AuthFailure, AuthRequest, Authenticator, Caller};
 
 /// The header carrying the session id.
 pub const SESSION_ID: &str = "koji-session-id";
@@ -269,60 +269,36 @@ impl Authenticator for SessionStore {
             )));
         }
         session.running.push(callnum);
-        let record = RunningCall {
-            sessions: Arc::downgrade(&self.sessions),
-            id: presented.id,
-            renewals: session.renewals,
-            callnum,
-            settled: AtomicBool::new(false),
-        };
-        Ok(Some(caller.with_call_record(Arc::new(record))))
+        let (sessions, id, renewals) = (
+            Arc::downgrade(&self.sessions),
+            presented.id,
+            session.renewals,
+        );
+        let record = call_record(move |committed| {
+            settle(&sessions, id, renewals, callnum, committed);
+        });
+        Ok(Some(caller.with_call_record(record)))
     }
 }
 
-/// A call's number while the call runs (see [`CallRecord`]): the session's last once the call
-/// commits, forgotten when it ends otherwise.
-struct RunningCall {
-    sessions: Weak<Mutex<Sessions>>,
-    id: u64,
-    renewals: u64,
-    callnum: i64,
-    settled: AtomicBool,
-}
-
-impl RunningCall {
-    fn settle(&self, committed: bool) {
-        if self.settled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Some(sessions) = self.sessions.upgrade() else {
-            return;
-        };
-        let mut sessions = sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(session) = sessions.open.get_mut(&self.id) else {
-            return;
-        };
-        if session.renewals != self.renewals {
-            return;
-        }
-        if let Some(at) = session.running.iter().position(|&n| n == self.callnum) {
-            session.running.swap_remove(at);
-        }
-        if committed {
-            session.last_callnum = session.last_callnum.max(Some(self.callnum));
-        }
+/// Settles call `callnum` of session `id` (see [`call_record`]): no longer running, and the
+/// session's last if it `committed`; nothing if the session was renewed since (`renewals`).
+fn settle(sessions: &Weak<Mutex<Sessions>>, id: u64, renewals: u64, callnum: i64, committed: bool) {
+    let Some(sessions) = sessions.upgrade() else {
+        return;
+    };
+    let mut sessions = sessions.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(session) = sessions.open.get_mut(&id) else {
+        return;
+    };
+    if session.renewals != renewals {
+        return;
     }
-}
-
-impl CallRecord for RunningCall {
-    fn committed(&self) {
-        self.settle(true);
+    if let Some(at) = session.running.iter().position(|&n| n == callnum) {
+        session.running.swap_remove(at);
     }
-}
-
-impl Drop for RunningCall {
-    fn drop(&mut self) {
-        self.settle(false);
+    if committed {
+        session.last_callnum = session.last_callnum.max(Some(callnum));
     }
 }
 
