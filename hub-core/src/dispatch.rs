@@ -452,7 +452,7 @@ pub(crate) struct Queued<'a> {
     answer: JobResult<Ran>,
     /// Dropped with the call when the caller stops waiting (budget, departed client): a
     /// handler that finishes after that has its resources rolled back.
-    _waiting: lifecycle::AbandonOnDrop,
+    waiting: lifecycle::AbandonOnDrop,
 }
 
 /// What a worker sends back for a blocking call.
@@ -496,7 +496,7 @@ impl Call<'_> {
             // end between its commit and its answer.
             return tokio::time::timeout(budget, self.outcome()).await.ok();
         };
-        let waiting = job._waiting.awaited();
+        let waiting = job.waiting.awaited();
         let mut outcome = Box::pin(Call::Queued(job).outcome());
         match tokio::time::timeout(budget, &mut outcome).await {
             Ok(answered) => Some(answered),
@@ -654,7 +654,7 @@ where
         stats,
         internal_error: shared.config.faults.internal_error,
         answer,
-        _waiting: waiting,
+        waiting,
     })
 }
 
