@@ -149,14 +149,11 @@ fn logged_uri(uri: &Uri) -> String {
 /// `text` whole if it is at most `max` bytes, else its first `max` bytes (to a character
 /// boundary) and how many were left out.
 fn capped(text: &str, max: usize) -> String {
-    if text.len() <= max {
+    let head = crate::text::head(text, max);
+    if head.len() == text.len() {
         return text.to_owned();
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…(+{} bytes)", &text[..end], text.len() - end)
+    format!("{head}…(+{} bytes)", text.len() - head.len())
 }
 
 impl Drop for Access {

@@ -55,6 +55,7 @@ mod state;
 pub mod stats;
 pub mod status;
 mod systemd;
+mod text;
 pub mod tls;
 mod transport;
 mod unit;

@@ -122,12 +122,9 @@ fn a_few(keywords: &[&str]) -> String {
         .iter()
         .take(KEYWORDS_NAMED)
         .map(|k| {
-            let mut end = k.len().min(KEYWORD_SHOWN);
-            while !k.is_char_boundary(end) {
-                end -= 1;
-            }
-            let cut = if end < k.len() { "…" } else { "" };
-            format!("`{}{cut}`", &k[..end])
+            let head = crate::text::head(k, KEYWORD_SHOWN);
+            let cut = if head.len() < k.len() { "…" } else { "" };
+            format!("`{head}{cut}`")
         })
         .collect::<Vec<_>>()
         .join(", ");
